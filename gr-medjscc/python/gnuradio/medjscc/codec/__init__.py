@@ -1,0 +1,1 @@
+"""gnuradio.medjscc.codec"""

@@ -1,0 +1,162 @@
+"""One configuration object shared by the CLI, the Python API and the GRC blocks.
+
+``LinkConfig`` groups one dataclass per subsystem. The CLI builds it with
+``LinkConfig.from_args(args)`` (flags generated from the fields by ``add_arguments``), GRC blocks
+take the same field names as parameters, and YAML files hold the same keys::
+
+    codec: {model: medjscc, cbr: 0.0625}
+    channel: {kind: awgn, snr_db: 10}
+
+Subsystems may add fields to their own section; keep defaults sane and validate in
+``validate()`` so errors are one clear line.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import MedJSCCError
+
+
+@dataclass
+class CodecConfig:
+    model: str = "medjscc"          # medjscc | ntscc | adjscc | deepjscc | path to a .pt
+    cbr: float = 1.0 / 16.0         # target total channel bandwidth ratio
+    snr_db: float = 10.0            # SNR the CAU assumes until feedback arrives
+    device: str = "cpu"
+    threads: int = 2
+
+    def validate(self):
+        if not (0 < self.cbr <= 1):
+            raise MedJSCCError(f"codec.cbr must be in (0, 1], got {self.cbr}")
+
+
+@dataclass
+class RoiConfig:
+    backend: str = "auto"           # auto | litemedsam | sam2 | oracle | none
+    sam2_checkpoint: str | None = None
+    sam2_config: str | None = None
+
+    def validate(self):
+        allowed = {"auto", "litemedsam", "sam2", "oracle", "none"}
+        if self.backend not in allowed:
+            raise MedJSCCError(f"roi.backend must be one of {sorted(allowed)}, got {self.backend!r}")
+
+
+@dataclass
+class OfdmConfig:
+    fft_len: int = 64
+    cp_len: int = 16
+    n_data_carriers: int = 48
+    n_pilot_carriers: int = 4
+    symbols_per_frame: int = 32     # payload OFDM symbols per frame
+    equalizer: str = "mmse"         # zf | mmse (switchable at run time)
+
+    def validate(self):
+        if self.cp_len >= self.fft_len:
+            raise MedJSCCError("ofdm.cp_len must be shorter than ofdm.fft_len")
+        if self.equalizer not in ("zf", "mmse"):
+            raise MedJSCCError(f"ofdm.equalizer must be zf or mmse, got {self.equalizer!r}")
+
+
+@dataclass
+class ChannelConfig:
+    kind: str = "awgn"              # awgn | rayleigh | multipath | erasure
+    snr_db: float = 10.0
+    cfo: float = 0.0                # normalised to subcarrier spacing
+    erasure_prob: float = 0.0
+    seed: int = 0
+
+    def validate(self):
+        allowed = {"awgn", "rayleigh", "multipath", "erasure"}
+        if self.kind not in allowed:
+            raise MedJSCCError(f"channel.kind must be one of {sorted(allowed)}, got {self.kind!r}")
+        if not (0 <= self.erasure_prob < 1):
+            raise MedJSCCError("channel.erasure_prob must be in [0, 1)")
+
+
+@dataclass
+class LinkConfig:
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    roi: RoiConfig = field(default_factory=RoiConfig)
+    ofdm: OfdmConfig = field(default_factory=OfdmConfig)
+    channel: ChannelConfig = field(default_factory=ChannelConfig)
+    image_size: int = 256
+
+    SECTIONS = ("codec", "roi", "ofdm", "channel")
+
+    def validate(self) -> "LinkConfig":
+        for s in self.SECTIONS:
+            getattr(self, s).validate()
+        if self.image_size < 16:
+            raise MedJSCCError("image_size must be at least 16")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> "LinkConfig":
+        data = dict(data or {})
+        cfg = cls()
+        for key, value in data.items():
+            if key in cls.SECTIONS:
+                section = getattr(cfg, key)
+                if not isinstance(value, dict):
+                    raise MedJSCCError(f"config section {key!r} must be a mapping")
+                names = {f.name for f in fields(section)}
+                for k, v in value.items():
+                    if k not in names:
+                        raise MedJSCCError(f"unknown config key {key}.{k} (known: {sorted(names)})")
+                    setattr(section, k, v)
+            elif key == "image_size":
+                cfg.image_size = int(value)
+            else:
+                raise MedJSCCError(f"unknown config key {key!r}")
+        return cfg.validate()
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "LinkConfig":
+        import yaml
+
+        p = Path(path)
+        if not p.is_file():
+            raise MedJSCCError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise MedJSCCError(f"config file {p} is not valid YAML: {e}") from None
+        return cls.from_dict(data)
+
+    # --- CLI glue: flags are --<section>-<field> (e.g. --codec-cbr, --channel-snr-db) ---
+    @classmethod
+    def add_arguments(cls, parser, sections=None):
+        cfg = cls()
+        for s in sections or cls.SECTIONS:
+            group = parser.add_argument_group(f"{s} options")
+            for f in fields(getattr(cfg, s)):
+                default = getattr(getattr(cfg, s), f.name)
+                flag = f"--{s}-{f.name.replace('_', '-')}"
+                kind = type(default) if default is not None else str
+                if kind is bool:
+                    group.add_argument(flag, dest=f"{s}__{f.name}", action="store_true", default=None)
+                else:
+                    from .snr import parse_number
+
+                    conv = parse_number if kind is float else kind
+                    group.add_argument(flag, dest=f"{s}__{f.name}", type=conv, default=None,
+                                       help=f"(default: {default})")
+        parser.add_argument("--config", dest="link_config", default=None,
+                            help="YAML file with the same keys (flags override it)")
+
+    @classmethod
+    def from_args(cls, args) -> "LinkConfig":
+        cfg = cls.from_yaml(args.link_config) if getattr(args, "link_config", None) else cls()
+        for key, value in vars(args).items():
+            if "__" in key and value is not None:
+                s, name = key.split("__", 1)
+                if s in cls.SECTIONS:
+                    setattr(getattr(cfg, s), name, value)
+        return cfg.validate()
