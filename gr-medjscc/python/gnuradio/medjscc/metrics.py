@@ -67,22 +67,21 @@ def ssim(ref, test) -> float:
 
 
 def ms_ssim(ref, test) -> float:
-    """MS-SSIM (5 scales). Images smaller than 161 px on a side use fewer scales' weights."""
-    import torch
+    """MS-SSIM (5 scales, standard weights). pytorch-msssim needs the smaller side to exceed
+    (win - 1) * 16; smaller images use the largest odd Gaussian window that fits (>= 3), and
+    images under 49 px fall back to single-scale SSIM with a small window."""
     from pytorch_msssim import ms_ssim as _ms_ssim
+    from pytorch_msssim import ssim as _ssim
 
     r, t = _to_tensor(ref), _to_tensor(test)
     side = min(r.shape[-2:])
-    # pytorch-msssim needs side > (win-1) * 2**(levels-1); shrink the window/levels for small images.
-    weights = [0.0448, 0.2856, 0.3001, 0.2363, 0.1333]
     win = 11
-    levels = 5
-    while levels > 1 and side <= (win - 1) * 2 ** (levels - 1):
-        levels -= 1
-    if levels < 5:
-        w = torch.tensor(weights[:levels])
-        return float(_ms_ssim(r, t, data_range=PEAK, size_average=True, weights=(w / w.sum()).tolist()))
-    return float(_ms_ssim(r, t, data_range=PEAK, size_average=True))
+    while win > 3 and side <= (win - 1) * 16:
+        win -= 2
+    if side <= (win - 1) * 16:
+        w = max(3, min(7, side - (1 - side % 2)))
+        return float(_ssim(r, t, data_range=PEAK, size_average=True, win_size=w))
+    return float(_ms_ssim(r, t, data_range=PEAK, size_average=True, win_size=win))
 
 
 def image_metrics(ref, test, mask=None) -> dict:

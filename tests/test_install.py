@@ -1,0 +1,40 @@
+"""The CMake OOT install puts the same package, GRC blocks and flowgraphs under a prefix."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
+def test_cmake_install(tmp_path):
+    build, prefix = tmp_path / "build", tmp_path / "prefix"
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), f"-DCMAKE_INSTALL_PREFIX={prefix}",
+                    "-DPython3_EXECUTABLE=/usr/bin/python3"],
+                   check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True)
+    subprocess.run(["cmake", "--install", str(build)], check=True, capture_output=True)
+
+    pkg = list(prefix.glob("lib/python3*/*-packages/gnuradio/medjscc/__init__.py"))
+    assert pkg, "package not installed"
+    assert not (pkg[0].parents[1] / "__init__.py").exists(), "must not install gnuradio/__init__.py"
+    blocks = list((prefix / "share/gnuradio/grc/blocks").glob("medjscc_*.block.yml"))
+    assert blocks, "GRC block files not installed"
+    assert sorted(p.name for p in blocks) == sorted(p.name for p in (ROOT / "gr-medjscc/grc").glob("medjscc_*.block.yml"))
+    grcs = sorted(p.name for p in (ROOT / "flowgraphs").glob("*.grc"))
+    assert sorted(p.name for p in (prefix / "share/gr-medjscc/flowgraphs").glob("*.grc")) == grcs
+
+    # The installed copy (not the editable checkout) imports under the system python, and the
+    # launcher runs; the share/ models folder is found from the installed package.
+    site = pkg[0].parents[2]
+    code = ("import sys; sys.path.insert(0, %r); from gnuradio import medjscc; "
+            "from gnuradio.medjscc import paths; print(medjscc.__file__); print(paths.models_dir())" % str(site))
+    out = subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, text=True,
+                         cwd=tmp_path).stdout.split()
+    assert out[0].startswith(str(prefix)), out
+    assert out[1].startswith(str(prefix)), out
+    r = subprocess.run([str(prefix / "bin/medjscc"), "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0 and "grc-path" in r.stdout, r.stderr
