@@ -35,7 +35,12 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
     exit 0
 fi
 
-PIP="$PY -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt"
+# pip on this kind of machine warns about optional local index folders: hide only those lines.
+pip_install() {
+    "$PY" -m pip install --quiet --disable-pip-version-check -c requirements/constraints.txt "$@" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+PIP=pip_install
 log "installing torch/torchvision (pinned; taken from the local wheel cache when present)"
 $PIP torch==2.14.1 torchvision==0.29.1 numpy==1.26.4
 log "installing Python dependencies"
