@@ -1,0 +1,103 @@
+"""Thin adapter between the blocks and the pure-numpy phy core (``gnuradio.medjscc.phy``).
+
+Keeps the blocks independent of small signature details of the phy core: OfdmParams built from
+``OfdmConfig``-style keyword arguments, header construction from PDU metadata and back.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+
+import numpy as np
+
+from ..config import OfdmConfig
+from ..errors import MedJSCCError
+
+HEADER_KEYS = ("seq", "image_id", "frame_count", "payload_len")
+_PHY_HOMES = {"OfdmParams": "params", "FrameHeader": "header", "OfdmTransmitter": "ofdm",
+              "OfdmReceiver": "ofdm", "RxFrame": "ofdm"}
+
+
+def phy(name: str):
+    """A phy-core class by name (package export first, else its home module)."""
+    import importlib
+
+    pkg = importlib.import_module("gnuradio.medjscc.phy")
+    if hasattr(pkg, name):
+        return getattr(pkg, name)
+    return getattr(importlib.import_module(f"gnuradio.medjscc.phy.{_PHY_HOMES[name]}"), name)
+
+
+def make_params(ofdm: OfdmConfig | dict | None = None, **overrides):
+    """``phy.OfdmParams`` from an ``OfdmConfig`` (or dict), passing only the fields it accepts."""
+    OfdmParams = phy("OfdmParams")
+    if ofdm is None:
+        values = {}
+    elif isinstance(ofdm, dict):
+        values = dict(ofdm)
+    elif dataclasses.is_dataclass(ofdm) and not isinstance(ofdm, type):
+        if type(ofdm).__name__ == "OfdmParams":
+            return ofdm if not overrides else dataclasses.replace(ofdm, **overrides)
+        values = dataclasses.asdict(ofdm)
+    else:
+        return ofdm
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.pop("equalizer", None)
+    try:
+        accepted = set(inspect.signature(OfdmParams).parameters)
+    except (TypeError, ValueError):
+        accepted = set(values)
+    kwargs = {k: v for k, v in values.items() if k in accepted}
+    try:
+        params = OfdmParams(**kwargs)
+        return params.validate() if hasattr(params, "validate") else params
+    except (TypeError, ValueError) as e:
+        raise MedJSCCError(f"invalid OFDM parameters {kwargs}: {e}") from None
+
+
+def header_from_meta(meta: dict):
+    """``phy.FrameHeader`` from PDU metadata (``side_info_chunk`` as bytes or uint8 array)."""
+    FrameHeader = phy("FrameHeader")
+    missing = [k for k in HEADER_KEYS if k not in meta]
+    if missing:
+        raise ValueError(f"PDU metadata lacks header fields {missing}")
+    chunk = meta.get("side_info_chunk", b"")
+    if isinstance(chunk, np.ndarray):
+        chunk = chunk.astype(np.uint8).tobytes()
+    elif chunk is None:
+        chunk = b""
+    return FrameHeader(seq=int(meta["seq"]), image_id=int(meta["image_id"]),
+                       frame_count=int(meta["frame_count"]), payload_len=int(meta["payload_len"]),
+                       side_info_chunk=bytes(chunk),
+                       side_info_total=int(meta.get("side_info_total", 0)))
+
+
+def meta_from_header(header) -> dict:
+    meta = {k: int(getattr(header, k)) for k in HEADER_KEYS}
+    meta["side_info_total"] = int(getattr(header, "side_info_total", 0))
+    meta["side_info_chunk"] = bytes(getattr(header, "side_info_chunk", b"") or b"")
+    return meta
+
+
+def meta_from_rxframe(frame) -> dict:
+    """PDU metadata for one received frame (header fields only when its CRC passed)."""
+    header = getattr(frame, "header", None)
+    crc_ok = bool(getattr(frame, "crc_ok", header is not None)) and header is not None
+    meta = meta_from_header(header) if crc_ok else {}
+    meta["crc_ok"] = crc_ok
+    for key in ("snr_db", "cfo", "n0"):
+        v = getattr(frame, key, None)
+        if v is not None:
+            meta[key] = float(v)
+    if getattr(frame, "start_sample", None) is not None:
+        meta["start_sample"] = int(frame.start_sample)
+    noise_var = getattr(frame, "noise_var", None)
+    if noise_var is not None and np.size(noise_var):
+        meta["noise_var"] = float(np.mean(noise_var))
+    taps = getattr(frame, "chan_taps", None)
+    if taps is not None:
+        meta["chan_taps"] = np.asarray(taps, dtype=np.complex64)
+    erased = getattr(frame, "erased", None)
+    if erased is not None and np.any(erased):
+        meta["erased"] = np.asarray(erased, dtype=np.uint8)  # truncated frame: symbols cut off
+    return meta

@@ -1,0 +1,223 @@
+"""JSCC TX: X-ray image -> Med-JSCC encoder (ROI, rate allocation, CAU) -> frames as PDUs.
+
+Images come from ``image_path`` (one or more files separated by ``;``, PNG/JPEG/TIFF/DICOM, sent
+``repeat`` times) or as PDUs on port ``image`` (uint8 pixels, metadata ``height``, ``width`` and
+optionally ``mask``: uint8 0/1 of the same size, as produced by ``roi_segmenter``). The encoder's
+channel adaptive unit (CAU) uses the latest SNR received on port ``snr`` (a number, a dict with
+``snr_db`` -- e.g. from ``snr_feedback`` -- or a PDU whose metadata has it), starting at ``snr_db``.
+
+Each image becomes ``phy.framing.frame_image`` frames, published on ``frames`` as complex64
+payload PDUs with metadata: ``seq, image_id, frame_count, payload_len, side_info_chunk`` (the
+header fields that go over the air) plus ``tx_snr_db, cbr_total, cbr_payload, height, width,
+source`` for local monitoring. After the last file transmission (finite ``repeat``) the block
+sends ``eos`` downstream and finishes, so headless flowgraphs end on their own.
+
+Pacing: ``interval_s`` between images; ``wait_for_feedback`` sends the next image only after an
+SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from ._codecadapt import fit_image, get_codec, read_image, read_mask
+from ._phyadapt import make_params
+from ._pmtutil import make_pdu, snr_from_message, split_pdu
+
+log = logging.getLogger(__name__)
+IMAGE_ID_MODULO = 65536  # header image_id field wraps; receivers only compare neighbours
+
+
+def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, image_id: int, params):
+    """Encode one image and cut it into frames: returns (EncodedImage, [(meta, payload)])."""
+    from ..phy import framing
+
+    enc = codec.encode(image, mask, snr_db=float(snr_db), cbr=float(cbr))
+    frames = framing.frame_image(int(image_id), np.asarray(enc.symbols, np.complex64),
+                                 enc.side_info, params)
+    out = []
+    for header, payload in frames:
+        meta = {"seq": int(header.seq), "image_id": int(header.image_id),
+                "frame_count": int(header.frame_count), "payload_len": int(header.payload_len),
+                "side_info_chunk": bytes(header.side_info_chunk or b""),
+                "side_info_total": int(getattr(header, "side_info_total", 0)),
+                "tx_snr_db": float(snr_db), "cbr_total": float(enc.cbr_total),
+                "cbr_payload": float(enc.cbr_payload), "height": int(image.shape[0]),
+                "width": int(image.shape[1])}
+        out.append((meta, np.asarray(payload, np.complex64)))
+    return enc, out
+
+
+class jscc_tx(gr.basic_block):
+    """Message ports: in ``image``, in ``snr``; out ``frames``.
+
+    Args:
+        image_path: file(s) to send (``;``-separated); empty = only images arriving on ``image``.
+        mask_path: ROI mask PNG for the file image(s) (0/255); empty = ``roi_backend``.
+        roi_backend: ``none`` or a ``roi.get_segmenter`` backend (``auto``, ``litemedsam``, ...).
+        model: codec name (``medjscc``...) or weights path; or a Codec object (Python API).
+        cbr: target total channel bandwidth ratio.
+        snr_db: CAU SNR until feedback arrives.
+        image_size: codec input size (images are resized to image_size x image_size).
+        repeat: how many times the file images are sent (0 = forever).
+        interval_s: pause between images.
+        wait_for_feedback, feedback_timeout_s: stop-and-wait pacing on ``snr`` messages.
+        fft_len ... symbols_per_frame / params: OFDM layout used for framing.
+        allow_random_weights: use random codec weights if the model cannot load (smoke tests).
+    """
+
+    def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
+                 model="medjscc", cbr: float = 1.0 / 16, snr_db: float = 10.0, image_size: int = 256,
+                 repeat: int = 1, interval_s: float = 0.0, wait_for_feedback: bool = False,
+                 feedback_timeout_s: float = 1.0, fft_len: int = 64, cp_len: int = 16,
+                 n_data_carriers: int = 48, n_pilot_carriers: int = 4, symbols_per_frame: int = 32,
+                 params=None, allow_random_weights: bool = False, device: str = "cpu"):
+        gr.basic_block.__init__(self, name="medjscc_jscc_tx", in_sig=None, out_sig=None)
+        self.params = params if params is not None else make_params(dict(
+            fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
+            n_pilot_carriers=n_pilot_carriers, symbols_per_frame=symbols_per_frame))
+        self.codec = get_codec(model, device=device, allow_random=allow_random_weights)
+        self.image_paths = [p.strip() for p in str(image_path or "").split(";") if p.strip()]
+        self.mask_path = str(mask_path or "")
+        self.roi_backend = str(roi_backend or "none")
+        self._segmenter = None
+        self.image_size = int(image_size)
+        self.repeat = int(repeat)
+        self.interval_s = float(interval_s)
+        self.wait_for_feedback = bool(wait_for_feedback)
+        self.feedback_timeout_s = float(feedback_timeout_s)
+        self._lock = threading.Lock()
+        self._snr_db = float(snr_db)
+        self.set_cbr(cbr)
+        self._feedback = threading.Event()
+        self._stop = threading.Event()
+        self._thread = None
+        self._next_image_id = 0
+        self.history: list[dict] = []  # one entry per sent image: image_id, snr_db, frames, time
+        self.errors: list[str] = []
+        for port in ("image", "snr"):
+            self.message_port_register_in(pmt.intern(port))
+        self.message_port_register_out(pmt.intern("frames"))
+        self.set_msg_handler(pmt.intern("image"), self._handle_image)
+        self.set_msg_handler(pmt.intern("snr"), self._handle_snr)
+
+    # --- setters / getters (GRC callbacks) ---
+    def set_snr_db(self, snr_db: float):
+        with self._lock:
+            self._snr_db = float(snr_db)
+
+    def snr_db(self) -> float:
+        return self._snr_db
+
+    def set_cbr(self, cbr: float):
+        if not (0 < float(cbr) <= 1):
+            raise ValueError(f"jscc_tx cbr must be in (0, 1], got {cbr}")
+        self._cbr = float(cbr)
+
+    def set_interval_s(self, interval_s: float):
+        self.interval_s = max(0.0, float(interval_s))
+
+    # --- message handlers ---
+    def _handle_snr(self, msg):
+        value = snr_from_message(msg)
+        if value is not None:
+            self.set_snr_db(value)
+            self._feedback.set()
+
+    def _handle_image(self, msg):
+        try:
+            meta, data = split_pdu(msg)
+            h, w = int(meta["height"]), int(meta["width"])
+            if data is None or data.size != h * w:
+                raise ValueError(f"image PDU has {0 if data is None else data.size} pixels, "
+                                 f"expected height*width = {h * w}")
+            image = np.asarray(data, np.uint8).reshape(h, w)
+            mask = meta.get("mask")
+            mask = None if mask is None else np.asarray(mask).reshape(h, w).astype(bool)
+        except Exception as e:
+            self.errors.append(f"bad image PDU: {e}")
+            log.warning("jscc_tx: dropped image PDU: %s", e)
+            return
+        self.send_image(image, mask, source=str(meta.get("name", "pdu")))
+
+    # --- sending ---
+    def _mask_for(self, image: np.ndarray, path_mask):
+        if path_mask is not None:
+            return path_mask
+        if self.roi_backend in ("", "none"):
+            return None
+        if self._segmenter is None:
+            from ..roi import get_segmenter
+
+            self._segmenter = get_segmenter(self.roi_backend)
+        return self._segmenter.segment(image)
+
+    def send_image(self, image: np.ndarray, mask=None, source: str = "") -> list:
+        """Encode ``image`` with the current CAU SNR and publish its frames. Returns the frames."""
+        shape = (self.image_size, self.image_size) if self.image_size > 0 else image.shape
+        image = fit_image(np.asarray(image, np.uint8), shape)
+        if mask is not None and mask.shape != image.shape:
+            mask = fit_image(mask.astype(np.uint8) * 255, shape) > 127
+        mask = self._mask_for(image, mask)
+        with self._lock:
+            snr_db, cbr = self._snr_db, self._cbr
+            image_id = self._next_image_id
+            self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
+        _, frames = encode_frames(self.codec, image, mask, snr_db, cbr, image_id, self.params)
+        self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
+                             "time": time.monotonic(), "source": source})
+        self._feedback.clear()
+        for meta, payload in frames:
+            meta["source"] = source
+            self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))
+        return frames
+
+    def _run_files(self):
+        try:
+            items = []
+            for p in self.image_paths:
+                img, _ = read_image(p)
+                shape = (self.image_size, self.image_size) if self.image_size > 0 else img.shape
+                img = fit_image(img, shape)
+                mask = read_mask(self.mask_path, img.shape) if self.mask_path else None
+                items.append((img, mask, p))
+            n = 0
+            while not self._stop.is_set() and (self.repeat <= 0 or n < self.repeat):
+                for img, mask, p in items:
+                    if self._stop.is_set():
+                        break
+                    self.send_image(img, mask, source=p)
+                    if self.wait_for_feedback:
+                        self._feedback.wait(self.feedback_timeout_s)
+                    if self.interval_s > 0:
+                        self._stop.wait(self.interval_s)
+                n += 1
+        except Exception as e:  # report and finish; a bad file must not hang the flowgraph
+            self.errors.append(str(e))
+            log.error("jscc_tx: %s", e)
+        if not self._stop.is_set():
+            self.finish()
+
+    def finish(self):
+        """Send ``eos`` downstream and mark this message-only block done (ends headless runs)."""
+        self.message_port_pub(pmt.intern("frames"), pmt.intern("eos"))
+        self.to_basic_block()._post(pmt.intern("system"), pmt.cons(pmt.intern("done"), pmt.from_long(1)))
+
+    def start(self):
+        self._stop.clear()
+        if self.image_paths:
+            self._thread = threading.Thread(target=self._run_files, name="jscc_tx", daemon=True)
+            self._thread.start()
+        return True
+
+    def stop(self):
+        self._stop.set()
+        self._feedback.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        return True

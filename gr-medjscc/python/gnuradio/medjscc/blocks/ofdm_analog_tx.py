@@ -1,0 +1,155 @@
+"""OFDM analog TX: PDUs of analog payload symbols -> complex baseband IQ stream.
+
+Each input PDU (port ``pdus``) carries one frame: complex64 payload symbols and metadata with the
+header fields ``seq, image_id, frame_count, payload_len, side_info_chunk`` (as emitted by
+``jscc_tx``). The phy core (``gnuradio.medjscc.phy.OfdmTransmitter``) builds the frame: preamble
+for sync/CFO, a BPSK header OFDM symbol protected by CRC32 and a robust code, then the payload on
+the data subcarriers with pilots, no quantisation of the analog symbols.
+
+The stream carries only frames (plus ``guard`` zero samples after each, so channel filters and the
+receiver's sync window are flushed, and once before the first frame); with nothing queued the block idles without spinning. Tags:
+``tx_sob``/``tx_eob`` around each burst when ``burst_tags`` is on (for ``uhd.usrp_sink``), and a
+``frame`` tag with the frame's seq/image_id at its first sample. A PDU that cannot be framed
+(missing header field, wrong type) is dropped and counted, never raised into the scheduler.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from ._pmtutil import split_pdu, to_pmt
+from ._phyadapt import header_from_meta, make_params, phy
+
+log = logging.getLogger(__name__)
+EOS = pmt.intern("eos")
+
+
+class FrameModulator:
+    """Pure-numpy part: metadata + payload -> IQ of one burst (frame followed by guard zeros)."""
+
+    def __init__(self, params, guard: int = 256, amplitude: float = 1.0):
+        OfdmTransmitter = phy("OfdmTransmitter")
+        self.params = params
+        self.tx = OfdmTransmitter(params)
+        self.guard = int(guard)
+        self.amplitude = float(amplitude)
+
+    def modulate(self, meta: dict, payload: np.ndarray) -> np.ndarray:
+        header = header_from_meta(meta)
+        iq = np.asarray(self.tx.modulate(header, np.asarray(payload, dtype=np.complex64)),
+                        dtype=np.complex64)
+        if self.amplitude != 1.0:
+            iq = iq * np.float32(self.amplitude)
+        if self.guard:
+            iq = np.concatenate([iq, np.zeros(self.guard, np.complex64)])
+        return iq
+
+
+class ofdm_analog_tx(gr.basic_block):
+    """Message ``pdus`` in -> complex IQ stream out.
+
+    Args:
+        fft_len, cp_len, n_data_carriers, n_pilot_carriers, symbols_per_frame: OFDM layout
+            (passed to ``phy.OfdmParams``; must match the receiver).
+        guard: zero samples appended after every frame.
+        amplitude: IQ scale (keep <= ~0.3 for a USRP DAC; 1.0 in simulation).
+        burst_tags: add ``tx_sob``/``tx_eob`` stream tags around each frame burst.
+        params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
+
+    Send the symbol ``eos`` to ``pdus`` to end the stream once the queued frames are out (used by
+    headless runs to finish deterministically).
+    """
+
+    def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
+                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, guard: int = 256,
+                 amplitude: float = 1.0, burst_tags: bool = False, params=None):
+        gr.basic_block.__init__(self, name="medjscc_ofdm_analog_tx", in_sig=None,
+                                out_sig=[np.complex64])
+        if params is None:
+            params = make_params(dict(fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
+                                      n_pilot_carriers=n_pilot_carriers,
+                                      symbols_per_frame=symbols_per_frame))
+        self.params = params
+        self.modulator = FrameModulator(params, guard, amplitude)
+        self.burst_tags = bool(burst_tags)
+        self._queue: collections.deque = collections.deque()  # (iq, meta)
+        self._current = None
+        self._pos = 0
+        self._eos = False
+        self._lead_in_sent = False
+        self._lock = threading.Lock()
+        self.frames_sent = 0
+        self.frames_dropped = 0
+        self.message_port_register_in(pmt.intern("pdus"))
+        self.set_msg_handler(pmt.intern("pdus"), self._handle)
+
+    def set_amplitude(self, amplitude: float):
+        self.modulator.amplitude = float(amplitude)
+
+    def set_burst_tags(self, on: bool):
+        self.burst_tags = bool(on)
+
+    def queued_samples(self) -> int:
+        with self._lock:
+            n = sum(len(iq) for iq, _ in self._queue)
+            if self._current is not None:
+                n += len(self._current[0]) - self._pos
+        return n
+
+    def _handle(self, msg):
+        if pmt.is_symbol(msg) and pmt.eq(msg, EOS):
+            self._eos = True
+            return
+        try:
+            meta, data = split_pdu(msg)
+            if data is None or not np.iscomplexobj(data):
+                raise ValueError("PDU payload is not a complex vector")
+            iq = self.modulator.modulate(meta, data)
+        except Exception as e:  # bad PDU: drop it, keep the flowgraph alive
+            self.frames_dropped += 1
+            log.warning("ofdm_analog_tx: dropped a PDU: %s", e)
+            return
+        with self._lock:
+            if not self._lead_in_sent and self.modulator.guard:
+                # the receiver's sync window needs some signal-free samples before the first preamble
+                iq = np.concatenate([np.zeros(self.modulator.guard, np.complex64), iq])
+                self._lead_in_sent = True
+            self._queue.append((iq, meta))
+
+    def general_work(self, input_items, output_items):
+        out = output_items[0]
+        produced = 0
+        with self._lock:
+            while produced < len(out):
+                if self._current is None:
+                    if not self._queue:
+                        break
+                    self._current = self._queue.popleft()
+                    self._pos = 0
+                iq, meta = self._current
+                start = self.nitems_written(0) + produced
+                if self._pos == 0:
+                    if self.burst_tags:
+                        self.add_item_tag(0, start, pmt.intern("tx_sob"), pmt.PMT_T)
+                    self.add_item_tag(0, start, pmt.intern("frame"), to_pmt(
+                        {"seq": int(meta.get("seq", -1)), "image_id": int(meta.get("image_id", -1)),
+                         "samples": len(iq)}))
+                n = min(len(out) - produced, len(iq) - self._pos)
+                out[produced:produced + n] = iq[self._pos:self._pos + n]
+                produced += n
+                self._pos += n
+                if self._pos >= len(iq):
+                    if self.burst_tags:
+                        self.add_item_tag(0, self.nitems_written(0) + produced - 1,
+                                          pmt.intern("tx_eob"), pmt.PMT_T)
+                    self._current = None
+                    self.frames_sent += 1
+            idle = self._current is None and not self._queue
+        if produced == 0 and idle and self._eos:
+            return -1  # WORK_DONE
+        return produced

@@ -1,0 +1,96 @@
+"""SNR feedback: smooths the receiver's per-frame SNR estimates and publishes them.
+
+Input ``rx`` takes the OFDM RX PDUs (metadata ``snr_db``), a dict with ``snr_db`` or a bare
+number. Output ``snr`` publishes a dict ``{snr_db, raw_snr_db, count, seq}``: connect it to the
+``snr`` inputs of ``jscc_tx`` and ``jscc_rx`` in one flowgraph, or to a gr-zeromq
+``pub_msg_sink`` to feed a transmitter in another process.
+
+Smoothing is an exponential moving average (EMA). A step larger than ``jump_db`` restarts the
+average at the new value so a sudden channel change is followed at once instead of after
+~1/alpha frames; frames whose header CRC failed are ignored (their estimate is unreliable).
+"""
+from __future__ import annotations
+
+import threading
+
+import pmt
+from gnuradio import gr
+
+from ._pmtutil import snr_from_message, to_pmt
+
+
+class SnrSmoother:
+    """Pure-Python EMA with step reset (used by the block, testable without GNU Radio)."""
+
+    def __init__(self, alpha: float = 0.3, jump_db: float = 3.0, initial_db: float | None = None):
+        self.set_alpha(alpha)
+        self.jump_db = float(jump_db)
+        self.value = None if initial_db is None else float(initial_db)
+        self.count = 0
+
+    def set_alpha(self, alpha: float):
+        if not (0.0 < float(alpha) <= 1.0):
+            raise ValueError(f"snr_feedback alpha must be in (0, 1], got {alpha}")
+        self.alpha = float(alpha)
+
+    def update(self, snr_db: float) -> float:
+        self.count += 1
+        if self.value is None or (self.jump_db > 0 and abs(snr_db - self.value) > self.jump_db):
+            self.value = float(snr_db)
+        else:
+            self.value = (1.0 - self.alpha) * self.value + self.alpha * float(snr_db)
+        return self.value
+
+
+class snr_feedback(gr.basic_block):
+    """Smoothed SNR estimate published on message port ``snr``.
+
+    Args:
+        alpha: EMA weight of the newest estimate, (0, 1]. 1 = no smoothing.
+        jump_db: restart the average when a new estimate differs by more than this (0 = never).
+        decimation: publish every Nth update (1 = every frame).
+    """
+
+    def __init__(self, alpha: float = 0.3, jump_db: float = 3.0, decimation: int = 1):
+        gr.basic_block.__init__(self, name="medjscc_snr_feedback", in_sig=None, out_sig=None)
+        self._smoother = SnrSmoother(alpha, jump_db)
+        self._lock = threading.Lock()
+        self._decimation = max(1, int(decimation))
+        self.message_port_register_in(pmt.intern("rx"))
+        self.message_port_register_out(pmt.intern("snr"))
+        self.set_msg_handler(pmt.intern("rx"), self._handle)
+
+    # --- setters (GRC callbacks) ---
+    def set_alpha(self, alpha: float):
+        with self._lock:
+            self._smoother.set_alpha(alpha)
+
+    def set_jump_db(self, jump_db: float):
+        with self._lock:
+            self._smoother.jump_db = float(jump_db)
+
+    def set_decimation(self, decimation: int):
+        self._decimation = max(1, int(decimation))
+
+    def snr_db(self) -> float | None:
+        """Current smoothed SNR (None before the first estimate)."""
+        return self._smoother.value
+
+    def _handle(self, msg):
+        raw = snr_from_message(msg)
+        if raw is None:
+            return
+        seq = -1
+        if pmt.is_pair(msg) and pmt.is_dict(pmt.car(msg)):
+            meta = pmt.car(msg)
+            crc = pmt.dict_ref(meta, pmt.intern("crc_ok"), pmt.PMT_T)
+            if pmt.is_bool(crc) and not pmt.to_bool(crc):
+                return
+            s = pmt.dict_ref(meta, pmt.intern("seq"), pmt.PMT_NIL)
+            seq = pmt.to_long(s) if pmt.is_integer(s) else -1
+        with self._lock:
+            value = self._smoother.update(raw)
+            count = self._smoother.count
+        if count % self._decimation == 0:
+            self.message_port_pub(pmt.intern("snr"), to_pmt(
+                {"snr_db": value, "raw_snr_db": raw, "count": count, "seq": seq}))
