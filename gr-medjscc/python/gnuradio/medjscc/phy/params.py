@@ -1,0 +1,253 @@
+"""OFDM parameters and the fixed sequences (preamble, pilots) derived from them.
+
+FFT scaling (the project's SNR convention holds on the data subcarriers):
+
+* TX: ``x = ifft(X) * N / sqrt(N_occ)`` (N = fft_len, N_occ = occupied carriers). With unit-power
+  values on every occupied carrier the time signal has unit average power per sample.
+* RX: ``Y = fft(y) * sqrt(N_occ) / N`` -- the exact inverse, so a clean channel gives ``Y = X``.
+* White time-domain noise of variance ``s2`` per sample then has variance ``s2 * N_occ / N`` per
+  subcarrier. Noise with per-sample variance ``N0 * N / N_occ`` therefore gives Es/N0 = 1/N0 on
+  the (unit-power) data subcarriers: :func:`time_noise_variance` does this conversion.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from ..errors import MedJSCCError
+
+# 802.11a pilot positions for the 64/52 layout
+_WIFI_PILOTS = (-21, -7, 7, 21)
+
+
+@dataclass
+class OfdmParams:
+    fft_len: int = 64
+    cp_len: int = 16
+    n_data_carriers: int = 48
+    n_pilot_carriers: int = 4
+    symbols_per_frame: int = 32          # max payload OFDM symbols per frame
+    equalizer: str = "mmse"              # zf | mmse
+    pilot_carriers: tuple | None = None  # signed carrier indices; None -> 802.11a-like / spread
+    n_short_reps: int = 8                # repetitions of the half-length sync symbol
+    n_long: int = 2                      # copies of the long training symbol
+    header_side_info_bytes: int = 12     # side-info bytes carried per header
+    chan_est_taps: int | None = None     # DFT-window length; None -> cp_len
+    timing_backoff: int | None = None    # samples taken inside the CP; None -> cp_len // 4
+    detect_threshold: float = 0.2        # normalised preamble correlation (0..1)
+    pilot_smooth: int = 9                # symbols in the pilot-phase smoothing window (1 = none)
+    pilot_amplitude: bool = False        # also track per-symbol amplitude from pilots
+    seed: int = 0x5EED                   # seed of the fixed pilot-polarity sequence
+
+    # ---------------------------------------------------------------- validation
+    def validate(self) -> "OfdmParams":
+        def bad(msg):
+            raise MedJSCCError(f"OfdmParams: {msg}")
+
+        if not isinstance(self.fft_len, int) or self.fft_len < 16 or self.fft_len & (self.fft_len - 1):
+            bad(f"fft_len must be a power of two >= 16, got {self.fft_len}")
+        if not (0 < self.cp_len < self.fft_len):
+            bad(f"cp_len must be in (0, fft_len), got {self.cp_len}")
+        n_occ = self.n_data_carriers + self.n_pilot_carriers
+        if self.n_data_carriers < 1 or self.n_pilot_carriers < 1:
+            bad("need at least one data and one pilot carrier")
+        if n_occ % 2 or n_occ > self.fft_len - 4:
+            bad(f"n_data_carriers + n_pilot_carriers must be even and <= fft_len - 4 "
+                f"(DC null + guard bands), got {n_occ}")
+        if self.pilot_carriers is not None:
+            occ = set(self.occupied_carriers.tolist())
+            if len(self.pilot_carriers) != self.n_pilot_carriers or not set(self.pilot_carriers) <= occ:
+                bad(f"pilot_carriers must be {self.n_pilot_carriers} distinct occupied carriers "
+                    f"in [-{n_occ // 2}, {n_occ // 2}] without 0, got {self.pilot_carriers}")
+        if not (1 <= self.symbols_per_frame <= 4095):
+            bad(f"symbols_per_frame must be in [1, 4095], got {self.symbols_per_frame}")
+        if self.symbols_per_frame * self.n_data_carriers > 65535:
+            bad("symbols_per_frame * n_data_carriers must be <= 65535 (16-bit payload_len)")
+        if self.equalizer not in ("zf", "mmse"):
+            bad(f"equalizer must be zf or mmse, got {self.equalizer!r}")
+        if not (2 <= self.n_short_reps <= 64):
+            bad(f"n_short_reps must be in [2, 64], got {self.n_short_reps}")
+        if not (2 <= self.n_long <= 16):
+            bad(f"n_long must be in [2, 16], got {self.n_long}")
+        if not (0 <= self.header_side_info_bytes <= 255):
+            bad(f"header_side_info_bytes must be in [0, 255], got {self.header_side_info_bytes}")
+        if not (1 <= self.taps <= self.cp_len):
+            bad(f"chan_est_taps must be in [1, cp_len], got {self.chan_est_taps}")
+        if not (0 <= self.backoff < self.cp_len):
+            bad(f"timing_backoff must be in [0, cp_len), got {self.timing_backoff}")
+        if not (0.02 < self.detect_threshold < 1):
+            bad(f"detect_threshold must be in (0.02, 1), got {self.detect_threshold}")
+        if self.pilot_smooth < 1:
+            bad(f"pilot_smooth must be >= 1, got {self.pilot_smooth}")
+        return self
+
+    @classmethod
+    def from_config(cls, ofdm_cfg, **overrides) -> "OfdmParams":
+        """Build from ``config.OfdmConfig`` (same field names); unknown fields are ignored."""
+        names = {f.name for f in fields(cls)}
+        kw = {f.name: getattr(ofdm_cfg, f.name) for f in fields(ofdm_cfg) if f.name in names}
+        kw.update(overrides)
+        return cls(**kw).validate()
+
+    # ---------------------------------------------------------------- derived layout
+    @property
+    def n_occupied(self) -> int:
+        return self.n_data_carriers + self.n_pilot_carriers
+
+    @property
+    def taps(self) -> int:
+        return self.cp_len if self.chan_est_taps is None else int(self.chan_est_taps)
+
+    @property
+    def backoff(self) -> int:
+        return self.cp_len // 4 if self.timing_backoff is None else int(self.timing_backoff)
+
+    @property
+    def occupied_carriers(self) -> np.ndarray:
+        h = self.n_occupied // 2
+        return np.concatenate([np.arange(-h, 0), np.arange(1, h + 1)])
+
+    @property
+    def pilot_carrier_idx(self) -> np.ndarray:
+        if self.pilot_carriers is not None:
+            return np.array(sorted(self.pilot_carriers))
+        occ = self.occupied_carriers
+        if self.n_occupied == 52 and self.n_pilot_carriers == 4:
+            return np.array(_WIFI_PILOTS)
+        pos = np.round((np.arange(self.n_pilot_carriers) + 0.5) * self.n_occupied / self.n_pilot_carriers - 0.5)
+        return occ[pos.astype(int)]
+
+    @property
+    def data_carrier_idx(self) -> np.ndarray:
+        occ = self.occupied_carriers
+        return occ[~np.isin(occ, self.pilot_carrier_idx)]
+
+    def bins(self, carriers) -> np.ndarray:
+        """Signed carrier indices -> FFT bin indices."""
+        return np.asarray(carriers) % self.fft_len
+
+    @property
+    def symbol_len(self) -> int:
+        return self.fft_len + self.cp_len
+
+    @property
+    def short_period(self) -> int:
+        return self.fft_len // 2
+
+    @property
+    def short_len(self) -> int:
+        return self.n_short_reps * self.short_period
+
+    @property
+    def long_cp(self) -> int:
+        return 2 * self.cp_len
+
+    @property
+    def long_len(self) -> int:
+        return self.long_cp + self.n_long * self.fft_len
+
+    @property
+    def preamble_len(self) -> int:
+        return self.short_len + self.long_len
+
+    @property
+    def max_payload_len(self) -> int:
+        return self.symbols_per_frame * self.n_data_carriers
+
+    @property
+    def header_bytes(self) -> int:
+        # seq, image_id, frame_count, payload_len, side_info_total (u16 each), chunk_len (u8),
+        # chunk (padded), CRC32
+        return 2 * 5 + 1 + self.header_side_info_bytes + 4
+
+    @property
+    def header_coded_bits(self) -> int:
+        from .fec import coded_length
+
+        return coded_length(8 * self.header_bytes)
+
+    @property
+    def n_header_symbols(self) -> int:
+        return -(-self.header_coded_bits // self.n_data_carriers)
+
+    def n_payload_symbols(self, payload_len: int) -> int:
+        return -(-int(payload_len) // self.n_data_carriers)
+
+    def frame_len(self, payload_len: int) -> int:
+        """Samples of one frame carrying ``payload_len`` complex payload symbols."""
+        return self.preamble_len + (self.n_header_symbols + self.n_payload_symbols(payload_len)) * self.symbol_len
+
+    @property
+    def max_frame_len(self) -> int:
+        return self.frame_len(self.max_payload_len)
+
+    # ---------------------------------------------------------------- scaling
+    @property
+    def tx_scale(self) -> float:
+        return self.fft_len / math.sqrt(self.n_occupied)
+
+    @property
+    def rx_scale(self) -> float:
+        return math.sqrt(self.n_occupied) / self.fft_len
+
+    def time_noise_variance(self, snr_db: float) -> float:
+        """Per-sample complex noise variance giving Es/N0 = ``snr_db`` on the data subcarriers."""
+        return 10.0 ** (-float(snr_db) / 10.0) * self.fft_len / self.n_occupied
+
+
+def _zc(length: int, root: int) -> np.ndarray:
+    n = np.arange(length)
+    return np.exp(-1j * math.pi * root * n * (n + (length % 2)) / length)
+
+
+@dataclass
+class Sequences:
+    """Known sequences of a parameter set (frequency values on signed carriers + time templates)."""
+    params: OfdmParams
+    short_freq: np.ndarray = field(init=False)   # on occupied carriers (zeros on odd ones)
+    long_freq: np.ndarray = field(init=False)    # on occupied carriers
+    short_time: np.ndarray = field(init=False)   # one period (fft_len // 2 samples)
+    long_time: np.ndarray = field(init=False)    # one symbol (fft_len samples)
+    pilot_base: np.ndarray = field(init=False)
+    pilot_polarity: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        p = self.params
+        occ = p.occupied_carriers
+        n_occ = p.n_occupied
+        # long symbol: constant-modulus Zadoff-Chu values on all occupied carriers
+        self.long_freq = _zc(n_occ + 1, 25 if n_occ + 1 > 25 else 1)[:n_occ].astype(np.complex128)
+        # short symbol: only even carriers -> period fft_len/2; boosted to keep unit power
+        even = (occ % 2) == 0
+        zc = _zc(int(even.sum()) + 3, 7)[: int(even.sum())]
+        self.short_freq = np.zeros(n_occ, complex)
+        self.short_freq[even] = zc * math.sqrt(n_occ / even.sum())
+        self.short_time = self.to_time(self.short_freq)[: p.short_period]
+        self.long_time = self.to_time(self.long_freq)
+        n_pil = p.n_pilot_carriers
+        self.pilot_base = np.where(np.arange(n_pil) == n_pil - 1, -1.0, 1.0) if n_pil > 1 else np.ones(1)
+        self.pilot_polarity = np.random.default_rng(p.seed).choice([-1.0, 1.0], 127)
+
+    def to_time(self, occ_values: np.ndarray) -> np.ndarray:
+        p = self.params
+        X = np.zeros(p.fft_len, complex)
+        X[p.bins(p.occupied_carriers)] = occ_values
+        return np.fft.ifft(X) * p.tx_scale
+
+    def pilots(self, n_symbols: int, first: int = 0) -> np.ndarray:
+        """(n_symbols, n_pilot) pilot values for OFDM symbols first..first+n-1 after the preamble."""
+        idx = (first + np.arange(n_symbols)) % self.pilot_polarity.size
+        return self.pilot_polarity[idx, None] * self.pilot_base[None, :]
+
+
+_SEQ_CACHE: dict = {}
+
+
+def sequences(params: OfdmParams) -> Sequences:
+    key = tuple(getattr(params, f.name) for f in fields(params))
+    s = _SEQ_CACHE.get(key)
+    if s is None:
+        s = _SEQ_CACHE[key] = Sequences(params)
+    return s
