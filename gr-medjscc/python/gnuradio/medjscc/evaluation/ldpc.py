@@ -242,10 +242,11 @@ def available_codes() -> dict[str, Path]:
     codes = {}
     for p in sorted(CODES_DIR.glob("wifi_n*_r*.alist")):
         codes[p.stem] = p
-    # one of gr-fec's shipped codes (rate ~1/2, n = 1800): the code GNU Radio users would pick
-    shipped = GRFEC_LDPC_DIR / "n_1800_k_0902_gap_28.alist"
-    if shipped.is_file():
-        codes["grfec_n1800_k902"] = shipped
+    # gr-fec's shipped codes (file names give n and k): the low rates the 802.11n set lacks
+    for path in sorted(GRFEC_LDPC_DIR.glob("n_*_k_*_*.alist")):
+        m = re.match(r"n_(\d+)_k_(\d+)_", path.name)
+        if m and "gen_matrix" not in path.name:
+            codes[f"grfec_n{int(m.group(1))}_k{int(m.group(2))}"] = path
     return codes
 
 
