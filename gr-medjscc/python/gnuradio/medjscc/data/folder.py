@@ -111,9 +111,23 @@ def _window_unit(arr: np.ndarray, center: float, width: float, function: str) ->
     return np.clip((arr - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
 
 
+def _voi_lut_unit(arr: np.ndarray, item) -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.1 VOI LUT: table look-up (clamped at both ends), scaled to [0, 1]."""
+    n_entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    n_entries = n_entries or 65536           # 0 means 2**16 entries
+    data = item.LUTData
+    if isinstance(data, (bytes, bytearray)):
+        table = np.frombuffer(data, dtype="<u2" if bits > 8 or len(data) == 2 * n_entries else "u1")
+    else:
+        table = np.asarray(data if not np.isscalar(data) else [data], dtype=np.float64)
+    table = np.asarray(table[:n_entries], dtype=np.float64)
+    idx = np.clip(np.round(arr).astype(np.int64) - first, 0, len(table) - 1)
+    return table[idx] / float(2 ** bits - 1)
+
+
 def _read_dicom(path: Path) -> np.ndarray:
     import pydicom
-    from pydicom.pixels import apply_modality_lut, apply_voi
+    from pydicom.pixels import apply_modality_lut
 
     try:
         ds = pydicom.dcmread(str(path))
@@ -131,9 +145,7 @@ def _read_dicom(path: Path) -> np.ndarray:
             return _to_uint8_minmax(_luma(arr))
         arr = apply_modality_lut(arr, ds).astype(np.float64)
         if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
-            item = ds.VOILUTSequence[0]
-            out_bits = int(item.LUTDescriptor[2])
-            unit = apply_voi(arr, ds, index=0).astype(np.float64) / float(2 ** out_bits - 1)
+            unit = _voi_lut_unit(arr, ds.VOILUTSequence[0])
         elif "WindowCenter" in ds and "WindowWidth" in ds:
             unit = _window_unit(arr, _first_value(ds.WindowCenter), _first_value(ds.WindowWidth),
                                 str(ds.get("VOILUTFunction", "LINEAR")))
