@@ -1,0 +1,314 @@
+"""JSCC RX: received frames -> image assembly (lost frames = erasures) -> Med-JSCC decoder.
+
+Input ``pdus``: frame PDUs from ``ofdm_analog_rx`` (or ``symbol_channel``): complex64 payload and
+header metadata ``seq, image_id, frame_count, payload_len, side_info_chunk, side_info_total``,
+plus ``snr_db`` (per-frame estimate) and optionally ``erased`` (cut-off symbols). PDUs without a
+valid header (``crc_ok`` false) are dropped.
+
+An image is decoded when all its frames are in, when frames of another image arrive (the
+missing ones become erasures), after ``timeout_s`` without new frames, or at stop. Decoding SNR
+(``snr_source``): ``frames`` = mean of the image's per-frame estimates (in dB, over the linear
+mean), ``feedback`` = latest value on port ``snr`` (e.g. ``snr_feedback``), ``fixed`` = ``snr_db``.
+If the side info is incomplete the codec's documented fallback applies; any decoder error gives
+a mid-grey image and an ``error`` entry -- the block never raises into the scheduler.
+
+Outputs: ``image`` (PDU, uint8 pixels row-major, metadata image_id, height, width, path) and
+``metrics`` (dict: image_id, frames_ok, frames_total, snr_est_db, decode_snr_db, side_info_ok,
+psnr / roi_psnr / ms_ssim when a reference image (and mask) is known, path). With ``out_dir`` set,
+each image is written as PNG (and as DICOM when the reference file is DICOM).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from ._codecadapt import fit_image, get_codec, read_image, read_mask, write_outputs
+from ._phyadapt import header_from_meta, make_params
+from ._pmtutil import make_pdu, snr_from_message, split_pdu, to_pmt
+
+log = logging.getLogger(__name__)
+SNR_SOURCES = ("frames", "feedback", "fixed")
+
+
+def mean_snr_db(values) -> float:
+    """Mean of dB values taken over linear SNR (what an average noise variance corresponds to)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return float("nan")
+    return 10.0 * math.log10(float(np.mean([10.0 ** (-v / 10.0) for v in vals])) ** -1)
+
+
+def expected_symbols(codec, side_info, shape, cbr, frame_count, per) -> int | None:
+    """Payload length of an image whose last frame was lost (None if it cannot be known).
+
+    Variable-length models: from the rate indices in the side info. Fixed-length models: from
+    the CBR budget both ends agree on.
+    """
+    try:
+        from ..codec import allocation, sideinfo
+
+        cfg = codec.cfg
+        gh, gw = codec.latent_shape(shape)
+        if cfg.variable_length:
+            if side_info is None:
+                return None
+            rate_idx, _ = sideinfo.unpack(side_info, codec.cell_shape(shape), len(cfg.levels))
+            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), cfg.rate_block, cfg.levels)
+            n = int(kmap.sum())
+        else:
+            n = int(codec._payload_budget(cbr * shape[0] * shape[1], side_info or b"", shape))
+    except Exception:
+        return None
+    lo, hi = (frame_count - 1) * per + 1, frame_count * per
+    return n if lo <= n <= hi else None
+
+
+class JsccReceiverCore:
+    """Frame gathering and decoding without GNU Radio (used by ``jscc_rx`` and the loopback)."""
+
+    def __init__(self, codec, params, shape=(256, 256), cbr: float = 1 / 16,
+                 snr_source: str = "frames", snr_db: float = 10.0, reference=None, reference_mask=None):
+        from ..phy.framing import ImageAssembler
+
+        if snr_source not in SNR_SOURCES:
+            raise ValueError(f"jscc_rx snr_source must be one of {SNR_SOURCES}, got {snr_source!r}")
+        self.codec = codec
+        self.params = params
+        self.shape = tuple(int(s) for s in shape)
+        self.cbr = float(cbr)
+        self.snr_source = snr_source
+        self.fixed_snr_db = float(snr_db)
+        self.feedback_snr_db = None
+        self.reference = reference
+        self.reference_mask = reference_mask
+        self.assembler = ImageAssembler(params)
+        self._pending: dict[int, dict] = {}   # image_id -> {snrs, last, first}
+        self._done_ids: dict[int, float] = {}  # recently decoded ids (late duplicates are dropped)
+        self.frames_dropped = 0
+
+    def add_frame(self, meta: dict, payload) -> list[dict]:
+        """Add one frame; returns the results of images finished by it (possibly several)."""
+        finished = []
+        if not meta.get("crc_ok", True):
+            self.frames_dropped += 1
+            return finished
+        try:
+            header = header_from_meta(meta)
+        except Exception:
+            self.frames_dropped += 1
+            return finished
+        image_id = header.image_id
+        now = time.monotonic()
+        if image_id in self._done_ids and image_id not in self._pending:
+            if now - self._done_ids[image_id] < 5.0:
+                self.frames_dropped += 1  # late duplicate of an image already decoded
+                return finished
+            del self._done_ids[image_id]
+        erased = meta.get("erased")
+        if erased is not None:
+            erased = np.asarray(erased).astype(bool)
+            if erased.size != header.payload_len:
+                erased = None
+        if not self.assembler.add(header, np.asarray(payload, np.complex64), None, erased):
+            self.frames_dropped += 1
+            return finished
+        st = self._pending.setdefault(image_id, {"snrs": [], "first": now})
+        st["last"] = now
+        if meta.get("snr_db") is not None:
+            st["snrs"].append(float(meta["snr_db"]))
+        # another image started: older pending images are over (their missing frames are lost)
+        for other in [i for i in self._pending if i != image_id]:
+            finished.append(self.finish(other))
+        if self.assembler.is_complete(image_id):
+            finished.append(self.finish(image_id))
+        return finished
+
+    def expire(self, timeout_s: float) -> list[dict]:
+        now = time.monotonic()
+        return [self.finish(i) for i, st in list(self._pending.items()) if now - st["last"] > timeout_s]
+
+    def flush(self) -> list[dict]:
+        return [self.finish(i) for i in list(self._pending)]
+
+    def decode_snr(self, snr_est_db: float) -> float:
+        if self.snr_source == "feedback" and self.feedback_snr_db is not None:
+            return self.feedback_snr_db
+        if self.snr_source == "frames" and math.isfinite(snr_est_db):
+            return snr_est_db
+        return self.fixed_snr_db
+
+    def finish(self, image_id: int) -> dict:
+        st = self._pending.pop(image_id, {"snrs": []})
+        self._done_ids[image_id] = time.monotonic()
+        snr_est = mean_snr_db(st["snrs"])
+        decode_snr = self.decode_snr(snr_est)
+        result = {"image_id": int(image_id), "snr_est_db": snr_est, "decode_snr_db": float(decode_snr),
+                  "error": ""}
+        try:
+            img_info = self.assembler._images.get(image_id, {})
+            count = int(img_info.get("count", 0))
+            last_known = (count - 1) in img_info.get("frames", {})
+            n_sym = None
+            if count and not last_known:
+                probe = self.assembler.assemble(image_id)
+                n_sym = expected_symbols(self.codec, probe.side_info, self.shape, self.cbr, count,
+                                         self.assembler.per)
+            asm = self.assembler.assemble(image_id, n_sym)
+            result.update(frames_ok=int(asm.frames_received), frames_total=int(asm.frame_count),
+                          side_info_ok=asm.side_info is not None,
+                          erased_fraction=float(np.mean(asm.erased)) if asm.erased.size else 1.0)
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                image = self.codec.decode(asm.symbols, asm.side_info, self.shape, snr_db=decode_snr,
+                                          erased=asm.erased)
+        except Exception as e:  # partial/garbled image: grey, never a crash
+            log.warning("jscc_rx: image %d could not be decoded: %s", image_id, e)
+            result.setdefault("frames_ok", 0)
+            result.setdefault("frames_total", 0)
+            result.setdefault("side_info_ok", False)
+            result["error"] = str(e)
+            image = np.full(self.shape, 128, np.uint8)
+        finally:
+            self.assembler.discard(image_id)
+        result["image"] = image
+        if self.reference is not None:
+            from .. import metrics
+
+            try:
+                result.update(metrics.image_metrics(self.reference, image, self.reference_mask))
+            except Exception as e:
+                result["error"] = (result["error"] + f"; metrics: {e}").strip("; ")
+        return result
+
+
+class jscc_rx(gr.basic_block):
+    """Message ports: in ``pdus``, in ``snr``; out ``image``, out ``metrics``.
+
+    Args:
+        model: codec name or weights path (or a Codec object from Python).
+        image_size: decoded image size (square; must match the transmitter).
+        cbr: target CBR of the transmitter (sizes a fixed-length image whose last frame was lost).
+        snr_source: ``frames`` | ``feedback`` | ``fixed``; snr_db: the fixed/initial value.
+        out_dir: folder for rx_<image_id>.png (empty = do not write files).
+        reference_path, reference_mask_path: original image (and ROI mask) for PSNR / ROI-PSNR.
+        timeout_s: decode an incomplete image after this long without new frames.
+        fft_len ... symbols_per_frame / params: OFDM layout (frame size for assembly).
+    """
+
+    def __init__(self, model="medjscc", image_size: int = 256, cbr: float = 1.0 / 16,
+                 snr_source: str = "frames", snr_db: float = 10.0, out_dir: str = "",
+                 reference_path: str = "", reference_mask_path: str = "", timeout_s: float = 1.0,
+                 fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
+                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, params=None,
+                 allow_random_weights: bool = False, device: str = "cpu", keep_results: int = 1000):
+        gr.basic_block.__init__(self, name="medjscc_jscc_rx", in_sig=None, out_sig=None)
+        self.params = params if params is not None else make_params(dict(
+            fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
+            n_pilot_carriers=n_pilot_carriers, symbols_per_frame=symbols_per_frame))
+        shape = (int(image_size), int(image_size))
+        reference, ref_mask, self._dicom_template = None, None, None
+        if reference_path:
+            reference, self._dicom_template = read_image(reference_path)
+            reference = fit_image(reference, shape)
+            if reference_mask_path:
+                ref_mask = read_mask(reference_mask_path, shape)
+        codec = get_codec(model, device=device, allow_random=allow_random_weights)
+        self.core = JsccReceiverCore(codec, self.params, shape, cbr, snr_source, snr_db,
+                                     reference, ref_mask)
+        self.out_dir = str(out_dir or "")
+        self.timeout_s = float(timeout_s)
+        self.results: list[dict] = []
+        self._keep = int(keep_results)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer = None
+        for port in ("pdus", "snr"):
+            self.message_port_register_in(pmt.intern(port))
+        for port in ("image", "metrics"):
+            self.message_port_register_out(pmt.intern(port))
+        self.set_msg_handler(pmt.intern("pdus"), self._handle_pdu)
+        self.set_msg_handler(pmt.intern("snr"), self._handle_snr)
+
+    # --- setters (GRC callbacks) ---
+    def set_snr_source(self, source: str):
+        if source not in SNR_SOURCES:
+            raise ValueError(f"jscc_rx snr_source must be one of {SNR_SOURCES}, got {source!r}")
+        self.core.snr_source = source
+
+    def set_snr_db(self, snr_db: float):
+        self.core.fixed_snr_db = float(snr_db)
+
+    def set_timeout_s(self, timeout_s: float):
+        self.timeout_s = float(timeout_s)
+
+    # --- handlers ---
+    def _handle_snr(self, msg):
+        v = snr_from_message(msg)
+        if v is not None:
+            self.core.feedback_snr_db = v
+
+    def _handle_pdu(self, msg):
+        try:
+            meta, data = split_pdu(msg)
+        except ValueError:
+            return
+        if data is None or not np.iscomplexobj(data):
+            return
+        with self._lock:
+            done = self.core.add_frame(meta, data)
+        self._emit(done)
+
+    def _emit(self, results):
+        for r in results:
+            if self.out_dir:
+                try:
+                    paths = write_outputs(r["image"], self.out_dir, f"rx_{r['image_id']:05d}",
+                                          self._dicom_template)
+                    r["path"] = str(paths[0])
+                except Exception as e:
+                    r["error"] = (r.get("error", "") + f"; write: {e}").strip("; ")
+            self.results.append(r)
+            if len(self.results) > self._keep:
+                del self.results[0]
+            img = r["image"]
+            self.message_port_pub(pmt.intern("image"), make_pdu(
+                {"image_id": r["image_id"], "height": img.shape[0], "width": img.shape[1],
+                 "path": r.get("path", "")}, img.reshape(-1)))
+            self.message_port_pub(pmt.intern("metrics"), to_pmt(
+                {k: v for k, v in r.items() if k != "image"}))
+
+    def _expiry_loop(self):
+        while not self._stop.wait(min(0.1, max(self.timeout_s / 4, 0.01))):
+            with self._lock:
+                done = self.core.expire(self.timeout_s)
+            if done:
+                self._emit(done)
+
+    def flush(self) -> list[dict]:
+        """Decode every pending image now (also done at stop)."""
+        with self._lock:
+            done = self.core.flush()
+        self._emit(done)
+        return done
+
+    def start(self):
+        self._stop.clear()
+        self._timer = threading.Thread(target=self._expiry_loop, name="jscc_rx_timeout", daemon=True)
+        self._timer.start()
+        return True
+
+    def stop(self):
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=2)
+        self.flush()
+        return True
