@@ -74,6 +74,8 @@ class OfdmTransmitter:
 
 
 # ============================================================================ receiver
+_MAX_ABS = 1e12
+
 @dataclass
 class RxFrame:
     header: FrameHeader | None
@@ -153,6 +155,10 @@ class OfdmReceiver:
         iq = iq.reshape(-1)
         if not np.all(np.isfinite(iq)):
             iq = np.nan_to_num(iq, nan=0.0, posinf=0.0, neginf=0.0)
+        if iq.size and float(np.max(np.abs(iq.view(np.float32)))) > _MAX_ABS:
+            # keep squared correlations inside float32 range (garbage/overloaded input)
+            iq = np.clip(iq.real, -_MAX_ABS, _MAX_ABS) + 1j * np.clip(iq.imag, -_MAX_ABS, _MAX_ABS)
+            iq = iq.astype(np.complex64)
         self.samples_seen += iq.size
         buf = np.concatenate([self._tail, iq]) if self._tail.size else iq
         return self._run(buf, flush=False)
@@ -253,6 +259,8 @@ class OfdmReceiver:
         if score[best] < 0.6 * p.detect_threshold:
             return None
         long_start = lo + best - p.backoff
+        if long_start < lo:
+            return None
         # fine CFO from the repetition of the long symbol
         y = x[long_start - lo: long_start - lo + p.n_long * N].reshape(p.n_long, N)
         z2 = np.sum(y[1:] * np.conj(y[:-1]))

@@ -1,0 +1,240 @@
+"""Analog OFDM PHY core: header code, SNR convention, sync, CFO, equalisation, streaming, bad IQ."""
+import math
+
+import numpy as np
+import pytest
+
+from gnuradio.medjscc.errors import MedJSCCError
+from gnuradio.medjscc.phy import (FrameHeader, OfdmParams, OfdmReceiver, OfdmTransmitter,
+                                  apply_iq_channel, symbol_channel)
+from gnuradio.medjscc.phy import fec
+
+P = OfdmParams()
+
+
+def _payload(rng, n):
+    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / math.sqrt(2)).astype(np.complex64)
+
+
+def _frame(rng, n=P.max_payload_len, seq=0, image_id=3):
+    x = _payload(rng, n)
+    hdr = FrameHeader(seq, image_id, 4, n, b"side", 4)
+    return hdr, x, OfdmTransmitter(P).modulate(hdr, x)
+
+
+def _eff_snr_db(est, ref):
+    return 10 * math.log10(np.mean(np.abs(ref) ** 2) / np.mean(np.abs(est - ref) ** 2))
+
+
+# ----------------------------------------------------------------------------- header / FEC
+def test_viterbi_corrects_bit_errors(rng):
+    bits = rng.integers(0, 2, 216)
+    coded = fec.conv_encode(bits)
+    assert coded.size == fec.coded_length(216)
+    llr = 1.0 - 2.0 * coded
+    flip = rng.choice(coded.size, 20, replace=False)       # 3% hard errors
+    llr[flip] *= -1
+    assert np.array_equal(fec.viterbi_decode(llr, 216), bits)
+
+
+def test_header_roundtrip_and_crc_failure(rng):
+    hdr = FrameHeader(seq=7, image_id=65535, frame_count=9, payload_len=1000,
+                      side_info_chunk=b"\x01\x02\xff", side_info_total=123)
+    bits = hdr.to_bits(P)
+    assert bits.size == P.n_header_symbols * P.n_data_carriers
+    assert FrameHeader.from_bits(bits, P) == hdr                    # hard bits
+    assert FrameHeader.from_bits(1.0 - 2.0 * bits, P) == hdr        # LLRs
+    few = bits.copy()
+    few[rng.choice(bits.size, 10, replace=False)] ^= 1
+    assert FrameHeader.from_bits(few, P) == hdr                     # the code corrects a few errors
+    many = bits.copy()
+    many[rng.choice(bits.size, bits.size * 2 // 5, replace=False)] ^= 1
+    assert FrameHeader.from_bits(many, P) is None                   # CRC catches the rest
+    raw = bytearray(hdr.to_bytes(P))
+    raw[3] ^= 0x10
+    assert FrameHeader.from_bytes(bytes(raw), P) is None
+    assert FrameHeader.from_bits(np.zeros(5), P) is None             # wrong length
+    assert FrameHeader.from_bits(np.full(bits.size, np.nan), P) is None
+
+
+def test_header_field_validation():
+    with pytest.raises(MedJSCCError, match="payload_len"):
+        FrameHeader(0, 0, 1, P.max_payload_len + 1).to_bytes(P)
+    with pytest.raises(MedJSCCError, match="side_info_chunk"):
+        FrameHeader(0, 0, 1, 0, b"x" * (P.header_side_info_bytes + 1)).to_bytes(P)
+    with pytest.raises(MedJSCCError, match="seq"):
+        FrameHeader(-1, 0, 1, 0).to_bytes(P)
+
+
+def test_params_validation():
+    OfdmParams().validate()
+    for kw, word in [(dict(fft_len=60), "fft_len"), (dict(cp_len=64), "cp_len"),
+                     (dict(n_data_carriers=60), "n_data_carriers"), (dict(equalizer="lms"), "equalizer"),
+                     (dict(chan_est_taps=40), "chan_est_taps"), (dict(pilot_carriers=(0, 1, 2, 3)), "pilot")]:
+        with pytest.raises(MedJSCCError, match=word):
+            OfdmParams(**kw).validate()
+    assert list(P.pilot_carrier_idx) == [-21, -7, 7, 21]
+    assert P.data_carrier_idx.size == 48 and 0 not in P.data_carrier_idx
+
+
+# ----------------------------------------------------------------------------- SNR convention
+@pytest.mark.parametrize("snr_db", [0.0, 12.0])
+def test_snr_convention_on_data_subcarriers(rng, snr_db):
+    """Known timing, no sync: Es on data subcarriers is 1 and the noise there is 10^(-snr/10)."""
+    hdr, x, iq = _frame(rng)
+    y = apply_iq_channel(iq, "awgn", snr_db, rng=rng, params=P)
+    start = P.preamble_len + P.n_header_symbols * P.symbol_len
+    n_sym = P.symbols_per_frame
+    blocks = lambda s: s[start:start + n_sym * P.symbol_len].reshape(n_sym, P.symbol_len)[:, P.cp_len:]
+    bins = P.bins(P.data_carrier_idx)
+    X = (np.fft.fft(blocks(iq), axis=1) * P.rx_scale)[:, bins]
+    Y = (np.fft.fft(blocks(y), axis=1) * P.rx_scale)[:, bins]
+    np.testing.assert_allclose(X.reshape(-1), x, atol=1e-4)          # clean: Y = X, unit power
+    noise = np.mean(np.abs(Y - X) ** 2)
+    assert 10 * math.log10(np.mean(np.abs(X) ** 2) / noise) == pytest.approx(snr_db, abs=0.3)
+    # the time-domain signal itself has unit average power per sample
+    assert np.mean(np.abs(iq) ** 2) == pytest.approx(1.0, rel=0.05)
+
+
+def test_symbol_channel_convention(rng):
+    x = _payload(rng, 200_000)
+    out = symbol_channel(x, "awgn", 7.0, rng)
+    assert _eff_snr_db(out.symbols, x) == pytest.approx(7.0, abs=0.1)
+    out = symbol_channel(x, "erasure", 7.0, rng, erasure_prob=0.5, frame_len=1000)
+    assert 0.3 < out.erased.mean() < 0.7 and np.all(out.symbols[out.erased] == 0)
+    out = symbol_channel(x, "rayleigh", 10.0, rng, equalizer="zf", block_len=100)
+    assert np.all(np.isfinite(out.noise_var))
+    with pytest.raises(MedJSCCError):
+        symbol_channel(x, "fog", 1.0, rng)
+
+
+# ----------------------------------------------------------------------------- receiver
+def test_detection_and_header_at_5db(rng):
+    p = P
+    found = 0
+    for k in range(15):
+        hdr, x, iq = _frame(rng, n=480, seq=k)
+        y = apply_iq_channel(iq, "awgn", 5.0, cfo=0.1, delay=int(rng.integers(0, 800)), tail=400, rng=rng, params=p)
+        frames = OfdmReceiver(p).process(y)
+        found += sum(f.crc_ok and f.header == hdr for f in frames)
+    assert found == 15
+
+
+@pytest.mark.parametrize("equalizer", ["zf", "mmse"])
+def test_equaliser_effective_snr_20db(rng, equalizer):
+    hdr, x, iq = _frame(rng)
+    y = apply_iq_channel(iq, "awgn", 20.0, cfo=0.05, delay=300, tail=200, rng=rng, params=P)
+    (f,) = OfdmReceiver(P, equalizer=equalizer).process(y)
+    assert f.crc_ok and f.equalizer == equalizer
+    # unbiased effective SNR (MMSE shrinks by |H|^2/(|H|^2+N0); undo it for the comparison)
+    a = np.vdot(x, f.payload) / np.vdot(x, x)
+    assert _eff_snr_db(f.payload / a, x) > 19.0
+    assert f.snr_db == pytest.approx(20.0, abs=0.5)
+    assert np.mean(f.noise_var) == pytest.approx(np.mean(np.abs(f.payload - x) ** 2), rel=0.3)
+
+
+def test_multipath_cfo_and_runtime_equaliser_switch(rng):
+    hdr, x, iq = _frame(rng)
+    y, info = apply_iq_channel(iq, "multipath", 25.0, cfo=0.37, delay=100, tail=100, rng=rng, params=P,
+                               return_info=True)
+    rx = OfdmReceiver(P, equalizer="zf")
+    (f,) = rx.process(y)
+    assert f.cfo == pytest.approx(0.37, abs=0.01)
+    # genie ZF error with the true channel
+    H = np.fft.fft(info["taps"], P.fft_len)[P.bins(P.data_carrier_idx)]
+    genie = 10 * math.log10(1 / np.mean(10 ** (-2.5) / np.abs(H) ** 2))
+    assert _eff_snr_db(f.payload, x) > genie - 1.0
+    taps = np.abs(f.chan_taps)
+    assert np.argmax(taps) == P.backoff                              # first path after the back-off
+    rx.set_equalizer("mmse")
+    (g,) = rx.process(y)
+    assert g.equalizer == "mmse" and _eff_snr_db(g.payload, x) > genie - 1.0
+    with pytest.raises(MedJSCCError):
+        rx.set_equalizer("dfe")
+
+
+def test_snr_estimate_accuracy(rng):
+    for snr in (0.0, 10.0, 25.0):
+        est = []
+        for _ in range(6):
+            hdr, x, iq = _frame(rng, n=480)
+            y = apply_iq_channel(iq, "awgn", snr, cfo=0.2, delay=200, tail=200, rng=rng, params=P)
+            est += [f.snr_db for f in OfdmReceiver(P).process(y) if f.crc_ok]
+        assert len(est) == 6 and abs(np.mean(est) - snr) < 0.5
+
+
+def test_streaming_across_chunk_boundaries(rng):
+    p = P
+    tx = OfdmTransmitter(p)
+    sent, pieces = [], []
+    for k in range(5):
+        x = _payload(rng, int(rng.integers(1, p.max_payload_len)))
+        hdr = FrameHeader(k, 1, 5, x.size)
+        sent.append((hdr, x))
+        pieces += [np.zeros(int(rng.integers(0, 500)), np.complex64), tx.modulate(hdr, x)]
+    y = apply_iq_channel(np.concatenate(pieces), "awgn", 15.0, cfo=-0.2, tail=100, rng=rng, params=p)
+    one_shot = OfdmReceiver(p).process(y)
+    rx = OfdmReceiver(p)
+    streamed, i = [], 0
+    while i < y.size:
+        n = int(rng.integers(1, 1500))
+        streamed += rx.process(y[i:i + n])
+        i += n
+    streamed += rx.flush()
+    for frames in (one_shot, streamed):
+        assert [f.header for f in frames] == [h for h, _ in sent]
+        for f, (h, x) in zip(frames, sent):
+            assert _eff_snr_db(f.payload, x) > 12.0
+    assert [f.start_sample for f in streamed] == [f.start_sample for f in one_shot]
+
+
+def test_garbage_iq_never_crashes_and_gives_no_frames(rng):
+    rx = OfdmReceiver(P)
+    inputs = [np.zeros(0, np.complex64), np.zeros(10, np.complex64), np.zeros(50_000, np.complex64),
+              (rng.standard_normal(200_000) + 1j * rng.standard_normal(200_000)).astype(np.complex64),
+              np.full(5000, np.nan + 1j, np.complex64), np.full(5000, 1e30, np.complex64),
+              np.exp(2j * np.pi * 0.125 * np.arange(20_000)).astype(np.complex64),
+              rng.integers(-128, 127, 30_000).astype(np.int8), np.ones(7000)]
+    for data in inputs:
+        assert rx.process(data) == []
+    assert rx.flush() == []
+
+
+def test_truncated_frame_is_erased_and_next_frame_survives(rng):
+    hdr1, x1, iq1 = _frame(rng, seq=0)
+    hdr2, x2, iq2 = _frame(rng, seq=1)
+    cut = P.preamble_len + P.n_header_symbols * P.symbol_len + 10 * P.symbol_len + 37
+    stream = np.concatenate([np.zeros(300, np.complex64), iq1[:cut], iq2, np.zeros(200, np.complex64)])
+    y = apply_iq_channel(stream, "awgn", 20.0, rng=rng, params=P)
+    frames = OfdmReceiver(P).process(y)
+    assert [f.header for f in frames] == [hdr1, hdr2]
+    f1, f2 = frames
+    assert f1.truncated and f1.erased[:480].sum() == 0 and f1.erased[10 * 48:].all()
+    assert np.all(f1.payload[f1.erased] == 0) and np.all(np.isinf(f1.noise_var[f1.erased]))
+    assert _eff_snr_db(f1.payload[:480], x1[:480]) > 17
+    assert not f2.truncated and _eff_snr_db(f2.payload, x2) > 17
+    # a frame cut at the end of the stream: nothing until flush, then an erased tail
+    rx = OfdmReceiver(P)
+    assert rx.process(y[: 300 + cut]) == []
+    (g,) = rx.flush()
+    assert g.header == hdr1 and g.truncated
+
+
+def test_false_alarms_on_noise(rng):
+    rx = OfdmReceiver(P)
+    hits = 0
+    for _ in range(4):
+        hits += len(rx.process(apply_iq_channel(np.zeros(250_000, np.complex64), "awgn", 0.0, rng=rng)))
+    assert hits == 0
+
+
+def test_channel_presets(rng):
+    iq = np.ones(1000, np.complex64)
+    with pytest.raises(MedJSCCError):
+        apply_iq_channel(iq, "snow", 10.0, rng=rng)
+    y, info = apply_iq_channel(iq, "rayleigh", 300.0, rng=rng, return_info=True)
+    assert np.allclose(y, info["taps"][0], atol=1e-5)
+    y = apply_iq_channel(iq, "rayleigh", 300.0, rng=rng, fading="fast", doppler=1e-2)
+    assert np.std(np.abs(y)) > 0.05
+    y = apply_iq_channel(iq, "awgn", 300.0, delay=50, tail=20, rng=rng)
+    assert y.size == 1070 and np.allclose(y[:50], 0, atol=1e-6)
