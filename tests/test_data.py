@@ -324,3 +324,14 @@ def test_read_mask_thresholds_above_zero(tmp_path):
     assert read_mask(tmp_path / "m.png").sum() == 4
     with pytest.raises(InputError, match="gone.png"):
         read_mask(tmp_path / "gone.png")
+
+
+def test_ensure_drr_dataset_generates_once_then_reuses(tmp_path):
+    root = drr.ensure_drr_dataset(tmp_path / "drr", count=3)
+    meta = root / "meta.json"
+    first = meta.stat().st_mtime_ns
+    png = next((root / "test" / "images").glob("*.png"))
+    assert read_image(png).shape == (drr.DEFAULT_SIZE, drr.DEFAULT_SIZE)
+    assert drr.ensure_drr_dataset(root, count=3) == root
+    assert meta.stat().st_mtime_ns == first                  # reused, not regenerated
+    assert not list(root.rglob("*.tmp*"))                    # atomic writes left nothing behind

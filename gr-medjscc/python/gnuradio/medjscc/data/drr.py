@@ -425,9 +425,11 @@ def _write_item(out: Path, item: dict, size: int, seed: int) -> dict:
 
     image, mask = _render_item(item, size, seed)
     split_dir = out / item["split"]
-    Image.fromarray(image).save(split_dir / "images" / f"{item['name']}.png", optimize=False)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(split_dir / "masks" / f"{item['name']}.png",
-                                                      optimize=False)
+    for sub, arr in (("images", image), ("masks", mask.astype(np.uint8) * 255)):
+        final = split_dir / sub / f"{item['name']}.png"
+        tmp = final.with_name(f".{final.stem}.{os.getpid()}.tmp.png")
+        Image.fromarray(arr).save(tmp, format="PNG", optimize=False)
+        os.replace(tmp, final)          # readers never see a half-written PNG
     return {"name": item["name"], "lung_fraction": round(float(mask.mean()), 5)}
 
 
@@ -488,9 +490,34 @@ def generate_dataset(out: str | os.PathLike, count: int | None = None, size: int
         "mask_rule": f"projected lung thickness >= {LUNG_THICKNESS_FRAC} x 99th percentile",
         "images": [dict(item, lung_fraction=fractions[item["name"]]) for item in plan],
     }
-    with open(out / "meta.json", "w") as fh:
+    tmp = out / f".meta.{os.getpid()}.tmp.json"
+    with open(tmp, "w") as fh:
         json.dump(meta, fh, indent=1)
+    os.replace(tmp, out / "meta.json")   # meta.json last: its presence marks a complete set
     return out
+
+
+class _DirLock:
+    """Exclusive advisory lock on ``root/.generate.lock`` so concurrent ``ensure_drr_dataset``
+    calls (several trainers starting at once) generate the set only once."""
+
+    def __init__(self, root: Path):
+        self.path = root / ".generate.lock"
+        self.fh = None
+
+    def __enter__(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a")
+        try:
+            import fcntl
+
+            fcntl.flock(self.fh, fcntl.LOCK_EX)
+        except ImportError:   # non-POSIX: no locking
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        self.fh.close()      # closing releases the lock
 
 
 def _dataset_complete(root: Path, counts: dict[str, int], size: int | None = None) -> bool:
@@ -514,9 +541,12 @@ def ensure_drr_dataset(root: str | os.PathLike | None = None, count: int | None 
 
     root = Path(root) if root is not None else paths.default_data_dir()
     counts = split_counts(count)
-    if not _dataset_complete(root, counts):
-        log.info("generating the DRR data set in %s", root)
-        generate_dataset(root, count=count, size=DEFAULT_SIZE, seed=DEFAULT_SEED)
+    if _dataset_complete(root, counts):
+        return root
+    with _DirLock(root):
+        if not _dataset_complete(root, counts):   # another process may have just finished it
+            log.info("generating the DRR data set in %s", root)
+            generate_dataset(root, count=count, size=DEFAULT_SIZE, seed=DEFAULT_SEED)
     return root
 
 
