@@ -101,4 +101,5 @@ class channel_preset(gr.hier_block2):
         self.model.set_timing_offset(1.0 + float(ppm) * 1e-6)
 
     def noise_voltage(self) -> float:
-        return self.model.noise_voltage()
+        """Total complex noise RMS per sample (channel_model's own getter reports it / sqrt(2))."""
+        return noise_voltage_for_snr(self._snr_db, self._params, self._fft_len, self._n_occupied)
