@@ -1,0 +1,172 @@
+"""Figures of a sweep (matplotlib, Agg backend): PNG + PDF of each.
+
+* ``<metric>_vs_snr_cbr<c>``: ROI-PSNR / PSNR / MS-SSIM against SNR, one line per method
+  (digital methods as their MCS envelope, capacity bounds dashed), per CBR.
+* ``<metric>_vs_cbr_snr<s>``: the same against CBR at each swept SNR (when >1 CBR).
+* ``montage_cbr<c>``: the first test image through every method at 0, 5 and 10 dB.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+METRICS = (("roi_psnr", "ROI-PSNR (dB)"), ("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"))
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _style(method: str):
+    from .methods import CAPACITY, DIGITAL
+
+    if method in CAPACITY:
+        return dict(linestyle="--", marker=None)
+    if method in DIGITAL:
+        return dict(linestyle="-", marker="s", markersize=4)
+    return dict(linestyle="-", marker="o", markersize=4, linewidth=2 if method == "medjscc" else 1.3)
+
+
+def _label(method: str) -> str:
+    from .methods import DIGITAL
+
+    return f"{method} (envelope)" if method in DIGITAL else method
+
+
+def _save(fig, path_stem: Path) -> list[Path]:
+    paths = []
+    for ext in ("png", "pdf"):
+        p = path_stem.with_suffix(f".{ext}")
+        fig.savefig(p, dpi=120, bbox_inches="tight")
+        paths.append(p)
+    return paths
+
+
+def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None) -> list[Path]:
+    from .sweep import cbr_label
+
+    plt = _plt()
+    out = Path(out)
+    pdir = out / "plots"
+    pdir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    if not points:
+        return written
+    methods = sorted({p["method"] for p in points})
+    cbrs = sorted({p["cbr"] for p in points})
+    snrs = sorted({p["snr_db"] for p in points})
+    channel, link = points[0]["channel"], points[0]["link"]
+    for key, label in METRICS:
+        for cbr in cbrs:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for m in methods:
+                pts = sorted((p for p in points if p["method"] == m and p["cbr"] == cbr), key=lambda p: p["snr_db"])
+                ys = [p[key] for p in pts]
+                if not pts or all(v is None or not math.isfinite(v) for v in ys):
+                    continue
+                ax.plot([p["snr_db"] for p in pts], ys, label=_label(m), **_style(m))
+            ax.set_xlabel("SNR Es/N0 (dB)")
+            ax.set_ylabel(label)
+            ax.set_title(f"{label} vs SNR, CBR {cbr:g}, {channel}, {link} link")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+            written += _save(fig, pdir / f"{key}_vs_snr_cbr{cbr_label(cbr)}")
+            plt.close(fig)
+        if len(cbrs) > 1:
+            for snr in snrs:
+                fig, ax = plt.subplots(figsize=(6, 4))
+                for m in methods:
+                    pts = sorted((p for p in points if p["method"] == m and p["snr_db"] == snr), key=lambda p: p["cbr"])
+                    if pts:
+                        ax.plot([p["cbr"] for p in pts], [p[key] for p in pts], label=_label(m), **_style(m))
+                ax.set_xscale("log", base=2)
+                ax.set_xlabel("CBR (channel symbols / pixel)")
+                ax.set_ylabel(label)
+                ax.set_title(f"{label} vs CBR at {snr:g} dB, {channel}, {link} link")
+                ax.grid(alpha=0.3)
+                ax.legend(fontsize=7)
+                written += _save(fig, pdir / f"{key}_vs_cbr_snr{snr:g}")
+                plt.close(fig)
+    written += make_montages(out, points)
+    return written
+
+
+def make_montages(out: Path, points: list[dict]) -> list[Path]:
+    """Grid: rows = methods, columns = original + montage SNRs, from ``recon/<first image>/``."""
+    from PIL import Image
+
+    from .sweep import MONTAGE_SNRS, cbr_label, recon_path
+
+    plt = _plt()
+    rdir = out / "recon"
+    if not rdir.is_dir():
+        return []
+    images = sorted(p.name for p in rdir.iterdir() if p.is_dir())
+    if not images:
+        return []
+    name = images[0]
+    original = _find_original(out, name)
+    written = []
+    for cbr in sorted({p["cbr"] for p in points}):
+        snrs = [s for s in MONTAGE_SNRS if any(p["snr_db"] == s and p["cbr"] == cbr for p in points)]
+        methods = sorted({p["method"] for p in points if p["cbr"] == cbr})
+        cells = {}
+        for m in methods:
+            for s in snrs:
+                pt = next((p for p in points if p["method"] == m and p["cbr"] == cbr and p["snr_db"] == s), None)
+                if pt is None:
+                    continue
+                path = recon_path(out, name, m, pt.get("mcs") or "", s, cbr)
+                if path.is_file():
+                    cells[(m, s)] = (np.asarray(Image.open(path)), pt)
+        methods = [m for m in methods if any((m, s) in cells for s in snrs)]
+        if not methods or not snrs:
+            continue
+        ncol = len(snrs) + (1 if original is not None else 0)
+        fig, axes = plt.subplots(len(methods), ncol, figsize=(2.2 * ncol, 2.3 * len(methods)), squeeze=False)
+        for i, m in enumerate(methods):
+            col = 0
+            if original is not None:
+                axes[i, 0].imshow(original, cmap="gray", vmin=0, vmax=255)
+                axes[i, 0].set_title("original" if i == 0 else "", fontsize=8)
+                col = 1
+            for j, s in enumerate(snrs):
+                ax = axes[i, col + j]
+                if (m, s) in cells:
+                    img, pt = cells[(m, s)]
+                    ax.imshow(img, cmap="gray", vmin=0, vmax=255)
+                    roi = pt["roi_psnr"]
+                    txt = f"{s:g} dB: {pt['psnr']:.1f}" + (f"/{roi:.1f}" if roi is not None and math.isfinite(roi) else "")
+                    ax.set_title(txt + (f"\n{pt['mcs']}" if pt.get("mcs") else ""), fontsize=7)
+            axes[i, 0].set_ylabel(m, fontsize=8)
+            for ax in axes[i]:
+                ax.set_xticks([])
+                ax.set_yticks([])
+        fig.suptitle(f"{name}, CBR {cbr:g}: PSNR/ROI-PSNR (dB)", fontsize=9)
+        written += _save(fig, out / "plots" / f"montage_cbr{cbr_label(cbr)}")
+        plt.close(fig)
+    return written
+
+
+def _find_original(out: Path, name: str):
+    import json
+
+    from PIL import Image
+
+    try:
+        data = json.loads((out / "sweep.json").read_text())["data"]
+    except (OSError, KeyError, ValueError):
+        return None
+    for p in sorted((Path(data) / "images").glob(f"{name}.*")):
+        try:
+            return np.asarray(Image.open(p).convert("L"))
+        except OSError:
+            return None
+    return None

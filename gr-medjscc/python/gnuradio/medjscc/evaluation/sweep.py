@@ -1,0 +1,488 @@
+"""Sweep engine behind ``medjscc sweep``: tasks, backends (process pool / Ray), resumable
+tidy CSV, aggregation with the digital MCS envelope, summary.json.
+
+A task is one (method, cbr, image, trial) with the SNRs still missing for it; it returns one row
+per SNR (per MCS for the digital methods). Every random draw comes from
+``channel.channel_seed(seed, image, snr, trial)``, so the numbers do not depend on the backend,
+the number of workers or the order tasks finish in.
+
+Out folder layout: ``sweep.json`` (settings that define the experiment; a folder with other
+settings is refused), ``results.csv`` (appended as tasks finish; rows already there are skipped
+on a re-run), ``summary.json``, ``recon/`` (reconstructions of the first image, trial 0, at the
+montage SNRs) and ``plots/``.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MedJSCCError
+from . import methods as meth
+
+CSV_COLUMNS = ["method", "mcs", "snr_db", "cbr", "channel", "link", "trial", "image", "psnr", "roi_psnr",
+               "ms_ssim", "cbr_total", "decode_ok", "source_bytes"]
+AGG_KEYS = ["method", "snr_db", "cbr", "channel", "link", "psnr", "roi_psnr", "ms_ssim", "decode_rate", "n"]
+MONTAGE_SNRS = (0.0, 5.0, 10.0)
+SETTINGS_VERSION = 1
+RANDOM_CODECS_ENV = "MEDJSCC_EVAL_RANDOM_CODECS"  # test hook: random-init neural codecs, recorded in sweep.json
+RAY_START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class SweepSpec:
+    methods: list
+    snrs: list
+    cbrs: list
+    channel: str = "awgn"
+    link: str = "symbol"
+    trials: int = 1
+    limit: int | None = None
+    seed: int = 0
+    data: str | None = None     # image folder (images/ [+ masks/]) or DRR root holding <split>/
+    split: str = "test"
+
+    def validate(self) -> "SweepSpec":
+        if not self.methods:
+            raise InputError("--methods is empty")
+        for m in self.methods:
+            meth.check_method(m)
+        if len(set(self.methods)) != len(self.methods):
+            raise InputError(f"--methods lists a method twice: {self.methods}")
+        if not self.snrs:
+            raise InputError("--snr gives no SNR values")
+        if not self.cbrs:
+            raise InputError("--cbr gives no CBR values")
+        for c in self.cbrs:
+            if not (0 < c <= 1):
+                raise InputError(f"--cbr {c} is outside (0, 1]")
+        from .channel import CHANNELS
+
+        if self.channel not in CHANNELS:
+            raise InputError(f"unknown --channel {self.channel!r}; choose one of {', '.join(CHANNELS)}")
+        if self.link not in meth.LINKS:
+            raise InputError(f"unknown --link {self.link!r}; choose one of {', '.join(meth.LINKS)}")
+        if self.trials < 1:
+            raise InputError(f"--trials must be at least 1, got {self.trials}")
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"--limit must be at least 1, got {self.limit}")
+        return self
+
+
+# ----------------------------------------------------------------------------- data
+def resolve_data_root(data: str | None, split: str) -> Path:
+    """Folder with images/ (and masks/) for the sweep."""
+    if data is None:
+        from ..data import ensure_drr_dataset
+
+        root = Path(ensure_drr_dataset()) / split
+    else:
+        d = Path(data)
+        if not d.is_dir():
+            raise InputError(f"--data folder not found: {d}")
+        root = d if (d / "images").is_dir() else d / split
+    if not (root / "images").is_dir():
+        raise InputError(f"no images/ folder in {root} (expected {root}/images and {root}/masks)")
+    return root.resolve()
+
+
+_DATASETS: dict = {}
+
+
+def _dataset(root: str, limit):
+    key = (root, limit)
+    if key not in _DATASETS:
+        from ..data import ImageFolderDataset
+
+        _DATASETS[key] = ImageFolderDataset(root, size=None, resize="none", limit=limit)
+    return _DATASETS[key]
+
+
+# ----------------------------------------------------------------------------- one task
+def run_task(task: dict):
+    """Worker entry point (process pool or Ray). Returns (rows, recons, image_name)."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)  # same arithmetic on every backend
+    except ImportError:
+        pass
+    ds = _dataset(task["root"], task["limit"])
+    item = ds[task["index"]]
+    rows, recons = meth.run_point(task["method"], item["image"], item["mask"], item["name"], task["snrs"],
+                                  task["cbr"], task["channel"], task["link"], task["trial"], task["seed"],
+                                  keep_recon_snrs=task["keep_recon_snrs"])
+    return rows, {f"{s}|{m}": img for (s, m), img in recons.items()}, item["name"]
+
+
+# ----------------------------------------------------------------------------- settings / resume
+def cbr_label(cbr: float) -> str:
+    f = Fraction(cbr).limit_denominator(4096)
+    return f"{f.numerator}_{f.denominator}" if abs(float(f) - cbr) < 1e-9 else f"{cbr:g}"
+
+
+def settings_of(spec: SweepSpec, root: Path) -> dict:
+    return {"version": SETTINGS_VERSION, "channel": spec.channel, "link": spec.link, "seed": spec.seed,
+            "data": str(root), "random_init_codecs": bool(os.environ.get(RANDOM_CODECS_ENV))}
+
+
+def prepare_out(out: Path, settings: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    sfile = out / "sweep.json"
+    if sfile.is_file():
+        try:
+            old = json.loads(sfile.read_text())
+        except json.JSONDecodeError:
+            raise InputError(f"{sfile} is not valid JSON; remove it or use another --out") from None
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+        if diff:
+            desc = ", ".join(f"{k}: {a!r} there vs {b!r} now" for k, (a, b) in diff.items())
+            raise InputError(f"--out {out} holds results of a sweep with other settings ({desc}); "
+                             f"use another --out folder")
+    elif (out / "results.csv").is_file():
+        raise InputError(f"--out {out} has a results.csv without sweep.json; use another --out folder")
+    else:
+        sfile.write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(newline="") as f:
+        for r in csv.DictReader(f):
+            rows.append(parse_row(r))
+    return rows
+
+
+def parse_row(r: dict) -> dict:
+    out = dict(r)
+    for k in ("snr_db", "cbr", "psnr", "roi_psnr", "ms_ssim", "cbr_total"):
+        out[k] = float(r[k]) if r[k] not in ("", None) else math.nan
+    out["trial"] = int(r["trial"])
+    out["source_bytes"] = int(r["source_bytes"] or 0)
+    out["decode_ok"] = str(r["decode_ok"]).lower() in ("true", "1")
+    return out
+
+
+def _point_key(method, snr_db, cbr, trial, image):
+    return (method, round(float(snr_db), 6), round(float(cbr), 9), int(trial), str(image))
+
+
+# ----------------------------------------------------------------------------- aggregation
+def _nanmean(values):
+    a = np.asarray([v for v in values], dtype=float)
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else math.nan
+
+
+def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """-> (points, per_mcs). ``points`` has one entry per (method, snr, cbr, channel, link): the
+    neural/capacity mean, or for digital methods the envelope (best mean ROI-PSNR over MCS;
+    PSNR when there is no ROI) naming its ``mcs``. ``per_mcs`` lists every digital MCS."""
+    groups: dict = {}
+    for r in rows:
+        key = (r["method"], r["mcs"], round(r["snr_db"], 6), round(r["cbr"], 9), r["channel"], r["link"])
+        groups.setdefault(key, []).append(r)
+    per_group = {}
+    for key, rs in groups.items():
+        method, mcs, snr_db, cbr, ch, lk = key
+        per_group[key] = {
+            "method": method, "snr_db": snr_db, "cbr": cbr, "channel": ch, "link": lk,
+            "psnr": _nanmean(r["psnr"] for r in rs), "roi_psnr": _nanmean(r["roi_psnr"] for r in rs),
+            "ms_ssim": _nanmean(r["ms_ssim"] for r in rs),
+            "decode_rate": float(np.mean([bool(r["decode_ok"]) for r in rs])), "n": len(rs),
+            "cbr_total": _nanmean(r["cbr_total"] for r in rs), "mcs": mcs,
+        }
+    points, per_mcs = [], []
+    envelopes: dict = {}
+    for key, agg in sorted(per_group.items(), key=lambda kv: (kv[0][0], kv[0][3], kv[0][2], kv[0][1])):
+        method = key[0]
+        if method in meth.DIGITAL:
+            per_mcs.append(agg)
+            ekey = (method,) + key[2:]
+            score = agg["roi_psnr"] if math.isfinite(agg["roi_psnr"]) else agg["psnr"]
+            best = envelopes.get(ekey)
+            if best is None or (score, agg["decode_rate"]) > best[0]:
+                envelopes[ekey] = ((score, agg["decode_rate"]), agg)
+        else:
+            a = dict(agg)
+            a.pop("mcs")
+            points.append(a)
+    for _, agg in envelopes.values():
+        points.append(dict(agg))
+    points.sort(key=lambda a: (a["method"], a["cbr"], a["snr_db"]))
+    return points, per_mcs
+
+
+def json_line(point: dict) -> str:
+    obj = {k: point[k] for k in AGG_KEYS}
+    if point.get("mcs"):
+        obj["mcs"] = point["mcs"]
+    obj["cbr_total"] = point.get("cbr_total")
+    return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()})
+
+
+# ----------------------------------------------------------------------------- backends
+def _probe_address(address: str, timeout: float = 3.0) -> None:
+    """Fail fast (one clear line) when a Ray address does not answer."""
+    if address in ("auto", "local"):
+        return
+    target = address.split("://", 1)[-1]
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        raise InputError(f"--address {address!r} must look like HOST:PORT or ray://HOST:PORT")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise MedJSCCError(f"Ray address {address} does not answer ({e.strerror or e}); "
+                           f"start a cluster there with 'ray start --head' or drop --address") from None
+
+
+def _ray_init(address: str | None, workers: int):
+    import ray
+
+    if ray.is_initialized():
+        return ray
+    if address:
+        _probe_address(address)
+    env = {k: os.environ[k] for k in (RANDOM_CODECS_ENV, "OMP_NUM_THREADS", "MEDJSCC_MODELS_DIR",
+                                      "MEDJSCC_DATA_DIR") if k in os.environ}
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
+                  runtime_env={"env_vars": env} if env else None)
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs["num_cpus"] = workers
+    error: list = []
+
+    def start():
+        try:
+            ray.init(**kwargs)
+        except Exception as e:  # noqa: BLE001 - reported below as one line
+            error.append(e)
+
+    t = threading.Thread(target=start, daemon=True)
+    t.start()
+    t.join(RAY_START_TIMEOUT_S)
+    if t.is_alive():
+        raise MedJSCCError(f"Ray did not start within {RAY_START_TIMEOUT_S:.0f} s"
+                           + (f" (address {address})" if address else "") + "; use --backend local")
+    if error:
+        raise MedJSCCError(f"Ray failed to start{' at ' + address if address else ''}: {error[0]}")
+    return ray
+
+
+def _execute(tasks, backend: str, address: str | None, workers: int):
+    """Yield task results as they finish."""
+    if backend == "local":
+        if workers <= 1 or len(tasks) <= 1:
+            for t in tasks:
+                yield run_task(t)
+            return
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        # forkserver: workers start clean even if this process already initialised torch/OpenMP
+        ctx = mp.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(run_task, t) for t in tasks]
+            for f in as_completed(futures):
+                yield f.result()
+        return
+    if backend == "ray":
+        ray = _ray_init(address, workers)
+        remote = ray.remote(num_cpus=1)(run_task)
+        pending = [remote.remote(t) for t in tasks]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+        finally:
+            if not address:
+                ray.shutdown()
+        return
+    raise InputError(f"unknown --backend {backend!r}; choose local or ray")
+
+
+# ----------------------------------------------------------------------------- checks
+def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> None:
+    """Refuse CBRs no requested method can reach; name neural methods that cannot reach one."""
+    shape = first_image.shape
+    for cbr in spec.cbrs:
+        reachable = []
+        n_sym = meth.n_symbols(cbr, shape)
+        for m in spec.methods:
+            if m in meth.NEURAL:
+                codec = meth.neural_codec(m)
+                try:
+                    codec.encode(first_image, first_mask, snr_db=max(spec.snrs), cbr=cbr)
+                except MedJSCCError as e:
+                    raise InputError(f"method {m} cannot reach --cbr {cbr:g}: {e}") from None
+                reachable.append(m)
+            elif m in meth.DIGITAL:
+                budget = 0
+                for mcs in meth.MCS_TABLE:
+                    code = meth.choose_code(mcs.rate, n_sym * mcs.bits_per_symbol)
+                    if code is not None:
+                        budget = max(budget, (n_sym * mcs.bits_per_symbol // code.n) * code.k // 8)
+                if budget and meth._source(meth.DIGITAL[m]).encode(first_image, budget, first_mask) is not None:
+                    reachable.append(m)
+            else:
+                from .channel import capacity_bits_per_symbol
+
+                budget = int(n_sym * capacity_bits_per_symbol(spec.channel, max(spec.snrs)) / 8)
+                if budget and meth._source(meth.CAPACITY[m]).encode(first_image, budget, first_mask) is not None:
+                    reachable.append(m)
+        if not reachable:
+            raise InputError(f"--cbr {cbr:g} ({n_sym} symbols for a {shape[1]}x{shape[0]} image) is too small "
+                             f"for every method in {','.join(spec.methods)}; use a larger --cbr")
+
+
+# ----------------------------------------------------------------------------- the sweep
+@dataclass
+class SweepResult:
+    out: Path
+    points: list = field(default_factory=list)       # aggregates of this invocation's grid
+    all_points: list = field(default_factory=list)   # aggregates of everything in results.csv
+    per_mcs: list = field(default_factory=list)
+    n_tasks_run: int = 0
+    n_rows_new: int = 0
+    seconds: float = 0.0
+
+
+def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None = None,
+              workers: int | None = None, progress: bool = True, plots: bool = True) -> SweepResult:
+    t0 = time.time()
+    spec.validate()
+    if backend not in ("local", "ray"):
+        raise InputError(f"unknown --backend {backend!r}; choose local or ray")
+    if address and backend != "ray":
+        raise InputError("--address only applies to --backend ray")
+    if backend == "ray":
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise MedJSCCError("--backend ray needs the 'ray' package (pinned in requirements/base.txt)") from None
+        if address:
+            _probe_address(address)
+    if spec.link == "ofdm":
+        meth.get_link("ofdm", spec.channel)  # clear error now if the PHY is missing
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    root = resolve_data_root(spec.data, spec.split)
+    ds = _dataset(str(root), spec.limit)
+    if len(ds) == 0:
+        raise InputError(f"no images in {root}")
+    for m in spec.methods:
+        if m in meth.NEURAL:
+            meth.neural_codec(m)  # weights present? (clear error for that method)
+    first = ds[0]
+    check_reachable(spec, first["image"], first["mask"])
+
+    out = Path(out)
+    prepare_out(out, settings_of(spec, root))
+    csv_path = out / "results.csv"
+    existing = read_rows(csv_path)
+    done = {_point_key(r["method"], r["snr_db"], r["cbr"], r["trial"], r["image"]) for r in existing}
+    names = [p.stem for p in ds.files]
+    montage = [s for s in MONTAGE_SNRS if any(abs(s - x) < 1e-9 for x in spec.snrs)]
+    tasks = []
+    for m in spec.methods:
+        for cbr in spec.cbrs:
+            for trial in range(spec.trials):
+                for idx, name in enumerate(names):
+                    todo = [s for s in spec.snrs if _point_key(m, s, cbr, trial, name) not in done]
+                    if todo:
+                        tasks.append(dict(method=m, cbr=float(cbr), index=idx, trial=trial, snrs=todo,
+                                          root=str(root), limit=spec.limit, channel=spec.channel,
+                                          link=spec.link, seed=spec.seed,
+                                          keep_recon_snrs=montage if (idx == 0 and trial == 0) else []))
+    # biggest tasks first keeps the pool busy at the end
+    tasks.sort(key=lambda t: (t["method"] not in meth.DIGITAL, -len(t["snrs"])))
+    result = SweepResult(out=out, n_tasks_run=len(tasks))
+    new_file = not csv_path.is_file()
+    bar = None
+    if progress and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc="sweep", unit="point", leave=False)
+    with csv_path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
+        if new_file:
+            writer.writeheader()
+        for rows, recons, image_name in _execute(tasks, backend, address, workers):
+            for r in rows:
+                writer.writerow({k: r[k] for k in CSV_COLUMNS})
+            f.flush()
+            result.n_rows_new += len(rows)
+            if recons:
+                save_recons(out, rows[0]["method"], rows[0]["cbr"], image_name, recons)
+            if bar:
+                bar.update(1)
+    if bar:
+        bar.close()
+    all_rows = read_rows(csv_path)
+    result.all_points, result.per_mcs = aggregate(all_rows)
+    wanted = {(m, round(float(s), 6), round(float(c), 9)) for m in spec.methods for s in spec.snrs for c in spec.cbrs}
+    result.points = [p for p in result.all_points if (p["method"], p["snr_db"], p["cbr"]) in wanted]
+    write_summary(out, spec, result)
+    if plots:
+        from . import plots as plot_mod
+
+        plot_mod.make_all(out, result.all_points, result.per_mcs)
+    result.seconds = time.time() - t0
+    return result
+
+
+def save_recons(out: Path, method: str, cbr: float, image_name: str, recons: dict) -> None:
+    from PIL import Image
+
+    d = out / "recon" / image_name
+    d.mkdir(parents=True, exist_ok=True)
+    for key, img in recons.items():
+        snr_s, mcs = key.split("|")
+        tag = f"{method}{'_' + mcs.replace('/', '') if mcs else ''}_snr{float(snr_s):g}_cbr{cbr_label(cbr)}"
+        Image.fromarray(np.asarray(img, np.uint8), "L").save(d / f"{tag}.png")
+
+
+def recon_path(out: Path, image_name: str, method: str, mcs: str, snr_db: float, cbr: float) -> Path:
+    tag = f"{method}{'_' + mcs.replace('/', '') if mcs else ''}_snr{float(snr_db):g}_cbr{cbr_label(cbr)}"
+    return out / "recon" / image_name / f"{tag}.png"
+
+
+def _clean(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def write_summary(out: Path, spec: SweepSpec, result: SweepResult) -> None:
+    settings = json.loads((out / "sweep.json").read_text())
+    summary = {
+        "settings": settings,
+        "last_run": {"methods": spec.methods, "snr_db": spec.snrs, "cbr": spec.cbrs, "trials": spec.trials,
+                     "limit": spec.limit},
+        "metric_notes": {
+            "envelope": "digital methods: best MCS per (SNR, CBR) on mean ROI-PSNR; per-MCS values in per_mcs",
+            "failed_images": "a digital image whose LDPC decoding failed counts as mid-grey (128); "
+                             "decode_rate = fraction of images decoded",
+            "snr": "Es/N0 per complex symbol, unit power (snr.py)",
+        },
+        "points": result.all_points,
+        "per_mcs": result.per_mcs,
+    }
+    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
