@@ -1,0 +1,420 @@
+"""Public codec API: ``load_codec`` / ``build_codec`` -> ``Codec.encode`` / ``Codec.decode``.
+
+Stream layout: symbol j of every latent position with k_i > j, raster order, for j = 0, 1, ...
+(index-major), so a lost frame removes refinement symbols of many positions rather than whole
+positions. CBR: ``cbr_payload`` = analog symbols / pixels, ``cbr_total`` adds the side info at
+``SIDE_INFO_BITS_PER_SYMBOL`` bits per complex symbol (QPSK, rate 1/2).
+
+Fallbacks: ``decode(side_info=None)`` (its CRC failed) -> a variable-length model cannot place
+the symbols, so the image is counted as lost and a mid-grey (128) image is returned with a
+warning; fixed-length models need no side info and decode normally. A corrupted but
+CRC-passing side info block is treated the same way. A missing ROI mask on an ROI model means
+"whole image is ROI".
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import InputError, MedJSCCError, WeightsError
+from . import allocation, sideinfo
+from .layers import SNR_MAX_DB, SNR_MIN_DB
+from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES = ("medjscc", "ntscc", "adjscc", "deepjscc")
+CHECKPOINT_FORMAT = "gr-medjscc-codec"
+CHECKPOINT_VERSION = 1
+MIN_SIDE, MAX_SIDE = 16, 4096
+CBR_TOLERANCE = 0.02
+FALLBACK_GREY = 128
+
+
+@dataclass
+class EncodedImage:
+    symbols: np.ndarray          # complex64 1-D, unit average power
+    side_info: bytes
+    shape: tuple                 # (H, W) of the original image
+    n_payload_symbols: int
+    side_info_bits: int
+    cbr_payload: float
+    cbr_total: float
+    snr_db: float                # SNR the encoder assumed (after clamping)
+
+    @property
+    def side_info_symbols(self) -> float:
+        return self.side_info_bits / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
+
+
+# ------------------------------------------------------------------------------ weights I/O
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def shipped_models_dir() -> Path:
+    """``paths.models_dir()``, falling back to ``<repo>/models`` if that lookup fails."""
+    from .. import paths
+
+    try:
+        return paths.models_dir()
+    except (FileNotFoundError, IndexError):
+        root = paths.repo_root()
+        if root is not None and (root / "models").is_dir():
+            return root / "models"
+        raise WeightsError("models/ folder not found; set MEDJSCC_MODELS_DIR") from None
+
+
+def resolve_weights(name_or_path) -> Path:
+    s = str(name_or_path)
+    if s in MODEL_NAMES or ("/" not in s and not s.endswith(".pt")):
+        return shipped_models_dir() / f"{s}.pt"
+    return Path(s)
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Load a weights file after verifying its SHA-256 (``<file>.sha256``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    sha_file = path.with_name(path.name + ".sha256")
+    if not sha_file.is_file():
+        raise WeightsError(f"checksum file missing for {path} (expected {sha_file})")
+    expected = sha_file.read_text().split()[0].strip().lower() if sha_file.read_text().strip() else ""
+    actual = _sha256(path)
+    if expected != actual:
+        raise WeightsError(f"checksum mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}... "
+                           "(file tampered or truncated)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise WeightsError(f"cannot load weights {path}: {e}") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{path} is not a gr-medjscc codec checkpoint")
+    if int(ckpt.get("version", -1)) != CHECKPOINT_VERSION:
+        raise WeightsError(f"{path}: unsupported checkpoint version {ckpt.get('version')}")
+    return ckpt
+
+
+def save_weights(model: JSCCModel, path, meta: dict | None = None, fp16: bool = False) -> Path:
+    """Write {format, version, config, state_dict, meta} and ``<file>.sha256``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: (v.half() if fp16 and v.is_floating_point() else v).detach().cpu().clone()
+          for k, v in model.state_dict().items()}
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+                "config": model.cfg.to_dict(), "state_dict": sd, "meta": meta or {}}, path)
+    path.with_name(path.name + ".sha256").write_text(f"{_sha256(path)}  {path.name}\n")
+    return path
+
+
+def model_from_checkpoint(ckpt: dict, source="checkpoint") -> JSCCModel:
+    try:
+        cfg = ModelConfig.from_dict(ckpt["config"])
+    except (MedJSCCError, KeyError, TypeError) as e:
+        raise WeightsError(f"{source}: invalid model config: {e}") from None
+    model = build_model(cfg)
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(sd))
+    unexpected = sorted(set(sd) - set(own))
+    wrong = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{'...' if len(keys) > 3 else ''}"
+                           for label, keys in (("missing", missing), ("unexpected", unexpected),
+                                               ("shape mismatch", wrong)) if keys)
+        raise WeightsError(f"{source} does not match the architecture its config describes ({detail})")
+    model.load_state_dict(sd)
+    return model
+
+
+# ------------------------------------------------------------------------------ codec
+def _clamp_snr(snr_db) -> float:
+    try:
+        s = float(snr_db)
+    except (TypeError, ValueError):
+        raise InputError(f"snr_db must be a number, got {snr_db!r}") from None
+    if not math.isfinite(s):
+        raise InputError(f"snr_db must be finite, got {snr_db!r}")
+    if s < SNR_MIN_DB or s > SNR_MAX_DB:
+        c = min(max(s, SNR_MIN_DB), SNR_MAX_DB)
+        msg = f"snr_db {s:g} outside the trained range [{SNR_MIN_DB:g}, {SNR_MAX_DB:g}] dB; clamped to {c:g}"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        log.warning(msg)
+        return c
+    return s
+
+
+def _check_shape(shape) -> tuple[int, int]:
+    try:
+        h, w = int(shape[0]), int(shape[1])
+        if len(shape) != 2:
+            raise ValueError
+    except (TypeError, ValueError, IndexError):
+        raise InputError(f"shape must be (H, W), got {shape!r}") from None
+    if not (MIN_SIDE <= h <= MAX_SIDE and MIN_SIDE <= w <= MAX_SIDE):
+        raise InputError(f"image size {h}x{w} unsupported: each side must be in [{MIN_SIDE}, {MAX_SIDE}] px")
+    return h, w
+
+
+def _check_image(image) -> np.ndarray:
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        raise InputError(f"image must be grayscale HxW, got a colour image of shape {a.shape}; convert it to gray first")
+    if a.ndim != 2:
+        raise InputError(f"image must be a grayscale HxW array, got shape {a.shape}")
+    _check_shape(a.shape)
+    if a.dtype == np.uint8:
+        return a.astype(np.float32) / 255.0
+    if not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
+        raise InputError(f"image dtype {a.dtype} unsupported (use uint8 or float in [0, 255])")
+    f = a.astype(np.float32)
+    if not np.isfinite(f).all():
+        raise InputError("image contains NaN or infinite values")
+    if f.min() < 0 or f.max() > 255:
+        raise InputError(f"image values must lie in [0, 255], got [{f.min():g}, {f.max():g}]")
+    return f / 255.0
+
+
+class Codec:
+    """A trained (or random-init) JSCC model with numpy in/out."""
+
+    def __init__(self, model: JSCCModel, name: str | None = None, device: str = "cpu", meta: dict | None = None):
+        self.model = model.to(device).eval()
+        self.cfg: ModelConfig = model.cfg
+        self.name = name or model.cfg.name
+        self.device = torch.device(device)
+        self.meta = meta or {}
+
+    # -- geometry ----------------------------------------------------------------------
+    @staticmethod
+    def latent_shape(shape) -> tuple[int, int]:
+        h, w = shape
+        return -(-h // DOWNSCALE), -(-w // DOWNSCALE)
+
+    def cell_shape(self, shape) -> tuple[int, int]:
+        return allocation.block_grid(self.latent_shape(shape), self.cfg.rate_block)
+
+    def _roi_grid(self, mask, shape) -> np.ndarray | None:
+        if not self.cfg.use_roi:
+            return None
+        gh, gw = self.latent_shape(shape)
+        if mask is None:
+            return np.ones((gh, gw), dtype=bool)
+        from ..roi.sideinfo import mask_to_grid
+
+        h, w = shape
+        padded = np.zeros((gh * DOWNSCALE, gw * DOWNSCALE), dtype=bool)
+        padded[:h, :w] = mask
+        return mask_to_grid(padded, (gh, gw), rule="any")
+
+    def _pad(self, x01: np.ndarray) -> torch.Tensor:
+        h, w = x01.shape
+        gh, gw = self.latent_shape((h, w))
+        t = torch.from_numpy(x01)[None, None].to(self.device)
+        return F.pad(t, (0, gw * DOWNSCALE - w, 0, gh * DOWNSCALE - h), mode="replicate")
+
+    def _side_info(self, rate_idx, roi_grid) -> bytes:
+        mask_bytes = None
+        if roi_grid is not None:
+            from ..roi.sideinfo import encode_mask
+
+            mask_bytes = encode_mask(roi_grid)
+        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes)
+
+    def max_cbr(self, shape) -> float:
+        gh, gw = self.latent_shape(shape)
+        return self.cfg.k_max * gh * gw / float(shape[0] * shape[1])
+
+    # -- encode ------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, image, mask=None, snr_db: float = 10.0, cbr: float = 1.0 / 16.0) -> EncodedImage:
+        x01 = _check_image(image)
+        h, w = x01.shape
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != (h, w):
+                raise InputError(f"mask shape {mask.shape} differs from image shape {(h, w)}")
+            mask = mask.astype(bool)
+        try:
+            cbr = float(cbr)
+        except (TypeError, ValueError):
+            raise InputError(f"cbr must be a number, got {cbr!r}") from None
+        if not (math.isfinite(cbr) and cbr > 0):
+            raise InputError(f"cbr must be positive, got {cbr!r}")
+        snr = _clamp_snr(snr_db)
+        gh, gw = self.latent_shape((h, w))
+        n_pix = h * w
+        target_total = cbr * n_pix
+        roi_grid = self._roi_grid(mask, (h, w))
+        x = self._pad(x01)
+        snr_t = torch.tensor([snr], dtype=torch.float32, device=self.device)
+        snr_c = self.model.effective_snr(snr_t)
+        roi_t = (torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
+                 if roi_grid is not None else torch.zeros(1, 1, gh, gw, device=self.device))
+        y = self.model.analysis(x, roi_t, snr_c)
+
+        if self.cfg.variable_length:
+            bits, _ = self.model.rate(y)
+            score = self.model.cell_scores(bits[0].cpu().numpy(), roi_grid.astype(np.float64) if roi_grid is not None else None)
+            sizes = allocation.block_sizes((gh, gw), self.cfg.rate_block)
+            side = self._side_info(np.zeros(score.shape, dtype=np.int64), roi_grid)
+            for _ in range(4):   # side-info size depends on the allocation: iterate to a fixed point
+                n_payload = self._payload_budget(target_total, side, (h, w))
+                rate_idx = allocation.allocate_variable(score, sizes, n_payload, self.cfg.levels)
+                new_side = self._side_info(rate_idx, roi_grid)
+                if len(new_side) == len(side):
+                    break
+                side = new_side
+            side = new_side
+            n_payload = self._payload_budget(target_total, side, (h, w))
+            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), self.cfg.rate_block, self.cfg.levels)
+            if kmap.sum() > n_payload:   # the final side info grew by a byte: drop the weakest cells
+                while kmap.sum() > n_payload:
+                    live = rate_idx > 0
+                    i, j = np.argwhere(live)[np.argmin(score[live])]
+                    rate_idx[i, j] -= 1
+                    kmap = allocation.symbols_per_position(rate_idx, (gh, gw), self.cfg.rate_block, self.cfg.levels)
+                if len(self._side_info(rate_idx, roi_grid)) > len(side):
+                    raise MedJSCCError("side info size did not converge; try another cbr")
+                side = self._side_info(rate_idx, roi_grid)
+            kmap = allocation.add_remainder(kmap, int(n_payload - kmap.sum()), self.cfg.k_max)
+        else:
+            side = self._side_info(None, roi_grid)
+            n_payload = self._payload_budget(target_total, side, (h, w))
+            kmap = allocation.allocate_fixed(n_payload, (gh, gw), self.cfg.k_max)
+
+        kmap_t = torch.from_numpy(kmap)[None].to(self.device)
+        used = self.model.channel_mask(kmap_t)
+        s = self.model.power_normalize(self.model.jscc_encode(y, roi_t, snr_c), used)
+        z = self.model.to_complex(s)[0].cpu().numpy()            # (k_max, gh, gw)
+        sym_mask = np.arange(self.cfg.k_max)[:, None, None] < kmap[None]
+        symbols = z[sym_mask].astype(np.complex64)
+        side_bits = sideinfo.size_bits(side)
+        total = symbols.size + side_bits / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
+        return EncodedImage(symbols=symbols, side_info=side, shape=(h, w), n_payload_symbols=int(symbols.size),
+                            side_info_bits=side_bits, cbr_payload=symbols.size / n_pix, cbr_total=total / n_pix,
+                            snr_db=snr)
+
+    def _payload_budget(self, target_total: float, side: bytes, shape) -> int:
+        side_symbols = sideinfo.size_bits(side) / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
+        n_pix = shape[0] * shape[1]
+        n_payload = int(math.floor(target_total - side_symbols))
+        gh, gw = self.latent_shape(shape)
+        capacity = self.cfg.k_max * gh * gw
+        if n_payload < 1:
+            raise MedJSCCError(
+                f"cbr {target_total / n_pix:.5f} unreachable for a {shape[0]}x{shape[1]} image: the side info alone "
+                f"needs {side_symbols:.0f} symbols (cbr {side_symbols / n_pix:.5f}); use a larger cbr")
+        if n_payload > capacity:
+            raise MedJSCCError(
+                f"cbr {target_total / n_pix:.5f} unreachable for model {self.name}: at most "
+                f"{(capacity + side_symbols) / n_pix:.4f} ({self.cfg.k_max} symbols per 16x16 patch)")
+        return n_payload
+
+    # -- decode ------------------------------------------------------------------------
+    def _fallback(self, shape, reason: str) -> np.ndarray:
+        msg = f"{reason}; image counted as lost (mid-grey returned)"
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        log.warning(msg)
+        return np.full(shape, FALLBACK_GREY, dtype=np.uint8)
+
+    @torch.no_grad()
+    def decode(self, symbols, side_info, shape, snr_db: float = 10.0, erased=None) -> np.ndarray:
+        h, w = _check_shape(shape)
+        sym = np.asarray(symbols)
+        if sym.ndim != 1:
+            raise InputError(f"symbols must be a 1-D complex array, got shape {sym.shape}")
+        sym = sym.astype(np.complex64)
+        if not np.isfinite(sym.view(np.float32)).all():
+            raise InputError("received symbols contain NaN or infinite values")
+        if erased is not None:
+            er = np.asarray(erased, dtype=bool)
+            if er.shape != sym.shape:
+                raise InputError(f"erased mask shape {er.shape} differs from symbols {sym.shape}")
+            sym = np.where(er, 0, sym).astype(np.complex64)
+        snr = _clamp_snr(snr_db)
+        gh, gw = self.latent_shape((h, w))
+        roi_grid = None
+        if side_info is None:
+            if self.cfg.variable_length:
+                return self._fallback((h, w), "side info missing (CRC failed) for a variable-length model")
+            rate_idx = None
+            if self.cfg.use_roi:
+                roi_grid = np.ones((gh, gw), dtype=bool)
+        else:
+            try:
+                rate_idx, mask_bytes = sideinfo.unpack(side_info, self.cell_shape((h, w)), len(self.cfg.levels))
+                if self.cfg.use_roi:
+                    from ..roi.sideinfo import decode_mask
+
+                    roi_grid = decode_mask(mask_bytes, (gh, gw)) if mask_bytes is not None else np.ones((gh, gw), bool)
+                if self.cfg.variable_length and rate_idx is None:
+                    raise MedJSCCError("side info has no rate indices for a variable-length model")
+            except MedJSCCError as e:
+                return self._fallback((h, w), f"side info unusable ({e})")
+        if self.cfg.variable_length:
+            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), self.cfg.rate_block, self.cfg.levels)
+            extra = sym.size - int(kmap.sum())
+            free = int((self.cfg.k_max - kmap).sum())
+            if extra < 0 or extra > free:
+                raise InputError(f"got {sym.size} symbols but the side info describes {int(kmap.sum())} "
+                                 f"(+ at most {free}) for a {h}x{w} image")
+            kmap = allocation.add_remainder(kmap, extra, self.cfg.k_max)
+        else:
+            if sym.size > self.cfg.k_max * gh * gw:
+                raise InputError(f"{sym.size} symbols exceed the model's maximum {self.cfg.k_max * gh * gw} for {h}x{w}")
+            kmap = allocation.allocate_fixed(sym.size, (gh, gw), self.cfg.k_max)
+        if int(kmap.sum()) != sym.size:
+            raise InputError(f"got {sym.size} symbols but the side info describes {int(kmap.sum())} for a {h}x{w} image")
+        z = np.zeros((self.cfg.k_max, gh, gw), dtype=np.complex64)
+        z[np.arange(self.cfg.k_max)[:, None, None] < kmap[None]] = sym
+        zt = torch.from_numpy(z)[None].to(self.device)
+        s_rx = self.model.from_complex(zt)
+        kmap_t = torch.from_numpy(kmap.astype(np.float32))[None, None].to(self.device)
+        roi_t = (torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
+                 if roi_grid is not None else torch.zeros(1, 1, gh, gw, device=self.device))
+        snr_c = self.model.effective_snr(torch.tensor([snr], dtype=torch.float32, device=self.device))
+        y_hat = self.model.jscc_decode(s_rx, kmap_t, roi_t, snr_c)
+        x_hat = self.model.synthesis(y_hat, snr_c)[0, 0, :h, :w].clamp(0, 1).cpu().numpy()
+        return np.round(x_hat * 255.0).astype(np.uint8)
+
+
+def build_codec(cfg_or_name="medjscc", device: str = "cpu", seed: int | None = 0) -> Codec:
+    """Random-init codec (tests): a ModelConfig, a dict, an ablation name or a YAML config path."""
+    if isinstance(cfg_or_name, ModelConfig):
+        cfg = cfg_or_name
+    elif isinstance(cfg_or_name, dict):
+        cfg = ModelConfig.from_dict(cfg_or_name)
+    else:
+        s = str(cfg_or_name)
+        path = Path(s)
+        if not path.suffix:
+            path = shipped_models_dir() / "configs" / f"{s}.yaml"
+        from .train import load_run_config
+
+        _, cfg, _ = load_run_config(path)
+    if seed is not None:
+        torch.manual_seed(seed)
+    return Codec(build_model(cfg), device=device)
+
+
+def load_codec(name_or_path="medjscc", device: str = "cpu") -> Codec:
+    """Load shipped weights (``models/<name>.pt``, SHA-256 verified) or a weights file path."""
+    path = resolve_weights(name_or_path)
+    ckpt = read_checkpoint(path)
+    model = model_from_checkpoint(ckpt, str(path))
+    name = path.stem if str(name_or_path).endswith(".pt") else str(name_or_path)
+    return Codec(model, name=name, device=device, meta=ckpt.get("meta", {}))

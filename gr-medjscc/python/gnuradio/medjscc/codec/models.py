@@ -1,0 +1,225 @@
+"""The JSCC model: one class, four ablations selected by ``ModelConfig`` switches.
+
+    image -> g_a (x16 down, CAU) -> [MaskGuide] -> y -> f_e (CAU) -> 2*K_max real channels
+          -> keep the first k_i complex symbols at each latent position -> power norm -> channel
+          -> f_d (CAU, sees k-map [and ROI grid]) -> [MaskGuide^-1] -> g_s (x16 up, CAU) -> image
+
+``variable_length`` adds the hyperprior rate estimator (k_i from -log2 p(y)), ``use_roi`` the
+mask-guided processing and ROI-weighted allocation, ``use_cau`` the channel adaptive units.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import MedJSCCError
+from . import allocation
+from .entropy import Hyperprior
+from .layers import DownBlock, ResBlock, MaskGuide, make_cau
+
+DOWNSCALE = 16
+
+
+@dataclass
+class ModelConfig:
+    name: str = "medjscc"
+    variable_length: bool = True
+    use_roi: bool = True
+    use_cau: bool = True
+    channels: tuple = (16, 32, 64)      # g_a widths before the latent
+    latent_channels: int = 96           # M
+    hyper_channels: int = 64
+    k_max: int = 64                     # complex symbols per latent position at most
+    levels: tuple = allocation.DEFAULT_LEVELS
+    rate_block: int = 2                 # allocation cell = rate_block x rate_block latent positions
+    roi_rate_weight: float = 2.0        # ROI cells' score multiplier in the allocation
+    fixed_snr_db: float | None = None   # models trained at one SNR (CAU input pinned)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise MedJSCCError(f"unknown model config keys {sorted(unknown)} (known: {sorted(names)})")
+        d = dict(d)
+        for key in ("channels", "levels"):
+            if key in d:
+                d[key] = tuple(int(v) for v in d[key])
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        d["levels"] = list(self.levels)
+        return d
+
+    def validate(self):
+        if len(self.channels) != 3:
+            raise MedJSCCError("model.channels must list 3 widths (x16 down = 4 stages)")
+        if self.levels[0] != 0 or list(self.levels) != sorted(set(self.levels)) or self.levels[-1] != self.k_max:
+            raise MedJSCCError("model.levels must be increasing, start at 0 and end at k_max")
+
+
+class JSCCModel(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c1, c2, c3 = cfg.channels
+        m, k2 = cfg.latent_channels, 2 * cfg.k_max
+        roi_in = 1 if cfg.use_roi else 0
+        # analysis g_a
+        self.ga = nn.ModuleList([DownBlock(1, c1, 5), DownBlock(c1, c2), DownBlock(c2, c3),
+                                 DownBlock(c3, m, gdn=False)])
+        self.ga_cau = nn.ModuleList([make_cau(cfg.use_cau, c) for c in (c1, c2, c3, m)])
+        self.ga_res = ResBlock(m)
+        self.enc_guide = MaskGuide(m) if cfg.use_roi else None
+        self.hyper = Hyperprior(m, cfg.hyper_channels) if cfg.variable_length else None
+        # JSCC encoder f_e: latent -> 2*k_max real channels (k_max complex), ordered by use
+        self.fe1 = nn.Conv2d(m + roi_in, m, 3, padding=1)
+        self.fe_cau = make_cau(cfg.use_cau, m)
+        self.fe2 = nn.Conv2d(m, k2, 1)
+        # JSCC decoder f_d: received channels + k-map (+ ROI grid) -> latent estimate
+        self.fd1 = nn.Conv2d(k2 + 1 + roi_in, m, 3, padding=1)
+        self.fd_cau = make_cau(cfg.use_cau, m)
+        self.fd_res = ResBlock(m)
+        self.dec_guide = MaskGuide(m, inverse=True) if cfg.use_roi else None
+        # synthesis g_s (transposed convs: a quarter of the cost of sub-pixel convs)
+        self.gs = nn.ModuleList([
+            nn.ConvTranspose2d(m, c3, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(c1, 1, 5, stride=2, padding=2, output_padding=1),
+        ])
+        from compressai.layers import GDN
+        self.gs_norm = nn.ModuleList([GDN(c, inverse=True) for c in (c3, c2, c1)])
+        self.gs_cau = nn.ModuleList([make_cau(cfg.use_cau, c) for c in (m, c3, c2)])
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+        nn.init.constant_(self.gs[-1].bias, 0.5)   # start from mid-grey, not black
+
+    # ------------------------------------------------------------------ pieces
+    def effective_snr(self, snr_db: torch.Tensor) -> torch.Tensor:
+        if self.cfg.fixed_snr_db is not None:
+            return torch.full_like(snr_db, float(self.cfg.fixed_snr_db))
+        return snr_db
+
+    def analysis(self, x, roi, snr_db):
+        h = x
+        for block, cau in zip(self.ga, self.ga_cau):
+            h = cau(block(h), snr_db)
+        y = self.ga_res(h)
+        if self.enc_guide is not None:
+            y = self.enc_guide(y, roi)
+        return y
+
+    def rate(self, y):
+        """Estimated bits per latent position (B, h, w) and hyper-latent bits (B,)."""
+        return self.hyper(y)
+
+    def jscc_encode(self, y, roi, snr_db):
+        inp = torch.cat([y, roi], 1) if self.cfg.use_roi else y
+        return self.fe2(self.fe_cau(self.act(self.fe1(inp)), snr_db))
+
+    def jscc_decode(self, s_rx, kmap, roi, snr_db):
+        parts = [s_rx, kmap / float(self.cfg.k_max)] + ([roi] if self.cfg.use_roi else [])
+        y = self.fd_res(self.fd_cau(self.act(self.fd1(torch.cat(parts, 1))), snr_db))
+        if self.dec_guide is not None:
+            y = self.dec_guide(y, roi)
+        return y
+
+    def synthesis(self, y, snr_db):
+        h = y
+        for i, up in enumerate(self.gs):
+            if i < 3:
+                h = self.gs_norm[i](up(self.gs_cau[i](h, snr_db)))
+            else:
+                h = up(h)
+        return h
+
+    # ------------------------------------------------------------------ helpers
+    def channel_mask(self, kmap: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) symbol counts -> (B, 2*k_max, h, w) 0/1 mask (symbol j = channels 2j, 2j+1)."""
+        j = torch.arange(self.cfg.k_max, device=kmap.device)[None, :, None, None]
+        used = (j < kmap[:, None]).to(torch.float32)
+        return used.repeat_interleave(2, dim=1)
+
+    @staticmethod
+    def to_complex(s: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = s.shape
+        s = s.reshape(b, c // 2, 2, h, w)
+        return torch.complex(s[:, :, 0], s[:, :, 1])
+
+    @staticmethod
+    def from_complex(z: torch.Tensor) -> torch.Tensor:
+        b, k, h, w = z.shape
+        return torch.stack([z.real, z.imag], dim=2).reshape(b, 2 * k, h, w)
+
+    @staticmethod
+    def power_normalize(s: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+        """Unit average power per transmitted complex symbol, per image."""
+        n_complex = used.sum(dim=(1, 2, 3)) / 2.0
+        power = (s * s * used).sum(dim=(1, 2, 3)) / n_complex.clamp_min(1.0)
+        return s * used / power.clamp_min(1e-12).sqrt()[:, None, None, None]
+
+    def allocate(self, bits: torch.Tensor | None, roi: torch.Tensor | None, n_target) -> torch.Tensor:
+        """Symbol counts per latent position (B, h, w) for per-image payload targets."""
+        cfg = self.cfg
+        b, _, h, w = (roi.shape if roi is not None else (bits.shape[0], 1) + tuple(bits.shape[1:]))
+        out = np.zeros((b, h, w), dtype=np.int64)
+        for i in range(b):
+            if not cfg.variable_length:
+                out[i] = allocation.allocate_fixed(int(n_target[i]), (h, w), cfg.k_max)
+                continue
+            score = self.cell_scores(bits[i].detach().cpu().numpy(),
+                                     None if roi is None else roi[i, 0].detach().cpu().numpy())
+            idx = allocation.allocate_variable(score, allocation.block_sizes((h, w), cfg.rate_block),
+                                               int(n_target[i]), cfg.levels)
+            out[i] = allocation.symbols_per_position(idx, (h, w), cfg.rate_block, cfg.levels)
+        device = roi.device if roi is not None else bits.device
+        return torch.from_numpy(out).to(device)
+
+    def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None) -> np.ndarray:
+        cfg = self.cfg
+        score = allocation.pool_to_blocks(np.maximum(bits_hw, 0.0) + 1.0, cfg.rate_block, "mean")
+        if cfg.use_roi and roi_hw is not None:
+            roi_cells = allocation.pool_to_blocks(roi_hw, cfg.rate_block, "max")
+            score = score * (1.0 + (cfg.roi_rate_weight - 1.0) * roi_cells)
+        return score
+
+    # ------------------------------------------------------------------ training forward
+    def forward(self, x, roi, snr_db, payload_target, channel_fn):
+        """x (B,1,H,W) in [0,1] with H, W multiples of 16; roi (B,1,H/16,W/16) float or None;
+        snr_db (B,); payload_target (B,) complex symbols; channel_fn(complex (B,n), snr) -> rx."""
+        snr_c = self.effective_snr(snr_db)
+        b, _, hh, ww = x.shape
+        h, w = hh // DOWNSCALE, ww // DOWNSCALE
+        if roi is None:
+            roi = torch.zeros(b, 1, h, w, device=x.device)
+        y = self.analysis(x, roi, snr_c)
+        bpp = torch.zeros(b, device=x.device)
+        bits = None
+        if self.hyper is not None:
+            bits, bits_z = self.rate(y)
+            bpp = Hyperprior.bits_per_pixel(bits, bits_z, hh * ww)
+        kmap = self.allocate(bits, roi if self.cfg.use_roi else None, payload_target)
+        used = self.channel_mask(kmap)
+        s = self.power_normalize(self.jscc_encode(y, roi, snr_c), used)
+        z = self.to_complex(s)
+        z_rx = channel_fn(z.reshape(b, -1), snr_db).reshape(z.shape)
+        s_rx = self.from_complex(z_rx) * used
+        y_hat = self.jscc_decode(s_rx, kmap[:, None].float(), roi, snr_c)
+        x_hat = self.synthesis(y_hat, snr_c)
+        n_symbols = kmap.sum(dim=(1, 2)).float()
+        return x_hat, bpp, n_symbols
+
+
+def build_model(cfg: ModelConfig | dict) -> JSCCModel:
+    if isinstance(cfg, dict):
+        cfg = ModelConfig.from_dict(cfg)
+    return JSCCModel(cfg)

@@ -1,0 +1,144 @@
+"""Codec side information: what the receiver needs besides the analog symbols.
+
+It travels *digitally* (inside the PHY frame headers, CRC-protected). Layout, in bits::
+
+    [version:3][alloc_mode:2][has_mask:1][reserved:2]        8 bits
+    [rate indices ...] zero-padded to a byte boundary        (alloc_mode 1 or 2 only)
+    [ROI grid mask, roi.sideinfo.encode_mask bytes]          (has_mask only)
+
+* alloc_mode 0: fixed length, no rate indices (the receiver derives the allocation from the
+  symbol count); 1: raw ``index_bits``-bit rate indices per allocation cell; 2: order-0
+  Exp-Golomb code of the zig-zag delta to the previous cell in raster order (whichever of 1/2
+  is shorter is sent).
+* The size counted in the channel bandwidth ratio is ``8 * len(side_info)`` bits (padding
+  included), carried at ``SIDE_INFO_BITS_PER_SYMBOL`` bits per complex symbol.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import MedJSCCError
+
+VERSION = 1
+MODE_FIXED, MODE_RAW, MODE_EXPGOLOMB = 0, 1, 2
+# Digital rate of the side info: QPSK with a rate-1/2 code = 1 bit per complex symbol.
+SIDE_INFO_BITS_PER_SYMBOL = 1.0
+
+
+class _Bits:
+    def __init__(self):
+        self.bits: list[int] = []
+
+    def put(self, value: int, n: int):
+        for i in range(n - 1, -1, -1):
+            self.bits.append((value >> i) & 1)
+
+    def put_expgolomb(self, value: int):
+        v = value + 1
+        n = v.bit_length()
+        self.put(0, n - 1)
+        self.put(v, n)
+
+    def to_bytes(self) -> bytes:
+        return np.packbits(np.array(self.bits, dtype=np.uint8)).tobytes() if self.bits else b""
+
+
+class _Reader:
+    def __init__(self, data: bytes):
+        self.bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8)) if data else np.zeros(0, np.uint8)
+        self.pos = 0
+
+    def get(self, n: int) -> int:
+        if self.pos + n > len(self.bits):
+            raise MedJSCCError("codec side info truncated")
+        v = 0
+        for b in self.bits[self.pos:self.pos + n]:
+            v = (v << 1) | int(b)
+        self.pos += n
+        return v
+
+    def get_expgolomb(self) -> int:
+        zeros = 0
+        while self.get(1) == 0:
+            zeros += 1
+            if zeros > 24:
+                raise MedJSCCError("codec side info: malformed Exp-Golomb code")
+        return ((1 << zeros) | self.get(zeros)) - 1
+
+    def byte_pos(self) -> int:
+        return -(-self.pos // 8)
+
+
+def _zigzag(d: int) -> int:
+    return 2 * d if d >= 0 else -2 * d - 1
+
+
+def _unzigzag(u: int) -> int:
+    return u // 2 if u % 2 == 0 else -(u + 1) // 2
+
+
+def index_bits(n_levels: int) -> int:
+    return max(1, math.ceil(math.log2(n_levels)))
+
+
+def _rate_payload(rate_idx: np.ndarray, n_levels: int) -> tuple[int, bytes]:
+    flat = [int(v) for v in np.asarray(rate_idx).reshape(-1)]
+    raw = _Bits()
+    nb = index_bits(n_levels)
+    for v in flat:
+        raw.put(v, nb)
+    eg = _Bits()
+    prev = 0
+    for v in flat:
+        eg.put_expgolomb(_zigzag(v - prev))
+        prev = v
+    if len(eg.bits) < len(raw.bits):
+        return MODE_EXPGOLOMB, eg.to_bytes()
+    return MODE_RAW, raw.to_bytes()
+
+
+def pack(rate_idx: np.ndarray | None, n_levels: int, mask_bytes: bytes | None) -> bytes:
+    """Serialise rate indices (None for fixed length) and an encoded ROI grid mask (or None)."""
+    mode, rate_bytes = (MODE_FIXED, b"") if rate_idx is None else _rate_payload(rate_idx, n_levels)
+    header = (VERSION << 5) | (mode << 3) | ((1 if mask_bytes is not None else 0) << 2)
+    return bytes([header]) + rate_bytes + (mask_bytes or b"")
+
+
+def unpack(data: bytes, cell_shape: tuple[int, int], n_levels: int):
+    """Inverse of ``pack``: returns (rate_idx or None, mask_bytes or None). Raises MedJSCCError
+    on a malformed block."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise MedJSCCError(f"codec side info must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 1:
+        raise MedJSCCError("codec side info is empty")
+    header = data[0]
+    version, mode, has_mask = header >> 5, (header >> 3) & 0x3, (header >> 2) & 0x1
+    if version != VERSION or header & 0x3 or mode == 3:
+        raise MedJSCCError(f"codec side info has unknown header byte 0x{header:02x}")
+    rest = data[1:]
+    rate_idx = None
+    if mode != MODE_FIXED:
+        n = cell_shape[0] * cell_shape[1]
+        rd = _Reader(rest)
+        if mode == MODE_RAW:
+            vals = [rd.get(index_bits(n_levels)) for _ in range(n)]
+        else:
+            vals, prev = [], 0
+            for _ in range(n):
+                prev = prev + _unzigzag(rd.get_expgolomb())
+                vals.append(prev)
+        if min(vals) < 0 or max(vals) >= n_levels:
+            raise MedJSCCError("codec side info: rate index out of range")
+        rate_idx = np.array(vals, dtype=np.int64).reshape(cell_shape)
+        rest = rest[rd.byte_pos():]
+    mask_bytes = rest if has_mask else None
+    if not has_mask and rest:
+        raise MedJSCCError("codec side info has trailing bytes")
+    return rate_idx, mask_bytes
+
+
+def size_bits(side_info: bytes) -> int:
+    return 8 * len(side_info)

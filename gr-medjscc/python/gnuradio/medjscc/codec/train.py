@@ -1,0 +1,282 @@
+"""Training loop: ``medjscc train --config models/configs/<name>.yaml``.
+
+Seeded and resumable (``runs/<name>/last.pt`` holds model, optimiser, step and RNG states);
+the final weights are exported to ``models/<name>.pt`` with a ``.sha256`` next to them.
+Each step: random crops of DRR training images, SNR ~ U[snr_db], payload CBR log-uniform in
+``payload_cbr``, AWGN or (with ``rayleigh_fraction``) Rayleigh block fading with perfect CSI,
+loss = ROI-weighted MSE + ``rate_lambda`` x estimated bits per pixel (hyperprior models).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import MedJSCCError
+from .channel import apply_channel
+from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    seed: int = 1
+    steps: int = 3000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    lr_min: float = 2e-5
+    snr_db: tuple = (-5.0, 25.0)
+    payload_cbr: tuple = (1.0 / 96.0, 1.0 / 8.0)
+    roi_distortion_weight: float = 1.0
+    rate_lambda: float = 0.002
+    rayleigh_fraction: float = 0.2
+    val_every: int = 500
+    val_images: int = 16
+    checkpoint_every: int = 250
+    init_from: str | None = None      # warm start: model name/path whose matching tensors are copied
+    threads: int = 1
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise MedJSCCError(f"unknown train config keys {sorted(unknown)} (known: {sorted(names)})")
+        d = dict(d)
+        for key in ("snr_db", "payload_cbr"):
+            if key in d:
+                d[key] = tuple(float(v) for v in d[key])
+        return cls(**d)
+
+
+def load_run_config(path: str | Path) -> tuple[str, ModelConfig, TrainConfig]:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise MedJSCCError(f"training config not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise MedJSCCError(f"training config {p} is not valid YAML: {e}") from None
+    unknown = set(data) - {"name", "description", "model", "train"}
+    if unknown:
+        raise MedJSCCError(f"{p}: unknown top-level keys {sorted(unknown)}")
+    name = data.get("name") or p.stem
+    mcfg = ModelConfig.from_dict({**(data.get("model") or {}), "name": name})
+    tcfg = TrainConfig.from_dict(data.get("train") or {})
+    return name, mcfg, tcfg
+
+
+def roi_grid_from_masks(masks: torch.Tensor) -> torch.Tensor:
+    """Pixel masks (B,1,H,W) -> latent-grid ROI (B,1,H/16,W/16), rule "any" as in
+    ``roi.sideinfo.mask_to_grid``."""
+    return F.max_pool2d(masks, DOWNSCALE)
+
+
+class _Batches:
+    def __init__(self, pairs, crop: int, rng: np.random.Generator):
+        self.images = np.stack([p["image"] for p in pairs])
+        self.masks = np.stack([p["mask"] if p["mask"] is not None else np.zeros_like(p["image"], bool)
+                               for p in pairs])
+        self.crop, self.rng = crop, rng
+        h, w = self.images.shape[1:]
+        if h < crop or w < crop:
+            raise MedJSCCError(f"training images ({h}x{w}) are smaller than the crop {crop}")
+
+    def sample(self, b: int):
+        n, h, w = self.images.shape
+        idx = self.rng.integers(0, n, b)
+        ys = self.rng.integers(0, h - self.crop + 1, b)
+        xs = self.rng.integers(0, w - self.crop + 1, b)
+        flip = self.rng.random(b) < 0.5
+        imgs, masks = [], []
+        for i, y, x, f in zip(idx, ys, xs, flip):
+            im = self.images[i, y:y + self.crop, x:x + self.crop]
+            mk = self.masks[i, y:y + self.crop, x:x + self.crop]
+            if f:
+                im, mk = im[:, ::-1], mk[:, ::-1]
+            imgs.append(im)
+            masks.append(mk)
+        x = torch.from_numpy(np.stack(imgs).astype(np.float32) / 255.0)[:, None]
+        m = torch.from_numpy(np.stack(masks).astype(np.float32))[:, None]
+        return x, m
+
+
+def weighted_mse(x_hat, x, mask, roi_weight: float):
+    err = (x_hat - x) ** 2
+    if roi_weight == 1.0:
+        return err.mean()
+    w = 1.0 + (roi_weight - 1.0) * mask
+    return (err * w).sum() / w.sum()
+
+
+def _psnr(mse: torch.Tensor) -> torch.Tensor:
+    return 10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))
+
+
+def validate(model: JSCCModel, pairs, snr_db: float = 10.0, cbr: float = 1.0 / 16.0, seed: int = 0) -> dict:
+    """Full-image PSNR / ROI-PSNR on validation pairs over AWGN (fixed noise seed)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    psnrs, rois = [], []
+    with torch.no_grad():
+        for p in pairs:
+            img = p["image"]
+            h, w = img.shape
+            hh, ww = -(-h // 16) * 16, -(-w // 16) * 16
+            x = torch.from_numpy(img.astype(np.float32) / 255.0)[None, None]
+            x = F.pad(x, (0, ww - w, 0, hh - h), mode="replicate")
+            m = torch.zeros_like(x) if p["mask"] is None else F.pad(
+                torch.from_numpy(p["mask"].astype(np.float32))[None, None], (0, ww - w, 0, hh - h))
+            roi = roi_grid_from_masks(m) if model.cfg.use_roi else None
+            target = torch.tensor([round(cbr * h * w)])
+            x_hat, _, _ = model(x, roi, torch.tensor([snr_db]), target,
+                                lambda z, s: apply_channel(z, "awgn", s, generator=gen))
+            x_hat = x_hat.clamp(0, 1)[..., :h, :w]
+            x0 = x[..., :h, :w]
+            psnrs.append(float(_psnr(((x_hat - x0) ** 2).mean())))
+            if p["mask"] is not None and p["mask"].any():
+                mm = torch.from_numpy(p["mask"])[None, None]
+                rois.append(float(_psnr(((x_hat - x0) ** 2)[mm].mean())))
+    model.train()
+    return {"psnr": float(np.mean(psnrs)), "roi_psnr": float(np.mean(rois)) if rois else float("nan")}
+
+
+def _lr_at(step: int, tcfg: TrainConfig) -> float:
+    warm = min(100, tcfg.steps // 10)
+    if step < warm:
+        return tcfg.lr * (step + 1) / warm
+    t = (step - warm) / max(1, tcfg.steps - warm)
+    return tcfg.lr_min + 0.5 * (tcfg.lr - tcfg.lr_min) * (1 + math.cos(math.pi * t))
+
+
+def warm_start(model: JSCCModel, source: str) -> int:
+    from .api import resolve_weights, read_checkpoint
+
+    ckpt = read_checkpoint(resolve_weights(source))
+    own = model.state_dict()
+    copied = {k: v for k, v in ckpt["state_dict"].items() if k in own and own[k].shape == v.shape}
+    own.update({k: v.to(own[k].dtype) for k, v in copied.items()})
+    model.load_state_dict(own)
+    return len(copied)
+
+
+def train(config_path: str | Path, device: str = "cpu", resume: bool = False, data_root=None,
+          runs_dir: str | Path | None = None, out_path: str | Path | None = None,
+          synthetic: bool = False, steps: int | None = None, progress: bool = True) -> Path:
+    from tqdm import tqdm
+
+    from ..paths import repo_root
+    from .api import save_weights, shipped_models_dir
+    from .datasets import load_pairs, synthetic_pairs
+
+    name, mcfg, tcfg = load_run_config(config_path)
+    if steps is not None:
+        tcfg.steps = int(steps)
+    torch.set_num_threads(max(1, int(tcfg.threads)))
+    runs = Path(runs_dir) if runs_dir else (repo_root() or Path.cwd()) / "runs"
+    run_dir = runs / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    out_path = Path(out_path) if out_path else shipped_models_dir() / f"{name}.pt"
+    dev = torch.device(device)
+
+    torch.manual_seed(tcfg.seed)
+    rng = np.random.default_rng(tcfg.seed)
+    if synthetic:
+        train_pairs, val_pairs = synthetic_pairs(32, 256, tcfg.seed), synthetic_pairs(4, 256, tcfg.seed + 1)
+    else:
+        train_pairs = load_pairs(data_root, "train")
+        val_pairs = load_pairs(data_root, "val", limit=tcfg.val_images)
+    batches = _Batches(train_pairs, tcfg.crop, rng)
+
+    model = build_model(mcfg).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    step0, elapsed0 = 0, 0.0
+    ckpt_path = run_dir / "last.pt"
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        step0, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
+        torch.set_rng_state(ck["torch_rng"])
+        rng.bit_generator.state = json.loads(ck["numpy_rng"])
+        log.info("resumed %s at step %d", name, step0)
+    elif tcfg.init_from:
+        n = warm_start(model, tcfg.init_from)
+        log.info("warm start from %s: %d tensors copied", tcfg.init_from, n)
+
+    def save_ckpt(step, elapsed):
+        tmp = ckpt_path.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                    "elapsed_s": elapsed, "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": json.dumps(rng.bit_generator.state)}, tmp)
+        tmp.replace(ckpt_path)
+
+    logf = open(run_dir / "metrics.jsonl", "a")
+    t_start = time.time() - elapsed0
+    bar = tqdm(range(step0, tcfg.steps), initial=step0, total=tcfg.steps, desc=name,
+               disable=not progress, mininterval=5.0)
+    ema = None
+    model.train()
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(step, tcfg)
+        x, m = batches.sample(tcfg.batch_size)
+        x, m = x.to(dev), m.to(dev)
+        b = x.shape[0]
+        roi = roi_grid_from_masks(m) if mcfg.use_roi else None
+        lo, hi = tcfg.snr_db
+        snr = torch.from_numpy(rng.uniform(lo, hi, b).astype(np.float32)).to(dev)
+        c_lo, c_hi = tcfg.payload_cbr
+        cbr = np.exp(rng.uniform(math.log(c_lo), math.log(c_hi), b))
+        n_pix = x.shape[-1] * x.shape[-2]
+        positions = n_pix // DOWNSCALE**2
+        target = torch.from_numpy(np.minimum(np.round(cbr * n_pix), mcfg.k_max * positions).astype(np.int64))
+        kind = "rayleigh" if rng.random() < tcfg.rayleigh_fraction else "awgn"
+        x_hat, bpp, n_sym = model(x, roi, snr, target, lambda z, s: apply_channel(z, kind, s))
+        dist = weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight)
+        loss = dist + tcfg.rate_lambda * bpp.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            psnr = float(_psnr(((x_hat.clamp(0, 1) - x) ** 2).mean()))
+        cur = np.array([float(loss), psnr, float((n_sym / n_pix).mean())])
+        ema = cur if ema is None else 0.98 * ema + 0.02 * cur
+        bar.set_postfix(loss=f"{ema[0]:.4f}", psnr=f"{ema[1]:.2f}", cbr=f"{ema[2]:.4f}")
+        done = step + 1
+        if done % tcfg.checkpoint_every == 0 or done == tcfg.steps:
+            save_ckpt(done, time.time() - t_start)
+        if done % tcfg.val_every == 0 or done == tcfg.steps:
+            val = validate(model, val_pairs)
+            rec = {"step": done, "elapsed_s": round(time.time() - t_start, 1), "train_loss": ema[0],
+                   "train_psnr": ema[1], "val_psnr_awgn10_cbr1_16": val["psnr"],
+                   "val_roi_psnr_awgn10_cbr1_16": val["roi_psnr"]}
+            logf.write(json.dumps(rec) + "\n")
+            logf.flush()
+            log.info("step %d val psnr %.2f roi %.2f", done, val["psnr"], val["roi_psnr"])
+            if progress:
+                bar.write(json.dumps(rec))
+    logf.close()
+    wall = time.time() - t_start
+    meta = {"steps": tcfg.steps, "wall_time_s": round(wall, 1), "train": _jsonable(dataclasses.asdict(tcfg)),
+            "config_file": str(config_path), "synthetic_data": bool(synthetic)}
+    save_weights(model, out_path, meta)
+    log.info("wrote %s (%.1f s)", out_path, wall)
+    return out_path
+
+
+def _jsonable(d):
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
