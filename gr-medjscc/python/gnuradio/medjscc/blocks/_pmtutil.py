@@ -48,6 +48,8 @@ def to_pmt(value):
             arr = arr.astype(np.float32)
         elif arr.dtype.kind in "iu" and arr.dtype != np.uint8:
             arr = arr.astype(np.int32)
+        if arr.dtype == np.uint8 or arr.size <= 1:  # pybind converts these element-wise: give it a list
+            return _VEC_MAKERS[arr.dtype](len(arr), arr.tolist())
         return _VEC_MAKERS[arr.dtype](len(arr), arr)
     if isinstance(value, dict):
         d = pmt.make_dict()
