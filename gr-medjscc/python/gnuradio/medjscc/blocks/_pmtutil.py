@@ -37,7 +37,7 @@ def to_pmt(value):
         return pmt.intern(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         data = np.frombuffer(bytes(value), dtype=np.uint8)
-        return pmt.init_u8vector(len(data), data)
+        return pmt.init_u8vector(len(data), data.tolist())
     if isinstance(value, np.ndarray):
         arr = value.ravel()
         if arr.dtype == np.bool_:

@@ -48,22 +48,17 @@ def mean_snr_db(values) -> float:
 def expected_symbols(codec, side_info, shape, cbr, frame_count, per) -> int | None:
     """Payload length of an image whose last frame was lost (None if it cannot be known).
 
-    Variable-length models: from the rate indices in the side info. Fixed-length models: from
-    the CBR budget both ends agree on.
+    The encoder fills the CBR budget both ends agree on: payload = cbr * pixels minus the side
+    info's share (``Codec._payload_budget``; a public codec helper is preferred when present).
     """
     try:
-        from ..codec import allocation, sideinfo
-
-        cfg = codec.cfg
-        gh, gw = codec.latent_shape(shape)
-        if cfg.variable_length:
-            if side_info is None:
-                return None
-            rate_idx, _ = sideinfo.unpack(side_info, codec.cell_shape(shape), len(cfg.levels))
-            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), cfg.rate_block, cfg.levels)
-            n = int(kmap.sum())
+        target_total = cbr * shape[0] * shape[1]
+        if hasattr(codec, "payload_symbols"):
+            n = int(codec.payload_symbols(shape, cbr, side_info))
+        elif side_info is None and getattr(codec.cfg, "variable_length", False):
+            return None
         else:
-            n = int(codec._payload_budget(cbr * shape[0] * shape[1], side_info or b"", shape))
+            n = int(codec._payload_budget(target_total, side_info or b"", shape))
     except Exception:
         return None
     lo, hi = (frame_count - 1) * per + 1, frame_count * per

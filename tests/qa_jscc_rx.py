@@ -1,0 +1,129 @@
+"""QA: jscc_rx assembles frames (loss, duplicates, reordering, bad headers), decodes, reports."""
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pmt
+import pytest
+
+pytestmark = pytest.mark.gnuradio
+
+from gnuradio import gr, gr_unittest  # noqa: E402
+
+from gnuradio.medjscc.blocks._msgtools import pdu_collector, post  # noqa: E402
+from gnuradio.medjscc.blocks._phyadapt import make_params  # noqa: E402
+from gnuradio.medjscc.blocks._pmtutil import make_pdu  # noqa: E402
+from gnuradio.medjscc.blocks.jscc_rx import jscc_rx  # noqa: E402
+from gnuradio.medjscc.blocks.jscc_tx import encode_frames  # noqa: E402
+from gnuradio.medjscc.snr import complex_awgn  # noqa: E402
+from qa_helpers import shared_codec, synthetic_image  # noqa: E402
+
+SNR = 15.0
+
+
+class qa_jscc_rx(gr_unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.codec = shared_codec()
+        cls.params = make_params({"symbols_per_frame": 2})   # 96 symbols/frame -> ~40 frames/image
+        cls.image = synthetic_image(256, seed=1)
+        cls.enc, frames = encode_frames(cls.codec, cls.image, None, SNR, 1 / 16, 5, cls.params)
+        rng = np.random.default_rng(0)
+        cls.frames = []
+        for meta, pay in frames:
+            meta = dict(meta, snr_db=SNR, crc_ok=True)
+            cls.frames.append((meta, (pay + complex_awgn(pay.size, SNR, rng)).astype(np.complex64)))
+        cls.rx_symbols = np.concatenate([p for _, p in cls.frames])
+
+    def run_rx(self, frames, extra=(), timeout=20.0, **kw):
+        rx = jscc_rx(model=self.codec, params=self.params, **kw)
+        tb = gr.top_block()
+        col_m, col_i = pdu_collector(), pdu_collector()
+        tb.msg_connect(rx, "metrics", col_m, "in")
+        tb.msg_connect(rx, "image", col_i, "in")
+        tb.start()
+        try:
+            for m in extra:
+                post(rx, "pdus", m)
+            for meta, pay in frames:
+                post(rx, "pdus", make_pdu(meta, pay))
+            col_m.wait_for(1, timeout)
+        finally:
+            tb.stop()
+            tb.wait()
+        return rx, col_m.items, col_i.items
+
+    def test_complete_image_decodes_like_the_codec(self):
+        with tempfile.TemporaryDirectory() as d:
+            from PIL import Image
+            ref = Path(d) / "ref.png"
+            Image.fromarray(self.image).save(ref)
+            rx, metrics, images = self.run_rx(self.frames, out_dir=d, reference_path=str(ref))
+            self.assertTrue((Path(d) / "rx_00005.png").is_file())
+        direct = self.codec.decode(self.rx_symbols, self.enc.side_info, (256, 256), snr_db=SNR)
+        r = rx.results[0]
+        np.testing.assert_array_equal(r["image"], direct)
+        self.assertEqual((r["frames_ok"], r["frames_total"]), (len(self.frames), len(self.frames)))
+        self.assertAlmostEqual(r["snr_est_db"], SNR, places=6)
+        self.assertEqual(metrics[0]["image_id"], 5)
+        self.assertIn("psnr", metrics[0])
+        from gnuradio.medjscc.metrics import psnr
+        self.assertAlmostEqual(metrics[0]["psnr"], psnr(self.image, direct), places=6)
+        meta, pix = images[0]
+        self.assertEqual((meta["height"], meta["width"]), (256, 256))
+        np.testing.assert_array_equal(pix.reshape(256, 256), direct)
+
+    def test_duplicates_reordering_and_bad_headers(self):
+        rng = np.random.default_rng(1)
+        order = list(rng.permutation(len(self.frames)))
+        frames = [self.frames[i] for i in order] + self.frames[:3]        # shuffled + duplicates
+        bad = [make_pdu({"crc_ok": False, "snr_db": -3.0}, np.zeros(0, np.complex64)),
+               make_pdu({"seq": 1}, np.ones(96, np.complex64)),           # header fields missing
+               pmt.intern("garbage"), make_pdu({"seq": 0}, np.ones(4, np.float32))]
+        rx, metrics, _ = self.run_rx(frames, extra=bad)
+        direct = self.codec.decode(self.rx_symbols, self.enc.side_info, (256, 256), snr_db=SNR)
+        self.assertEqual(len(rx.results), 1)
+        np.testing.assert_array_equal(rx.results[0]["image"], direct)
+
+    def _lossy(self, fraction, seed):
+        rng = np.random.default_rng(seed)
+        n = len(self.frames)
+        keep = np.ones(n, bool)
+        lost = rng.choice(np.arange(2, n), int(round(fraction * n)), replace=False)  # keep side info
+        keep[lost] = False
+        keep[-1] = False   # the last frame too: the receiver must size the image itself
+        return [f for f, k in zip(self.frames, keep) if k], int(keep.sum())
+
+    def test_ten_and_fifty_percent_lost_frames(self):
+        for fraction in (0.1, 0.5):
+            frames, n_ok = self._lossy(fraction, seed=int(fraction * 10))
+            rx, metrics, _ = self.run_rx(frames, timeout_s=0.3)   # incomplete: decoded on timeout
+            r = rx.results[0]
+            self.assertEqual(r["error"], "")
+            self.assertEqual(r["frames_ok"], n_ok)
+            self.assertEqual(r["frames_total"], len(self.frames))
+            self.assertTrue(r["side_info_ok"])
+            lost_syms = self.rx_symbols.size - sum(p.size for _, p in frames)
+            self.assertAlmostEqual(r["erased_fraction"], lost_syms / self.rx_symbols.size, places=6)
+            self.assertEqual(r["image"].shape, (256, 256))
+
+    def test_lost_side_info_and_next_image_trigger(self):
+        # frames 0/1 carry the side info: without them the codec's documented fallback applies
+        frames = self.frames[2:]
+        nxt = [(dict(m, image_id=6), p) for m, p in self.frames[:1]]
+        rx, metrics, _ = self.run_rx(frames + nxt, timeout_s=30)   # image 5 ends when 6 starts
+        r = rx.results[0]
+        self.assertEqual(r["image_id"], 5)
+        self.assertFalse(r["side_info_ok"])
+        self.assertEqual(r["image"].shape, (256, 256))
+
+    def test_snr_sources(self):
+        rx, _, _ = self.run_rx(self.frames, snr_source="fixed", snr_db=3.0)
+        self.assertEqual(rx.results[0]["decode_snr_db"], 3.0)
+        with self.assertRaises(ValueError):
+            rx.set_snr_source("oracle")
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_jscc_rx)

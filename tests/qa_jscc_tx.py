@@ -1,0 +1,95 @@
+"""QA: jscc_tx encodes file/PDU images into frame PDUs, follows SNR messages, survives bad input."""
+import time
+
+import numpy as np
+import pmt
+import pytest
+
+pytestmark = pytest.mark.gnuradio
+
+from gnuradio import gr, gr_unittest  # noqa: E402
+
+from gnuradio.medjscc.blocks._msgtools import pdu_collector, post  # noqa: E402
+from gnuradio.medjscc.blocks._pmtutil import make_pdu, to_pmt  # noqa: E402
+from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
+from qa_helpers import shared_codec, synthetic_image  # noqa: E402
+
+
+class qa_jscc_tx(gr_unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.codec = shared_codec()
+
+    def _run_files(self, tx, expect_frames):
+        tb = gr.top_block()
+        col = pdu_collector()
+        tb.msg_connect(tx, "frames", col, "in")
+        tb.run()   # file mode: the block sends eos and finishes by itself
+        return col.items
+
+    def test_file_image_to_frames(self):
+        import tempfile
+
+        from PIL import Image
+        with tempfile.TemporaryDirectory() as d:
+            path = f"{d}/x.png"
+            Image.fromarray(synthetic_image(256)).save(path)
+            tx = jscc_tx(image_path=path, model=self.codec, cbr=1 / 16, snr_db=7.0, repeat=2)
+            items = self._run_files(tx, None)
+        self.assertEqual(items[-1], "eos")
+        frames = items[:-1]
+        p = tx.params
+        enc = self.codec.encode(synthetic_image(256), None, snr_db=7.0, cbr=1 / 16)
+        per_image = -(-enc.symbols.size // p.max_payload_len)
+        self.assertEqual(len(frames), 2 * per_image)
+        self.assertEqual([h["image_id"] for h in tx.history], [0, 1])
+        meta0, pay0 = frames[0]
+        for key in ("seq", "image_id", "frame_count", "payload_len", "side_info_chunk",
+                    "side_info_total", "tx_snr_db", "cbr_total"):
+            self.assertIn(key, meta0)
+        self.assertEqual(meta0["tx_snr_db"], 7.0)
+        got = np.concatenate([d for m, d in frames if m["image_id"] == 0])
+        np.testing.assert_allclose(got, enc.symbols, atol=1e-5)   # deterministic encoder
+        side = b"".join(bytes(m["side_info_chunk"]) for m, _ in frames if m["image_id"] == 0)
+        self.assertEqual(side, enc.side_info)
+
+    def test_image_pdu_and_snr_message(self):
+        tx = jscc_tx(model=self.codec, image_size=64, snr_db=10.0)
+        tb = gr.top_block()
+        col = pdu_collector()
+        tb.msg_connect(tx, "frames", col, "in")
+        img = synthetic_image(64, seed=3)
+        tb.start()
+        try:
+            post(tx, "image", make_pdu({"height": 64, "width": 64}, img.reshape(-1)))
+            self.assertTrue(col.wait_for(1, 10))
+            post(tx, "snr", to_pmt({"snr_db": 3.0, "raw_snr_db": 2.0}))
+            # ports are served in no fixed order: wait until the SNR is taken before the next image
+            deadline = time.monotonic() + 5
+            while tx.snr_db() != 3.0 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            post(tx, "image", make_pdu({"height": 64, "width": 64,
+                                        "mask": np.ones(64 * 64, np.uint8)}, img.reshape(-1)))
+            self.assertTrue(col.wait_for(2, 10))
+            # bad inputs: wrong size, not a PDU, garbage SNR
+            post(tx, "image", make_pdu({"height": 64, "width": 65}, img.reshape(-1)))
+            post(tx, "image", pmt.intern("nope"))
+            post(tx, "snr", pmt.intern("nope"))
+            post(tx, "image", make_pdu({"height": 64, "width": 64}, img.reshape(-1)))
+            self.assertTrue(col.wait_for(3, 10))
+        finally:
+            tb.stop()
+            tb.wait()
+        self.assertEqual([h["snr_db"] for h in tx.history], [10.0, 3.0, 3.0])
+        self.assertEqual(len(tx.errors), 2)
+        self.assertEqual(tx.snr_db(), 3.0)
+
+    def test_missing_file_is_reported_not_hung(self):
+        tx = jscc_tx(image_path="/nonexistent/img.png", model=self.codec)
+        items = self._run_files(tx, None)
+        self.assertEqual(items, ["eos"])
+        self.assertIn("not found", tx.errors[0])
+
+
+if __name__ == "__main__":
+    gr_unittest.run(qa_jscc_tx)
