@@ -37,17 +37,27 @@ _REG1 = (_NS << 1) | 1
 _PREV0 = _REG0 & (N_STATES - 1)
 _PREV1 = _REG1 & (N_STATES - 1)
 _INPUT_OF_NS = (_NS >> (K - 2)) & 1
+_LABEL_OF_REG = _OUT @ (1 << np.arange(RATE_INV - 1, -1, -1))                     # 3 bits -> 0..7
+_LABEL_SIGN = (1 - 2 * ((np.arange(8)[:, None] >> np.arange(RATE_INV - 1, -1, -1)) & 1)).astype(np.float64)
+_LABEL0 = _LABEL_OF_REG[_REG0]
+_LABEL1 = _LABEL_OF_REG[_REG1]
+
+
+_GEN_TAPS = np.array([[(g >> (K - 1 - i)) & 1 for i in range(K)] for g in GENERATORS], np.int64)
 
 
 def conv_encode(bits: np.ndarray) -> np.ndarray:
-    bits = np.concatenate([np.asarray(bits, np.int64) & 1, np.zeros(K - 1, np.int64)])
-    state = 0
-    regs = np.empty(bits.size, np.int64)
-    for i, b in enumerate(bits):
-        r = (int(b) << (K - 1)) | state
-        regs[i] = r
-        state = r >> 1
-    return _OUT[regs].reshape(-1).astype(np.uint8)
+    """Encode (..., n) bits -> (..., (n + 6) * 3) coded bits (terminated), batched over leading axes."""
+    bits = np.asarray(bits, np.int64) & 1
+    lead = bits.shape[:-1]
+    b = bits.reshape(-1, bits.shape[-1])
+    b = np.concatenate([b, np.zeros((b.shape[0], K - 1), np.int64)], axis=1)
+    n = b.shape[1]
+    # output j at time t = XOR over taps i of g_j[i] * b[t - i] (tap 0 = newest bit)
+    padded = np.concatenate([np.zeros((b.shape[0], K - 1), np.int64), b], axis=1)
+    win = np.lib.stride_tricks.sliding_window_view(padded, K, axis=1)[:, :n, ::-1]   # (B, n, K) newest first
+    out = (win @ _GEN_TAPS.T) & 1                                                     # (B, n, 3)
+    return out.reshape(*lead, n * RATE_INV).astype(np.uint8)
 
 
 def viterbi_decode(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
@@ -73,3 +83,38 @@ def viterbi_decode(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
         b = int(decisions[t, state])
         state = ((state << 1) | b) & (N_STATES - 1)
     return out[:n_info_bits]
+
+
+def viterbi_decode_batch(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
+    """Soft Viterbi for a batch: llr (B, >= coded_length) -> bits (B, n_info_bits)."""
+    llr = np.asarray(llr, np.float64)
+    B = llr.shape[0]
+    n_steps = n_info_bits + K - 1
+    if B == 0:
+        return np.zeros((0, n_info_bits), np.uint8)
+    llr = llr[:, : n_steps * RATE_INV].reshape(B, n_steps, RATE_INV)
+    # state-major layout: every step works on contiguous (64, B) rows
+    # only 8 distinct 3-bit branch labels: metrics per label, then gathered per state
+    bm = np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T)
+                              .reshape(B, n_steps, 8).transpose(1, 2, 0))      # (n_steps, 8, B)
+    pm = np.full((N_STATES, B), -1e300)
+    pm[0] = 0.0
+    decisions = np.empty((n_steps, N_STATES, B), np.bool_)
+    m0 = np.empty((N_STATES, B))
+    m1 = np.empty((N_STATES, B))
+    for t in range(n_steps):
+        np.add(pm[_PREV0], bm[t, _LABEL0], out=m0)
+        np.add(pm[_PREV1], bm[t, _LABEL1], out=m1)
+        d = decisions[t]
+        np.greater(m1, m0, out=d)
+        pm = np.where(d, m1, m0)
+        if t % 32 == 31:
+            pm -= pm.max(axis=0)                         # keep metrics bounded
+    state = np.zeros(B, np.int64)
+    rows = np.arange(B)
+    out = np.empty((B, n_steps), np.uint8)
+    for t in range(n_steps - 1, -1, -1):
+        out[:, t] = _INPUT_OF_NS[state]
+        b = decisions[t, state, rows].astype(np.int64)
+        state = ((state << 1) | b) & (N_STATES - 1)
+    return out[:, :n_info_bits]

@@ -27,10 +27,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import fft as sfft
 from scipy import signal as sps
 
 from ..errors import MedJSCCError
-from .header import FrameHeader
+from . import fec
+from .header import FrameHeader, _slot_map
 from .params import OfdmParams, sequences
 
 
@@ -104,13 +106,6 @@ class RxFrame:
         return self.erased is not None and bool(np.any(self.erased))
 
 
-@dataclass
-class _Sync:
-    start: int          # frame start in buffer coordinates (short preamble begins)
-    long_start: int     # first long-symbol window (includes backoff)
-    cfo: float
-
-
 class OfdmReceiver:
     """Streaming receiver: ``process(iq)`` returns the frames completed so far; samples of a frame
     not yet complete are kept for the next call. ``flush()`` decodes what is left (truncated)."""
@@ -126,11 +121,16 @@ class OfdmReceiver:
         self._pilot_pos = np.nonzero(np.isin(occ, p.pilot_carrier_idx))[0]
         # DFT-window denoising: LS fit of `taps` time taps to the occupied-carrier estimate
         A = np.exp(-2j * np.pi * np.outer(self._occ_bins, np.arange(p.taps)) / p.fft_len)
-        self._taps_pinv = np.linalg.pinv(A)
-        self._proj = A @ self._taps_pinv
+        self._taps_pinv = np.linalg.pinv(A).astype(np.complex64)
+        self._proj = (A @ np.linalg.pinv(A)).astype(np.complex64)
+        self._long_freq_inv = (1.0 / self.seq.long_freq).astype(np.complex64)
         self._short_tmpl = np.conj(self.seq.short_time[::-1]).astype(np.complex64)
         self._short_energy = float(np.sum(np.abs(self.seq.short_time) ** 2))
         self._long_tmpl = np.conj(np.tile(self.seq.long_time, p.n_long))
+        self._long_energy = float(np.sum(np.abs(self._long_tmpl) ** 2))
+        self._data_bins = p.bins(p.data_carrier_idx)
+        self._pilot_bins = p.bins(p.pilot_carrier_idx)
+        self._slot_map = _slot_map(p)
         self._even_pos = np.nonzero(occ % 2 == 0)[0]
         self._odd_pos = np.nonzero(occ % 2 == 1)[0]
         self.reset()
@@ -173,6 +173,14 @@ class OfdmReceiver:
 
     # ------------------------------------------------------------------ detection statistic
     def _metric(self, buf: np.ndarray):
+        """Detection statistic m[n] in [0, 1] for a short preamble starting at n.
+
+        Each of the R periods is a normalised cross-correlation |<r_seg, s>|^2 / (|s|^2 |r_seg|^2)
+        (~1/P on noise or data, ~SNR/(1+SNR) on the preamble); m is their mean. Normalising each
+        period by its own energy makes m independent of signal and noise levels (CFAR: the
+        threshold is relative to the local noise floor) and avoids spurious peaks at burst edges
+        where one loud period would dominate a window-energy normalisation.
+        """
         p = self.params
         P, R = p.short_period, p.n_short_reps
         W = R * P
@@ -180,228 +188,263 @@ class OfdmReceiver:
         n = buf.size - W + 1
         if n <= 0:
             return c, np.zeros(0, np.float32)
-        a = c.real * c.real + c.imag * c.imag
-        M = a[:n].copy()
+        pw = (buf.real * buf.real + buf.imag * buf.imag).astype(np.float64)
+        e = np.concatenate([[0.0], np.cumsum(pw)])
+        seg_energy = (e[P:] - e[:-P]).astype(np.float32)                     # aligned with c
+        # floor: digital silence / rounding residue after loud bursts must not look like a preamble
+        floor = np.float32(1e-6 * e[-1] / max(buf.size, 1) * P + 1e-30)
+        q = (c.real * c.real + c.imag * c.imag) / (np.float32(self._short_energy * R)
+                                                    * np.maximum(seg_energy, floor))
+        m = q[:n].copy()
         for r in range(1, R):
-            M += a[r * P: r * P + n]
-        e = np.concatenate([[0.0], np.cumsum(buf.real.astype(np.float64) ** 2 + buf.imag.astype(np.float64) ** 2)])
-        E = e[W:] - e[:-W]
-        m = M / (self._short_energy * np.maximum(E, 1e-20))
-        return c, m.astype(np.float32)
+            m += q[r * P: r * P + n]
+        return c, m
 
     # ------------------------------------------------------------------ main loop
     def _run(self, buf: np.ndarray, flush: bool) -> list[RxFrame]:
+        """Find preambles sequentially (cheap), then synchronise, estimate and demodulate all
+        frames of the buffer in batched numpy stages."""
         p = self.params
-        P, R = p.short_period, p.n_short_reps
+        P, R, S = p.short_period, p.n_short_reps, p.symbol_len
         L = buf.size
-        frames: list[RxFrame] = []
         c, m = self._metric(buf)
-        thr = p.detect_threshold
+        above = np.flatnonzero(m > p.detect_threshold)
         pos = self._search_from
-        keep_from = None
-        # samples needed after a coarse peak for preamble + header (+ fine-timing slack)
-        hdr_need = p.preamble_len + p.n_header_symbols * p.symbol_len + 2 * P
-        above = np.flatnonzero(m > thr)
+        hdr_need = p.preamble_len + p.n_header_symbols * S + 2 * P + 16
+        cand_idx, cand_hat = [], []
+        defer_from = None
         while True:
-            k = np.searchsorted(above, pos)
+            k = int(np.searchsorted(above, pos))
             if k >= above.size:
                 break
             idx = int(above[k])
             hi = idx + R * P
             if hi >= m.size and not flush:
-                keep_from = idx
+                defer_from = idx
                 break
-            n_hat = idx + int(np.argmax(m[idx: hi + 1]))
+            n_hat = idx + int(np.argmax(m[idx: min(hi, m.size - 1) + 1]))
             if n_hat + hdr_need > L:
-                if flush:
-                    break
-                keep_from = idx
+                if not flush:
+                    defer_from = idx
                 break
-            sync = self._sync(buf, c, n_hat)
-            if sync is None:
-                pos = n_hat + P
-                continue
-            frame, hdr_end, pay_end = self._demod(buf, sync, m, flush)
-            if frame is None:            # payload incomplete: wait for more samples
-                keep_from = min(idx, sync.start)
-                break
-            frame.start_sample = self._base + sync.start + p.backoff
-            frames.append(frame)
-            pos = hdr_end
-        if keep_from is None:
-            keep_from = max(0, min(pos, L - R * P))
-        keep_from = max(0, min(keep_from, L))
-        self._search_from = max(0, pos - keep_from) if keep_from <= pos else 0
+            cand_idx.append(idx)
+            cand_hat.append(n_hat)
+            pos = n_hat + p.short_len + P          # past this preamble's correlation plateau
+        frames: list[RxFrame] = []
+        if cand_hat:
+            frames, deferred = self._decode(buf, c, np.array(cand_idx), np.array(cand_hat), defer_from, flush)
+            if deferred is not None:
+                defer_from = deferred
+        if defer_from is not None and not flush:
+            keep_from, search_from = defer_from, 0
+        else:
+            keep_from = max(0, min(pos, L - R * P + 1))
+            search_from = pos - keep_from
+        self._search_from = max(0, search_from)
         self._tail = buf[keep_from:].copy()
         self._base += keep_from
         return frames
 
-    # ------------------------------------------------------------------ synchronisation
-    def _sync(self, buf, c, n_hat) -> _Sync | None:
-        p = self.params
-        P, R, N = p.short_period, p.n_short_reps, p.fft_len
-        seg = c[n_hat + P * np.arange(R)]
-        z = np.sum(seg[1:] * np.conj(seg[:-1]))
-        cfo_c = float(np.angle(z)) * N / (2 * math.pi * P)
-        expected = n_hat + R * P + p.long_cp
-        lo = max(0, expected - P - 8)
-        hi = expected + P + 8
-        T = self._long_tmpl.size
-        if hi + T > buf.size:
-            return None
-        n = np.arange(lo, hi + T)
-        x = buf[lo: hi + T] * np.exp(-2j * np.pi * cfo_c * (n - expected) / N)
-        win = np.lib.stride_tricks.sliding_window_view(x, T)
-        corr = win @ self._long_tmpl
-        energy = np.einsum("ij,ij->i", win.real, win.real) + np.einsum("ij,ij->i", win.imag, win.imag)
-        score = np.abs(corr) ** 2 / (np.sum(np.abs(self._long_tmpl) ** 2) * np.maximum(energy, 1e-20))
-        best = int(np.argmax(score))
-        if score[best] < 0.6 * p.detect_threshold:
-            return None
-        long_start = lo + best - p.backoff
-        if long_start < lo:
-            return None
-        # fine CFO from the repetition of the long symbol
-        y = x[long_start - lo: long_start - lo + p.n_long * N].reshape(p.n_long, N)
-        z2 = np.sum(y[1:] * np.conj(y[:-1]))
-        cfo = cfo_c + float(np.angle(z2)) / (2 * math.pi)
-        start = long_start - p.long_cp - R * P
-        if start < 0:
-            return None
-        return _Sync(start=start, long_start=long_start, cfo=cfo)
-
-    def _fft_windows(self, buf, starts, sync):
-        """FFT (RX scaling) of fft_len-sample windows at ``starts`` after CFO correction."""
+    # ------------------------------------------------------------------ batched stages
+    def _windows(self, buf, starts, cfo, ref):
+        """FFT (RX scaling) of fft_len-sample windows; starts (B, K), CFO corrected per frame."""
         p = self.params
         N = p.fft_len
-        idx = np.asarray(starts)[:, None] + np.arange(N)[None, :]
-        rot = np.exp(-2j * np.pi * sync.cfo * (idx - sync.long_start) / N)
-        return np.fft.fft(buf[idx] * rot, axis=1) * p.rx_scale
+        idx = starts[..., None] + np.arange(N)
+        np.clip(idx, 0, buf.size - 1, out=idx)
+        w = (-2 * np.pi / N) * cfo
+        # exp(j w (start + n - ref)) = exp(j w (start - ref)) * exp(j w n): B*K + B*N exponentials
+        rot = np.exp(1j * w[:, None] * (starts - ref[:, None]))[..., None] * np.exp(1j * w[:, None] * np.arange(N))[:, None, :]
+        x = buf[idx] * rot.astype(np.complex64)
+        return sfft.fft(x, axis=-1) * np.float32(p.rx_scale)
 
-    # ------------------------------------------------------------------ estimation + demod
-    def _preamble_training(self, buf, sync):
-        """LS channel rows from the long symbols + noise energy/dof from the short symbols."""
+    def _sync(self, buf, c, n_hat):
+        """Coarse CFO, fine timing, fine CFO for candidates n_hat (B,). Returns dict of arrays."""
+        p = self.params
+        P, R, N = p.short_period, p.n_short_reps, p.fft_len
+        seg = c[n_hat[:, None] + P * np.arange(R)]
+        z = np.sum(seg[:, 1:] * np.conj(seg[:, :-1]), axis=1)
+        cfo_c = np.angle(z) * N / (2 * math.pi * P)
+        expected = n_hat + R * P + p.long_cp
+        lo = expected - P - 8
+        T = self._long_tmpl.size
+        span = 2 * P + 17
+        idx = lo[:, None] + np.arange(span + T - 1)
+        np.clip(idx, 0, buf.size - 1, out=idx)
+        x = buf[idx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * (idx - expected[:, None]))
+        win = np.lib.stride_tricks.sliding_window_view(x, T, axis=1)       # (B, span, T)
+        corr = win @ self._long_tmpl
+        e = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(np.abs(x) ** 2, axis=1)], axis=1)
+        energy = e[:, T:T + span] - e[:, :span]
+        score = np.abs(corr) ** 2 / (self._long_energy * np.maximum(energy, 1e-20))
+        best = np.argmax(score, axis=1)
+        rows = np.arange(n_hat.size)
+        ok = (score[rows, best] >= 0.6 * p.detect_threshold) & (best >= p.backoff)
+        long_start = lo + best - p.backoff
+        off = np.clip(best - p.backoff, 0, None)
+        y = x[rows[:, None], off[:, None] + np.arange(p.n_long * N)].reshape(-1, p.n_long, N)
+        z2 = np.sum(y[:, 1:] * np.conj(y[:, :-1]), axis=(1, 2))
+        cfo = cfo_c + np.angle(z2) / (2 * math.pi)
+        start = long_start - p.long_cp - R * P
+        ok &= start + p.backoff >= 0
+        return dict(ok=ok, start=start, long_start=long_start, cfo=cfo)
+
+    def _training(self, buf, sy):
+        """LS channel rows from the long symbols (B, n_long, n_occ) + short-preamble noise energy."""
         p = self.params
         N, P, R = p.fft_len, p.short_period, p.n_short_reps
-        Y = self._fft_windows(buf, sync.long_start + N * np.arange(p.n_long), sync)[:, self._occ_bins]
-        rows = Y / self.seq.long_freq[None, :]
-        resid, dof = 0.0, 0
+        cfo, ref = sy["cfo"], sy["long_start"]
+        Y = self._windows(buf, ref[:, None] + N * np.arange(p.n_long), cfo, ref)[..., self._occ_bins]
+        rows = Y * self._long_freq_inv
+        B = rows.shape[0]
+        resid, dof = np.zeros(B), 0
         # short preamble: odd carriers are empty, even ones repeat in every fft_len block
         n_blocks = ((R - 1) * P) // N
         if n_blocks >= 1:
-            Ys = self._fft_windows(buf, sync.start + P + N * np.arange(n_blocks), sync)[:, self._occ_bins]
-            resid += float(np.sum(np.abs(Ys[:, self._odd_pos]) ** 2))
+            Ys = self._windows(buf, (sy["start"] + P)[:, None] + N * np.arange(n_blocks), cfo, ref)[..., self._occ_bins]
+            resid += np.sum(np.abs(Ys[..., self._odd_pos]) ** 2, axis=(1, 2))
             dof += n_blocks * self._odd_pos.size
             if n_blocks >= 2:
-                ev = Ys[:, self._even_pos]
-                resid += float(np.sum(np.abs(ev - ev.mean(axis=0)) ** 2))
+                ev = Ys[..., self._even_pos]
+                resid += np.sum(np.abs(ev - ev.mean(axis=1, keepdims=True)) ** 2, axis=(1, 2))
                 dof += (n_blocks - 1) * self._even_pos.size
         return rows, resid, dof
 
     def _fit(self, rows, resid, dof):
-        """DFT-window (tap-limited LS) channel fit over LS rows; noise from all residuals."""
+        """DFT-window (tap-limited LS) channel fit over LS rows (B, r, n_occ); noise from residuals."""
         p = self.params
-        mean = rows.mean(axis=0)
-        H_fit = self._proj @ mean
-        taps = self._taps_pinv @ mean
-        resid = resid + float(np.sum(np.abs(rows - H_fit[None, :]) ** 2))
-        dof = dof + rows.shape[0] * p.n_occupied - p.taps
+        mean = rows.mean(axis=1)
+        H_fit = mean @ self._proj.T
+        taps = mean @ self._taps_pinv.T
+        resid = resid + np.sum(np.abs(rows - H_fit[:, None, :]) ** 2, axis=(1, 2))
+        dof = dof + rows.shape[1] * p.n_occupied - p.taps
         n0 = resid / max(dof, 1)
-        n0 = max(n0, 1e-12 * float(np.mean(np.abs(H_fit) ** 2)) + 1e-30)
-        Hdata = H_fit[self._data_pos]
-        sig = float(np.mean(np.abs(Hdata) ** 2)) - n0 * p.taps / (rows.shape[0] * p.n_occupied)
-        snr_db = 10 * math.log10(max(sig, 1e-30) / n0)
+        n0 = np.maximum(n0, 1e-12 * np.mean(np.abs(H_fit) ** 2, axis=1) + 1e-30)
+        sig = np.mean(np.abs(H_fit[:, self._data_pos]) ** 2, axis=1) - n0 * p.taps / (rows.shape[1] * p.n_occupied)
+        snr_db = 10 * np.log10(np.maximum(sig, 1e-30) / n0)
         return H_fit, taps, n0, snr_db
 
-    def _track(self, Y, H_fit, first_symbol):
-        """Per-symbol complex pilot gain, smoothed: residual-CFO slope + moving average."""
+    def _track(self, Y, H_fit, mask):
+        """Per-symbol complex pilot gains (B, n_sym), smoothed: residual-CFO slope + moving average
+        over the valid symbols (mask)."""
         p = self.params
-        Hp = H_fit[self._pilot_pos][None, :] * self.seq.pilots(Y.shape[0], first_symbol)
-        Yp = Y[:, p.bins(p.pilot_carrier_idx)]
-        g = np.sum(np.conj(Hp) * Yp, axis=1) / max(float(np.sum(np.abs(Hp[0]) ** 2)), 1e-30)
-        n = g.size
+        n = Y.shape[1]
+        Hp = H_fit[:, None, self._pilot_pos] * self.seq.pilots(n, 0)[None]
+        Yp = Y[..., self._pilot_bins]
+        g = np.sum(np.conj(Hp) * Yp, axis=2) / np.maximum(np.sum(np.abs(Hp) ** 2, axis=2), 1e-30)
+        g = g * mask
         W = min(p.pilot_smooth, n)
         if W > 1:
-            slope = float(np.angle(np.sum(g[1:] * np.conj(g[:-1])))) if n > 1 else 0.0
-            ramp = np.exp(1j * slope * np.arange(n))
+            pair = g[:, 1:] * np.conj(g[:, :-1])
+            slope = np.angle(np.sum(pair, axis=1))
+            ramp = np.exp(1j * slope[:, None] * np.arange(n))
             gd = g / ramp
-            kernel = np.ones(W)
-            num = np.convolve(gd, kernel, mode="same")
-            den = np.convolve(np.ones(n), kernel, mode="same")
+            h = W // 2
+            cs = np.concatenate([np.zeros((g.shape[0], 1)), np.cumsum(gd, axis=1)], axis=1)
+            cm = np.concatenate([np.zeros((g.shape[0], 1)), np.cumsum(mask, axis=1)], axis=1)
+            hi = np.minimum(np.arange(n) + h + 1, n)
+            lo = np.maximum(np.arange(n) - h, 0)
+            num = cs[:, hi] - cs[:, lo]
+            den = np.maximum(cm[:, hi] - cm[:, lo], 1)
             g = num / den * ramp
         if not p.pilot_amplitude:
             g = np.exp(1j * np.angle(g))
         return g
 
-    def _equalise(self, Yd, Hd, n0):
-        if self.equalizer == "zf":
-            return Yd / np.where(np.abs(Hd) > 1e-12, Hd, 1e-12)
-        return np.conj(Hd) * Yd / (np.abs(Hd) ** 2 + n0)
-
-    def _demod(self, buf, sync, m, flush):
+    def _decode(self, buf, c, cand_idx, cand_hat, defer_from, flush):
         p = self.params
         N, S = p.fft_len, p.symbol_len
+        n_hdr, n_dat = p.n_header_symbols, p.n_data_carriers
         L = buf.size
-        rows, s_resid, s_dof = self._preamble_training(buf, sync)
+        sy = self._sync(buf, c, cand_hat)
+        keep = np.flatnonzero(sy["ok"])
+        if keep.size == 0:
+            return [], None
+        sy = {k: v[keep] for k, v in sy.items()}
+        cand_idx = cand_idx[keep]
+        B = keep.size
+        cfo, ref, start = sy["cfo"], sy["long_start"], sy["start"]
+        rows, s_resid, s_dof = self._training(buf, sy)
         H_fit, taps, n0, snr_db = self._fit(rows, s_resid, s_dof)
-        data_bins = p.bins(p.data_carrier_idx)
-        Hdata = H_fit[self._data_pos]
-        first = sync.long_start + p.n_long * N + p.cp_len      # first header FFT window
-        n_hdr = p.n_header_symbols
-        hdr_end = sync.start + p.preamble_len + n_hdr * S
-        Yh = self._fft_windows(buf, first + S * np.arange(n_hdr), sync)
-        gh = self._track(Yh, H_fit, 0)
-        Hd = gh[:, None] * Hdata[None, :]
-        llr = 4.0 * np.real(np.conj(Hd) * Yh[:, data_bins]) / n0
-        header = FrameHeader.from_bits(llr.reshape(-1), p)
-        common = dict(snr_db=snr_db, cfo=sync.cfo, chan_taps=taps.astype(np.complex64),
-                      start_sample=0, n0=n0, equalizer=self.equalizer)
-        if header is None:
-            return (RxFrame(None, False, np.zeros(0, np.complex64), noise_var=np.zeros(0, np.float32), **common),
-                    hdr_end, hdr_end)
-        # the CRC-checked header is known data: re-encode it and use it as extra training
-        Xh = np.zeros((n_hdr, p.n_occupied))
-        Xh[:, self._data_pos] = (1.0 - 2.0 * header.to_bits(p)).reshape(n_hdr, p.n_data_carriers)
-        Xh[:, self._pilot_pos] = self.seq.pilots(n_hdr, 0)
-        hrows = Yh[:, self._occ_bins] / gh[:, None] * Xh
-        H_fit, taps, n0, snr_db = self._fit(np.concatenate([rows, hrows]), s_resid, s_dof)
-        Hdata = H_fit[self._data_pos]
-        common.update(snr_db=snr_db, chan_taps=taps.astype(np.complex64), n0=n0)
-        n_pay = p.n_payload_symbols(header.payload_len)
+        first = ref + p.n_long * N + p.cp_len                       # first header FFT window
+        hdr_end = start + p.backoff + p.preamble_len + n_hdr * S
+        Yh = self._windows(buf, first[:, None] + S * np.arange(n_hdr), cfo, ref)
+        ones = np.ones((B, n_hdr))
+        gh = self._track(Yh, H_fit, ones)
+        Hd = gh[:, :, None] * H_fit[:, None, self._data_pos]
+        llr = 4.0 * np.real(np.conj(Hd) * Yh[..., self._data_bins]) / n0[:, None, None]
+        llr = llr.reshape(B, -1)
+        soft = np.zeros((B, p.header_coded_bits))
+        slot = self._slot_map
+        np.add.at(soft, (slice(None), slot), llr)          # repeated (fill) slots are soft-combined
+        info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
+        packed = np.packbits(info_bits, axis=1)
+        headers = [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(B)]
+        good = np.array([h is not None for h in headers])
+        # frame ends (payload) and cut points (next frame start)
+        n_pay = np.array([p.n_payload_symbols(h.payload_len) if h is not None else 0 for h in headers])
         pay_end = hdr_end + n_pay * S
-        win_starts = first + S * np.arange(n_hdr + n_pay)
-        available = win_starts + N <= L
-        if not np.all(available) and not flush:
-            return None, hdr_end, pay_end
-        # a new preamble inside this payload means the frame was cut off there
-        cut = pay_end
-        lo_m, hi_m = hdr_end, min(pay_end - p.short_len, m.size)
-        if hi_m > lo_m:
-            cand = np.flatnonzero(m[lo_m:hi_m] > p.detect_threshold)
-            if cand.size:
-                j = lo_m + int(cand[0])
-                hi = min(j + p.n_short_reps * p.short_period, m.size - 1)
-                j = j + int(np.argmax(m[j: hi + 1]))
-                cc = sps.oaconvolve(buf[: min(L, j + p.preamble_len + 2 * p.short_period)], self._short_tmpl, mode="valid")
-                other = self._sync(buf, cc, j) if j + p.short_len <= cc.size else None
-                if other is not None:
-                    cut = other.start
-        valid = available & (win_starts + N <= cut)
-        valid[:n_hdr] = True
-        n_ok = int(np.sum(valid[n_hdr:]))
-        Y = self._fft_windows(buf, win_starts[: n_hdr + n_ok], sync)
-        g = self._track(Y, H_fit, 0)
-        Hd = g[n_hdr:, None] * Hdata[None, :]
-        eq = self._equalise(Y[n_hdr:, data_bins], Hd, n0)
-        h2 = np.abs(Hdata) ** 2
-        nv_car = n0 / np.maximum(h2, 1e-30) if self.equalizer == "zf" else n0 / (h2 + n0)
-        payload = np.zeros(n_pay * p.n_data_carriers, np.complex64)
-        payload[: eq.size] = eq.reshape(-1)
-        erased = np.ones(n_pay * p.n_data_carriers, bool)
-        erased[: eq.size] = False
-        noise_var = np.tile(nv_car, n_pay).astype(np.float32)
-        noise_var[erased] = np.inf
-        plen = header.payload_len
-        frame = RxFrame(header, True, payload[:plen], noise_var=noise_var[:plen],
-                        noise_var_carriers=nv_car.astype(np.float32), erased=erased[:plen], **common)
-        return frame, hdr_end, pay_end
+        next_start = np.append(start[1:] + p.backoff, np.iinfo(np.int64).max)
+        if defer_from is not None:
+            next_start[-1] = defer_from if flush else next_start[-1]
+        deferred = None
+        n_emit = B
+        if not flush:
+            for i in range(B):
+                if good[i] and (pay_end[i] > L or (defer_from is not None and pay_end[i] > defer_from
+                                                    and next_start[i] > defer_from)):
+                    n_emit, deferred = i, int(min(cand_idx[i], start[i]))
+                    break
+        # header-aided re-estimation + payload demod for good frames
+        gidx = np.flatnonzero(good[:n_emit])
+        results = {}
+        if gidx.size:
+            G = gidx.size
+            Xh = np.zeros((G, n_hdr, p.n_occupied))
+            coded = fec.conv_encode(info_bits[gidx])[:, slot].reshape(G, n_hdr, n_dat)
+            Xh[..., self._data_pos] = 1.0 - 2.0 * coded
+            Xh[..., self._pilot_pos] = self.seq.pilots(n_hdr, 0)
+            hrows = Yh[gidx][..., self._occ_bins] / gh[gidx][..., None] * Xh
+            H2, taps2, n02, snr2 = self._fit(np.concatenate([rows[gidx], hrows], axis=1), s_resid[gidx], s_dof)
+            max_pay = int(n_pay[gidx].max())
+            K = n_hdr + max_pay
+            starts = first[gidx][:, None] + S * np.arange(K)
+            cut = np.minimum(next_start[gidx], L)
+            valid = (np.arange(K)[None, :] < (n_hdr + n_pay[gidx])[:, None]) & (starts + N <= cut[:, None])
+            valid[:, :n_hdr] = True
+            Y = self._windows(buf, starts, cfo[gidx], ref[gidx])
+            g = self._track(Y, H2, valid.astype(float))
+            Hdat = H2[:, self._data_pos]
+            Hd = g[:, n_hdr:, None] * Hdat[:, None, :]
+            Yd = Y[:, n_hdr:][..., self._data_bins]
+            h2 = np.abs(Hdat) ** 2
+            if self.equalizer == "zf":
+                eq = Yd / np.where(np.abs(Hd) > 1e-12, Hd, 1e-12)
+                nv_car = n02[:, None] / np.maximum(h2, 1e-30)
+            else:
+                eq = np.conj(Hd) * Yd / (np.abs(Hd) ** 2 + n02[:, None, None])
+                nv_car = n02[:, None] / (h2 + n02[:, None])
+            erf = np.repeat(~valid[:, n_hdr:], n_dat, axis=1)                 # (G, max_pay*n_dat)
+            eqf = eq.reshape(G, -1).astype(np.complex64)
+            eqf[erf] = 0
+            nvf = np.tile(nv_car.astype(np.float32), (1, max_pay))
+            nvf[erf] = np.inf
+            nvc32 = nv_car.astype(np.float32)
+            taps2 = taps2.astype(np.complex64)
+            for j, i in enumerate(gidx):
+                plen = headers[i].payload_len
+                results[i] = (eqf[j, :plen], nvf[j, :plen], erf[j, :plen], nvc32[j], float(snr2[j]),
+                              float(n02[j]), taps2[j])
+        frames = []
+        for i in range(n_emit):
+            common = dict(cfo=float(cfo[i]), start_sample=int(self._base + start[i] + p.backoff),
+                          equalizer=self.equalizer)
+            if i in results:
+                pay, nv, er, nvc, s_db, nn0, tp = results[i]
+                frames.append(RxFrame(headers[i], True, pay, snr_db=s_db, chan_taps=tp, noise_var=nv,
+                                      n0=nn0, noise_var_carriers=nvc, erased=er, **common))
+            else:
+                frames.append(RxFrame(None, False, np.zeros(0, np.complex64), snr_db=float(snr_db[i]),
+                                      chan_taps=taps[i].astype(np.complex64),
+                                      noise_var=np.zeros(0, np.float32), n0=float(n0[i]), **common))
+        return frames, deferred

@@ -36,7 +36,7 @@ class OfdmParams:
     header_side_info_bytes: int = 12     # side-info bytes carried per header
     chan_est_taps: int | None = None     # DFT-window length; None -> cp_len
     timing_backoff: int | None = None    # samples taken inside the CP; None -> cp_len // 4
-    detect_threshold: float = 0.2        # normalised preamble correlation (0..1)
+    detect_threshold: float = 0.17       # normalised preamble correlation (0..1)
     pilot_smooth: int = 9                # symbols in the pilot-phase smoothing window (1 = none)
     pilot_amplitude: bool = False        # also track per-symbol amplitude from pilots
     seed: int = 0x5EED                   # seed of the fixed pilot-polarity sequence
