@@ -205,7 +205,10 @@ class JSCCModel(nn.Module):
         bpp = torch.zeros(b, device=x.device)
         bits = None
         if self.hyper is not None:
-            bits, bits_z = self.rate(y)
+            # The hyperprior is a rate *estimator*: fit it to the latents by maximum likelihood
+            # without pushing gradients into g_a (the analog path is scale-invariant after power
+            # normalisation, so a rate penalty on y would just shrink y and flatten the estimate).
+            bits, bits_z = self.rate(y.detach())
             bpp = Hyperprior.bits_per_pixel(bits, bits_z, hh * ww)
         kmap = self.allocate(bits, roi if self.cfg.use_roi else None, payload_target)
         used = self.channel_mask(kmap)
