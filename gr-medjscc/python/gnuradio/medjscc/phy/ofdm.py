@@ -77,6 +77,7 @@ class OfdmTransmitter:
 
 # ============================================================================ receiver
 _MAX_ABS = 1e12
+_SNR_FLOOR = 1e-3          # estimates below -30 dB are reported as -30 dB
 
 @dataclass
 class RxFrame:
@@ -321,7 +322,7 @@ class OfdmReceiver:
         n0 = resid / max(dof, 1)
         n0 = np.maximum(n0, 1e-12 * np.mean(np.abs(H_fit) ** 2, axis=1) + 1e-30)
         sig = np.mean(np.abs(H_fit[:, self._data_pos]) ** 2, axis=1) - n0 * p.taps / (rows.shape[1] * p.n_occupied)
-        snr_db = 10 * np.log10(np.maximum(sig, 1e-30) / n0)
+        snr_db = 10 * np.log10(np.maximum(sig, _SNR_FLOOR * n0) / n0)
         return H_fit, taps, n0, snr_db
 
     def _track(self, Y, H_fit, mask):
@@ -351,6 +352,27 @@ class OfdmReceiver:
             g = np.exp(1j * np.angle(g))
         return g
 
+    def _decode_headers(self, Yh, gh, H_fit, n0):
+        """Soft BPSK demap (MRC-weighted LLRs) + batched Viterbi + CRC -> (info bits, headers|None)."""
+        p = self.params
+        Hd = gh[:, :, None] * H_fit[:, None, self._data_pos]
+        llr = (4.0 * np.real(np.conj(Hd) * Yh[..., self._data_bins]) / n0[:, None, None]).reshape(Yh.shape[0], -1)
+        soft = np.zeros((Yh.shape[0], p.header_coded_bits))
+        np.add.at(soft, (slice(None), self._slot_map), llr)   # repeated (fill) slots are soft-combined
+        info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
+        packed = np.packbits(info_bits, axis=1)
+        return info_bits, [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(Yh.shape[0])]
+
+    def _header_rows(self, Yh, gh, info_bits):
+        """LS channel rows from header symbols whose bits are known (re-encoded decoder output)."""
+        p = self.params
+        n_hdr = p.n_header_symbols
+        coded = fec.conv_encode(info_bits)[:, self._slot_map].reshape(-1, n_hdr, p.n_data_carriers)
+        Xh = np.zeros((coded.shape[0], n_hdr, p.n_occupied), np.float32)
+        Xh[..., self._data_pos] = 1.0 - 2.0 * coded
+        Xh[..., self._pilot_pos] = self.seq.pilots(n_hdr, 0)
+        return Yh[..., self._occ_bins] / gh[..., None] * Xh
+
     def _decode(self, buf, c, cand_idx, cand_hat, defer_from, flush):
         p = self.params
         N, S = p.fft_len, p.symbol_len
@@ -369,18 +391,25 @@ class OfdmReceiver:
         first = ref + p.n_long * N + p.cp_len                       # first header FFT window
         hdr_end = start + p.backoff + p.preamble_len + n_hdr * S
         Yh = self._windows(buf, first[:, None] + S * np.arange(n_hdr), cfo, ref)
-        ones = np.ones((B, n_hdr))
-        gh = self._track(Yh, H_fit, ones)
-        Hd = gh[:, :, None] * H_fit[:, None, self._data_pos]
-        llr = 4.0 * np.real(np.conj(Hd) * Yh[..., self._data_bins]) / n0[:, None, None]
-        llr = llr.reshape(B, -1)
-        soft = np.zeros((B, p.header_coded_bits))
-        slot = self._slot_map
-        np.add.at(soft, (slice(None), slot), llr)          # repeated (fill) slots are soft-combined
-        info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
-        packed = np.packbits(info_bits, axis=1)
-        headers = [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(B)]
+        gh = self._track(Yh, H_fit, np.ones((B, n_hdr)))
+        info_bits, headers = self._decode_headers(Yh, gh, H_fit, n0)
         good = np.array([h is not None for h in headers])
+        prev_bits = info_bits.copy()
+        for _ in range(2):
+            bad = np.flatnonzero(~good)
+            if not bad.size:
+                break
+            # decision-directed retry: the Viterbi output is mostly right even when the CRC fails;
+            # re-encoded, it is n_header_symbols of extra training for a better channel/phase estimate
+            Hb, _, n0b, _ = self._fit(np.concatenate([rows[bad], self._header_rows(Yh[bad], gh[bad], prev_bits[bad])],
+                                                     axis=1), s_resid[bad], s_dof)
+            gb = self._track(Yh[bad], Hb, np.ones((bad.size, n_hdr)))
+            bits_b, hdrs_b = self._decode_headers(Yh[bad], gb, Hb, n0b)
+            prev_bits[bad] = bits_b
+            for j, i in enumerate(bad):
+                if hdrs_b[j] is not None:
+                    headers[i], info_bits[i], gh[i] = hdrs_b[j], bits_b[j], gb[j]
+                    good[i] = True
         # frame ends (payload) and cut points (next frame start)
         n_pay = np.array([p.n_payload_symbols(h.payload_len) if h is not None else 0 for h in headers])
         pay_end = hdr_end + n_pay * S
@@ -400,11 +429,7 @@ class OfdmReceiver:
         results = {}
         if gidx.size:
             G = gidx.size
-            Xh = np.zeros((G, n_hdr, p.n_occupied))
-            coded = fec.conv_encode(info_bits[gidx])[:, slot].reshape(G, n_hdr, n_dat)
-            Xh[..., self._data_pos] = 1.0 - 2.0 * coded
-            Xh[..., self._pilot_pos] = self.seq.pilots(n_hdr, 0)
-            hrows = Yh[gidx][..., self._occ_bins] / gh[gidx][..., None] * Xh
+            hrows = self._header_rows(Yh[gidx], gh[gidx], info_bits[gidx])
             H2, taps2, n02, snr2 = self._fit(np.concatenate([rows[gidx], hrows], axis=1), s_resid[gidx], s_dof)
             max_pay = int(n_pay[gidx].max())
             K = n_hdr + max_pay
@@ -444,7 +469,11 @@ class OfdmReceiver:
                 frames.append(RxFrame(headers[i], True, pay, snr_db=s_db, chan_taps=tp, noise_var=nv,
                                       n0=nn0, noise_var_carriers=nvc, erased=er, **common))
             else:
-                frames.append(RxFrame(None, False, np.zeros(0, np.complex64), snr_db=float(snr_db[i]),
+                # no known header bits: signal power non-coherently from the header symbols'
+                # power (|H|^2 + N0 on average) -- steadier than |H_fit|^2 from two long symbols
+                sig = float(np.mean(np.abs(Yh[i][:, self._data_bins]) ** 2)) - float(n0[i])
+                s_db = 10 * math.log10(max(sig, _SNR_FLOOR * float(n0[i])) / float(n0[i]))
+                frames.append(RxFrame(None, False, np.zeros(0, np.complex64), snr_db=s_db,
                                       chan_taps=taps[i].astype(np.complex64),
                                       noise_var=np.zeros(0, np.float32), n0=float(n0[i]), **common))
         return frames, deferred

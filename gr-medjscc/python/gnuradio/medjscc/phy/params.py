@@ -34,6 +34,7 @@ class OfdmParams:
     n_short_reps: int = 8                # repetitions of the half-length sync symbol
     n_long: int = 2                      # copies of the long training symbol
     header_side_info_bytes: int = 12     # side-info bytes carried per header
+    header_repeat: int = 1               # coded header sent this many times (soft-combined; >1 below -3 dB)
     chan_est_taps: int | None = None     # DFT-window length; None -> cp_len
     timing_backoff: int | None = None    # samples taken inside the CP; None -> cp_len // 4
     detect_threshold: float = 0.17       # normalised preamble correlation (0..1)
@@ -73,6 +74,8 @@ class OfdmParams:
             bad(f"n_long must be in [2, 16], got {self.n_long}")
         if not (0 <= self.header_side_info_bytes <= 255):
             bad(f"header_side_info_bytes must be in [0, 255], got {self.header_side_info_bytes}")
+        if not (1 <= self.header_repeat <= 8):
+            bad(f"header_repeat must be in [1, 8], got {self.header_repeat}")
         if not (1 <= self.taps <= self.cp_len):
             bad(f"chan_est_taps must be in [1, cp_len], got {self.chan_est_taps}")
         if not (0 <= self.backoff < self.cp_len):
@@ -170,7 +173,7 @@ class OfdmParams:
 
     @property
     def n_header_symbols(self) -> int:
-        return -(-self.header_coded_bits // self.n_data_carriers)
+        return -(-self.header_coded_bits * self.header_repeat // self.n_data_carriers)
 
     def n_payload_symbols(self, payload_len: int) -> int:
         return -(-int(payload_len) // self.n_data_carriers)
