@@ -238,7 +238,8 @@ class DrrParams:
 def split_of_yaw(yaw_deg: float) -> str:
     """The split whose view-angle band contains ``yaw_deg``."""
     band = int(math.floor((yaw_deg - YAW_RANGE[0]) / BAND_DEG))
-    band = min(max(band, 0), len(SPLIT_BANDS["train"]) + len(SPLIT_BANDS["val"]) + len(SPLIT_BANDS["test"]) - 1)
+    n_bands = int(round((YAW_RANGE[1] - YAW_RANGE[0]) / BAND_DEG))
+    band = min(max(band, 0), n_bands - 1)     # the upper end of the range joins the last band
     for split, bands in SPLIT_BANDS.items():
         if band in bands:
             return split
