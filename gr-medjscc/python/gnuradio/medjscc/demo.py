@@ -17,12 +17,22 @@ log = logging.getLogger(__name__)
 
 
 def _load_images(n: int, seed: int):
-    """Test-split DRRs (generated on first use) with their ground-truth lung masks."""
-    from .data import load_split
+    """The first ``n`` test-split DRRs of the default set with their ground-truth lung masks.
 
-    ds = load_split("test", limit=n)
-    items = [ds[i] for i in range(min(n, len(ds)))]
-    return [it["image"] for it in items], [it["mask"] for it in items], [it["name"] for it in items]
+    When the default set is not generated yet, only these ``n`` images are rendered (the same
+    bytes the full set would hold), so a fresh ``make demo`` does not wait for 600 images.
+    """
+    from . import paths
+    from .data import drr, load_split
+
+    root = paths.default_data_dir()
+    if drr._dataset_complete(root, drr.split_counts(None)):
+        ds = load_split("test", limit=n)
+        items = [ds[i] for i in range(min(n, len(ds)))]
+        return [it["image"] for it in items], [it["mask"] for it in items], [it["name"] for it in items]
+    plan = [it for it in drr.image_plan(drr.split_counts(None), drr.DEFAULT_SEED) if it["split"] == "test"][:n]
+    rendered = [drr._render_item(it, drr.DEFAULT_SIZE, drr.DEFAULT_SEED) for it in plan]
+    return [r[0] for r in rendered], [r[1] for r in rendered], [it["name"] for it in plan]
 
 
 def _roi_masks(images, gt_masks, backend: str):
