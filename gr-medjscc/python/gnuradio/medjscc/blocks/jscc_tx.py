@@ -54,7 +54,8 @@ def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, ima
 
 
 class jscc_tx(gr.basic_block):
-    """Message ports: in ``image``, in ``snr``; out ``frames``.
+    """Message ports: in ``image``, in ``snr``; out ``frames``, out ``sent_image`` (the image as
+    encoded: u8 pixels, metadata image_id/height/width, for displays and references).
 
     Args:
         image_path: file(s) to send (``;``-separated); empty = only images arriving on ``image``.
@@ -103,6 +104,7 @@ class jscc_tx(gr.basic_block):
         for port in ("image", "snr"):
             self.message_port_register_in(pmt.intern(port))
         self.message_port_register_out(pmt.intern("frames"))
+        self.message_port_register_out(pmt.intern("sent_image"))
         self.set_msg_handler(pmt.intern("image"), self._handle_image)
         self.set_msg_handler(pmt.intern("snr"), self._handle_snr)
 
@@ -172,6 +174,9 @@ class jscc_tx(gr.basic_block):
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source})
         self._feedback.clear()
+        self.message_port_pub(pmt.intern("sent_image"), make_pdu(
+            {"image_id": image_id, "height": image.shape[0], "width": image.shape[1], "source": source},
+            image.reshape(-1)))
         for meta, payload in frames:
             meta["source"] = source
             self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))

@@ -3,7 +3,8 @@
 Input ``rx`` takes the OFDM RX PDUs (metadata ``snr_db``), a dict with ``snr_db`` or a bare
 number. Output ``snr`` publishes a dict ``{snr_db, raw_snr_db, count, seq}``: connect it to the
 ``snr`` inputs of ``jscc_tx`` and ``jscc_rx`` in one flowgraph, or to a gr-zeromq
-``pub_msg_sink`` to feed a transmitter in another process.
+``pub_msg_sink`` to feed a transmitter in another process. ``snr_pdu`` carries
+``[smoothed, raw]`` as a float32 PDU for plotting (PDU to Tagged Stream -> QT time sink).
 
 Smoothing is an exponential moving average (EMA). A step larger than ``jump_db`` restarts the
 average at the new value so a sudden channel change is followed at once instead of after
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import threading
 
+import numpy as np
 import pmt
 from gnuradio import gr
 
-from ._pmtutil import snr_from_message, to_pmt
+from ._pmtutil import make_pdu, snr_from_message, to_pmt
 
 
 class SnrSmoother:
@@ -58,6 +60,7 @@ class snr_feedback(gr.basic_block):
         self._decimation = max(1, int(decimation))
         self.message_port_register_in(pmt.intern("rx"))
         self.message_port_register_out(pmt.intern("snr"))
+        self.message_port_register_out(pmt.intern("snr_pdu"))
         self.set_msg_handler(pmt.intern("rx"), self._handle)
 
     # --- setters (GRC callbacks) ---
@@ -94,3 +97,6 @@ class snr_feedback(gr.basic_block):
         if count % self._decimation == 0:
             self.message_port_pub(pmt.intern("snr"), to_pmt(
                 {"snr_db": value, "raw_snr_db": raw, "count": count, "seq": seq}))
+            # [smoothed, raw] as a float PDU: PDU to Tagged Stream -> QT time sink = SNR trace
+            self.message_port_pub(pmt.intern("snr_pdu"), make_pdu(
+                {"count": count}, np.array([value, raw], np.float32)))

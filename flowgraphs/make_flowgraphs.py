@@ -1,0 +1,263 @@
+#!/usr/bin/env python3
+"""Generate the GRC 3.10 flowgraphs in this folder (run after changing block parameters).
+
+    python flowgraphs/make_flowgraphs.py
+
+The .grc files are committed; this script only keeps them consistent with each other (same
+OFDM layout, same parameter names) instead of hand-editing six YAML files. Every flowgraph
+exposes its settings as GRC "parameter" blocks, i.e. command-line options of the generated
+Python script (``--image``, ``--snr-db``, ``--iq-address`` ...).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+OFDM = {"fft_len": "64", "cp_len": "16", "n_data_carriers": "48", "n_pilot_carriers": "4",
+        "symbols_per_frame": "32"}
+
+
+class Graph:
+    def __init__(self, gid, title, gui=False, description=""):
+        self.gid, self.title, self.gui, self.description = gid, title, gui, description
+        self.blocks, self.connections = [], []
+        self._y = 0
+
+    def block(self, block_name, bid, x=0, **params):
+        self._y += 90
+        self.blocks.append({"name": block_name, "id": bid,
+                            "parameters": {k: str(v) for k, v in params.items()},
+                            "states": {"coordinate": [8 + 240 * x, self._y % 900],
+                                       "rotation": 0, "state": "enabled"}})
+        return block_name
+
+    def param(self, name, ptype, value, label=None, short=""):
+        return self.block(name, "parameter", label=label or name, type=ptype, value=value,
+                          short_id=short, hide="none")
+
+    def var(self, name, value):
+        return self.block(name, "variable", value=value)
+
+    def connect(self, src, sport, dst, dport):
+        self.connections.append([src, str(sport), dst, str(dport)])
+
+    def write(self):
+        options = {"parameters": {
+            "author": "gr-medjscc", "category": "[GRC Hier Blocks]", "description": self.description,
+            "generate_options": "qt_gui" if self.gui else "no_gui", "id": self.gid,
+            "output_language": "python", "run": "True", "run_options": "run" if not self.gui else "prompt",
+            "title": self.title, "qt_qss_theme": "", "max_nouts": "0", "realtime_scheduling": "",
+            "thread_safe_setters": "", "run_command": "{python} -u {filename}", "hier_block_src_path": ".:",
+            "placement": "(0,0)", "sizing_mode": "fixed", "window_size": "(1000,1000)",
+            "copyright": "GPL-3.0-or-later"},
+            "states": {"coordinate": [8, 8], "rotation": 0, "state": "enabled"}}
+        doc = {"options": options, "blocks": self.blocks, "connections": self.connections,
+               "metadata": {"file_format": 1, "grc_version": "3.10.5.1"}}
+        path = HERE / f"{self.gid}.grc"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False, width=120))
+        return path
+
+
+def jscc_tx_params(**kw):
+    p = {"image_path": "image", "mask_path": "''", "roi_backend": "'none'", "model": "model",
+         "cbr": "cbr", "snr_db": "snr_db", "image_size": "image_size", "repeat": "repeat",
+         "interval_s": "interval_s", "wait_for_feedback": "False", "feedback_timeout_s": "1.0",
+         "allow_random_weights": "bool(random_weights)", **OFDM}
+    p.update(kw)
+    return p
+
+
+def jscc_rx_params(**kw):
+    p = {"model": "model", "image_size": "image_size", "cbr": "cbr", "snr_source": "'frames'",
+         "snr_db": "snr_db", "out_dir": "out_dir", "reference_path": "image",
+         "reference_mask_path": "''", "timeout_s": "1.0", "allow_random_weights": "bool(random_weights)",
+         **OFDM}
+    p.update(kw)
+    return p
+
+
+def common_params(g, image=True, snr=True, rx=False):
+    if image:
+        g.param("image", "str", "", "Image file(s) to send")
+    g.param("model", "str", "medjscc", "Codec model")
+    g.param("cbr", "eng_float", "0.0625", "CBR")
+    g.param("image_size", "intx", "256", "Image size")
+    g.param("random_weights", "intx", "0", "Random codec weights if missing (smoke tests)")
+    if snr:
+        g.param("snr_db", "eng_float", "15", "Channel SNR (dB)")
+    if rx:
+        g.param("out_dir", "str", "", "Output folder")
+
+
+def loopback(gui: bool):
+    gid = "loopback_sim" if gui else "loopback_nogui"
+    g = Graph(gid, "Med-JSCC OFDM loopback" + (" (QT GUI)" if gui else " (headless)"), gui,
+              "JSCC TX -> OFDM analog TX -> channel preset -> OFDM analog RX -> JSCC RX, closed SNR loop")
+    common_params(g, rx=True)
+    g.param("repeat", "intx", "1" if not gui else "0", "Repeat (0 = forever)")
+    g.param("interval_s", "eng_float", "0" if not gui else "0.5", "Interval between images (s)")
+    g.param("channel", "str", "awgn", "Channel preset")
+    g.param("cfo", "eng_float", "0.05", "CFO (subcarriers)")
+    g.var("samp_rate", "1e6")
+    g.block("tx", "medjscc_jscc_tx", 1, **jscc_tx_params())
+    g.block("ofdm_tx", "medjscc_ofdm_analog_tx", 2, guard="256", amplitude="1.0", burst_tags="False", **OFDM)
+    g.block("chan", "medjscc_channel_preset", 3, preset="channel", snr_db="snr_db", cfo="cfo",
+            timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
+    g.block("ofdm_rx", "medjscc_ofdm_analog_rx", 4, equalizer="'mmse'", **OFDM)
+    g.block("rx", "medjscc_jscc_rx", 5, **jscc_rx_params())
+    g.block("feedback", "medjscc_snr_feedback", 5, alpha="0.3", jump_db="3.0", decimation="1")
+    g.block("metrics_print", "blocks_message_debug", 6, en_uvec="True")
+    g.connect("tx", "frames", "ofdm_tx", "pdus")
+    g.connect("ofdm_tx", 0, "chan", 0)
+    g.connect("chan", 0, "ofdm_rx", 0)
+    g.connect("ofdm_rx", "pdus", "rx", "pdus")
+    g.connect("ofdm_rx", "pdus", "feedback", "rx")
+    g.connect("feedback", "snr", "tx", "snr")
+    g.connect("feedback", "snr", "rx", "snr")
+    g.connect("rx", "metrics", "metrics_print", "print")
+    if gui:
+        for name, port, title in (("sent", "sent_image", "Sent image"), ("received", "image", "Received image")):
+            src = "tx" if name == "sent" else "rx"
+            # a whole image is one tagged-stream packet: the output buffer must hold it
+            g.block(f"{name}_stream", "pdu_pdu_to_tagged_stream", 6, type="byte", tag="packet_len",
+                    minoutbuf="(2 * image_size * image_size)", maxoutbuf="0")
+            g.block(f"{name}_raster", "qtgui_time_raster_sink_x", 8, type="byte", name=f'"{title}"',
+                    samp_rate="samp_rate", nrows="image_size", ncols="image_size", zmin="0", zmax="255",
+                    grid="False", mult="[]", offset="[]", nconnections="1", update_time="0.2",
+                    gui_hint="(0,0,1,1)" if name == "sent" else "(0,1,1,1)", axislabels="False",
+                    x_label='""', y_label='""', x_start_value="0.0", x_end_value="0.0",
+                    y_start_value="0.0", y_end_value="0.0")
+            g.connect(src, port, f"{name}_stream", "pdus")
+            g.connect(f"{name}_stream", 0, f"{name}_raster", 0)
+        g.block("const_stream", "pdu_pdu_to_tagged_stream", 6, type="complex", tag="packet_len")
+        g.block("constellation", "qtgui_const_sink_x", 7, type="complex", name='"Equalised payload"',
+                size="1536", grid="True", autoscale="False", ymin="-2.5", ymax="2.5", xmin="-2.5",
+                xmax="2.5", nconnections="1", update_time="0.2", gui_hint="(1,0,1,1)",
+                tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS", tr_level="0.0",
+                tr_chan="0", tr_tag='""', legend="False", axislabels="True")
+        g.connect("ofdm_rx", "pdus", "const_stream", "pdus")
+        g.connect("const_stream", 0, "constellation", 0)
+        g.block("snr_stream", "pdu_pdu_to_tagged_stream", 6, type="float", tag="packet_len")
+        g.block("snr_trace", "qtgui_time_sink_x", 7, type="float", name='"SNR (dB): smoothed, raw"',
+                ylabel="SNR", yunit='"dB"', size="200", srate="2", grid="True", autoscale="False",
+                ymin="-5", ymax="30", nconnections="1", update_time="0.2", entags="False",
+                gui_hint="(1,1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
+                tr_level="0.0", tr_delay="0", tr_chan="0", tr_tag='""', ctrlpanel="False",
+                legend="False", axislabels="True", stemplot="False")
+        g.connect("feedback", "snr_pdu", "snr_stream", "pdus")
+        g.connect("snr_stream", 0, "snr_trace", 0)
+    return g.write()
+
+
+def zmq_pair():
+    tx = Graph("zmq_tx", "Med-JSCC transmitter over ZMQ (IQ PUSH, SNR SUB)", False,
+               "Process 1: JSCC TX -> OFDM TX -> ZMQ PUSH (IQ + tags); SNR feedback from zmq_rx over SUB")
+    common_params(tx, snr=False)
+    tx.param("snr_db", "eng_float", "10", "Initial CAU SNR (dB)")
+    tx.param("repeat", "intx", "0", "Repeat (0 = forever)")
+    tx.param("interval_s", "eng_float", "0.2", "Interval between images (s)")
+    tx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PUSH address (bind)")
+    tx.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR SUB address (connect)")
+    tx.block("tx", "medjscc_jscc_tx", 1, **jscc_tx_params())
+    tx.block("ofdm_tx", "medjscc_ofdm_analog_tx", 2, guard="256", amplitude="1.0", burst_tags="False", **OFDM)
+    tx.block("iq_push", "zeromq_push_sink", 3, type="complex", vlen="1", address="iq_address",
+             timeout="100", pass_tags="True", hwm="-1")
+    tx.block("snr_sub", "zeromq_sub_msg_source", 0, address="snr_address", timeout="100", bind="False")
+    tx.connect("tx", "frames", "ofdm_tx", "pdus")
+    tx.connect("ofdm_tx", 0, "iq_push", 0)
+    tx.connect("snr_sub", "out", "tx", "snr")
+    tx.write()
+    rx = Graph("zmq_rx", "Med-JSCC receiver over ZMQ (IQ PULL, SNR PUB)", False,
+               "Process 2: ZMQ PULL -> channel preset -> OFDM RX -> JSCC RX; SNR feedback PUB to zmq_tx")
+    common_params(rx, image=False, rx=True)
+    rx.param("image", "str", "", "Reference image for PSNR (optional)")
+    rx.param("channel", "str", "awgn", "Channel preset")
+    rx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PULL address (connect)")
+    rx.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR PUB address (bind)")
+    rx.block("iq_pull", "zeromq_pull_source", 0, type="complex", vlen="1", address="iq_address",
+             timeout="100", pass_tags="True", hwm="-1")
+    rx.block("chan", "medjscc_channel_preset", 1, preset="channel", snr_db="snr_db", cfo="0.0",
+             timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
+    rx.block("ofdm_rx", "medjscc_ofdm_analog_rx", 2, equalizer="'mmse'", **OFDM)
+    rx.block("rx", "medjscc_jscc_rx", 3, **jscc_rx_params(snr_source="'frames'"))
+    rx.block("feedback", "medjscc_snr_feedback", 3, alpha="0.3", jump_db="3.0", decimation="1")
+    rx.block("snr_pub", "zeromq_pub_msg_sink", 4, address="snr_address", timeout="100", bind="True")
+    rx.block("metrics_print", "blocks_message_debug", 4, en_uvec="True")
+    rx.connect("iq_pull", 0, "chan", 0)
+    rx.connect("chan", 0, "ofdm_rx", 0)
+    rx.connect("ofdm_rx", "pdus", "rx", "pdus")
+    rx.connect("ofdm_rx", "pdus", "feedback", "rx")
+    rx.connect("feedback", "snr", "snr_pub", "in")
+    rx.connect("rx", "metrics", "metrics_print", "print")
+    rx.write()
+
+
+def _uhd_common(kind):
+    p = {"type": "fc32", "otw": "", "stream_args": "", "stream_chans": "[]", "dev_addr": "dev_args",
+         "dev_args": '""', "sync": "sync" if kind == "rx" else "none", "start_time": "-1.0",
+         "clock_rate": "0e0", "num_mboards": "1", "clock_source0": "clock_source",
+         "time_source0": "time_source", "sd_spec0": '""', "nchan": "1", "samp_rate": "samp_rate",
+         "center_freq0": "center_freq", "gain0": "tx_gain" if kind == "tx" else "rx_gain",
+         "gain_type0": "default", "ant0": "tx_antenna" if kind == "tx" else "rx_antenna", "bw0": "0",
+         "lo_source0": "internal", "lo_export0": "False", "show_lo_controls": "False"}
+    if kind == "tx":
+        p["len_tag_name"] = '""'
+    else:
+        p.update(rx_agc0="Default", dc_offs_enb0="default", dc_offs0="0+0j", iq_imbal_enb0="default",
+                 iq_imbal0="0+0j")
+    return p
+
+
+def usrp_pair():
+    for kind in ("tx", "rx"):
+        g = Graph(f"usrp_{kind}", f"Med-JSCC over USRP ({kind.upper()})", False,
+                  "Settings as in hw_configs/*.yaml (medjscc %s --hw FILE runs the same chain)" % kind)
+        common_params(g, image=(kind == "tx"), snr=False, rx=(kind == "rx"))
+        if kind == "rx":
+            g.param("image", "str", "", "Reference image for PSNR (optional)")
+        g.param("snr_db", "eng_float", "10", "Initial SNR (dB)")
+        g.param("dev_args", "str", "type=b200", "UHD device args")
+        g.param("center_freq", "eng_float", "2.45e9", "Centre frequency (Hz)")
+        g.param("samp_rate", "eng_float", "1e6", "Sample rate (S/s)")
+        g.param("clock_source", "str", "internal", "Clock source")
+        g.param("time_source", "str", "internal", "Time source")
+        g.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR feedback address")
+        if kind == "tx":
+            g.param("tx_gain", "eng_float", "60", "TX gain (dB)")
+            g.param("tx_antenna", "str", "TX/RX", "TX antenna")
+            g.param("tx_amplitude", "eng_float", "0.25", "IQ amplitude")
+            g.param("repeat", "intx", "0", "Repeat (0 = forever)")
+            g.param("interval_s", "eng_float", "0.5", "Interval between images (s)")
+            g.block("tx", "medjscc_jscc_tx", 1, **jscc_tx_params())
+            g.block("ofdm_tx", "medjscc_ofdm_analog_tx", 2, guard="256", amplitude="tx_amplitude",
+                    burst_tags="True", **OFDM)
+            g.block("usrp", "uhd_usrp_sink", 3, **_uhd_common("tx"))
+            g.block("snr_sub", "zeromq_sub_msg_source", 0, address="snr_address", timeout="100", bind="False")
+            g.connect("tx", "frames", "ofdm_tx", "pdus")
+            g.connect("ofdm_tx", 0, "usrp", 0)
+            g.connect("snr_sub", "out", "tx", "snr")
+        else:
+            g.param("rx_gain", "eng_float", "40", "RX gain (dB)")
+            g.param("rx_antenna", "str", "RX2", "RX antenna")
+            g.block("usrp", "uhd_usrp_source", 0, **_uhd_common("rx"))
+            g.block("ofdm_rx", "medjscc_ofdm_analog_rx", 1, equalizer="'mmse'", **OFDM)
+            g.block("rx", "medjscc_jscc_rx", 2, **jscc_rx_params())
+            g.block("feedback", "medjscc_snr_feedback", 2, alpha="0.3", jump_db="3.0", decimation="1")
+            g.block("snr_pub", "zeromq_pub_msg_sink", 3, address="snr_address", timeout="100", bind="True")
+            g.block("metrics_print", "blocks_message_debug", 3, en_uvec="True")
+            g.connect("usrp", 0, "ofdm_rx", 0)
+            g.connect("ofdm_rx", "pdus", "rx", "pdus")
+            g.connect("ofdm_rx", "pdus", "feedback", "rx")
+            g.connect("feedback", "snr", "snr_pub", "in")
+            g.connect("rx", "metrics", "metrics_print", "print")
+        g.write()
+
+
+if __name__ == "__main__":
+    loopback(gui=False)
+    loopback(gui=True)
+    zmq_pair()
+    usrp_pair()
+    print("wrote", sorted(p.name for p in HERE.glob("*.grc")))
