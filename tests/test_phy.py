@@ -250,3 +250,15 @@ def test_noiseless_bursts_between_digital_silence(rng):
     assert [f.header for f in frames] == [h for h, _ in sent]
     for f, (h, x) in zip(frames, sent):
         assert _eff_snr_db(f.payload, x) > 40
+
+
+def test_spikes_and_nans_do_not_blind_the_detector(rng):
+    noise = apply_iq_channel(np.zeros(60_000, np.complex64), "awgn", 10.0, rng=rng)
+    noise[1000:1010] = np.nan
+    noise[5000:5010] = 1e30
+    hdr, x, iq = _frame(rng, n=300)
+    y = np.concatenate([noise, apply_iq_channel(iq, "awgn", 10.0, tail=500, rng=rng)])
+    for chunk in (4096, y.size):
+        rx = OfdmReceiver(P)
+        frames = [f for i in range(0, y.size, chunk) for f in rx.process(y[i:i + chunk])]
+        assert [f.header for f in frames] == [hdr]

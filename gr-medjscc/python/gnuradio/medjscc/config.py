@@ -53,12 +53,23 @@ class OfdmConfig:
     n_pilot_carriers: int = 4
     symbols_per_frame: int = 32     # payload OFDM symbols per frame
     equalizer: str = "mmse"         # zf | mmse (switchable at run time)
+    # phy-core extras (same names as phy.OfdmParams)
+    header_side_info_bytes: int = 12   # side-info bytes per frame header
+    header_repeat: int = 1             # >1 lengthens the header for operation below about -3 dB
+    n_short_reps: int = 8              # sync preamble repetitions (longer = more robust detection)
+    detect_threshold: float = 0.17     # normalised preamble correlation threshold
 
     def validate(self):
         if self.cp_len >= self.fft_len:
             raise MedJSCCError("ofdm.cp_len must be shorter than ofdm.fft_len")
         if self.equalizer not in ("zf", "mmse"):
             raise MedJSCCError(f"ofdm.equalizer must be zf or mmse, got {self.equalizer!r}")
+        from .phy.params import OfdmParams   # numpy only; full layout check with the phy's rules
+
+        try:
+            OfdmParams.from_config(self)
+        except MedJSCCError as e:
+            raise MedJSCCError(f"ofdm: {e}") from None
 
 
 @dataclass

@@ -36,6 +36,21 @@ from .header import FrameHeader, _slot_map
 from .params import OfdmParams, sequences
 
 
+def _sliding_energy(x: np.ndarray, P: int) -> np.ndarray:
+    """sum_{k<P} |x[n+k]|^2 for every n (float32). Prefix sums restart every P samples, so one
+    huge sample only disturbs its own neighbourhood (a global cumsum would lose all precision
+    after it)."""
+    pw = (x.real * x.real + x.imag * x.imag).astype(np.float64)
+    nb = -(-pw.size // P) + 1
+    grid = np.zeros(nb * P)
+    grid[: pw.size] = pw
+    grid = grid.reshape(nb, P)
+    cs = np.cumsum(grid, axis=1)
+    pre = cs - grid                                   # exclusive prefix sums within each block
+    out = (cs[:-1, -1:] - pre[:-1]) + pre[1:]         # tail of block q + head of block q+1
+    return out.reshape(-1)[: max(pw.size - P + 1, 0)].astype(np.float32)
+
+
 # ============================================================================ transmitter
 class OfdmTransmitter:
     def __init__(self, params: OfdmParams | None = None):
@@ -189,11 +204,12 @@ class OfdmReceiver:
         n = buf.size - W + 1
         if n <= 0:
             return c, np.zeros(0, np.float32)
-        pw = (buf.real * buf.real + buf.imag * buf.imag).astype(np.float64)
-        e = np.concatenate([[0.0], np.cumsum(pw)])
-        seg_energy = (e[P:] - e[:-P]).astype(np.float32)                     # aligned with c
-        # floor: digital silence / rounding residue after loud bursts must not look like a preamble
-        floor = np.float32(1e-6 * e[-1] / max(buf.size, 1) * P + 1e-30)
+        seg_energy = _sliding_energy(buf, P)[: c.size]                       # aligned with c
+        # floor: digital silence / rounding residue after loud bursts must not look like a preamble;
+        # a median is not moved by spikes
+        sub = seg_energy[::P]
+        sub = sub[sub > 0]
+        floor = np.float32(1e-6 * float(np.median(sub)) + 1e-30) if sub.size else np.float32(1e-30)
         q = (c.real * c.real + c.imag * c.imag) / (np.float32(self._short_energy * R)
                                                     * np.maximum(seg_energy, floor))
         m = q[:n].copy()
@@ -241,6 +257,11 @@ class OfdmReceiver:
         else:
             keep_from = max(0, min(pos, L - R * P + 1))
             search_from = pos - keep_from
+        # safety net: never hold more than a couple of frames (nothing should need more)
+        cap = 2 * p.max_frame_len + 4 * p.short_len
+        if L - keep_from > cap:
+            search_from = max(0, search_from - (L - cap - keep_from))
+            keep_from = L - cap
         self._search_from = max(0, search_from)
         self._tail = buf[keep_from:].copy()
         self._base += keep_from
