@@ -94,8 +94,11 @@ def main(argv=None):
     for i in range(0, noise.size, 1 << 20):
         n_fa += len(rx.process(noise[i:i + (1 << 20)]))
     n_fa += len(rx.flush())
+    # margin: the largest detection statistic seen on noise (the threshold is p.detect_threshold)
+    metric_max = max(float(rx._metric(noise[i:i + (1 << 20)])[1].max()) for i in range(0, noise.size, 1 << 20))
     emit(dict(impl="medjscc", channel="noise_only", snr_db=None, detection_rate=None, header_ok_rate=None,
-              false_alarms_per_1e7=n_fa / n_noise * 1e7, threshold=p.detect_threshold, n_samples=n_noise),
+              false_alarms_per_1e7=n_fa / n_noise * 1e7, threshold=p.detect_threshold, n_samples=n_noise,
+              noise_metric_max=metric_max),
          args.json, COLUMNS)
     for thr in thresholds:
         n_fa = len(stock_sync_triggers(noise, thr))

@@ -40,15 +40,16 @@ def _sliding_energy(x: np.ndarray, P: int) -> np.ndarray:
     """sum_{k<P} |x[n+k]|^2 for every n (float32). Prefix sums restart every P samples, so one
     huge sample only disturbs its own neighbourhood (a global cumsum would lose all precision
     after it)."""
-    pw = (x.real * x.real + x.imag * x.imag).astype(np.float64)
-    nb = -(-pw.size // P) + 1
-    grid = np.zeros(nb * P)
-    grid[: pw.size] = pw
+    nb = -(-x.size // P) + 1
+    grid = np.zeros(nb * P, np.float32)
+    re, im = x.real, x.imag
+    np.multiply(re, re, out=grid[: x.size])
+    grid[: x.size] += im * im
     grid = grid.reshape(nb, P)
     cs = np.cumsum(grid, axis=1)
     pre = cs - grid                                   # exclusive prefix sums within each block
     out = (cs[:-1, -1:] - pre[:-1]) + pre[1:]         # tail of block q + head of block q+1
-    return out.reshape(-1)[: max(pw.size - P + 1, 0)].astype(np.float32)
+    return out.reshape(-1)[: max(x.size - P + 1, 0)]
 
 
 # ============================================================================ transmitter
@@ -276,8 +277,9 @@ class OfdmReceiver:
         np.clip(idx, 0, buf.size - 1, out=idx)
         w = (-2 * np.pi / N) * cfo
         # exp(j w (start + n - ref)) = exp(j w (start - ref)) * exp(j w n): B*K + B*N exponentials
-        rot = np.exp(1j * w[:, None] * (starts - ref[:, None]))[..., None] * np.exp(1j * w[:, None] * np.arange(N))[:, None, :]
-        x = buf[idx] * rot.astype(np.complex64)
+        x = buf[idx]
+        x *= np.exp(1j * w[:, None] * (starts - ref[:, None])).astype(np.complex64)[..., None]
+        x *= np.exp(1j * w[:, None] * np.arange(N)).astype(np.complex64)[:, None, :]
         return sfft.fft(x, axis=-1) * np.float32(p.rx_scale)
 
     def _sync(self, buf, c, n_hat):
