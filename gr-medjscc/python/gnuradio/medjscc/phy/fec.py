@@ -87,7 +87,7 @@ def viterbi_decode(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
 
 def viterbi_decode_batch(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
     """Soft Viterbi for a batch: llr (B, >= coded_length) -> bits (B, n_info_bits)."""
-    llr = np.asarray(llr, np.float64)
+    llr = np.asarray(llr, np.float32)
     B = llr.shape[0]
     n_steps = n_info_bits + K - 1
     if B == 0:
@@ -95,20 +95,20 @@ def viterbi_decode_batch(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
     llr = llr[:, : n_steps * RATE_INV].reshape(B, n_steps, RATE_INV)
     # state-major layout: every step works on contiguous (64, B) rows
     # only 8 distinct 3-bit branch labels: metrics per label, then gathered per state
-    bm = np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T)
+    bm = np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T.astype(np.float32))
                               .reshape(B, n_steps, 8).transpose(1, 2, 0))      # (n_steps, 8, B)
-    pm = np.full((N_STATES, B), -1e300)
+    pm = np.full((N_STATES, B), -1e30, np.float32)
     pm[0] = 0.0
     decisions = np.empty((n_steps, N_STATES, B), np.bool_)
-    m0 = np.empty((N_STATES, B))
-    m1 = np.empty((N_STATES, B))
+    m0 = np.empty((N_STATES, B), np.float32)
+    m1 = np.empty((N_STATES, B), np.float32)
     for t in range(n_steps):
         np.add(pm[_PREV0], bm[t, _LABEL0], out=m0)
         np.add(pm[_PREV1], bm[t, _LABEL1], out=m1)
         d = decisions[t]
         np.greater(m1, m0, out=d)
         pm = np.where(d, m1, m0)
-        if t % 32 == 31:
+        if t % 16 == 15:
             pm -= pm.max(axis=0)                         # keep metrics bounded
     state = np.zeros(B, np.int64)
     rows = np.arange(B)

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import fft as sfft
-from scipy import signal as sps
 
 from ..errors import MedJSCCError
 from . import fec
@@ -143,6 +142,7 @@ class OfdmReceiver:
         self._long_freq_inv = (1.0 / self.seq.long_freq).astype(np.complex64)
         self._short_tmpl = np.conj(self.seq.short_time[::-1]).astype(np.complex64)
         self._short_energy = float(np.sum(np.abs(self.seq.short_time) ** 2))
+        self._short_fft = None
         self._long_tmpl = np.conj(np.tile(self.seq.long_time, p.n_long))
         self._long_energy = float(np.sum(np.abs(self._long_tmpl) ** 2))
         self._data_bins = p.bins(p.data_carrier_idx)
@@ -189,6 +189,25 @@ class OfdmReceiver:
         return frames
 
     # ------------------------------------------------------------------ detection statistic
+    _OLS_BLOCK = 4096
+
+    def _correlate_short(self, buf: np.ndarray) -> np.ndarray:
+        """c[n] = sum_k buf[n+k] conj(s[k]) ('valid' part), by overlap-save FFT blocks (complex64)."""
+        P = self._short_tmpl.size
+        n_out = buf.size - P + 1
+        if n_out <= 0:
+            return np.zeros(0, np.complex64)
+        B = self._OLS_BLOCK
+        step = B - P + 1
+        nb = -(-n_out // step)
+        pad = np.zeros(nb * step + P - 1, np.complex64)
+        pad[: buf.size] = buf
+        blocks = np.lib.stride_tricks.sliding_window_view(pad, B)[::step][:nb]
+        if self._short_fft is None:
+            self._short_fft = sfft.fft(self._short_tmpl, B).astype(np.complex64)
+        y = sfft.ifft(sfft.fft(blocks, axis=1) * self._short_fft, axis=1)
+        return y[:, P - 1:].reshape(-1)[:n_out]
+
     def _metric(self, buf: np.ndarray):
         """Detection statistic m[n] in [0, 1] for a short preamble starting at n.
 
@@ -201,7 +220,7 @@ class OfdmReceiver:
         p = self.params
         P, R = p.short_period, p.n_short_reps
         W = R * P
-        c = sps.oaconvolve(buf, self._short_tmpl, mode="valid") if buf.size >= P else np.zeros(0, np.complex64)
+        c = self._correlate_short(buf)
         n = buf.size - W + 1
         if n <= 0:
             return c, np.zeros(0, np.float32)
