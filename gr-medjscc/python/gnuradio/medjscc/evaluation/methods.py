@@ -231,10 +231,16 @@ _NEURAL_CACHE: dict = {}
 def neural_codec(name: str):
     """The codec for a neural method (cached per process). Tests may pre-fill the cache."""
     if name not in _NEURAL_CACHE:
+        import os
+
         try:
-            from ..codec import load_codec
+            from ..codec import build_codec, load_codec
         except ImportError as e:
             raise MedJSCCError(f"method {name}: the codec package is not available ({e})") from None
+        if os.environ.get("MEDJSCC_EVAL_RANDOM_CODECS"):
+            # test hook: untrained codecs exercise the plumbing; sweep.json records it
+            _NEURAL_CACHE[name] = build_codec(name, seed=0)
+            return _NEURAL_CACHE[name]
         try:
             _NEURAL_CACHE[name] = load_codec(name)
         except FileNotFoundError as e:

@@ -29,7 +29,7 @@ def bits_per_symbol(modulation: str) -> int:
 def _pam(bits_per_axis: int, scale: float):
     """Levels (L,) and their Gray labels as a (L, bits_per_axis) 0/1 table (MSB first)."""
     n_levels = 2 ** bits_per_axis
-    levels = (2 * np.arange(n_levels) - n_levels + 1) * scale
+    levels = (n_levels - 1 - 2 * np.arange(n_levels)) * scale  # label 0 on the positive side (BPSK 0 -> +1)
     gray = np.arange(n_levels) ^ (np.arange(n_levels) >> 1)
     labels = (gray[:, None] >> np.arange(bits_per_axis - 1, -1, -1)[None, :]) & 1
     return levels.astype(np.float64), labels.astype(np.uint8)

@@ -250,36 +250,47 @@ def _probe_address(address: str, timeout: float = 3.0) -> None:
 
 
 def _ray_init(address: str | None, workers: int):
+    """Start (or join) Ray with a bounded wait. ray.init must run on the main thread (in a helper
+    thread its GCS connection dies), so the bound is a SIGALRM timer there."""
+    import signal
+
     import ray
 
     if ray.is_initialized():
         return ray
+    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
     if address:
         _probe_address(address)
-    env = {k: os.environ[k] for k in (RANDOM_CODECS_ENV, "OMP_NUM_THREADS", "MEDJSCC_MODELS_DIR",
-                                      "MEDJSCC_DATA_DIR") if k in os.environ}
-    kwargs = dict(include_dashboard=False, log_to_driver=False, configure_logging=False,
-                  runtime_env={"env_vars": env} if env else None)
-    if address:
         kwargs["address"] = address
+        # a remote cluster's workers do not inherit our environment: pass what the tasks read
+        env = {k: os.environ[k] for k in (RANDOM_CODECS_ENV, "OMP_NUM_THREADS", "MEDJSCC_MODELS_DIR",
+                                          "MEDJSCC_DATA_DIR") if k in os.environ}
+        if env:
+            kwargs["runtime_env"] = {"env_vars": env}
     else:
-        kwargs["num_cpus"] = workers
-    error: list = []
+        kwargs["num_cpus"] = workers  # a local instance's workers inherit this process's environment
 
-    def start():
-        try:
-            ray.init(**kwargs)
-        except Exception as e:  # noqa: BLE001 - reported below as one line
-            error.append(e)
+    class _Timeout(Exception):
+        pass
 
-    t = threading.Thread(target=start, daemon=True)
-    t.start()
-    t.join(RAY_START_TIMEOUT_S)
-    if t.is_alive():
+    def on_alarm(signum, frame):
+        raise _Timeout()
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGALRM, on_alarm) if main else None
+    if main:
+        signal.setitimer(signal.ITIMER_REAL, RAY_START_TIMEOUT_S)
+    try:
+        ray.init(**kwargs)
+    except _Timeout:
         raise MedJSCCError(f"Ray did not start within {RAY_START_TIMEOUT_S:.0f} s"
-                           + (f" (address {address})" if address else "") + "; use --backend local")
-    if error:
-        raise MedJSCCError(f"Ray failed to start{' at ' + address if address else ''}: {error[0]}")
+                           + (f" (address {address})" if address else "") + "; use --backend local") from None
+    except Exception as e:  # noqa: BLE001 - one clear line for the CLI
+        raise MedJSCCError(f"Ray failed to start{' at ' + address if address else ''}: {e}") from None
+    finally:
+        if main:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
     return ray
 
 
