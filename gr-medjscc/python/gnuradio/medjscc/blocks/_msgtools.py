@@ -13,10 +13,12 @@ from ._pmtutil import split_pdu, to_python
 class pdu_collector(gr.basic_block):
     """Message sink that stores every message (as ``(meta, data)`` for PDUs, else Python)."""
 
-    def __init__(self, port: str = "in", keep: int = 0):
+    def __init__(self, port: str = "in", keep: int = 0, meta_only: bool = False):
         gr.basic_block.__init__(self, name="medjscc_pdu_collector", in_sig=None, out_sig=None)
         self.items: list = []
         self._keep = int(keep)
+        self._meta_only = bool(meta_only)
+        self.last_time = None
         self._cond = threading.Condition()
         self.message_port_register_in(pmt.intern(port))
         self.set_msg_handler(pmt.intern(port), self._handle)
@@ -26,7 +28,10 @@ class pdu_collector(gr.basic_block):
             item = split_pdu(msg) if (pmt.is_pair(msg) and not pmt.is_dict(msg)) else to_python(msg)
         except Exception:
             item = msg
+        if self._meta_only and isinstance(item, tuple):
+            item = item[0]
         with self._cond:
+            self.last_time = time.monotonic()
             self.items.append(item)
             if self._keep and len(self.items) > self._keep:
                 del self.items[0]

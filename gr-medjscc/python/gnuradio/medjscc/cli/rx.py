@@ -1,0 +1,60 @@
+"""``medjscc rx``: receive Med-JSCC images from a USRP (--hw), ZMQ (--zmq) or a SigMF replay."""
+COMMAND = "rx"
+HELP = "receive images from a USRP (--hw FILE), ZMQ (--zmq) or a SigMF recording (--replay)"
+DESCRIPTION = (HELP + ". --record DIR saves the received IQ as SigMF (sample rate, centre frequency, "
+               "hw config and frame annotations). Prints one JSON line per decoded image.")
+
+
+def add_arguments(parser):
+    from ..config import LinkConfig
+
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--hw", metavar="FILE", help="USRP config YAML (hw_configs/*.yaml or b200/b210/n210/x310)")
+    src.add_argument("--zmq", metavar="ADDRESS", nargs="?", const="tcp://127.0.0.1:5555",
+                     help="receive IQ from a ZMQ PUSH socket (default tcp://127.0.0.1:5555)")
+    src.add_argument("--replay", metavar="FILE.sigmf-meta", help="run the receiver on a SigMF recording")
+    parser.add_argument("--record", metavar="DIR", help="write the received IQ as a SigMF recording")
+    parser.add_argument("--out", default="", help="folder for decoded images (PNG, DICOM for DICOM references)")
+    parser.add_argument("--reference", default="", help="original image, for PSNR")
+    parser.add_argument("--reference-mask", default="", help="ROI mask of the original, for ROI-PSNR")
+    parser.add_argument("--images", type=int, default=0, help="stop after this many images (0 = no limit)")
+    parser.add_argument("--duration", type=float, default=60.0, help="stop after this many seconds")
+    parser.add_argument("--idle-timeout", type=float, default=5.0,
+                        help="stop when no frame arrived for this long (after the first one)")
+    parser.add_argument("--sim-channel", default=None, choices=["awgn", "multipath", "rayleigh", "rayleigh_fast"],
+                        help="apply a simulated channel to the input (ZMQ/replay tests)")
+    parser.add_argument("--snr-address", default="tcp://127.0.0.1:5556",
+                        help="ZMQ PUB address for SNR feedback to the transmitter ('' = none)")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="use random codec weights when the model is missing (smoke tests only)")
+    LinkConfig.add_arguments(parser, sections=("codec", "ofdm", "channel"))
+
+
+def run(args):
+    import json
+    import math
+
+    from ..blocks.link import run_rx
+    from ..config import LinkConfig
+
+    cfg = LinkConfig.from_args(args)
+    hw = None
+    if args.hw:
+        from ..blocks.hw import load_hw_config
+
+        hw = load_hw_config(args.hw)
+
+    def show(r):
+        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+               for k, v in r.items() if k != "image"}
+        print(json.dumps(row), flush=True)
+
+    res = run_rx(cfg, hw=hw, iq_address=args.zmq, replay=args.replay,
+                 snr_address=(args.snr_address or None) if not args.replay else None,
+                 record_dir=args.record, out_dir=args.out, reference=args.reference,
+                 reference_mask=args.reference_mask, n_images=args.images, duration_s=args.duration,
+                 idle_timeout_s=args.idle_timeout, channel=args.sim_channel,
+                 allow_random=args.random_weights, on_result=show)
+    print(json.dumps({"summary": {k: v for k, v in res.items() if k != "results"},
+                      "images": len(res["results"])}), flush=True)
+    return 0

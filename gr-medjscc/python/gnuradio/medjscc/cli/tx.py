@@ -1,0 +1,49 @@
+"""``medjscc tx``: send X-ray images over a USRP (--hw) or ZMQ (--zmq) with the Med-JSCC link."""
+COMMAND = "tx"
+HELP = "transmit images over a USRP (--hw FILE) or ZMQ (--zmq ADDRESS); SNR feedback over ZMQ"
+DESCRIPTION = (HELP + ". Without a USRP attached --hw stops with a one-line hardware error. "
+               "Pair with 'medjscc rx' (same --config / codec / OFDM options).")
+
+
+def add_arguments(parser):
+    from ..config import LinkConfig
+
+    parser.add_argument("images", nargs="+", help="image files (PNG/JPEG/TIFF/DICOM)")
+    out = parser.add_mutually_exclusive_group(required=True)
+    out.add_argument("--hw", metavar="FILE", help="USRP config YAML (hw_configs/*.yaml or b200/b210/n210/x310)")
+    out.add_argument("--zmq", metavar="ADDRESS", nargs="?", const="tcp://127.0.0.1:5555",
+                     help="send IQ over a ZMQ PUSH socket (default tcp://127.0.0.1:5555)")
+    parser.add_argument("--snr-address", default="tcp://127.0.0.1:5556",
+                        help="ZMQ SUB address of the receiver's SNR feedback ('' = none)")
+    parser.add_argument("--mask", default="", help="ROI mask PNG for the images")
+    parser.add_argument("--repeat", type=int, default=1, help="send the images this many times")
+    parser.add_argument("--interval", type=float, default=0.0, help="seconds between images")
+    parser.add_argument("--wait-feedback", action="store_true",
+                        help="send the next image only after SNR feedback (stop-and-wait)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    parser.add_argument("--random-weights", action="store_true",
+                        help="use random codec weights when the model is missing (smoke tests only)")
+    LinkConfig.add_arguments(parser, sections=("codec", "ofdm"))
+
+
+def run(args):
+    import json
+
+    from ..blocks.link import run_tx
+    from ..config import LinkConfig
+
+    cfg = LinkConfig.from_args(args)
+    hw = None
+    if args.hw:
+        from ..blocks.hw import load_hw_config
+
+        hw = load_hw_config(args.hw)
+    res = run_tx(args.images, cfg, hw=hw, iq_address=args.zmq, snr_address=args.snr_address or None,
+                 repeat=args.repeat, interval_s=args.interval, wait_for_feedback=args.wait_feedback,
+                 timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask)
+    print(json.dumps(res))
+    if res["errors"]:
+        from ..errors import InputError
+
+        raise InputError(res["errors"][0])
+    return 0 if res["completed"] else 3
