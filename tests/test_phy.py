@@ -174,14 +174,19 @@ def test_streaming_across_chunk_boundaries(rng):
         pieces += [np.zeros(int(rng.integers(0, 500)), np.complex64), tx.modulate(hdr, x)]
     y = apply_iq_channel(np.concatenate(pieces), "awgn", 15.0, cfo=-0.2, tail=100, rng=rng, params=p)
     one_shot = OfdmReceiver(p).process(y)
-    rx = OfdmReceiver(p)
-    streamed, i = [], 0
-    while i < y.size:
-        n = int(rng.integers(1, 1500))
-        streamed += rx.process(y[i:i + n])
-        i += n
-    streamed += rx.flush()
-    for frames in (one_shot, streamed):
+    runs = []
+    for min_batch in (0, 20_000):          # work on every call / batch small GNU Radio-sized chunks
+        rx = OfdmReceiver(p, min_batch=min_batch)
+        streamed, i = [], 0
+        while i < y.size:
+            n = int(rng.integers(1, 1500))
+            streamed += rx.process(y[i:i + n])
+            i += n
+        streamed += rx.flush()
+        runs.append(streamed)
+    streamed = runs[0]
+    assert [f.start_sample for f in runs[1]] == [f.start_sample for f in one_shot]
+    for frames in (one_shot, *runs):
         assert [f.header for f in frames] == [h for h, _ in sent]
         for f, (h, x) in zip(frames, sent):
             assert _eff_snr_db(f.payload, x) > 12.0

@@ -96,6 +96,16 @@ _SNR_FLOOR = 1e-3          # estimates below -30 dB are reported as -30 dB
 
 @dataclass
 class RxFrame:
+    """One detected frame.
+
+    ``payload`` is ``header.payload_len`` equalised symbols (data carriers in order, symbol by
+    symbol; zeros where ``erased``). ZF output is unbiased: payload = x + n with
+    ``noise_var = N0/|H_k|^2``. MMSE output is shrunk: payload ~ b_k x + n with
+    b_k = |H_k|^2/(|H_k|^2+N0) and ``noise_var`` = its MSE ``N0/(|H_k|^2+N0)``; dividing by b_k
+    gives the ZF symbols. A codec trained on y = x + n should use ZF (or undo b_k) at low SNR.
+    ``snr_db`` is the estimated data-subcarrier Es/N0 (mean over data carriers of |H_k|^2 / N0;
+    preamble + header based; preamble + header power only when the header failed).
+    """
     header: FrameHeader | None
     crc_ok: bool
     payload: np.ndarray              # complex64 equalised symbols (header.payload_len), empty if no header
@@ -126,8 +136,14 @@ class OfdmReceiver:
     """Streaming receiver: ``process(iq)`` returns the frames completed so far; samples of a frame
     not yet complete are kept for the next call. ``flush()`` decodes what is left (truncated)."""
 
-    def __init__(self, params: OfdmParams | None = None, equalizer: str | None = None):
+    def __init__(self, params: OfdmParams | None = None, equalizer: str | None = None, min_batch: int = 0):
+        """``min_batch``: collect at least this many new samples before working (0 = work on every
+        call). Per-call numpy overhead dominates for small chunks (a GNU Radio work() call gives a
+        few thousand samples): e.g. 65536 batches frames; call ``flush()`` at end of stream."""
         self.params = (params or OfdmParams()).validate()
+        if int(min_batch) < 0:
+            raise MedJSCCError(f"min_batch must be >= 0, got {min_batch}")
+        self.min_batch = int(min_batch)
         p = self.params
         self.seq = sequences(p)
         self.set_equalizer(equalizer or p.equalizer)
@@ -162,6 +178,8 @@ class OfdmReceiver:
         self._tail = np.zeros(0, np.complex64)
         self._base = 0           # absolute index of _tail[0]
         self._search_from = 0    # relative to _tail[0]
+        self._wait_until = 0     # absolute sample count needed before the pending frame can finish
+        self._unprocessed = 0    # samples appended since the last detection run
         self.samples_seen = 0
 
     # ------------------------------------------------------------------ streaming
@@ -178,6 +196,12 @@ class OfdmReceiver:
             iq = iq.astype(np.complex64)
         self.samples_seen += iq.size
         buf = np.concatenate([self._tail, iq]) if self._tail.size else iq
+        self._unprocessed += iq.size
+        if self._base + buf.size < self._wait_until or self._unprocessed < self.min_batch:
+            # a detected frame is still incomplete: just collect samples (no recomputation)
+            self._tail = buf if buf is not iq else buf.copy()
+            return []
+        self._unprocessed = 0
         return self._run(buf, flush=False)
 
     def flush(self) -> list[RxFrame]:
@@ -249,7 +273,7 @@ class OfdmReceiver:
         pos = self._search_from
         hdr_need = p.preamble_len + p.n_header_symbols * S + 2 * P + 16
         cand_idx, cand_hat = [], []
-        defer_from = None
+        defer_from, need_len = None, 0
         while True:
             k = int(np.searchsorted(above, pos))
             if k >= above.size:
@@ -257,23 +281,26 @@ class OfdmReceiver:
             idx = int(above[k])
             hi = idx + R * P
             if hi >= m.size and not flush:
-                defer_from = idx
+                defer_from, need_len = idx, hi + R * P
                 break
             n_hat = idx + int(np.argmax(m[idx: min(hi, m.size - 1) + 1]))
             if n_hat + hdr_need > L:
                 if not flush:
-                    defer_from = idx
+                    defer_from, need_len = idx, n_hat + hdr_need
                 break
             cand_idx.append(idx)
             cand_hat.append(n_hat)
             pos = n_hat + p.short_len + P          # past this preamble's correlation plateau
         frames: list[RxFrame] = []
         if cand_hat:
-            frames, deferred = self._decode(buf, c, np.array(cand_idx), np.array(cand_hat), defer_from, flush)
+            frames, deferred, need = self._decode(buf, c, np.array(cand_idx), np.array(cand_hat), defer_from, flush)
             if deferred is not None:
                 defer_from = deferred
+                need_len = max(need, need_len) if need <= L else need
+        self._wait_until = 0
         if defer_from is not None and not flush:
             keep_from, search_from = defer_from, 0
+            self._wait_until = self._base + need_len
         else:
             keep_from = max(0, min(pos, L - R * P + 1))
             search_from = pos - keep_from
@@ -423,7 +450,7 @@ class OfdmReceiver:
         sy = self._sync(buf, c, cand_hat)
         keep = np.flatnonzero(sy["ok"])
         if keep.size == 0:
-            return [], None
+            return [], None, 0
         sy = {k: v[keep] for k, v in sy.items()}
         cand_idx = cand_idx[keep]
         B = keep.size
@@ -458,13 +485,14 @@ class OfdmReceiver:
         next_start = np.append(start[1:] + p.backoff, np.iinfo(np.int64).max)
         if defer_from is not None:
             next_start[-1] = defer_from if flush else next_start[-1]
-        deferred = None
+        deferred, need = None, 0
         n_emit = B
         if not flush:
             for i in range(B):
                 if good[i] and (pay_end[i] > L or (defer_from is not None and pay_end[i] > defer_from
                                                     and next_start[i] > defer_from)):
                     n_emit, deferred = i, int(min(cand_idx[i], start[i]))
+                    need = int(pay_end[i])
                     break
         # header-aided re-estimation + payload demod for good frames
         gidx = np.flatnonzero(good[:n_emit])
@@ -518,4 +546,4 @@ class OfdmReceiver:
                 frames.append(RxFrame(None, False, np.zeros(0, np.complex64), snr_db=s_db,
                                       chan_taps=taps[i].astype(np.complex64),
                                       noise_var=np.zeros(0, np.float32), n0=float(n0[i]), **common))
-        return frames, deferred
+        return frames, deferred, need
