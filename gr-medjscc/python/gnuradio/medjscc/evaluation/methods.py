@@ -146,6 +146,9 @@ class SymbolLink:
         y, h, n0 = chan.transmit(symbols, self.kind, snr_db, seed_words)
         return y, h, n0, None
 
+    def total_symbols(self, n_payload: int, side_info_bytes: int) -> int | None:
+        return None  # symbol link: no framing overhead beyond what the method counts itself
+
     def analog(self, tx: Transmission, snr_db, seed_words):
         """-> (equalised symbols complex64, side_info | None, erased | None)."""
         y, h, n0 = chan.transmit(tx.symbols, self.kind, snr_db, seed_words)
@@ -210,6 +213,9 @@ def digital_mcs(image, mask, source_name, mcs: Mcs, snr_db, cbr, link, seed_word
             break
         start = stop
     used = symbols.size
+    total = link.total_symbols(used, 0)
+    if total is not None:
+        used = total
     if not ok:
         return source.grey_image(shape), False, len(data), used
     return _source(source_name).decode(data, shape), True, len(data), used
@@ -260,7 +266,9 @@ def neural_point(codec, image, mask, snr_db, cbr, link, seed_words):
         warnings.simplefilter("ignore", RuntimeWarning)  # codec warns when it falls back to grey
         recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, erased=erased)
     ok = side_info is not None and (erased is None or not np.asarray(erased).any())
-    return recon, ok, float(enc.cbr_total)
+    total = link.total_symbols(enc.symbols.size, len(enc.side_info))
+    cbr_total = float(enc.cbr_total) if total is None else total / float(image.size)
+    return recon, ok, cbr_total
 
 
 # ----------------------------------------------------------------------------- one point

@@ -88,7 +88,7 @@ def demodulate_llr(y: np.ndarray, modulation: str, noise_var: float, h: np.ndarr
                    exact: bool = False) -> np.ndarray:
     """Soft demapping: received symbols -> bit LLRs (float32, bits in the order ``modulate`` used).
 
-    ``noise_var`` is the complex noise variance N0; ``h`` (optional, per symbol) is the known
+    ``noise_var`` is the complex noise variance N0 (scalar or per symbol); ``h`` (optional, per symbol) is the known
     channel gain. ``exact=True`` uses log-sum-exp over all points, otherwise max-log.
     """
     y = np.asarray(y, dtype=np.complex128).reshape(-1)
@@ -96,9 +96,9 @@ def demodulate_llr(y: np.ndarray, modulation: str, noise_var: float, h: np.ndarr
         h = np.asarray(h, dtype=np.complex128).reshape(-1)
         gain2 = np.maximum(np.abs(h) ** 2, 1e-12)
         y = y * np.conj(h) / gain2
-        var = noise_var / (2.0 * gain2)
+        var = np.asarray(noise_var, dtype=np.float64) / (2.0 * gain2)
     else:
-        var = np.full(y.shape, noise_var / 2.0)
+        var = np.broadcast_to(np.asarray(noise_var, dtype=np.float64) / 2.0, y.shape)
     bps = bits_per_symbol(modulation)
     per_axis, scale = _axis_setup(modulation)
     levels, labels = _pam(per_axis, scale)
