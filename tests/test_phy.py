@@ -267,3 +267,39 @@ def test_spikes_and_nans_do_not_blind_the_detector(rng):
         rx = OfdmReceiver(P)
         frames = [f for i in range(0, y.size, chunk) for f in rx.process(y[i:i + chunk])]
         assert [f.header for f in frames] == [hdr]
+
+
+def test_block_rayleigh_snr_estimate_follows_the_fade(rng):
+    """Block fading, one gain per frame: the per-frame SNR estimate tracks |h|^2/N0 (feedback)."""
+    tx = OfdmTransmitter(P)
+    for k in range(6):
+        hdr, x, iq = _frame(rng, n=480, seq=k)
+        y, info = apply_iq_channel(iq, "rayleigh", 15.0, delay=200, tail=200, rng=rng, params=P, return_info=True)
+        true_db = 15.0 + 10 * math.log10(abs(info["taps"][0]) ** 2)
+        frames = [f for f in OfdmReceiver(P).process(y) if f.crc_ok]
+        if true_db > 3:
+            assert len(frames) == 1 and frames[0].snr_db == pytest.approx(true_db, abs=1.0)
+
+
+def test_fast_fading_with_pilot_amplitude_tracking(rng):
+    p = OfdmParams(pilot_amplitude=True, pilot_smooth=3)
+    tx = OfdmTransmitter(p)
+    x = _payload(rng, p.max_payload_len)
+    hdr = FrameHeader(0, 0, 1, x.size)
+    y = apply_iq_channel(tx.modulate(hdr, x), "rayleigh", 25.0, fading="fast", doppler=2e-5, delay=200,
+                         tail=200, rng=np.random.default_rng(8), params=p)   # a draw without a deep fade
+    (f,) = OfdmReceiver(p, "mmse").process(y)
+    (g,) = OfdmReceiver(OfdmParams(pilot_smooth=3), "mmse").process(y)      # phase-only tracking
+    assert f.crc_ok and g.crc_ok
+    assert _eff_snr_db(f.payload, x) > _eff_snr_db(g.payload, x) + 3.0
+
+
+def test_header_repeat_lengthens_header_and_still_decodes(rng):
+    p = OfdmParams(header_repeat=2)
+    assert p.n_header_symbols == 2 * P.n_header_symbols
+    tx = OfdmTransmitter(p)
+    x = _payload(rng, 100)
+    hdr = FrameHeader(1, 2, 3, 100, b"ab", 2)
+    y = apply_iq_channel(tx.modulate(hdr, x), "awgn", 0.0, delay=300, tail=300, rng=rng, params=p)
+    (f,) = OfdmReceiver(p).process(y)
+    assert f.header == hdr
