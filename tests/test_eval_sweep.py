@@ -99,6 +99,13 @@ def test_sweep_schema_resume_and_refusals(images, tmp_path):
     failed = [r for r in rows if r["method"] == "j2k-ldpc" and r["decode_ok"] == "False"]
     assert failed and all(float(r["psnr"]) < 20 for r in failed)
 
+    # report: tables + figure links
+    from gnuradio.medjscc.evaluation.report import write_report
+
+    readme = write_report(out).read_text()
+    assert "| SNR (dB) | j2k-ldpc | j2k-capacity |" in readme or "| SNR (dB) | j2k-capacity | j2k-ldpc |" in readme
+    assert "plots/roi_psnr_vs_snr_cbr1_8.png" in readme and "every MCS" in readme
+
     # resume: nothing new to do, rows untouched
     before = (out / "results.csv").read_text()
     res2 = run_sweep(_spec(images), out, workers=1, progress=False, plots=False)
@@ -195,3 +202,28 @@ def test_ray_and_local_backends_give_identical_numbers(images, tmp_path):
     for k in local:
         for col in ("psnr", "roi_psnr", "ms_ssim", "decode_ok", "source_bytes", "cbr_total"):
             assert local[k][col] == ray_rows[k][col], (k, col)
+
+
+def test_report_target_checks_use_measured_margins():
+    from gnuradio.medjscc.evaluation.report import target_checks
+
+    def pt(method, snr, roi):
+        return dict(method=method, snr_db=snr, cbr=1 / 16, channel="awgn", link="symbol", roi_psnr=roi)
+
+    pts = [pt("medjscc", 0, 30.0), pt("medjscc", 10, 36.0), pt("j2k-ldpc", 0, 27.0), pt("j2k-ldpc", 10, 35.0),
+           pt("j2k-capacity", 0, 31.0)]
+    lines = "\n".join(target_checks(pts))
+    assert "+3.00" in lines and "+1.00" in lines
+    assert ">= +2 dB at SNR <= 10 dB: not met" in lines and ">= 0 from 0 to 20 dB: met" in lines
+    assert "capacity bound at SNR <= 5 dB (0 dB: -1.00) -> not met" in lines
+    assert "not evaluated" in target_checks([pt("j2k-ldpc", 0, 27.0)])[0]
+
+
+def test_report_refuses_missing_folder(tmp_path):
+    from gnuradio.medjscc.evaluation.report import write_report
+
+    with pytest.raises(InputError, match="not found"):
+        write_report(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="run 'medjscc sweep"):
+        write_report(tmp_path / "empty")

@@ -1,0 +1,142 @@
+"""``medjscc report DIR``: DIR/README.md with the sweep's tables, target checks and figure links.
+
+Reads ``summary.json`` (rebuilt from ``results.csv`` when absent, so a sweep interrupted before
+its summary still reports). Numbers are printed as measured; nothing is filled in.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..errors import InputError
+from . import methods as meth
+from .sweep import aggregate, cbr_label, read_rows
+
+
+def _fmt(v, nd=2):
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def load_summary(results_dir: Path) -> dict:
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise InputError(f"results folder not found: {results_dir}")
+    sfile = results_dir / "summary.json"
+    if sfile.is_file():
+        try:
+            return json.loads(sfile.read_text())
+        except json.JSONDecodeError:
+            raise InputError(f"{sfile} is not valid JSON; re-run the sweep") from None
+    csv_path = results_dir / "results.csv"
+    if not csv_path.is_file():
+        raise InputError(f"no summary.json or results.csv in {results_dir}; run 'medjscc sweep --out {results_dir}' first")
+    points, per_mcs = aggregate(read_rows(csv_path))
+    settings = {}
+    if (results_dir / "sweep.json").is_file():
+        settings = json.loads((results_dir / "sweep.json").read_text())
+    return {"settings": settings, "points": points, "per_mcs": per_mcs}
+
+
+def target_checks(points: list[dict], cbr: float = 1 / 16) -> list[str]:
+    """The issue's targets at total CBR 1/16 (AWGN), evaluated on whatever the sweep measured."""
+    lines = []
+    at = {(p["method"], p["snr_db"]): p for p in points if abs(p["cbr"] - cbr) < 1e-9 and p["channel"] == "awgn"}
+    med = {s: p for (m, s), p in at.items() if m == "medjscc"}
+    if not med:
+        return ["- Med-JSCC was not in this sweep at CBR 1/16 on AWGN: targets not evaluated."]
+    for dig in ("j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
+        env = {s: p for (m, s), p in at.items() if m == dig}
+        common = sorted(set(env) & set(med))
+        if not common:
+            continue
+        margins = {s: med[s]["roi_psnr"] - env[s]["roi_psnr"] for s in common}
+        low = [s for s in common if s <= 10]
+        ok2 = all(margins[s] >= 2.0 for s in low) if low else None
+        span = [s for s in common if 0 <= s <= 20]
+        ok0 = all(margins[s] >= 0.0 for s in span) if span else None
+        detail = ", ".join(f"{s:g} dB: {margins[s]:+.2f}" for s in common)
+        lines.append(f"- Med-JSCC ROI-PSNR minus {dig} envelope ({detail}) -> "
+                     f">= +2 dB at SNR <= 10 dB: {'met' if ok2 else ('not met' if ok2 is False else 'n/a')}; "
+                     f">= 0 from 0 to 20 dB: {'met' if ok0 else ('not met' if ok0 is False else 'n/a')}")
+    cap = {s: p for (m, s), p in at.items() if m == "j2k-capacity"}
+    common = sorted(s for s in set(cap) & set(med) if s <= 5)
+    if common:
+        margins = {s: med[s]["roi_psnr"] - cap[s]["roi_psnr"] for s in common}
+        ok = all(v >= 0 for v in margins.values())
+        detail = ", ".join(f"{s:g} dB: {v:+.2f}" for s, v in margins.items())
+        lines.append(f"- Med-JSCC ROI-PSNR minus JPEG2000 capacity bound at SNR <= 5 dB ({detail}) -> "
+                     f"{'met' if ok else 'not met'}")
+    return lines or ["- no digital baseline at CBR 1/16 to compare with"]
+
+
+def write_report(results_dir) -> Path:
+    results_dir = Path(results_dir)
+    summary = load_summary(results_dir)
+    points, per_mcs = summary.get("points", []), summary.get("per_mcs", [])
+    if not points:
+        raise InputError(f"{results_dir} holds no results yet")
+    st = summary.get("settings", {})
+    out = ["# Sweep results", ""]
+    out.append(f"Channel **{st.get('channel', points[0]['channel'])}**, link **{st.get('link', points[0]['link'])}**, "
+               f"seed {st.get('seed', '?')}, images from `{st.get('data', '?')}`.")
+    if st.get("random_init_codecs"):
+        out.append("")
+        out.append("**Warning: neural codecs were random-initialised (test hook); their numbers mean nothing.**")
+    out += ["", "SNR is Es/N0 per complex symbol (unit power). Digital methods show their envelope: the "
+            "best MCS (LDPC rate x QAM) per SNR on mean ROI-PSNR; a failed LDPC decode counts the image "
+            "as mid-grey. Cells: ROI-PSNR / PSNR (dB), MS-SSIM, decoded fraction; n = images x trials.", ""]
+    out += ["## Targets (total CBR 1/16, AWGN)", ""] + target_checks(points) + [""]
+    cbrs = sorted({p["cbr"] for p in points})
+    for cbr in cbrs:
+        pts = [p for p in points if p["cbr"] == cbr]
+        ms = sorted({p["method"] for p in pts}, key=lambda m: (meth.METHODS.index(m) if m in meth.METHODS else 99, m))
+        snrs = sorted({p["snr_db"] for p in pts})
+        out += [f"## CBR {cbr:g}", "", "| SNR (dB) | " + " | ".join(ms) + " |",
+                "|---|" + "---|" * len(ms)]
+        for s in snrs:
+            cells = []
+            for m in ms:
+                p = next((q for q in pts if q["method"] == m and q["snr_db"] == s), None)
+                if p is None:
+                    cells.append("")
+                    continue
+                c = f"{_fmt(p['roi_psnr'])} / {_fmt(p['psnr'])}, {_fmt(p['ms_ssim'], 3)}, {_fmt(p['decode_rate'])}"
+                if p.get("mcs"):
+                    c += f" ({p['mcs']})"
+                cells.append(c + f", n={p['n']}")
+            out.append(f"| {s:g} | " + " | ".join(cells) + " |")
+        out.append("")
+        for dig in sorted({p["method"] for p in per_mcs if p["cbr"] == cbr}):
+            rows = [p for p in per_mcs if p["cbr"] == cbr and p["method"] == dig]
+            mcs_names = [m.name for m in meth.MCS_TABLE if any(r["mcs"] == m.name for r in rows)]
+            out += [f"<details><summary>{dig}: every MCS (ROI-PSNR dB / decoded fraction)</summary>", "",
+                    "| MCS | " + " | ".join(f"{s:g} dB" for s in snrs) + " |", "|---|" + "---|" * len(snrs)]
+            for name in mcs_names:
+                cells = []
+                for s in snrs:
+                    r = next((q for q in rows if q["mcs"] == name and q["snr_db"] == s), None)
+                    cells.append("" if r is None else f"{_fmt(r['roi_psnr'])} / {_fmt(r['decode_rate'])}")
+                out.append(f"| {name} | " + " | ".join(cells) + " |")
+            out += ["", "</details>", ""]
+        plots = results_dir / "plots"
+        figs = []
+        for key in ("roi_psnr", "psnr", "ms_ssim"):
+            stem = f"{key}_vs_snr_cbr{cbr_label(cbr)}"
+            if (plots / f"{stem}.png").is_file():
+                figs.append(f"![{key} vs SNR](plots/{stem}.png) ([pdf](plots/{stem}.pdf))")
+        stem = f"montage_cbr{cbr_label(cbr)}"
+        if (plots / f"{stem}.png").is_file():
+            figs.append(f"![montage](plots/{stem}.png) ([pdf](plots/{stem}.pdf))")
+        if figs:
+            out += ["### Figures", ""] + [f + "\n" for f in figs]
+    plots = results_dir / "plots"
+    vs_cbr = sorted(plots.glob("*_vs_cbr_snr*.png")) if plots.is_dir() else []
+    if vs_cbr:
+        out += ["## Against CBR", ""] + [f"![{p.stem}](plots/{p.name}) ([pdf](plots/{p.stem}.pdf))\n" for p in vs_cbr]
+    out += ["## Files", "", "- `results.csv`: one row per method, MCS, SNR, CBR, channel, link, trial, image",
+            "- `summary.json`: aggregates (`points`: envelopes and means, `per_mcs`: every digital MCS)",
+            "- `plots/`: PNG + PDF figures; `recon/`: reconstructions used by the montage", ""]
+    path = results_dir / "README.md"
+    path.write_text("\n".join(out))
+    return path

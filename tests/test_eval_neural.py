@@ -1,0 +1,70 @@
+"""Neural methods and the OFDM link inside the sweep (untrained codecs: plumbing, not quality)."""
+import numpy as np
+import pytest
+
+from gnuradio.medjscc.errors import MedJSCCError
+from gnuradio.medjscc.evaluation import methods, sweep
+from gnuradio.medjscc.evaluation.sweep import SweepSpec, run_sweep
+
+codec_mod = pytest.importorskip("gnuradio.medjscc.codec")
+
+
+@pytest.fixture
+def random_codecs(monkeypatch):
+    monkeypatch.setenv(sweep.RANDOM_CODECS_ENV, "1")
+    methods._NEURAL_CACHE.clear()
+    yield
+    methods._NEURAL_CACHE.clear()
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("nimgs")
+    (root / "images").mkdir()
+    (root / "masks").mkdir()
+    r = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:64] / 64
+    for i in range(2):
+        img = np.clip(120 + 60 * np.sin(5 * x + i) * np.cos(3 * y) + r.normal(0, 3, x.shape), 0, 255).astype(np.uint8)
+        mask = (x - .5) ** 2 + (y - .5) ** 2 < .08
+        Image.fromarray(img).save(root / "images" / f"n{i}.png")
+        Image.fromarray((mask * 255).astype(np.uint8)).save(root / "masks" / f"n{i}.png")
+    return root
+
+
+def test_missing_weights_is_a_clear_error_for_that_method(monkeypatch, tmp_path, images):
+    monkeypatch.delenv(sweep.RANDOM_CODECS_ENV, raising=False)
+    monkeypatch.setenv("MEDJSCC_MODELS_DIR", str(tmp_path))
+    methods._NEURAL_CACHE.clear()
+    spec = SweepSpec(methods=["j2k-capacity", "ntscc"], snrs=[5.0], cbrs=[1 / 8], data=str(images))
+    with pytest.raises(MedJSCCError, match="ntscc"):
+        run_sweep(spec, tmp_path / "o", workers=1, progress=False, plots=False)
+    methods._NEURAL_CACHE.clear()
+
+
+@pytest.mark.parametrize("link", ["symbol", "ofdm"])
+def test_neural_method_runs_through_the_sweep(random_codecs, images, tmp_path, link):
+    spec = SweepSpec(methods=["medjscc", "j2k-capacity"], snrs=[0.0, 10.0], cbrs=[1 / 8], data=str(images),
+                     link=link)
+    res = run_sweep(spec, tmp_path / link, workers=1, progress=False, plots=False)
+    rows = sweep.read_rows(tmp_path / link / "results.csv")
+    neural = [r for r in rows if r["method"] == "medjscc"]
+    assert len(neural) == 4 and all(np.isfinite(r["psnr"]) for r in neural)
+    assert all(r["mcs"] == "" for r in neural)
+    if link == "symbol":
+        assert all(abs(r["cbr_total"] - 1 / 8) < 0.01 for r in neural)
+    else:  # OFDM preambles, headers, pilots, CP: the total is larger
+        assert all(r["cbr_total"] > 1 / 8 for r in neural)
+    assert (tmp_path / link / "sweep.json").read_text().count('"random_init_codecs": true') == 1
+    assert {p["method"] for p in res.points} == {"medjscc", "j2k-capacity"}
+
+
+def test_neural_sees_the_same_noise_as_a_rerun(random_codecs, images, tmp_path):
+    spec = dict(methods=["deepjscc"], snrs=[3.0], cbrs=[1 / 8], data=str(images), limit=1, channel="rayleigh")
+    run_sweep(SweepSpec(**spec), tmp_path / "a", workers=1, progress=False, plots=False)
+    run_sweep(SweepSpec(**spec), tmp_path / "b", workers=1, progress=False, plots=False)
+    a = sweep.read_rows(tmp_path / "a" / "results.csv")
+    b = sweep.read_rows(tmp_path / "b" / "results.csv")
+    assert [r["psnr"] for r in a] == [r["psnr"] for r in b]
