@@ -303,3 +303,13 @@ def test_header_repeat_lengthens_header_and_still_decodes(rng):
     y = apply_iq_channel(tx.modulate(hdr, x), "awgn", 0.0, delay=300, tail=300, rng=rng, params=p)
     (f,) = OfdmReceiver(p).process(y)
     assert f.header == hdr
+
+
+@pytest.mark.parametrize("cfo", [-0.8, 0.55])
+def test_cfo_estimation_range(rng, cfo):
+    """Coarse CFO from the half-symbol repetition covers |cfo| < 1 subcarrier spacing."""
+    hdr, x, iq = _frame(rng, n=480)
+    y = apply_iq_channel(iq, "awgn", 10.0, cfo=cfo, delay=250, tail=250, rng=rng, params=P)
+    (f,) = OfdmReceiver(P).process(y)
+    assert f.crc_ok and f.cfo == pytest.approx(cfo, abs=0.02)
+    assert _eff_snr_db(f.payload / (np.vdot(x, f.payload) / np.vdot(x, x)), x) > 9.0
