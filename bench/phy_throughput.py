@@ -110,7 +110,6 @@ def main(argv=None):
     ours_msps = n / best[0] / 1e6
 
     if not args.no_stock and have_gnuradio():
-        from phy_common import stock_ofdm_burst  # noqa: F401  (import check)
         from gnuradio import blocks, digital, gr
 
         # one packet alone gives the stock burst length and TX power

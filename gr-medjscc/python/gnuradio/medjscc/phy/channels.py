@@ -85,8 +85,7 @@ def apply_iq_channel(iq, preset: str = "awgn", snr_db: float = 10.0, cfo: float 
     if cfo:
         x = x * _phasor(float(cfo) / p.fft_len, x.size)
     sigma = math.sqrt(p.time_noise_variance(snr_db) / 2.0)
-    noise = np.empty(x.size, np.complex64)
-    noise.real = rng.standard_normal(x.size, dtype=np.float32)
-    noise.imag = rng.standard_normal(x.size, dtype=np.float32)
-    y = x + noise * np.float32(sigma)
+    noise = rng.standard_normal(2 * x.size, dtype=np.float32).view(np.complex64)   # re, im interleaved
+    noise *= np.float32(sigma)
+    y = x + noise
     return (y, info) if return_info else y

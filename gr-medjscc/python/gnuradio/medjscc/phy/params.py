@@ -39,7 +39,7 @@ class OfdmParams:
     timing_backoff: int | None = None    # samples taken inside the CP; None -> cp_len // 4
     detect_threshold: float = 0.17       # normalised preamble correlation (0..1)
     pilot_smooth: int = 9                # symbols in the pilot-phase smoothing window (1 = none)
-    pilot_amplitude: bool = False        # also track per-symbol pilot amplitude (fast fading; costs ~0.1-0.5 dB at low SNR)
+    pilot_amplitude: bool = False        # track pilot amplitude too (fast fading; ~0.1-0.5 dB cost at low SNR)
     seed: int = 0x5EED                   # seed of the fixed pilot-polarity sequence
 
     # ---------------------------------------------------------------- validation
