@@ -1,7 +1,8 @@
 """Channel presets over gr-channels with the project's SNR convention on the data subcarriers.
 
-``channel_model`` adds complex noise of power ``noise_voltage**2`` per *time-domain sample*. The
-phy core scales its IFFT so that unit-power values on all ``n_occupied`` carriers give unit
+The AWGN (``analog.noise_source_c``, complex power ``noise_voltage**2`` per *time-domain sample*)
+is added after ``channel_model`` (multipath, CFO, clock offset) so that SNR changes act within
+a few hundred samples. The phy core scales its IFFT so that unit-power values on all ``n_occupied`` carriers give unit
 power per sample, and its FFT is the exact inverse (``Y = fft(y) * sqrt(n_occ) / N``). White
 noise of per-sample variance ``s2`` thus lands on each subcarrier with variance
 ``s2 * n_occupied / fft_len``; to get Es/N0 = ``snr_db`` on the unit-power data subcarriers:
@@ -19,7 +20,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from gnuradio import channels, gr
+from gnuradio import analog, blocks, channels, gr
 
 PRESETS = ("awgn", "multipath", "rayleigh", "rayleigh_fast")
 
@@ -72,23 +73,31 @@ class channel_preset(gr.hier_block2):
         self._snr_db = float(snr_db)
         self._cfo = float(cfo)
         taps = multipath_taps() if preset == "multipath" else np.array([1.0 + 0j])
+        # channel_model does the multipath, CFO and clock offset; the AWGN is added outside it
+        # because its internal noise source runs ahead by a whole buffer (~32k samples = several
+        # frames at the old level after an SNR change). Our source is held to ~one page.
         self.model = channels.channel_model(
-            noise_voltage=noise_voltage_for_snr(snr_db, params, self._fft_len, self._n_occupied),
-            frequency_offset=self._cfo / self._fft_len,
-            epsilon=1.0 + float(timing_offset_ppm) * 1e-6,
-            taps=[complex(t) for t in taps],
+            noise_voltage=0.0, frequency_offset=self._cfo / self._fft_len,
+            epsilon=1.0 + float(timing_offset_ppm) * 1e-6, taps=[complex(t) for t in taps],
             noise_seed=int(seed), block_tags=True)
+        self.noise = analog.noise_source_c(analog.GR_GAUSSIAN,
+                                           noise_voltage_for_snr(snr_db, params, self._fft_len, self._n_occupied),
+                                           int(seed) + 12345)
+        self.noise.set_max_output_buffer(512)
+        self.add = blocks.add_cc()
         if preset in FADING_FDTS:
             self.fading = channels.fading_model(8, FADING_FDTS[preset], False, 4.0, int(seed) + 1)
-            self.connect(self, self.fading, self.model, self)
+            self.connect(self, self.fading, self.model, (self.add, 0))
         else:
             self.fading = None
-            self.connect(self, self.model, self)
+            self.connect(self, self.model, (self.add, 0))
+        self.connect(self.noise, (self.add, 1))
+        self.connect(self.add, self)
 
     # --- setters (GRC callbacks; also used by the closed-loop test to step the SNR) ---
     def set_snr_db(self, snr_db: float):
         self._snr_db = float(snr_db)
-        self.model.set_noise_voltage(noise_voltage_for_snr(snr_db, self._params, self._fft_len, self._n_occupied))
+        self.noise.set_amplitude(noise_voltage_for_snr(snr_db, self._params, self._fft_len, self._n_occupied))
 
     def snr_db(self) -> float:
         return self._snr_db
