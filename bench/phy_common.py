@@ -90,3 +90,58 @@ def have_gnuradio() -> bool:
     except Exception as e:  # pragma: no cover - environment dependent
         print(f"note: GNU Radio not importable ({e}); stock rows skipped", file=sys.stderr)
         return False
+
+
+# ------------------------------------------------------------------ stock analog OFDM equaliser path
+def _stock_layout():
+    from gnuradio.digital import ofdm_txrx as T
+
+    occ, pil, psym = T._def_occupied_carriers, T._def_pilot_carriers, T._def_pilot_symbols
+    sw1 = T._make_sync_word1(64, occ, pil)
+    sw2 = T._make_sync_word2(64, occ, pil)
+    return occ, pil, psym, list(sw1), list(sw2)
+
+
+def stock_analog_tx(payloads: list[np.ndarray]) -> list[np.ndarray]:
+    """Analog symbols through stock TX blocks (tagged stream -> ofdm_carrier_allocator_cvc with
+    the two Schmidl & Cox sync words -> IFFT -> ofdm_cyclic_prefixer), one burst per payload
+    (length a multiple of 48), each scaled to unit average power per sample."""
+    from gnuradio import blocks, digital, fft, gr
+
+    occ, pil, psym, sw1, sw2 = _stock_layout()
+    n = payloads[0].size
+    tb = gr.top_block()
+    src = blocks.vector_source_c(np.concatenate(payloads).astype(np.complex64), False)
+    s2ts = blocks.stream_to_tagged_stream(gr.sizeof_gr_complex, 1, n, "packet_len")
+    alloc = digital.ofdm_carrier_allocator_cvc(64, occ, pil, psym, [sw1, sw2], "packet_len", True)
+    ifft = fft.fft_vcc(64, False, (), True)
+    cp = digital.ofdm_cyclic_prefixer(64, 80, 0, "packet_len")
+    snk = blocks.vector_sink_c()
+    tb.connect(src, s2ts, alloc, ifft, cp, snk)
+    tb.run()
+    iq = np.asarray(snk.data(), np.complex64).reshape(len(payloads), -1)
+    return [(b / np.sqrt(np.mean(np.abs(b) ** 2))).astype(np.complex64) for b in iq]
+
+
+def stock_analog_rx_genie_timing(frames_iq: list[np.ndarray], n_data_symbols: int) -> list[np.ndarray]:
+    """Stock RX equaliser on perfectly timed frames (CP removed here): FFT -> ofdm_chanest_vcvc ->
+    ofdm_frame_equalizer_vcvc(ofdm_equalizer_static). Returns the equalised data-carrier symbols
+    per frame, in the allocator's order. No CFO correction (stock chanest only finds integer
+    offsets), so use it on CFO-free channels."""
+    from gnuradio import blocks, digital, fft, gr
+
+    occ, pil, psym, sw1, sw2 = _stock_layout()
+    n_sym = 2 + n_data_symbols
+    vecs = np.concatenate([f[: n_sym * 80].reshape(n_sym, 80)[:, 16:] for f in frames_iq]).astype(np.complex64)
+    tb = gr.top_block()
+    src = blocks.vector_source_c(vecs.reshape(-1), False, 64)
+    fwd = fft.fft_vcc(64, True, (), True)
+    chanest = digital.ofdm_chanest_vcvc(sw1, sw2, n_data_symbols)
+    eq = digital.ofdm_equalizer_static(64, occ, pil, psym, 0, True)
+    feq = digital.ofdm_frame_equalizer_vcvc(eq.base(), 16, "", False, n_data_symbols)
+    snk = blocks.vector_sink_c(64)
+    tb.connect(src, fwd, chanest, feq, snk)
+    tb.run()
+    out = np.asarray(snk.data(), np.complex64).reshape(-1, n_data_symbols, 64)
+    bins = np.array(occ[0]) + 32                      # shifted spectrum
+    return [o[:, bins].reshape(-1) for o in out]

@@ -14,6 +14,9 @@ spacings + random delay). For each equaliser (zf, mmse):
 * ``snr_est_error_db``: mean of (RxFrame.snr_db - true data-subcarrier Es/N0), and its RMS
   (target |error| <= 0.5 dB over -5..25 dB) over all detected frames (preamble-only estimate when
   the header failed). True Es/N0 = mean_k |H_k|^2 / N0 over data carriers.
+Stock rows (CFO-free channels only): stock TX blocks (carrier allocator with S&C sync words, IFFT,
+CP) and the stock RX equaliser ``ofdm_chanest_vcvc`` + ``ofdm_equalizer_static`` given perfect
+timing (its best case; it has no fractional-CFO correction and no pilot phase tracking).
 Effective SNR is scored on frames whose header decoded (``header_ok_rate`` says how many);
 ``--header-repeat 2`` doubles the header length for operation below -3 dB.
 """
@@ -35,9 +38,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--snr", default="-5:25:5")
     ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--channels", default="awgn,multipath_cfo")
+    ap.add_argument("--channels", default="awgn,multipath,multipath_cfo")
     ap.add_argument("--quick", action="store_true", help="6 frames per point, SNR 0,10,20")
     ap.add_argument("--header-repeat", type=int, default=1)
+    ap.add_argument("--no-stock", action="store_true")
     ap.add_argument("--seed", type=int, default=2)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -47,7 +51,11 @@ def main(argv=None):
 
     from gnuradio.medjscc.phy import FrameHeader, OfdmParams, OfdmReceiver, OfdmTransmitter, apply_iq_channel
     from gnuradio.medjscc.snr import parse_spec
-    from phy_common import complex_symbols, emit
+    from phy_common import complex_symbols, emit, have_gnuradio
+
+    use_stock = not args.no_stock and have_gnuradio()
+    if use_stock:
+        from phy_common import stock_analog_rx_genie_timing, stock_analog_tx
 
     snrs = parse_spec("0,10,20" if args.quick else args.snr)
     n_frames = 6 if args.quick else args.frames
@@ -92,6 +100,21 @@ def main(argv=None):
                           snr_est_rmse_db=float(np.sqrt(np.mean(est ** 2))) if est.size else float("nan"),
                           true_snr_db=true_snr, header_ok_rate=len(frames) / n_frames, n_frames=n_frames,
                           n_detected=len(detected), header_repeat=p.header_repeat),
+                     args.json, COLUMNS)
+            if use_stock and not channel.endswith("_cfo"):
+                # stock chain (ofdm_chanest_vcvc + ofdm_equalizer_static, a ZF on the raw preamble
+                # estimate), given perfect timing and no CFO: the best case for it
+                n_sym = p.symbols_per_frame
+                pays = [complex_symbols(rng, n_sym * 48) for _ in range(n_frames)]
+                bursts = stock_analog_tx(pays)
+                rx_iq = [apply_iq_channel(b, preset, snr, rng=rng, params=p) for b in bursts]
+                outs = stock_analog_rx_genie_timing(rx_iq, n_sym)
+                err = float(np.mean([np.mean(np.abs(o - x) ** 2) for o, x in zip(outs, pays)]))
+                eff = 10 * math.log10(1 / err)
+                genie = 10 * math.log10(1 / genie_mse["zf"])
+                emit(dict(impl="stock", channel=channel, snr_db=snr, equalizer="static(zf)", effective_snr_db=eff,
+                          genie_snr_db=genie, loss_db=genie - eff, snr_est_error_db=None, snr_est_rmse_db=None,
+                          true_snr_db=true_snr, header_ok_rate=None, n_frames=n_frames, timing="genie"),
                      args.json, COLUMNS)
     print(f"done in {time.time() - t0:.1f} s", file=sys.stderr)
 

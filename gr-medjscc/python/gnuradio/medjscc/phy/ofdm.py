@@ -539,9 +539,11 @@ class OfdmReceiver:
                 frames.append(RxFrame(headers[i], True, pay, snr_db=s_db, chan_taps=tp, noise_var=nv,
                                       n0=nn0, noise_var_carriers=nvc, erased=er, **common))
             else:
-                # no known header bits: signal power non-coherently from the header symbols'
-                # power (|H|^2 + N0 on average) -- steadier than |H_fit|^2 from two long symbols
-                sig = float(np.mean(np.abs(Yh[i][:, self._data_bins]) ** 2)) - float(n0[i])
+                # no known header bits: average two unbiased signal-power estimates, the header
+                # symbols' power minus N0 and the preamble fit |H_fit|^2 minus its noise share
+                sig_hdr = float(np.mean(np.abs(Yh[i][:, self._data_bins]) ** 2)) - float(n0[i])
+                sig_pre = 10 ** (float(snr_db[i]) / 10) * float(n0[i])
+                sig = 0.5 * (sig_hdr + sig_pre)
                 s_db = 10 * math.log10(max(sig, _SNR_FLOOR * float(n0[i])) / float(n0[i]))
                 frames.append(RxFrame(None, False, np.zeros(0, np.complex64), snr_db=s_db,
                                       chan_taps=taps[i].astype(np.complex64),
