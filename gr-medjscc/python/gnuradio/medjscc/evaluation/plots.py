@@ -1,4 +1,4 @@
-"""Figures of a sweep (matplotlib, Agg backend): PNG + PDF of each.
+"""Figures of a sweep (matplotlib object API, Agg canvas): PNG + PDF of each.
 
 * ``<metric>_vs_snr_cbr<c>``: ROI-PSNR / PSNR / MS-SSIM against SNR, one line per method
   (digital methods as their MCS envelope, capacity bounds dashed), per CBR.
@@ -15,13 +15,26 @@ import numpy as np
 METRICS = (("roi_psnr", "ROI-PSNR (dB)"), ("psnr", "PSNR (dB)"), ("ms_ssim", "MS-SSIM"))
 
 
+class _OO:
+    """pyplot-free figure factory: works headless and inside Jupyter kernels whose IPython is
+    newer than Debian's matplotlib 3.6 pyplot hook expects."""
+
+    @staticmethod
+    def subplots(nrows=1, ncols=1, figsize=None, squeeze=True):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=figsize)
+        FigureCanvasAgg(fig)
+        return fig, fig.subplots(nrows, ncols, squeeze=squeeze)
+
+    @staticmethod
+    def close(fig):
+        pass
+
+
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return _OO
 
 
 def _style(method: str):
