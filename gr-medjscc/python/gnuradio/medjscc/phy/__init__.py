@@ -2,9 +2,20 @@
 
 Public API::
 
-    from gnuradio.medjscc.phy import (OfdmParams, FrameHeader, OfdmTransmitter, OfdmReceiver,
-                                      RxFrame, frame_image, ImageAssembler, overhead_symbols,
-                                      apply_iq_channel, symbol_channel)
+    p = OfdmParams(fft_len=64, cp_len=16, symbols_per_frame=32, ...).validate()
+    OfdmParams.from_config(link_config.ofdm)
+    frames = frame_image(image_id, symbols, side_info, p)          # [(FrameHeader, payload)]
+    iq = OfdmTransmitter(p).modulate(header, payload)             # complex64, one frame
+    y = apply_iq_channel(iq, "awgn"|"multipath"|"rayleigh", snr_db, cfo=0.0, delay=0, rng=rng, params=p)
+    rx = OfdmReceiver(p, equalizer="mmse"|"zf", min_batch=0)
+    for f in rx.process(y) + rx.flush():                          # streaming; RxFrame objects
+        asm.add(f)                                                # asm = ImageAssembler(p)
+    a = asm.assemble(image_id, n_symbols)                         # symbols, erased, side_info|None
+    overhead_symbols(n_payload_symbols, side_info_bytes, p)["total"]   # channel uses incl. PHY overhead
+    symbol_channel(symbols, "awgn"|"rayleigh"|"erasure", snr_db, rng)  # no-OFDM fast path
+
+SNR convention: Es/N0 on the data subcarriers (after the receiver FFT, see ``params``) equals
+the project SNR (``snr.py``). Frame layout, receiver algorithms: see ``ofdm``.
 """
 from .params import OfdmParams
 from .header import FrameHeader
