@@ -313,3 +313,13 @@ def test_cfo_estimation_range(rng, cfo):
     (f,) = OfdmReceiver(P).process(y)
     assert f.crc_ok and f.cfo == pytest.approx(cfo, abs=0.02)
     assert _eff_snr_db(f.payload / (np.vdot(x, f.payload) / np.vdot(x, x)), x) > 9.0
+
+
+def test_phy_core_does_not_import_gnuradio_runtime():
+    import subprocess
+    import sys
+    code = ("import sys, gnuradio.medjscc.phy as p; p.OfdmReceiver(); "
+            "bad = [m for m in sys.modules if m.startswith('gnuradio.') and not m.startswith('gnuradio.medjscc')]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
