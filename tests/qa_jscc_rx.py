@@ -118,6 +118,20 @@ class qa_jscc_rx(gr_unittest.TestCase):
         self.assertFalse(r["side_info_ok"])
         self.assertEqual(r["image"].shape, (256, 256))
 
+    def test_dicom_reference_gives_dicom_output(self):
+        import pydicom
+        from pydicom.data import get_testdata_file
+        ref = get_testdata_file("CT_small.dcm")
+        with tempfile.TemporaryDirectory() as d:
+            rx, metrics, _ = self.run_rx(self.frames, out_dir=d, reference_path=ref)
+            png, dcm = Path(d) / "rx_00005.png", Path(d) / "rx_00005.dcm"
+            self.assertTrue(png.is_file() and dcm.is_file())
+            ds = pydicom.dcmread(dcm)
+            np.testing.assert_array_equal(ds.pixel_array, rx.results[0]["image"])
+            self.assertEqual(ds.LossyImageCompression, "01")
+            self.assertEqual(ds.Modality, pydicom.dcmread(ref).Modality)   # header reused
+        self.assertIn("psnr", metrics[0])
+
     def test_snr_sources(self):
         rx, _, _ = self.run_rx(self.frames, snr_source="fixed", snr_db=3.0)
         self.assertEqual(rx.results[0]["decode_snr_db"], 3.0)
