@@ -83,8 +83,9 @@ def test_variable_length_allocation_follows_roi():
     codec = tiny_codec("medjscc", roi_rate_weight=4.0)
     img, mask = test_image(128, 128, seed=1)
     enc_roi = codec.encode(img, mask, 10.0, 1 / 16)
-    rate_idx, _ = sideinfo.unpack(enc_roi.side_info, codec.cell_shape((128, 128)), len(codec.cfg.levels))
-    kmap = allocation.symbols_per_position(rate_idx, codec.latent_shape((128, 128)), codec.cfg.rate_block, codec.cfg.levels)
+    block = sideinfo.rate_block_of(enc_roi.side_info)
+    rate_idx, _ = sideinfo.unpack(enc_roi.side_info, codec.cell_shape((128, 128), block), len(codec.cfg.levels))
+    kmap = allocation.symbols_per_position(rate_idx, codec.latent_shape((128, 128)), block, codec.cfg.levels)
     grid = codec._roi_grid(mask, (128, 128))
     assert kmap[grid].mean() > kmap[~grid].mean()
 
@@ -94,7 +95,9 @@ def test_side_info_roundtrip_and_size(rng):
         cells = (int(rng.integers(1, 9)), int(rng.integers(1, 9)))
         idx = rng.integers(0, 16, cells)
         mask_bytes = bytes(rng.integers(0, 256, int(rng.integers(0, 5))).astype(np.uint8))
-        data = sideinfo.pack(idx, 16, mask_bytes)
+        block = int(rng.choice([1, 2, 4, 8]))
+        data = sideinfo.pack(idx, 16, mask_bytes, block)
+        assert sideinfo.rate_block_of(data) == block
         back, mb = sideinfo.unpack(data, cells, 16)
         assert np.array_equal(back, idx) and mb == mask_bytes
         assert sideinfo.size_bits(data) == 8 * len(data)
@@ -119,6 +122,15 @@ def test_corrupted_side_info_raises_or_falls_back(codecs):
     enc = codec.encode(img, mask, 10.0, 1 / 8)
     with pytest.raises(MedJSCCError):
         sideinfo.unpack(b"\xff" + enc.side_info[1:], codec.cell_shape((64, 64)), len(codec.cfg.levels))
+    # a wrong rate map or mask inside an otherwise valid block must not crash the decoder
+    broken = enc.side_info[:1] + bytes(b ^ 0x5A for b in enc.side_info[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            out = codec.decode(enc.symbols, broken, (64, 64), 10.0)
+            assert out.shape == (64, 64)
+        except InputError:
+            pass   # a rate map that describes another symbol count is reported as such
     with pytest.warns(RuntimeWarning):
         out = codec.decode(enc.symbols, b"\xff" + enc.side_info[1:], (64, 64), 10.0)
     assert (out == FALLBACK_GREY).all()

@@ -37,6 +37,8 @@ CHECKPOINT_VERSION = 1
 MIN_SIDE, MAX_SIDE = 16, 4096
 CBR_TOLERANCE = 0.02
 FALLBACK_GREY = 128
+SIDE_INFO_FRACTION = 0.05
+BITS_PER_CELL_ESTIMATE = 3.0
 
 
 @dataclass
@@ -197,6 +199,7 @@ class Codec:
         self.name = name or model.cfg.name
         self.device = torch.device(device)
         self.meta = meta or {}
+        self.rate_block_override: int | None = None   # experiments: pin the allocation cell size
 
     # -- geometry ----------------------------------------------------------------------
     @staticmethod
@@ -204,8 +207,22 @@ class Codec:
         h, w = shape
         return -(-h // DOWNSCALE), -(-w // DOWNSCALE)
 
-    def cell_shape(self, shape) -> tuple[int, int]:
-        return allocation.block_grid(self.latent_shape(shape), self.cfg.rate_block)
+    def cell_shape(self, shape, block: int | None = None) -> tuple[int, int]:
+        return allocation.block_grid(self.latent_shape(shape), block or self.cfg.rate_block)
+
+    def rate_block_for(self, shape, target_total: float, mask_bits: int = 0) -> int:
+        """Allocation cell size: the configured one, doubled while the rate map would cost more
+        than ``SIDE_INFO_FRACTION`` of the budget (at ~``BITS_PER_CELL_ESTIMATE`` bits a cell)."""
+        if self.rate_block_override:
+            return self.rate_block_override
+        block = self.cfg.rate_block
+        budget_bits = SIDE_INFO_FRACTION * target_total * sideinfo.SIDE_INFO_BITS_PER_SYMBOL - mask_bits
+        while block < 8:
+            cells = np.prod(self.cell_shape(shape, block))
+            if cells * BITS_PER_CELL_ESTIMATE <= budget_bits:
+                break
+            block *= 2
+        return block
 
     def _roi_grid(self, mask, shape) -> np.ndarray | None:
         if not self.cfg.use_roi:
@@ -226,13 +243,13 @@ class Codec:
         t = torch.from_numpy(x01)[None, None].to(self.device)
         return F.pad(t, (0, gw * DOWNSCALE - w, 0, gh * DOWNSCALE - h), mode="replicate")
 
-    def _side_info(self, rate_idx, roi_grid) -> bytes:
+    def _side_info(self, rate_idx, roi_grid, block: int | None = None) -> bytes:
         mask_bytes = None
         if roi_grid is not None:
             from ..roi.sideinfo import encode_mask
 
             mask_bytes = encode_mask(roi_grid)
-        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes)
+        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes, block or self.cfg.rate_block)
 
     def max_cbr(self, shape) -> float:
         gh, gw = self.latent_shape(shape)
@@ -268,28 +285,42 @@ class Codec:
 
         if self.cfg.variable_length:
             bits, _ = self.model.rate(y)
-            score = self.model.cell_scores(bits[0].cpu().numpy(), roi_grid.astype(np.float64) if roi_grid is not None else None)
-            sizes = allocation.block_sizes((gh, gw), self.cfg.rate_block)
-            side = self._side_info(np.zeros(score.shape, dtype=np.int64), roi_grid)
+            mask_bits = 0
+            if roi_grid is not None:
+                from ..roi.sideinfo import mask_bits as _mask_bits
+
+                mask_bits = _mask_bits(roi_grid)
+            block = self.rate_block_for((h, w), target_total, mask_bits)
+            score = self.model.cell_scores(bits[0].cpu().numpy(),
+                                           roi_grid.astype(np.float64) if roi_grid is not None else None, block)
+            sizes = allocation.block_sizes((gh, gw), block)
+
+            def side_for(idx):
+                return self._side_info(idx, roi_grid, block)
+
+            def kmap_for(idx):
+                return allocation.symbols_per_position(idx, (gh, gw), block, self.cfg.levels)
+
+            side = side_for(np.zeros(score.shape, dtype=np.int64))
             for _ in range(4):   # side-info size depends on the allocation: iterate to a fixed point
                 n_payload = self._payload_budget(target_total, side, (h, w))
                 rate_idx = allocation.allocate_variable(score, sizes, n_payload, self.cfg.levels)
-                new_side = self._side_info(rate_idx, roi_grid)
+                new_side = side_for(rate_idx)
                 if len(new_side) == len(side):
                     break
                 side = new_side
             side = new_side
             n_payload = self._payload_budget(target_total, side, (h, w))
-            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), self.cfg.rate_block, self.cfg.levels)
-            if kmap.sum() > n_payload:   # the final side info grew by a byte: drop the weakest cells
-                while kmap.sum() > n_payload:
-                    live = rate_idx > 0
-                    i, j = np.argwhere(live)[np.argmin(score[live])]
-                    rate_idx[i, j] -= 1
-                    kmap = allocation.symbols_per_position(rate_idx, (gh, gw), self.cfg.rate_block, self.cfg.levels)
-                if len(self._side_info(rate_idx, roi_grid)) > len(side):
-                    raise MedJSCCError("side info size did not converge; try another cbr")
-                side = self._side_info(rate_idx, roi_grid)
+            kmap = kmap_for(rate_idx)
+            while kmap.sum() > n_payload:   # the final side info grew: drop the weakest cells
+                live = rate_idx > 0
+                if not live.any():
+                    break
+                i, j = np.argwhere(live)[np.argmin(score[live])]
+                rate_idx[i, j] -= 1
+                kmap = kmap_for(rate_idx)
+                side = side_for(rate_idx)
+                n_payload = self._payload_budget(target_total, side, (h, w))
             kmap = allocation.add_remainder(kmap, int(n_payload - kmap.sum()), self.cfg.k_max)
         else:
             side = self._side_info(None, roi_grid)
@@ -356,7 +387,8 @@ class Codec:
                 roi_grid = np.ones((gh, gw), dtype=bool)
         else:
             try:
-                rate_idx, mask_bytes = sideinfo.unpack(side_info, self.cell_shape((h, w)), len(self.cfg.levels))
+                block = sideinfo.rate_block_of(side_info)
+                rate_idx, mask_bytes = sideinfo.unpack(side_info, self.cell_shape((h, w), block), len(self.cfg.levels))
                 if self.cfg.use_roi:
                     from ..roi.sideinfo import decode_mask
 
@@ -366,7 +398,7 @@ class Codec:
             except MedJSCCError as e:
                 return self._fallback((h, w), f"side info unusable ({e})")
         if self.cfg.variable_length:
-            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), self.cfg.rate_block, self.cfg.levels)
+            kmap = allocation.symbols_per_position(rate_idx, (gh, gw), block, self.cfg.levels)
             extra = sym.size - int(kmap.sum())
             free = int((self.cfg.k_max - kmap).sum())
             if extra < 0 or extra > free:

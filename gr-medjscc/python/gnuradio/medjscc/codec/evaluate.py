@@ -28,10 +28,16 @@ def encoder_masks(pairs, roi: str = "oracle"):
         raise MedJSCCError(f"--roi must be oracle or auto, got {roi!r}")
     try:
         from ..roi import get_segmenter
-    except ImportError:
+    except (ImportError, AttributeError):
         raise MedJSCCError("--roi auto needs gnuradio.medjscc.roi.get_segmenter, which is not available") from None
     seg = get_segmenter("auto")
-    return [np.asarray(seg.segment(p["image"]), dtype=bool) for p in pairs]
+    out = []
+    for p in pairs:
+        m = np.asarray(seg.segment(p["image"]), dtype=bool)
+        if m.shape != p["image"].shape:
+            raise MedJSCCError(f"auto segmenter returned a {m.shape} mask for a {p['image'].shape} image ({p['name']})")
+        out.append(m)
+    return out
 
 
 def _snr_key(snr: float) -> int:

@@ -184,11 +184,12 @@ class JSCCModel(nn.Module):
         device = roi.device if roi is not None else bits.device
         return torch.from_numpy(out).to(device)
 
-    def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None) -> np.ndarray:
+    def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
         cfg = self.cfg
-        score = allocation.pool_to_blocks(np.maximum(bits_hw, 0.0) + 1.0, cfg.rate_block, "mean")
+        block = block or cfg.rate_block
+        score = allocation.pool_to_blocks(np.maximum(bits_hw, 0.0) + 1.0, block, "mean")
         if cfg.use_roi and roi_hw is not None:
-            roi_cells = allocation.pool_to_blocks(roi_hw, cfg.rate_block, "max")
+            roi_cells = allocation.pool_to_blocks(roi_hw, block, "max")
             score = score * (1.0 + (cfg.roi_rate_weight - 1.0) * roi_cells)
         return score
 

@@ -2,14 +2,16 @@
 
 It travels *digitally* (inside the PHY frame headers, CRC-protected). Layout, in bits::
 
-    [version:3][alloc_mode:2][has_mask:1][reserved:2]        8 bits
+    [version:3][alloc_mode:2][has_mask:1][log2 rate_block:2]  8 bits
     [rate indices ...] zero-padded to a byte boundary        (alloc_mode 1 or 2 only)
     [ROI grid mask, roi.sideinfo.encode_mask bytes]          (has_mask only)
 
 * alloc_mode 0: fixed length, no rate indices (the receiver derives the allocation from the
   symbol count); 1: raw ``index_bits``-bit rate indices per allocation cell; 2: order-0
-  Exp-Golomb code of the zig-zag delta to the previous cell in raster order (whichever of 1/2
-  is shorter is sent).
+  Exp-Golomb code of the zig-zag delta to the previous cell in raster order; 3: adaptive
+  arithmetic code of the median-predicted residuals (``rangecoder``). The shortest is sent.
+* ``rate_block``: allocation cell = rate_block x rate_block latent positions (1, 2, 4 or 8);
+  the encoder picks coarser cells when the budget is small so the side info stays a few %.
 * The size counted in the channel bandwidth ratio is ``8 * len(side_info)`` bits (padding
   included), carried at ``SIDE_INFO_BITS_PER_SYMBOL`` bits per complex symbol.
 """
@@ -22,7 +24,7 @@ import numpy as np
 from ..errors import MedJSCCError
 
 VERSION = 1
-MODE_FIXED, MODE_RAW, MODE_EXPGOLOMB = 0, 1, 2
+MODE_FIXED, MODE_RAW, MODE_EXPGOLOMB, MODE_AC = 0, 1, 2, 3
 # Digital rate of the side info: QPSK with a rate-1/2 code = 1 bit per complex symbol.
 SIDE_INFO_BITS_PER_SYMBOL = 1.0
 
@@ -94,21 +96,37 @@ def _rate_payload(rate_idx: np.ndarray, n_levels: int) -> tuple[int, bytes]:
     for v in flat:
         eg.put_expgolomb(_zigzag(v - prev))
         prev = v
-    if len(eg.bits) < len(raw.bits):
-        return MODE_EXPGOLOMB, eg.to_bytes()
-    return MODE_RAW, raw.to_bytes()
+    from .rangecoder import encode_map
+
+    ac = _Bits()
+    ac.bits = encode_map(np.asarray(rate_idx), n_levels)
+    best = min((len(raw.bits), MODE_RAW, raw), (len(eg.bits), MODE_EXPGOLOMB, eg), (len(ac.bits), MODE_AC, ac),
+               key=lambda t: (-(-t[0] // 8), t[1]))
+    return best[1], best[2].to_bytes()
 
 
-def pack(rate_idx: np.ndarray | None, n_levels: int, mask_bytes: bytes | None) -> bytes:
+BLOCK_CODES = {1: 0, 2: 1, 4: 2, 8: 3}
+
+
+def pack(rate_idx: np.ndarray | None, n_levels: int, mask_bytes: bytes | None, rate_block: int = 2) -> bytes:
     """Serialise rate indices (None for fixed length) and an encoded ROI grid mask (or None)."""
+    if rate_block not in BLOCK_CODES:
+        raise MedJSCCError(f"rate_block must be one of {sorted(BLOCK_CODES)}, got {rate_block}")
     mode, rate_bytes = (MODE_FIXED, b"") if rate_idx is None else _rate_payload(rate_idx, n_levels)
-    header = (VERSION << 5) | (mode << 3) | ((1 if mask_bytes is not None else 0) << 2)
+    header = (VERSION << 5) | (mode << 3) | ((1 if mask_bytes is not None else 0) << 2) | BLOCK_CODES[rate_block]
     return bytes([header]) + rate_bytes + (mask_bytes or b"")
+
+
+def rate_block_of(data: bytes) -> int:
+    """Allocation cell size signalled in a side-info block."""
+    if not data:
+        raise MedJSCCError("codec side info is empty")
+    return 1 << (bytes(data)[0] & 0x3)
 
 
 def unpack(data: bytes, cell_shape: tuple[int, int], n_levels: int):
     """Inverse of ``pack``: returns (rate_idx or None, mask_bytes or None). Raises MedJSCCError
-    on a malformed block."""
+    on a malformed block. ``cell_shape`` is the allocation grid for ``rate_block_of(data)``."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise MedJSCCError(f"codec side info must be bytes, got {type(data).__name__}")
     data = bytes(data)
@@ -116,14 +134,24 @@ def unpack(data: bytes, cell_shape: tuple[int, int], n_levels: int):
         raise MedJSCCError("codec side info is empty")
     header = data[0]
     version, mode, has_mask = header >> 5, (header >> 3) & 0x3, (header >> 2) & 0x1
-    if version != VERSION or header & 0x3 or mode == 3:
+    if version != VERSION:
         raise MedJSCCError(f"codec side info has unknown header byte 0x{header:02x}")
     rest = data[1:]
     rate_idx = None
     if mode != MODE_FIXED:
         n = cell_shape[0] * cell_shape[1]
         rd = _Reader(rest)
-        if mode == MODE_RAW:
+        if mode == MODE_AC:
+            from .rangecoder import decode_map
+
+            # the arithmetic code is the rest of the rate section: its length is not stored,
+            # so the mask (if any) is located by re-encoding the decoded map
+            grid = decode_map(rd.bits, cell_shape, n_levels)
+            vals = [int(v) for v in grid.reshape(-1)]
+            from .rangecoder import encode_map
+
+            rd.pos = len(encode_map(grid, n_levels))
+        elif mode == MODE_RAW:
             vals = [rd.get(index_bits(n_levels)) for _ in range(n)]
         else:
             vals, prev = [], 0
