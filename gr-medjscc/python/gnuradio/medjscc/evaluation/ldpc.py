@@ -238,9 +238,25 @@ class LdpcCode:
 
 # ----------------------------------------------------------------------------- code library
 # name -> alist path; rates are k/n of the parsed code
+def _wifi_dir() -> Path:
+    """Folder with the 802.11n alist files: shipped beside this module, else generated once into
+    a user cache (an install that dropped the data files still works)."""
+    if any(CODES_DIR.glob("wifi_n*_r*.alist")):
+        return CODES_DIR
+    import os
+
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "gr-medjscc" / "ldpc"
+    if not any(cache.glob("wifi_n*_r*.alist")):
+        from .codes import generate_80211n
+
+        cache.mkdir(parents=True, exist_ok=True)
+        generate_80211n.main(cache)
+    return cache
+
+
 def available_codes() -> dict[str, Path]:
     codes = {}
-    for p in sorted(CODES_DIR.glob("wifi_n*_r*.alist")):
+    for p in sorted(_wifi_dir().glob("wifi_n*_r*.alist")):
         codes[p.stem] = p
     # gr-fec's shipped codes (file names give n and k): the low rates the 802.11n set lacks
     for path in sorted(GRFEC_LDPC_DIR.glob("n_*_k_*_*.alist")):
