@@ -81,6 +81,7 @@ def test_cbr_met_on_256_images():
 
 def test_variable_length_allocation_follows_roi():
     codec = tiny_codec("medjscc", roi_rate_weight=4.0)
+    codec.rate_block_override = 2      # the automatic choice may pick one cell for small images
     img, mask = test_image(128, 128, seed=1)
     enc_roi = codec.encode(img, mask, 10.0, 1 / 16)
     block = sideinfo.rate_block_of(enc_roi.side_info)
@@ -104,6 +105,14 @@ def test_side_info_roundtrip_and_size(rng):
         # raw coding bound: header + 4 bits per cell, byte padded, + mask
         assert len(data) <= 1 + math.ceil(4 * idx.size / 8) + len(mask_bytes)
     assert sideinfo.unpack(sideinfo.pack(None, 16, None), (4, 4), 16) == (None, None)
+
+
+def test_rate_block_adapts_to_budget():
+    codec = tiny_codec("ntscc")
+    shape = (256, 256)
+    small = codec.rate_block_for(shape, shape[0] * shape[1] / 64)
+    large = codec.rate_block_for(shape, shape[0] * shape[1] / 8)
+    assert small >= large >= codec.cfg.rate_block
 
 
 def test_side_info_compact_for_256(codecs):
