@@ -24,7 +24,7 @@ def repo_root() -> Path | None:
 def share_dir() -> Path | None:
     """``<prefix>/share/gr-medjscc`` of a CMake install, if present."""
     # <prefix>/lib/python3/dist-packages/gnuradio/medjscc -> <prefix>
-    for up in range(3, 7):
+    for up in range(3, min(7, len(_PKG_DIR.parents))):
         cand = _PKG_DIR.parents[up] / "share" / "gr-medjscc"
         if cand.is_dir():
             return cand
