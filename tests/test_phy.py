@@ -323,3 +323,13 @@ def test_phy_core_does_not_import_gnuradio_runtime():
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_fractional_timing_offset(rng):
+    hdr, x, iq = _frame(rng)
+    y = apply_iq_channel(iq, "multipath", 25.0, cfo=0.2, delay=123, frac_delay=0.5, tail=100, rng=rng, params=P)
+    (f,) = OfdmReceiver(P, "mmse").process(y)
+    assert f.crc_ok and abs(f.start_sample - 123) <= 2
+    assert _eff_snr_db(f.payload, x) > 18.0
+    with pytest.raises(MedJSCCError):
+        apply_iq_channel(iq, "awgn", 10.0, frac_delay=1.5, rng=rng)

@@ -36,6 +36,16 @@ def _rayleigh_fast(n: int, doppler: float, rng, n_paths: int = 16) -> np.ndarray
     return out / math.sqrt(n_paths)
 
 
+_FD_HALF = 16
+
+
+def _frac_delay_filter(d: float) -> np.ndarray:
+    """Windowed-sinc FIR delaying by d samples (plus _FD_HALF, removed by the caller), unit DC gain."""
+    n = np.arange(-_FD_HALF, _FD_HALF + 1)
+    h = np.sinc(n - d) * np.blackman(2 * _FD_HALF + 1)
+    return (h / h.sum()).astype(np.complex64)
+
+
 def _phasor(freq: float, n: int, block: int = 4096) -> np.ndarray:
     """exp(j 2 pi freq k), k < n, as complex64 via block x offset products (fast, accurate)."""
     n_blocks = -(-n // block)
@@ -47,11 +57,12 @@ def _phasor(freq: float, n: int, block: int = 4096) -> np.ndarray:
 def apply_iq_channel(iq, preset: str = "awgn", snr_db: float = 10.0, cfo: float = 0.0, delay: int = 0,
                      rng: np.random.Generator | None = None, params: OfdmParams | None = None,
                      taps=None, fading: str = "block", doppler: float = 1e-4, tail: int = 0,
-                     return_info: bool = False):
+                     frac_delay: float = 0.0, return_info: bool = False):
     """Pass IQ through ``preset`` then add calibrated AWGN.
 
     cfo: carrier frequency offset in subcarrier spacings. delay: integer samples of noise-only
-    lead-in (timing offset); tail: noise-only samples appended. For ``rayleigh``: ``fading="block"``
+    lead-in (timing offset); frac_delay: extra fractional delay in [0, 1) samples (windowed-sinc
+    interpolator, band edges of the 52/64 occupied band are passed); tail: noise-only samples appended. For ``rayleigh``: ``fading="block"``
     draws one CN(0,1) gain for the whole call (call once per frame for block fading), ``"fast"``
     uses a Jakes process with normalised ``doppler``. ``taps`` overrides the multipath taps.
     Returns complex64 IQ (and an info dict with the applied taps/gains if ``return_info``).
@@ -62,6 +73,8 @@ def apply_iq_channel(iq, preset: str = "awgn", snr_db: float = 10.0, cfo: float 
         raise MedJSCCError(f"fading must be 'block' or 'fast', got {fading!r}")
     if int(delay) < 0 or int(tail) < 0:
         raise MedJSCCError("delay and tail must be >= 0 samples")
+    if not (0.0 <= float(frac_delay) < 1.0):
+        raise MedJSCCError(f"frac_delay must be in [0, 1) samples, got {frac_delay}")
     p = params or OfdmParams()
     rng = rng if rng is not None else np.random.default_rng()
     x = np.asarray(iq, np.complex64).reshape(-1)
@@ -81,6 +94,9 @@ def apply_iq_channel(iq, preset: str = "awgn", snr_db: float = 10.0, cfo: float 
             info["gains"] = g
     else:
         info["taps"] = np.array([1.0 + 0j])
+    if frac_delay:
+        x = np.convolve(x, _frac_delay_filter(float(frac_delay)))[_FD_HALF: _FD_HALF + x.size].astype(np.complex64)
+        info["frac_delay"] = float(frac_delay)
     x = np.concatenate([np.zeros(int(delay), np.complex64), x, np.zeros(int(tail), np.complex64)])
     if cfo:
         x = x * _phasor(float(cfo) / p.fft_len, x.size)
