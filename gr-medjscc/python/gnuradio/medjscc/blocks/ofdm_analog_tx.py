@@ -87,6 +87,7 @@ class ofdm_analog_tx(gr.basic_block):
         self.frames_dropped = 0
         self.message_port_register_in(pmt.intern("pdus"))
         self.set_msg_handler(pmt.intern("pdus"), self._handle)
+        self.set_min_output_buffer(65536)   # whole frames per call: fewer Python round trips
 
     def set_amplitude(self, amplitude: float):
         self.modulator.amplitude = float(amplitude)
