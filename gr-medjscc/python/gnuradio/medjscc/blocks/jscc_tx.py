@@ -134,7 +134,10 @@ class jscc_tx(gr.basic_block):
     def _handle_image(self, msg):
         try:
             meta, data = split_pdu(msg)
-            h, w = int(meta["height"]), int(meta["width"])
+            if "height" in meta and "width" in meta:
+                h, w = int(meta["height"]), int(meta["width"])
+            else:  # a square image may omit its size (as roi_segmenter allows)
+                h = w = int(round(np.sqrt(0 if data is None else data.size)))
             if data is None or data.size != h * w:
                 raise ValueError(f"image PDU has {0 if data is None else data.size} pixels, "
                                  f"expected height*width = {h * w}")

@@ -36,19 +36,25 @@ class ofdm_analog_rx(gr.sync_block):
     Args:
         fft_len, cp_len, n_data_carriers, n_pilot_carriers, symbols_per_frame: OFDM layout
             (must match the transmitter).
+        pilot_carriers, n_short_reps, n_long: pilot positions and sync words (as the TX).
+        detect_threshold: normalised preamble-correlation threshold (CFAR statistic, 0..1).
         equalizer: ``mmse`` or ``zf`` (switchable at run time).
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
-                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32,
+                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
+                 n_short_reps: int = 8, n_long: int = 2, detect_threshold: float = 0.2,
                  equalizer: str = "mmse", params=None):
         gr.sync_block.__init__(self, name="medjscc_ofdm_analog_rx", in_sig=[np.complex64],
                                out_sig=None)
         if params is None:
             params = make_params(dict(fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
                                       n_pilot_carriers=n_pilot_carriers,
-                                      symbols_per_frame=symbols_per_frame))
+                                      symbols_per_frame=symbols_per_frame,
+                                      pilot_carriers=tuple(pilot_carriers) or None,
+                                      n_short_reps=n_short_reps, n_long=n_long,
+                                      detect_threshold=detect_threshold))
         self.params = params
         self._lock = threading.Lock()
         self._equalizer = self._check_eq(equalizer)

@@ -56,6 +56,9 @@ class ofdm_analog_tx(gr.basic_block):
     Args:
         fft_len, cp_len, n_data_carriers, n_pilot_carriers, symbols_per_frame: OFDM layout
             (passed to ``phy.OfdmParams``; must match the receiver).
+        pilot_carriers: signed pilot subcarrier indices (empty = 802.11a-like default).
+        n_short_reps, n_long: sync words: repetitions of the short (half-symbol) preamble and
+            copies of the long training symbol (longer = more robust sync, more overhead).
         guard: zero samples appended after every frame.
         amplitude: IQ scale (keep <= ~0.3 for a USRP DAC; 1.0 in simulation).
         burst_tags: add ``tx_sob``/``tx_eob`` stream tags around each frame burst.
@@ -66,14 +69,17 @@ class ofdm_analog_tx(gr.basic_block):
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
-                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, guard: int = 256,
+                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
+                 n_short_reps: int = 8, n_long: int = 2, guard: int = 256,
                  amplitude: float = 1.0, burst_tags: bool = False, params=None):
         gr.basic_block.__init__(self, name="medjscc_ofdm_analog_tx", in_sig=None,
                                 out_sig=[np.complex64])
         if params is None:
             params = make_params(dict(fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
                                       n_pilot_carriers=n_pilot_carriers,
-                                      symbols_per_frame=symbols_per_frame))
+                                      symbols_per_frame=symbols_per_frame,
+                                      pilot_carriers=tuple(pilot_carriers) or None,
+                                      n_short_reps=n_short_reps, n_long=n_long))
         self.params = params
         self.modulator = FrameModulator(params, guard, amplitude)
         self.burst_tags = bool(burst_tags)
