@@ -167,10 +167,10 @@ class JSCCModel(nn.Module):
         power = (s * s * used).sum(dim=(1, 2, 3)) / n_complex.clamp_min(1.0)
         return s * used / power.clamp_min(1e-12).sqrt()[:, None, None, None]
 
-    def allocate(self, bits: torch.Tensor | None, roi: torch.Tensor | None, n_target) -> torch.Tensor:
+    def allocate(self, bits: torch.Tensor | None, roi: torch.Tensor | None, n_target, latent_bhw) -> torch.Tensor:
         """Symbol counts per latent position (B, h, w) for per-image payload targets."""
         cfg = self.cfg
-        b, _, h, w = (roi.shape if roi is not None else (bits.shape[0], 1) + tuple(bits.shape[1:]))
+        b, h, w = latent_bhw
         out = np.zeros((b, h, w), dtype=np.int64)
         for i in range(b):
             if not cfg.variable_length:
@@ -181,8 +181,7 @@ class JSCCModel(nn.Module):
             idx = allocation.allocate_variable(score, allocation.block_sizes((h, w), cfg.rate_block),
                                                int(n_target[i]), cfg.levels)
             out[i] = allocation.symbols_per_position(idx, (h, w), cfg.rate_block, cfg.levels)
-        device = roi.device if roi is not None else bits.device
-        return torch.from_numpy(out).to(device)
+        return torch.from_numpy(out)
 
     def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
         cfg = self.cfg
@@ -211,7 +210,7 @@ class JSCCModel(nn.Module):
             # normalisation, so a rate penalty on y would just shrink y and flatten the estimate).
             bits, bits_z = self.rate(y.detach())
             bpp = Hyperprior.bits_per_pixel(bits, bits_z, hh * ww)
-        kmap = self.allocate(bits, roi if self.cfg.use_roi else None, payload_target)
+        kmap = self.allocate(bits, roi if self.cfg.use_roi else None, payload_target, (b, h, w)).to(x.device)
         used = self.channel_mask(kmap)
         s = self.power_normalize(self.jscc_encode(y, roi, snr_c), used)
         z = self.to_complex(s)
