@@ -73,6 +73,24 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         with self.assertRaises(ValueError):
             rx.set_equalizer("dfe")
 
+    def test_corrupt_header_is_flagged_not_trusted(self):
+        rx = ofdm_analog_rx()
+        p = rx.params
+        iq, _ = make_iq(p, 3)
+        rng = np.random.default_rng(4)
+        # wipe the header OFDM symbol(s) of the middle frame with strong noise
+        start = 300 + p.frame_len(p.max_payload_len) + 300 + p.preamble_len
+        n = p.n_header_symbols * p.symbol_len
+        iq = iq.copy()
+        iq[start:start + n] = (3 * (rng.standard_normal(n) + 1j * rng.standard_normal(n))).astype(np.complex64)
+        out = run_rx(rx, iq)
+        ok = sorted(m["seq"] for m, _ in out if m["crc_ok"])
+        self.assertEqual(ok, [0, 2])
+        bad = [m for m, _ in out if not m["crc_ok"]]
+        self.assertEqual(len(bad), 1)
+        self.assertNotIn("seq", bad[0])          # no header field from a failed CRC
+        self.assertEqual(rx.frames_bad, 1)
+
     def test_garbage_and_truncated_iq_never_crash(self):
         rx = ofdm_analog_rx()
         p = rx.params
