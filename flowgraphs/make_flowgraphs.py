@@ -20,8 +20,10 @@ OFDM = {"fft_len": "64", "cp_len": "16", "n_data_carriers": "48", "n_pilot_carri
 
 
 class Graph:
-    def __init__(self, gid, title, gui=False, description=""):
+    def __init__(self, gid, title, gui=False, description="", interactive=False):
+        # interactive: runs until Enter is pressed (ZMQ/USRP ends have no natural end)
         self.gid, self.title, self.gui, self.description = gid, title, gui, description
+        self.interactive = interactive
         self.blocks, self.connections = [], []
         self._y = 0
 
@@ -47,7 +49,7 @@ class Graph:
         options = {"parameters": {
             "author": "gr-medjscc", "category": "[GRC Hier Blocks]", "description": self.description,
             "generate_options": "qt_gui" if self.gui else "no_gui", "id": self.gid,
-            "output_language": "python", "run": "True", "run_options": "run" if not self.gui else "prompt",
+            "output_language": "python", "run": "True", "run_options": "prompt" if (self.gui or self.interactive) else "run",
             "title": self.title, "qt_qss_theme": "", "max_nouts": "0", "realtime_scheduling": "",
             "thread_safe_setters": "", "run_command": "{python} -u {filename}", "hier_block_src_path": ".:",
             "placement": "(0,0)", "sizing_mode": "fixed", "window_size": "(1000,1000)",
@@ -153,7 +155,8 @@ def loopback(gui: bool):
 
 def zmq_pair():
     tx = Graph("zmq_tx", "Med-JSCC transmitter over ZMQ (IQ PUSH, SNR SUB)", False,
-               "Process 1: JSCC TX -> OFDM TX -> ZMQ PUSH (IQ + tags); SNR feedback from zmq_rx over SUB")
+               "Process 1: JSCC TX -> OFDM TX -> ZMQ PUSH (IQ + tags); SNR feedback from zmq_rx over SUB",
+               interactive=True)
     common_params(tx, snr=False)
     tx.param("snr_db", "eng_float", "10", "Initial CAU SNR (dB)")
     tx.param("repeat", "intx", "0", "Repeat (0 = forever)")
@@ -170,7 +173,8 @@ def zmq_pair():
     tx.connect("snr_sub", "out", "tx", "snr")
     tx.write()
     rx = Graph("zmq_rx", "Med-JSCC receiver over ZMQ (IQ PULL, SNR PUB)", False,
-               "Process 2: ZMQ PULL -> channel preset -> OFDM RX -> JSCC RX; SNR feedback PUB to zmq_tx")
+               "Process 2: ZMQ PULL -> channel preset -> OFDM RX -> JSCC RX; SNR feedback PUB to zmq_tx",
+               interactive=True)
     common_params(rx, image=False, rx=True)
     rx.param("image", "str", "", "Reference image for PSNR (optional)")
     rx.param("channel", "str", "awgn", "Channel preset")
@@ -213,7 +217,8 @@ def _uhd_common(kind):
 def usrp_pair():
     for kind in ("tx", "rx"):
         g = Graph(f"usrp_{kind}", f"Med-JSCC over USRP ({kind.upper()})", False,
-                  "Settings as in hw_configs/*.yaml (medjscc %s --hw FILE runs the same chain)" % kind)
+                  "Settings as in hw_configs/*.yaml (medjscc %s --hw FILE runs the same chain)" % kind,
+                  interactive=True)
         common_params(g, image=(kind == "tx"), snr=False, rx=(kind == "rx"))
         if kind == "rx":
             g.param("image", "str", "", "Reference image for PSNR (optional)")
