@@ -180,6 +180,8 @@ def test_unreachable_ray_address_fails_fast(images, tmp_path):
         run_sweep(_spec(images), tmp_path / "r", backend="ray", address=f"127.0.0.1:{_free_port()}",
                   progress=False)
     assert time.time() - t < 15
+    with pytest.raises(InputError, match="unknown --backend 'mpi'"):
+        run_sweep(_spec(images), tmp_path / "r", backend="mpi", progress=False)
     with pytest.raises(InputError, match="--address only applies"):
         run_sweep(_spec(images), tmp_path / "r", backend="local", address="127.0.0.1:1", progress=False)
 
