@@ -351,3 +351,24 @@ def test_shipped_weights_load(name):
     out = codec.decode(enc.symbols, enc.side_info, enc.shape, 10.0)
     assert out.shape == (128, 128)
     assert abs(enc.cbr_total - 1 / 16) <= CBR_TOLERANCE / 16
+
+
+@pytest.mark.parametrize("kind", list(ABLATIONS))
+def test_training_step_all_ablations(kind):
+    """One forward/backward pass of the training path for every ablation (fixed and variable)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=kind, **{**TINY, **ABLATIONS[kind]}))
+    x = torch.rand(2, 1, 64, 64)
+    roi = (torch.rand(2, 1, 4, 4) > 0.5).float() if model.cfg.use_roi else None
+    target = torch.tensor([128, 300])
+    x_hat, bpp, n_sym = model(x, roi, torch.tensor([0.0, 20.0]), target,
+                              lambda z, s: apply_channel(z, "awgn", s))
+    assert x_hat.shape == x.shape
+    if model.cfg.variable_length:   # level table: at most the target, close to it
+        assert (n_sym <= target).all() and (n_sym >= 0.9 * target).all()
+    else:
+        assert n_sym.tolist() == [128.0, 300.0]
+    loss = ((x_hat - x) ** 2).mean() + 0.01 * bpp.mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)
