@@ -149,28 +149,34 @@ class _BoxFillRefiner:
     def embed(self, img):
         self.shape = img.shape
 
-    def predict_boxes(self, boxes):
+    def predict_boxes(self, boxes, return_logits=False):
         h, w = self.shape
         yy, xx = np.mgrid[:h, :w]
         out = []
         for x0, y0, x1, y1 in boxes:
             cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
             out.append(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1)
-        return np.array(out).reshape(-1, h, w), np.ones(len(boxes), np.float32)
+        m = np.array(out).reshape(-1, h, w)
+        return (np.where(m, 8.0, -8.0).astype(np.float32) if return_logits else m), np.ones(len(boxes), np.float32)
 
 
 class _EmptyRefiner(_BoxFillRefiner):
-    def predict_boxes(self, boxes):
-        m, s = super().predict_boxes(boxes)
-        return np.zeros_like(m), s
+    def predict_boxes(self, boxes, return_logits=False):
+        m, s = super().predict_boxes(boxes, return_logits)
+        return (np.full(m.shape, -8.0, np.float32) if return_logits else np.zeros_like(m)), s
 
 
-def test_auto_uses_confident_coarse_regions_as_boxes():
+@pytest.mark.parametrize("fusion", ["mean", "sam", "coarse"])
+def test_auto_uses_confident_coarse_regions_as_boxes(fusion):
     img, lungs = phantom()
-    seg = AutoSegmenter(_BoxFillRefiner(), _StubCoarse(lambda im: lungs.astype(np.float32)), box_margin=0.0)
+    seg = AutoSegmenter(_BoxFillRefiner(), _StubCoarse(lambda im: lungs.astype(np.float32)), box_margin=0.0,
+                        fusion=fusion)
     mask = seg.segment(img)
     assert seg.last_info["source"] == "coarse" and len(seg.last_info["boxes"]) == 2
+    assert seg.last_info["fusion"] == fusion
     assert dice(mask, lungs) > 0.9
+    with pytest.raises(InputError, match="fusion"):
+        AutoSegmenter(_BoxFillRefiner(), None, fusion="max")
 
 
 def test_auto_falls_back_to_threshold_when_coarse_is_unsure():
@@ -187,10 +193,11 @@ def test_auto_empty_lungs_gives_whole_image_with_warning():
     with pytest.warns(RoiFallbackWarning, match="whole image"):
         mask = seg.segment(flat)
     assert mask.all() and seg.last_info["source"] == "whole-image"
-    # refiner returns nothing -> the proposal is kept (disagreement rule), never an empty ROI
+    # refiner returns nothing -> the confident proposal is kept, never an empty ROI
     img, lungs = phantom()
-    seg = AutoSegmenter(_EmptyRefiner(), _StubCoarse(lambda im: lungs.astype(np.float32)))
-    assert dice(seg.segment(img), lungs) > 0.95
+    for fusion in ("mean", "sam"):
+        seg = AutoSegmenter(_EmptyRefiner(), _StubCoarse(lambda im: lungs.astype(np.float32)), fusion=fusion)
+        assert dice(seg.segment(img), lungs) > 0.95
 
 
 def test_auto_all_zero_image_and_prompt_outside():

@@ -15,6 +15,9 @@ def add_backend_arguments(parser):
                              "present; 'none' = stock LiteMedSAM)")
     parser.add_argument("--coarse-model", default=None, metavar="PATH",
                         help="coarse lung model for auto (default: models/roi_coarse.pt)")
+    parser.add_argument("--auto-fusion", default="mean", choices=["mean", "sam", "coarse"],
+                        help="auto: merge refiner and coarse probabilities (mean), refined masks only (sam), "
+                             "or coarse regions only (coarse: no LiteMedSAM call, fastest)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
 
 
@@ -22,9 +25,10 @@ def segmenter_from_args(args, data_root=None):
     from ..roi.litemedsam import LiteMedSAM  # noqa: F401  (fail early if the package is missing)
     from ..roi.segmenters import get_segmenter
 
+    extra = {"fusion": args.auto_fusion} if args.backend == "auto" else {}
     return get_segmenter(args.backend, sam2_checkpoint=args.sam2_checkpoint, sam2_config=args.sam2_config,
                          coarse_path=args.coarse_model, threads=args.threads, data_root=data_root,
-                         litemedsam_adapter=args.litemedsam_adapter)
+                         litemedsam_adapter=args.litemedsam_adapter, **extra)
 
 
 def add_arguments(parser):

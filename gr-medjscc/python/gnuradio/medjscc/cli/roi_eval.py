@@ -31,8 +31,11 @@ def run(args):
         seg = segmenter_from_args(types.SimpleNamespace(**{**vars(args), "backend": name}), data_root=args.data)
         res = evaluate(name, split=args.split, limit=args.limit, root=args.data, prompt=args.prompt,
                        box_margin=args.box_margin, segmenter=seg)
-        if args.litemedsam_adapter != "default" and name in ("auto", "litemedsam"):
-            res["litemedsam_adapter"] = args.litemedsam_adapter
+        if name in ("auto", "litemedsam"):
+            adapter = getattr(getattr(seg, "refiner", None) or getattr(seg, "model", None), "adapter", None)
+            res["litemedsam_adapter"] = str(adapter.name) if adapter else "none"
+        if name == "auto":
+            res["fusion"] = args.auto_fusion
         if args.json:
             print(json.dumps(res), flush=True)
         else:

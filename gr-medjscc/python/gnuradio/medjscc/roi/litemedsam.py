@@ -127,8 +127,8 @@ class LiteMedSAM:
             up = md.output_upscaling(src)
         return hs[:, 1, :].clone(), up.clone()
 
-    def predict_boxes(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Boxes (N, 4) in image pixels -> (masks bool (N, H, W), predicted IoU (N,))."""
+    def predict_boxes(self, boxes: np.ndarray, return_logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Boxes (N, 4) in image pixels -> (masks bool (N, H, W) or logits float32, predicted IoU (N,))."""
         import torch
         import torch.nn.functional as F
 
@@ -137,7 +137,7 @@ class LiteMedSAM:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         h, w = self._shape
         if len(boxes) == 0:
-            return np.zeros((0, h, w), bool), np.zeros(0, np.float32)
+            return np.zeros((0, h, w), np.float32 if return_logits else bool), np.zeros(0, np.float32)
         b = torch.from_numpy(boxes * self._scale)[:, None, :].to(self.device)
         net = self.net
         with torch.inference_mode():
@@ -148,4 +148,5 @@ class LiteMedSAM:
             nh, nw = self._resized
             logits = logits[..., :nh, :nw]
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-        return (logits[:, 0] > 0).cpu().numpy(), iou[:, 0].float().cpu().numpy()
+        out = logits[:, 0].float().cpu().numpy()
+        return (out if return_logits else out > 0), iou[:, 0].float().cpu().numpy()

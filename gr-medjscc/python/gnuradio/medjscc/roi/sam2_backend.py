@@ -132,8 +132,9 @@ class Sam2Model:
             self.predictor.set_image(rgb)
         self._shape = image01.shape
 
-    def predict(self, box: np.ndarray | None, points: np.ndarray) -> tuple[np.ndarray, float]:
-        """One prompt (a box and/or positive points) -> (best mask bool HxW, its predicted IoU)."""
+    def predict(self, box: np.ndarray | None, points: np.ndarray, return_logits: bool = False) -> tuple[np.ndarray, float]:
+        """One prompt (a box and/or positive points) -> (best mask bool HxW, or its logits, and its
+        predicted IoU): the best of SAM 2's three multimask outputs by predicted IoU."""
         import torch
 
         kw = {}
@@ -143,13 +144,14 @@ class Sam2Model:
             kw["point_coords"] = np.asarray(points, np.float32).reshape(-1, 2)
             kw["point_labels"] = np.ones(len(points), np.int32)
         with torch.inference_mode():
-            masks, scores, _ = self.predictor.predict(multimask_output=True, **kw)
+            masks, scores, _ = self.predictor.predict(multimask_output=True, return_logits=True, **kw)
         best = int(np.argmax(scores))
-        return masks[best] > 0, float(scores[best])
+        m = np.asarray(masks[best], np.float32)
+        return (m if return_logits else m > 0), float(scores[best])
 
-    def predict_boxes(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_boxes(self, boxes: np.ndarray, return_logits: bool = False) -> tuple[np.ndarray, np.ndarray]:
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-        out = [self.predict(b, np.zeros((0, 2), np.float32)) for b in boxes]
+        out = [self.predict(b, np.zeros((0, 2), np.float32), return_logits) for b in boxes]
         if not out:
-            return np.zeros((0, *self._shape), bool), np.zeros(0, np.float32)
+            return np.zeros((0, *self._shape), np.float32 if return_logits else bool), np.zeros(0, np.float32)
         return np.stack([m for m, _ in out]), np.array([s for _, s in out], np.float32)

@@ -4,9 +4,12 @@ Backends (``get_segmenter(backend, **kw)``):
 
 * ``auto`` (default; no clicks): the coarse U-Net (``models/roi_coarse.pt``) proposes one box
   per connected lung region; LiteMedSAM (or SAM 2 when a checkpoint is configured) refines each
-  box; the masks are merged. When the coarse model is unsure (little confident lung area, odd
-  number/size of regions) the threshold-and-morphology finder supplies the boxes instead. If the
-  refiner's mask disagrees strongly with the proposal, the proposal is kept.
+  box; the masks are merged (``fusion``: ``mean`` = average of the refiner's and the coarse
+  model's lung probabilities inside the boxes (default), ``sam`` = the refined masks alone,
+  ``coarse`` = the coarse regions alone, no refiner call). When the coarse model is unsure (little confident lung area, odd
+  number/size of regions) the threshold-and-morphology finder supplies the boxes instead (and
+  the refined masks are used alone). With ``sam`` fusion, a refined mask that disagrees strongly
+  with its proposal region is replaced by the region.
 * ``litemedsam``: LiteMedSAM with user box prompts (no prompt: the whole-image box).
 * ``sam2``: SAM 2 / MedSAM-2 with box and/or point prompts, best of the multimask outputs.
 * ``oracle``: the data set's ground-truth mask (evaluation only).
@@ -101,10 +104,15 @@ class AutoSegmenter(Segmenter):
 
     backend = "auto"
 
+    FUSIONS = ("mean", "sam", "coarse")
+
     def __init__(self, refiner, coarse, box_margin: float = 0.02, min_region: float = 0.01,
                  max_regions: int = 3, min_confident: float = 0.03, min_certainty: float = 0.75,
-                 min_agreement: float = 0.8):
+                 min_agreement: float = 0.8, fusion: str = "mean"):
         super().__init__()
+        if fusion not in self.FUSIONS:
+            raise InputError(f"auto fusion must be one of {self.FUSIONS}, got {fusion!r}")
+        self.fusion = fusion                # how the refined and the coarse masks are merged
         self.refiner = refiner              # LiteMedSAM or Sam2Model (embed + predict_boxes)
         self.coarse = coarse                # CoarseLungModel
         self.box_margin = box_margin        # box grown by this fraction of the image size
@@ -113,6 +121,7 @@ class AutoSegmenter(Segmenter):
         self.min_confident = min_confident  # confident lung area (p > 0.9) below this fraction -> unsure
         self.min_certainty = min_certainty  # mean |2p - 1| over the candidate area below this -> unsure
         self.min_agreement = min_agreement  # Dice(refined, proposal) below this -> keep the proposal
+        self.coarse_prob = None
 
     def propose(self, img: np.ndarray) -> tuple[np.ndarray, str, dict]:
         """Lung proposal mask (bool HxW, maybe empty), its source, and diagnostics."""
@@ -120,6 +129,7 @@ class AutoSegmenter(Segmenter):
 
         h, w = img.shape
         prob = self.coarse.prob(img)
+        self.coarse_prob = prob
         min_area = int(self.min_region * h * w)
         proposal = clean_mask(prob > 0.5, min_area=min_area)
         candidate = prob > 0.1
@@ -155,18 +165,33 @@ class AutoSegmenter(Segmenter):
         self.last_info.update(source=source, **diag)
         if not proposal.any():
             return self._fallback(img.shape, "no lung region found")
+        min_area = int(self.min_region * h * w)
         margin = self.box_margin * max(h, w)
-        parts = regions(proposal, min_area=int(self.min_region * h * w), max_regions=self.max_regions)
+        parts = regions(proposal, min_area=min_area, max_regions=self.max_regions)
         boxes = np.stack([box_of(r, margin) for r in parts]) if parts else np.zeros((0, 4), np.float32)
-        self.refiner.embed(img)
-        masks, scores = self.refiner.predict_boxes(boxes)
-        refined = np.zeros((h, w), bool)
-        for m, b, part in zip(masks, boxes, parts):
-            m = clean_mask(m & box_mask(b, (h, w)), min_area=int(self.min_region * h * w))
-            # a refinement that wanders far from its proposal region is not trusted
-            refined |= m if dice(m, part) >= self.min_agreement else part
-        self.last_info.update(boxes=boxes.tolist(), refine_scores=scores.tolist(),
-                              seconds=time.perf_counter() - t0)
+        fusion = self.fusion if source == "coarse" else "sam"   # no coarse probability to trust
+        self.last_info.update(boxes=boxes.tolist(), fusion=fusion)
+        if fusion == "coarse":
+            refined = np.logical_or.reduce(parts) if parts else proposal
+        else:
+            self.refiner.embed(img)
+            logits, scores = self.refiner.predict_boxes(boxes, return_logits=True)
+            self.last_info["refine_scores"] = scores.tolist()
+            in_box = [box_mask(b, (h, w)) for b in boxes]
+            if fusion == "mean":
+                # average the refiner's and the coarse model's lung probabilities inside the boxes
+                sam_prob = np.zeros((h, w), np.float32)
+                for lo, bm in zip(logits, in_box):
+                    sam_prob = np.maximum(sam_prob, np.where(bm, 1 / (1 + np.exp(-np.clip(lo, -30, 30))), 0))
+                prob = self.coarse_prob if self.coarse_prob is not None else proposal.astype(np.float32)
+                refined = clean_mask((sam_prob + prob) / 2 >= 0.5, min_area=min_area)
+            else:
+                refined = np.zeros((h, w), bool)
+                for lo, bm, part in zip(logits, in_box, parts):
+                    m = clean_mask((lo > 0) & bm, min_area=min_area)
+                    # a refinement that wanders far from its proposal region is not trusted
+                    refined |= m if dice(m, part) >= self.min_agreement else part
+        self.last_info["seconds"] = time.perf_counter() - t0
         if not refined.any():
             return self._fallback(img.shape, "refinement produced an empty mask")
         return refined
