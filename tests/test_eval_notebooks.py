@@ -62,7 +62,8 @@ def test_quickstart(monkeypatch, kernel_env, tmp_path):
 
 def test_roi_vs_snr(monkeypatch, kernel_env, tmp_path):
     text, images = _run("02_roi_vs_snr.ipynb", monkeypatch, kernel_env, tmp_path,
-                        MEDJSCC_NB_RESULTS=str(tmp_path / "none"), MEDJSCC_NB_LIMIT="1")
+                        MEDJSCC_NB_RESULTS=str(tmp_path / "none"), MEDJSCC_NB_LIMIT="1",
+                        MEDJSCC_NB_WORKERS="1")
     assert "j2k-ldpc" in text and "j2k-capacity" in text
     assert images >= 1
 

@@ -11,6 +11,7 @@ import pytest
 
 from gnuradio.medjscc.errors import InputError, MedJSCCError
 from gnuradio.medjscc.evaluation import channel as chan
+from gnuradio.medjscc.evaluation import methods as methods_mod
 from gnuradio.medjscc.evaluation import sweep
 from gnuradio.medjscc.evaluation.sweep import SweepSpec, aggregate, run_sweep
 
@@ -125,6 +126,7 @@ def test_same_channel_noise_for_every_method_and_worker_count(images, tmp_path):
                   workers=1, progress=False, plots=False)
     b = run_sweep(_spec(images, methods=["j2k-ldpc"], snrs=[4.0]), tmp_path / "b", workers=2,
                   progress=False, plots=False)
+    assert len(sweep.read_rows(tmp_path / "b" / "results.csv")) == 2 * len(methods_mod.MCS_TABLE)
     key = lambda r: (r["method"], r["mcs"], r["image"], r["snr_db"])  # noqa: E731
     ra = {key(r): r for r in sweep.read_rows(tmp_path / "a" / "results.csv")}
     rb = {key(r): r for r in sweep.read_rows(tmp_path / "b" / "results.csv")}
