@@ -71,7 +71,6 @@ class qa_channel_preset(gr_unittest.TestCase):
         self.assertAlmostEqual(float(np.mean(np.abs(X[:, p.bins(p.data_carrier_idx)]) ** 2)), 1.0, delta=0.15)
 
     def test_receiver_estimate_and_cfo_through_preset(self):
-        from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx  # noqa: F401
         p = self.params
         x = _tx_iq(p)
         y = _run(x, channel_preset("multipath", 12.0, cfo=0.2, params=p, seed=3))

@@ -1,7 +1,6 @@
 """QA: closed SNR loop in one flowgraph. The channel steps from 20 to 5 dB mid-run; the TX CAU
 (via snr_feedback -> jscc_tx) and the RX CAU (jscc_rx fed by snr_feedback) use the new SNR
 within 2 frames."""
-import numpy as np
 import pmt
 import pytest
 

@@ -1,6 +1,5 @@
 """QA: jscc_rx assembles frames (loss, duplicates, reordering, bad headers), decodes, reports."""
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,13 @@ from gnuradio.medjscc.snr import complex_awgn  # noqa: E402
 from qa_helpers import shared_codec, synthetic_image  # noqa: E402
 
 SNR = 15.0
+
+
+def assert_same_decode(a, b):
+    """Decodes in a GNU Radio thread vs the test thread may differ by float summation order
+    (torch thread pools): allow +-1 grey level on a few pixels, nothing more."""
+    d = np.abs(a.astype(int) - b.astype(int))
+    assert d.max() <= 1 and d.mean() < 0.01, (d.max(), d.mean())
 
 
 class qa_jscc_rx(gr_unittest.TestCase):
@@ -63,16 +69,17 @@ class qa_jscc_rx(gr_unittest.TestCase):
             self.assertTrue((Path(d) / "rx_00005.png").is_file())
         direct = self.codec.decode(self.rx_symbols, self.enc.side_info, (256, 256), snr_db=SNR)
         r = rx.results[0]
-        np.testing.assert_array_equal(r["image"], direct)
+        assert_same_decode(r["image"], direct)
         self.assertEqual((r["frames_ok"], r["frames_total"]), (len(self.frames), len(self.frames)))
         self.assertAlmostEqual(r["snr_est_db"], SNR, places=6)
         self.assertEqual(metrics[0]["image_id"], 5)
         self.assertIn("psnr", metrics[0])
         from gnuradio.medjscc.metrics import psnr
-        self.assertAlmostEqual(metrics[0]["psnr"], psnr(self.image, direct), places=6)
+        self.assertAlmostEqual(metrics[0]["psnr"], psnr(self.image, r["image"]), places=6)
+        self.assertAlmostEqual(metrics[0]["psnr"], psnr(self.image, direct), delta=0.05)
         meta, pix = images[0]
         self.assertEqual((meta["height"], meta["width"]), (256, 256))
-        np.testing.assert_array_equal(pix.reshape(256, 256), direct)
+        np.testing.assert_array_equal(pix.reshape(256, 256), r["image"])
 
     def test_duplicates_reordering_and_bad_headers(self):
         rng = np.random.default_rng(1)
@@ -84,7 +91,7 @@ class qa_jscc_rx(gr_unittest.TestCase):
         rx, metrics, _ = self.run_rx(frames, extra=bad)
         direct = self.codec.decode(self.rx_symbols, self.enc.side_info, (256, 256), snr_db=SNR)
         self.assertEqual(len(rx.results), 1)
-        np.testing.assert_array_equal(rx.results[0]["image"], direct)
+        assert_same_decode(rx.results[0]["image"], direct)
 
     def _lossy(self, fraction, seed):
         rng = np.random.default_rng(seed)

@@ -23,7 +23,6 @@ import logging
 import math
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pmt
