@@ -149,6 +149,9 @@ class SymbolLink:
     def total_symbols(self, n_payload: int, side_info_bytes: int) -> int | None:
         return None  # symbol link: no framing overhead beyond what the method counts itself
 
+    def capacity(self, snr_db: float) -> float:
+        return chan.capacity_bits_per_symbol(self.kind, snr_db)
+
     def analog(self, tx: Transmission, snr_db, seed_words):
         """-> (equalised symbols complex64, side_info | None, erased | None)."""
         y, h, n0 = chan.transmit(tx.symbols, self.kind, snr_db, seed_words)
@@ -221,9 +224,10 @@ def digital_mcs(image, mask, source_name, mcs: Mcs, snr_db, cbr, link, seed_word
     return _source(source_name).decode(data, shape), True, len(data), used
 
 
-def capacity_point(image, mask, source_name, snr_db, cbr, kind):
+def capacity_point(image, mask, source_name, snr_db, cbr, link):
+    """Ideal code at the link's capacity per payload symbol (framing overhead not charged)."""
     n_sym = n_symbols(cbr, image.shape)
-    budget = int(math.floor(n_sym * chan.capacity_bits_per_symbol(kind, snr_db) / 8))
+    budget = int(math.floor(n_sym * link.capacity(snr_db) / 8))
     data = _source(source_name).encode(image, budget, mask)
     if data is None:
         return source.grey_image(image.shape), False, 0
@@ -300,7 +304,7 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
             recon, ok, cbr_total = neural_point(neural_codec(method), image, mask, snr_db, cbr, lk, seed_words)
             emit(snr_db, "", recon, ok, cbr_total, 0)
         elif method in CAPACITY:
-            recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, channel)
+            recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, lk)
             emit(snr_db, "", recon, ok, n_symbols(cbr, image.shape) / n_pix, nbytes)
         else:
             for mcs in MCS_TABLE:

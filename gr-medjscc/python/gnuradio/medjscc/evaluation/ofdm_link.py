@@ -59,6 +59,19 @@ class OfdmLink:
     def total_symbols(self, n_payload: int, side_info_bytes: int) -> int:
         return int(self.phy.overhead_symbols(n_payload, side_info_bytes, self.params)["total"])
 
+    def capacity(self, snr_db: float) -> float:
+        """Bits per data-subcarrier symbol: the PHY's fixed multipath channel gives
+        mean_k log2(1 + |H_k|^2 SNR) (|H_k|^2 normalised to mean 1 on the data carriers, as the
+        SNR calibration does); block Rayleigh gives the ergodic capacity; AWGN log2(1 + SNR)."""
+        from . import channel as chan
+
+        if self.kind != "multipath":
+            return chan.capacity_bits_per_symbol(self.kind, snr_db)
+        p = self.params
+        freq = np.fft.fft(self.phy.multipath_taps(), p.fft_len)[np.asarray(p.data_carrier_idx) % p.fft_len]
+        gain = np.abs(freq) ** 2 / np.mean(np.abs(freq) ** 2)
+        return float(np.mean(np.log2(1.0 + gain * 10 ** (snr_db / 10))))
+
     def digital(self, symbols, snr_db, seed_words):
         a = self._send(symbols, b"", snr_db, seed_words, "zf")
         erased = np.asarray(a.erased, bool)
