@@ -49,6 +49,19 @@ class pdu_collector(gr.basic_block):
         return True
 
 
+class quiet_gr_logs:
+    """Silence GNU Radio's INFO chatter (e.g. "set_min_output_buffer on block ...") for a moment."""
+
+    def __enter__(self):
+        self._log = gr.logging()
+        self._old = self._log.default_level()
+        self._log.set_default_level(gr.log_levels.warn)
+
+    def __exit__(self, *exc):
+        self._log.set_default_level(self._old)
+        return False
+
+
 def post(block, port: str, msg):
     """Deliver ``msg`` to ``block``'s input message port (as if a connected block sent it)."""
     target = block.to_basic_block() if hasattr(block, "to_basic_block") else block

@@ -22,6 +22,8 @@ import math
 import numpy as np
 from gnuradio import channels, gr
 
+from ._msgtools import quiet_gr_logs
+
 PRESETS = ("awgn", "multipath", "rayleigh", "rayleigh_fast")
 
 
@@ -125,8 +127,9 @@ class channel_preset(gr.hier_block2):
             self.connect(self, self.model, self.noise, self)
         if big_buffers:
             # big buffers -> big chunks for the Python receiver downstream (its cost is per call)
-            self.model.set_min_output_buffer(BIG_BUFFER)
-            self.noise.set_min_output_buffer(BIG_BUFFER)
+            with quiet_gr_logs():
+                self.model.set_min_output_buffer(BIG_BUFFER)
+                self.noise.set_min_output_buffer(BIG_BUFFER)
 
     # --- setters (GRC callbacks; also used by the closed-loop test to step the SNR) ---
     def set_snr_db(self, snr_db: float):

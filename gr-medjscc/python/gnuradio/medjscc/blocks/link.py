@@ -16,9 +16,9 @@ from pathlib import Path
 from gnuradio import gr
 
 from ..config import LinkConfig
-from ..errors import MedJSCCError
+from ..errors import InputError, MedJSCCError
 from ._codecadapt import get_codec
-from ._msgtools import pdu_collector
+from ._msgtools import pdu_collector, quiet_gr_logs
 from ._phyadapt import make_params
 from .channel_preset import channel_preset
 from .jscc_rx import jscc_rx
@@ -52,6 +52,9 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
         raise MedJSCCError("no image given to send")
     if hw is None and not iq_address:
         raise MedJSCCError("choose an output: --hw FILE (USRP) or --zmq ADDRESS")
+    for path in list(images) + ([mask_path] if mask_path else []):
+        if not Path(path).is_file():   # fail before loading the codec or opening the radio
+            raise InputError(f"image file not found: {path}")
     params = make_params(cfg.ofdm)
     blocks = {"tb": gr.top_block("medjscc_tx")}
     tb = blocks["tb"]
@@ -76,7 +79,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     if snr_address:
         blocks["snr_sub"] = zeromq.sub_msg_source(snr_address, 100, False)
         tb.msg_connect(blocks["snr_sub"], "out", tx, "snr")
-    tb.start()
+    with quiet_gr_logs():   # hier-block buffer settings are applied (and logged) at start
+        tb.start()
     deadline = time.monotonic() + timeout_s
     completed = False
     while time.monotonic() < deadline:
@@ -158,7 +162,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         b["snr_pub"] = zeromq.pub_msg_sink(snr_address, 100, True)
         tb.msg_connect(fb, "snr", b["snr_pub"], "in")
     finished = threading.Event()
-    tb.start()
+    with quiet_gr_logs():   # hier-block buffer settings are applied (and logged) at start
+        tb.start()
     threading.Thread(target=lambda: (tb.wait(), finished.set()), daemon=True).start()
     t0 = time.monotonic()
     reason, reported = "duration", 0

@@ -19,6 +19,7 @@ from gnuradio import gr
 
 from ..config import LinkConfig
 from ..errors import MedJSCCError
+from ._msgtools import quiet_gr_logs
 from ._phyadapt import make_params
 from .channel_preset import PRESETS, channel_preset
 from .jscc_rx import jscc_rx
@@ -76,7 +77,8 @@ def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=
                                 params=params)
         tb, tx, rx = blocks["tb"], blocks["jscc_tx"], blocks["jscc_rx"]
         t0 = time.monotonic()
-        tb.start()
+        with quiet_gr_logs():   # hier-block buffer settings are applied (and logged) at start
+            tb.start()
         sent = []
         try:
             for img, m in zip(images, masks):

@@ -22,6 +22,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ._msgtools import quiet_gr_logs
 from ._pmtutil import split_pdu, to_pmt
 from ._phyadapt import header_from_meta, make_params, phy
 
@@ -93,7 +94,8 @@ class ofdm_analog_tx(gr.basic_block):
         self.frames_dropped = 0
         self.message_port_register_in(pmt.intern("pdus"))
         self.set_msg_handler(pmt.intern("pdus"), self._handle)
-        self.set_min_output_buffer(65536)   # whole frames per call: fewer Python round trips
+        with quiet_gr_logs():
+            self.set_min_output_buffer(65536)   # whole frames per call: fewer Python round trips
 
     def set_amplitude(self, amplitude: float):
         self.modulator.amplitude = float(amplitude)
