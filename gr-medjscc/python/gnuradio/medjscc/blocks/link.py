@@ -146,7 +146,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
                                  out_dir=str(out_dir or ""), reference_path=reference,
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0)
     b["feedback"] = fb = snr_feedback()
-    b["frames"] = frames = pdu_collector(meta_only=True)
+    # frame metadata: every frame when recording (annotations), else only the recent ones
+    b["frames"] = frames = pdu_collector(meta_only=True, keep=0 if record_dir else 1000)
     tb.connect(*chain, orx)
     data_path = None
     if record_dir:
