@@ -72,6 +72,10 @@ def test_envelope_picks_best_mcs_on_mean_roi_psnr():
     assert next(p for p in per_mcs if p["mcs"] == "16qam-r3/4")["decode_rate"] == 0.0
     cap = next(p for p in points if p["method"] == "j2k-capacity")
     assert "mcs" not in cap and cap["roi_psnr"] == 40.0
+    # all MCS failed: the envelope names the most robust one
+    failed = [dict(r, snr_db=-10.0, roi_psnr=10.0, psnr=9.0, decode_ok=False) for r in rows if r["method"] == "j2k-ldpc"]
+    env_fail = next(p for p in aggregate(failed)[0] if p["method"] == "j2k-ldpc")
+    assert env_fail["mcs"] == "bpsk-r1/2" and env_fail["decode_rate"] == 0.0
     line = json.loads(sweep.json_line(env))
     assert {"method", "snr_db", "cbr", "channel", "link", "psnr", "roi_psnr", "ms_ssim", "decode_rate", "n",
             "mcs"} <= set(line)

@@ -13,7 +13,8 @@ DESCRIPTION = (
 def add_arguments(parser):
     parser.add_argument("--methods", default="medjscc,j2k-ldpc,j2k-capacity",
                         help="comma-separated list of methods")
-    parser.add_argument("--snr", default="0:20:5", help="SNR list/range in dB, e.g. 0,5,10 or -5:25:5")
+    parser.add_argument("--snr", default="0:20:5",
+                        help="SNR list/range in dB, e.g. 0,5,10 or 0:20:5; write --snr=-5:25:5 when it starts negative")
     parser.add_argument("--cbr", default="1/16", help="CBR list, e.g. 1/64,1/32,1/16")
     parser.add_argument("--channel", default="awgn", help="awgn | rayleigh | multipath")
     parser.add_argument("--link", default="symbol", help="symbol (per-symbol channel) | ofdm (numpy OFDM PHY)")

@@ -125,7 +125,7 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
     if not images:
         return []
     name = images[0]
-    original = _find_original(out, name)
+    original, roi_mask = _find_original(out, name)
     written = []
     for cbr in sorted({p["cbr"] for p in points}):
         snrs = [s for s in MONTAGE_SNRS if any(p["snr_db"] == s and p["cbr"] == cbr for p in points)]
@@ -143,7 +143,9 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
         if not methods or not snrs:
             continue
         ncol = len(snrs) + (1 if original is not None else 0)
-        fig, axes = plt.subplots(len(methods), ncol, figsize=(2.2 * ncol, 2.3 * len(methods)), squeeze=False)
+        height = 2.35 * len(methods) + 0.5
+        fig, axes = plt.subplots(len(methods), ncol, figsize=(2.2 * ncol, height), squeeze=False)
+        fig.subplots_adjust(left=0.06, right=0.99, bottom=0.01, top=1 - 0.95 / height, wspace=0.05, hspace=0.3)
         for i, m in enumerate(methods):
             col = 0
             if original is not None:
@@ -155,20 +157,27 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
                 if (m, s) in cells:
                     img, pt = cells[(m, s)]
                     ax.imshow(img, cmap="gray", vmin=0, vmax=255)
-                    roi = pt["roi_psnr"]
-                    txt = f"{s:g} dB: {pt['psnr']:.1f}" + (f"/{roi:.1f}" if roi is not None and math.isfinite(roi) else "")
+                    txt = f"{s:g} dB"
+                    if original is not None and original.shape == img.shape:  # this image's own numbers
+                        from ..metrics import psnr
+
+                        txt += f": {psnr(original, img):.1f}"
+                        if roi_mask is not None and roi_mask.shape == img.shape and roi_mask.any():
+                            txt += f"/{psnr(original, img, roi_mask):.1f}"
                     ax.set_title(txt + (f"\n{pt['mcs']}" if pt.get("mcs") else ""), fontsize=7)
             axes[i, 0].set_ylabel(m, fontsize=8)
             for ax in axes[i]:
                 ax.set_xticks([])
                 ax.set_yticks([])
-        fig.suptitle(f"{name}, CBR {cbr:g}: PSNR/ROI-PSNR (dB)", fontsize=9)
+        fig.suptitle(f"{name}, CBR {cbr:g}: this image's PSNR/ROI-PSNR (dB); digital rows at the "
+                     f"envelope MCS", fontsize=9, y=1 - 0.2 / height)
         written += _save(fig, out / "plots" / f"montage_cbr{cbr_label(cbr)}")
         plt.close(fig)
     return written
 
 
 def _find_original(out: Path, name: str):
+    """(image, ROI mask) of ``name`` from the sweep's data folder, (None, None) if unreadable."""
     import json
 
     from PIL import Image
@@ -176,10 +185,18 @@ def _find_original(out: Path, name: str):
     try:
         data = json.loads((out / "sweep.json").read_text())["data"]
     except (OSError, KeyError, ValueError):
-        return None
+        return None, None
+    image = mask = None
     for p in sorted((Path(data) / "images").glob(f"{name}.*")):
         try:
-            return np.asarray(Image.open(p).convert("L"))
+            image = np.asarray(Image.open(p).convert("L"))
         except OSError:
-            return None
-    return None
+            pass
+        break
+    for p in sorted((Path(data) / "masks").glob(f"{name}.*")):
+        try:
+            mask = np.asarray(Image.open(p).convert("L")) > 127
+        except OSError:
+            pass
+        break
+    return image, mask

@@ -211,9 +211,15 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             per_mcs.append(agg)
             ekey = (method,) + key[2:]
             score = agg["roi_psnr"] if math.isfinite(agg["roi_psnr"]) else agg["psnr"]
+            try:  # ties (e.g. every MCS failed): name the most robust MCS
+                mcs_obj = meth.parse_mcs(agg["mcs"])
+                robustness = -float(Fraction(mcs_obj.rate)) * mcs_obj.bits_per_symbol
+            except MedJSCCError:
+                robustness = 0.0
+            rank = (score, agg["decode_rate"], robustness)
             best = envelopes.get(ekey)
-            if best is None or (score, agg["decode_rate"]) > best[0]:
-                envelopes[ekey] = ((score, agg["decode_rate"]), agg)
+            if best is None or rank > best[0]:
+                envelopes[ekey] = (rank, agg)
         else:
             a = dict(agg)
             a.pop("mcs")
