@@ -161,3 +161,13 @@ def test_hevc_container_stripped_and_rebuilt():
     assert b"ftyp" not in data and b"hvcC" not in data  # container left to the receiver's template
     rec = codec.decode(data, img.shape)
     assert np.abs(rec.astype(int) - img.astype(int)).mean() < 12
+
+
+@pytest.mark.gnuradio
+@pytest.mark.parametrize("name", ["wifi_n648_r23", "wifi_n1944_r56", "grfec_n1800_k902"])
+def test_alist_files_load_in_gr_fec_soft_decoder(name):
+    """The generated 802.11n files are valid input for GNU Radio's own soft LDPC decoder."""
+    fec = pytest.importorskip("gnuradio.fec")
+    code = ldpc.load_code(name)
+    dec = fec.ldpc_decoder.make(str(ldpc.available_codes()[name]), 0.5, 20)
+    assert (dec.get_input_size(), dec.get_output_size()) == (code.n, code.k)
