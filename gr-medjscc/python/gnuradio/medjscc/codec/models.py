@@ -39,6 +39,7 @@ class ModelConfig:
     rate_block: int = 2                 # allocation cell = rate_block x rate_block latent positions
     roi_rate_weight: float = 2.0        # ROI cells' score multiplier in the allocation
     fixed_snr_db: float | None = None   # models trained at one SNR (CAU input pinned)
+    score_power: float = 1.0            # allocation score = (bits + 1) ** score_power (x ROI weight)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -186,7 +187,7 @@ class JSCCModel(nn.Module):
     def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
         cfg = self.cfg
         block = block or cfg.rate_block
-        score = allocation.pool_to_blocks(np.maximum(bits_hw, 0.0) + 1.0, block, "mean")
+        score = allocation.pool_to_blocks((np.maximum(bits_hw, 0.0) + 1.0) ** self.cfg.score_power, block, "mean")
         if cfg.use_roi and roi_hw is not None:
             roi_cells = allocation.pool_to_blocks(roi_hw, block, "max")
             score = score * (1.0 + (cfg.roi_rate_weight - 1.0) * roi_cells)
