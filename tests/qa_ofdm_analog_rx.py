@@ -28,9 +28,10 @@ def make_iq(params, n_frames, payload_len=None, seed=0):
     return np.concatenate(iq), sent
 
 
-def run_rx(rx, iq, channel=None, ctrl_at=None):
+def run_rx(rx, iq, channel=None, ctrl_at=None, eos=False):
     tb = gr.top_block()
-    src = blocks.vector_source_c(iq.tolist())
+    tags = [gr.tag_utils.python_to_tag((len(iq) - 1, pmt.intern("eos"), pmt.PMT_T, pmt.PMT_NIL))] if eos else []
+    src = blocks.vector_source_c(iq.tolist(), False, 1, tags)
     col = pdu_collector()
     if channel is not None:
         tb.connect(src, channel, rx)
@@ -106,6 +107,19 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         ok = [m for m, _ in out if m["crc_ok"]]
         self.assertEqual(len(ok), 1)             # the complete frame; no false frame from noise
         self.assertEqual(ok[0]["seq"], 0)
+        # with an end-of-stream tag the cut frame is flushed: published, its tail marked erased
+        rx2 = ofdm_analog_rx()
+        out2 = run_rx(rx2, cut, eos=True)
+        ok2 = [(m, d) for m, d in out2 if m["crc_ok"]]
+        self.assertEqual([m["seq"] for m, _ in ok2], [0, 1])
+        m1, d1 = ok2[1]
+        self.assertEqual(d1.size, p.max_payload_len)
+        erased = np.asarray(m1["erased"]).astype(bool)
+        got = p.frame_len(p.max_payload_len) // 2 - p.preamble_len - p.n_header_symbols * p.symbol_len
+        kept_symbols = int(np.sum(~erased)) // p.n_data_carriers
+        self.assertTrue(1 <= kept_symbols <= got // p.symbol_len, kept_symbols)
+        self.assertTrue(erased.any() and not erased[0])
+        self.assertTrue(np.all(np.diff(erased.astype(int)) >= 0))   # the cut-off tail only
 
 
 if __name__ == "__main__":

@@ -116,7 +116,7 @@ class channel_preset(gr.hier_block2):
         self.model = channels.channel_model(
             noise_voltage=0.0, frequency_offset=self._cfo / self._fft_len,
             epsilon=1.0 + float(timing_offset_ppm) * 1e-6, taps=[complex(t) for t in taps],
-            noise_seed=int(seed), block_tags=True)
+            noise_seed=int(seed), block_tags=False)  # let frame/eos tags through
         self.noise = awgn_adder(noise_voltage_for_snr(snr_db, params, self._fft_len, self._n_occupied),
                                 int(seed) + 12345)
         if preset in FADING_FDTS:

@@ -130,7 +130,12 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         samples, info = read_recording(replay)
         if info.get("ofdm"):
             params = make_params(info["ofdm"])
-        b["src"] = gr_blocks.vector_source_c(samples)
+        # tag the last sample "eos": the receiver flushes a frame the recording cut short
+        import pmt
+
+        eos = [gr.tag_utils.python_to_tag((max(len(samples) - 1, 0), pmt.intern("eos"), pmt.PMT_T,
+                                           pmt.PMT_NIL))] if len(samples) else []
+        b["src"] = gr_blocks.vector_source_c(samples, False, 1, eos)
         sample_rate = info.get("sample_rate") or sample_rate
         center_freq = info.get("center_freq") or 0.0
         rec_hw = info.get("hw_config")

@@ -13,6 +13,8 @@ that link statistics can count them; ``jscc_rx`` and ``snr_feedback`` ignore the
 is switched at run time with ``set_equalizer("zf"|"mmse")`` or a message on ``ctrl``: the symbol
 ``zf``/``mmse`` or a dict ``{equalizer: ...}``. Input is processed in big chunks; any exception
 from the core on garbage input is logged and that chunk skipped (the receiver state is reset).
+A stream tag ``eos`` (end of a finite stream) makes the receiver flush: a frame cut short is
+still published, its missing payload symbols flagged in ``erased``.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from ._phyadapt import make_params, meta_from_rxframe, phy
 
 log = logging.getLogger(__name__)
 EQUALIZERS = ("zf", "mmse")
+EOS_TAG = pmt.intern("eos")
 
 
 class ofdm_analog_rx(gr.sync_block):
@@ -119,13 +122,19 @@ class ofdm_analog_rx(gr.sync_block):
 
     def work(self, input_items, output_items):
         iq = input_items[0]
+        n = len(iq)
+        # an "eos" tag (end of a finite stream: ofdm_analog_tx, a replay) flushes the frame in
+        # progress -- a stop() flush would come after downstream blocks have finished
+        eos = self.get_tags_in_window(0, 0, n, EOS_TAG)
         with self._lock:
             try:
                 frames = self._receiver.process(np.array(iq, dtype=np.complex64, copy=True))
+                if eos:
+                    frames += self._receiver.flush()
             except Exception as e:  # garbage IQ must not kill the flowgraph
                 self.chunks_failed += 1
                 log.warning("ofdm_analog_rx: receiver failed on a chunk (%s); resetting", e)
                 self._receiver = self._new_receiver()
                 frames = []
         self.publish(frames)
-        return len(iq)
+        return n

@@ -66,7 +66,8 @@ class ofdm_analog_tx(gr.basic_block):
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
 
     Send the symbol ``eos`` to ``pdus`` to end the stream once the queued frames are out (used by
-    headless runs to finish deterministically).
+    headless runs to finish deterministically); the stream then ends with one zero sample tagged
+    ``eos``, on which ``ofdm_analog_rx`` flushes a frame still in progress.
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
@@ -112,7 +113,9 @@ class ofdm_analog_tx(gr.basic_block):
 
     def _handle(self, msg):
         if pmt.is_symbol(msg) and pmt.eq(msg, EOS):
-            self._eos = True
+            # one trailing zero sample tagged "eos" tells the receiver to flush its last frame
+            with self._lock:
+                self._queue.append((np.zeros(1, np.complex64), {"_eos": True}))
             return
         try:
             meta, data = split_pdu(msg)
@@ -142,7 +145,9 @@ class ofdm_analog_tx(gr.basic_block):
                     self._pos = 0
                 iq, meta = self._current
                 start = self.nitems_written(0) + produced
-                if self._pos == 0:
+                if self._pos == 0 and meta.get("_eos"):
+                    self.add_item_tag(0, start, EOS, pmt.PMT_T)
+                elif self._pos == 0:
                     if self.burst_tags:
                         self.add_item_tag(0, start, pmt.intern("tx_sob"), pmt.PMT_T)
                     self.add_item_tag(0, start, pmt.intern("frame"), to_pmt(
@@ -153,10 +158,13 @@ class ofdm_analog_tx(gr.basic_block):
                 produced += n
                 self._pos += n
                 if self._pos >= len(iq):
+                    self._current = None
+                    if meta.get("_eos"):
+                        self._eos = True
+                        continue
                     if self.burst_tags:
                         self.add_item_tag(0, self.nitems_written(0) + produced - 1,
                                           pmt.intern("tx_eob"), pmt.PMT_T)
-                    self._current = None
                     self.frames_sent += 1
             idle = self._current is None and not self._queue
         if produced == 0 and idle and self._eos:
