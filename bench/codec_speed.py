@@ -30,6 +30,9 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    # GNU OpenMP's default busy-waiting collapses on a shared/overloaded machine (measured 1.4 s
+    # instead of 68 ms for medjscc 512x512 on 2 threads); the codec package sets the same default.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     import numpy as np
     import torch
@@ -66,6 +69,7 @@ def main(argv=None):
                "total_ms_median": round(statistics.median(tot_ms), 2), "total_ms_min": round(min(tot_ms), 2),
                "total_ms_max": round(max(tot_ms), 2), "target_ms": 100.0,
                "cpu_ms_median": round(statistics.median(cpu_ms), 2),
+               "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
                "load_avg_1min": round(os.getloadavg()[0], 2)}
         res["target_met"] = res["total_ms_median"] <= res["target_ms"]
         if args.json:
