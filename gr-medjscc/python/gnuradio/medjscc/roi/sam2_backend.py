@@ -44,14 +44,15 @@ def resolve_config(name: str | None) -> tuple[str, Path | None]:
 
     pkg = Path(sam2.__path__[0])
     n = name.strip()
-    candidates = [n, f"configs/{n}", f"configs/sam2.1/{n}", f"configs/sam2/{n}"]
     base = n[:-5] if n.endswith(".yaml") else n
+    candidates = []
     for prefix in ("sam2.1_", "sam2_"):
         if base.startswith(prefix + "hiera_"):
             folder = "sam2.1" if prefix == "sam2.1_" else "sam2"
             candidates.append(f"configs/{folder}/{base}.yaml")
     if base.startswith("hiera_") and base[6:] in _SIZES:
         candidates.append(f"configs/sam2.1/sam2.1_hiera_{_SIZES[base[6:]]}.yaml")
+    candidates += [f"configs/{n}", f"configs/sam2.1/{n}", f"configs/sam2/{n}", n]
     for c in candidates:
         c = c if c.endswith(".yaml") else c + ".yaml"
         if (pkg / c).is_file():
@@ -123,14 +124,20 @@ class Sam2Model:
         self.checkpoint = str(checkpoint) if checkpoint else None
         self.predictor = SAM2ImagePredictor(model)
         self._shape = None
+        self._key = None
 
     def embed(self, image01: np.ndarray) -> None:
+        import hashlib
+
         import torch
 
         rgb = np.repeat((image01 * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+        key = hashlib.sha1(rgb.tobytes()).hexdigest() + str(rgb.shape)
+        if key == self._key:   # same image again (other prompts): reuse the embedding
+            return
         with torch.inference_mode():
             self.predictor.set_image(rgb)
-        self._shape = image01.shape
+        self._shape, self._key = image01.shape, key
 
     def predict(self, box: np.ndarray | None, points: np.ndarray, return_logits: bool = False) -> tuple[np.ndarray, float]:
         """One prompt (a box and/or positive points) -> (best mask bool HxW, or its logits, and its

@@ -230,7 +230,7 @@ class OracleSegmenter(Segmenter):
         return self._index.get(hashlib.sha1(a.tobytes() + str(a.shape).encode()).hexdigest())
 
     def segment(self, image, prompt=None, *, gt_mask=None, source_path=None) -> np.ndarray:
-        from ..data import read_image
+        from ..data import read_mask
 
         a = np.asarray(image)
         self.last_info = {"backend": "oracle"}
@@ -245,7 +245,7 @@ class OracleSegmenter(Segmenter):
             if path is None:
                 raise MedJSCCError("oracle: no ground-truth mask for this image (pass an image from the DRR "
                                    "set, its source path, or gt_mask=)")
-            gt_mask = read_image(path) > 127
+            gt_mask = read_mask(path)
             self.last_info["mask_path"] = str(path)
         m = np.asarray(gt_mask, bool)
         if m.shape != a.shape[:2]:
