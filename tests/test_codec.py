@@ -372,3 +372,24 @@ def test_training_step_all_ablations(kind):
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     assert grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_train_resume_and_export(tmp_path):
+    """Two training steps, then resume to three; the export loads through the checked path."""
+    import yaml
+
+    from gnuradio.medjscc.codec.train import train
+
+    cfg = {"name": "tiny", "model": {**{k: list(v) if isinstance(v, tuple) else v for k, v in TINY.items()},
+                                     **ABLATIONS["medjscc"]},
+           "train": {"steps": 2, "batch_size": 2, "crop": 64, "val_every": 2, "val_images": 2,
+                     "checkpoint_every": 1, "seed": 3}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = train(path, runs_dir=tmp_path / "runs", out_path=tmp_path / "tiny.pt", synthetic=True, progress=False)
+    ck = torch.load(tmp_path / "runs" / "tiny" / "last.pt", weights_only=True)
+    assert ck["step"] == 2
+    train(path, resume=True, steps=3, runs_dir=tmp_path / "runs", out_path=out, synthetic=True, progress=False)
+    assert torch.load(tmp_path / "runs" / "tiny" / "last.pt", weights_only=True)["step"] == 3
+    codec = load_codec(str(out))
+    assert codec.meta["steps"] == 3 and codec.cfg.use_roi
