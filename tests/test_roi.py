@@ -300,3 +300,34 @@ def test_sam2_random_init_build_predict_and_state_dict_roundtrip(tmp_path):
     torch.save({"model": {"not_a_sam2_weight": torch.zeros(2)}}, junk)
     with pytest.raises(WeightsError, match="junk.pt"):
         Sam2Model(junk, "hiera_t")
+
+
+# ---------------------------------------------------------------------------- shipped models on real DRRs
+def test_shipped_roi_models_load_with_checksums():
+    from gnuradio.medjscc.roi.coarse import load_coarse
+    from gnuradio.medjscc.roi.litemedsam import LiteMedSAM
+
+    coarse = load_coarse()
+    assert coarse.size == 96 and coarse.meta["val_dice_lowres"] > 0.95
+    assert LiteMedSAM().adapter is not None        # models/roi_litemedsam_drr.pt applied by default
+
+
+def _drr_test_items(n):
+    from gnuradio.medjscc.paths import default_data_dir
+
+    root = default_data_dir()
+    if not (root / "test" / "images").is_dir():
+        pytest.skip("DRR data set not generated (medjscc data drr)")
+    from gnuradio.medjscc.data import ImageFolderDataset
+
+    ds = ImageFolderDataset(root / "test", size=None, resize="none", limit=n)
+    return [ds[i] for i in range(len(ds))]
+
+
+def test_auto_on_drr_test_images():
+    items = _drr_test_items(2)
+    seg = get_segmenter("auto", threads=2)
+    for it in items:
+        mask = seg.segment(it["image"])
+        assert seg.last_info["source"] == "coarse" and len(seg.last_info["boxes"]) == 2
+        assert dice(mask, it["mask"]) > 0.93
