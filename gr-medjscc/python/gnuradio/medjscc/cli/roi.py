@@ -22,7 +22,6 @@ def add_backend_arguments(parser):
 
 
 def segmenter_from_args(args, data_root=None):
-    from ..roi.litemedsam import LiteMedSAM  # noqa: F401  (fail early if the package is missing)
     from ..roi.segmenters import get_segmenter
 
     extra = {"fusion": args.auto_fusion} if args.backend == "auto" else {}
