@@ -200,6 +200,15 @@ def test_auto_empty_lungs_gives_whole_image_with_warning():
         assert dice(seg.segment(img), lungs) > 0.95
 
 
+def test_auto_unsure_coarse_and_no_threshold_lungs_protects_everything():
+    noise = np.random.default_rng(0).integers(0, 256, (256, 256)).astype(np.uint8)
+    weak = np.zeros((256, 256), np.float32)
+    weak[100:140, 100:140] = 0.6                       # a small, unconfident blob
+    seg = AutoSegmenter(_BoxFillRefiner(), _StubCoarse(lambda im: weak))
+    with pytest.warns(RoiFallbackWarning, match="coarse model unsure"):
+        assert seg.segment(noise).all()
+
+
 def test_auto_all_zero_image_and_prompt_outside():
     seg = AutoSegmenter(_BoxFillRefiner(), _StubCoarse(lambda im: np.zeros(im.shape, np.float32)))
     with pytest.warns(RoiFallbackWarning, match="blank"):

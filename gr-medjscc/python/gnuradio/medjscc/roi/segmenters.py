@@ -14,8 +14,9 @@ Backends (``get_segmenter(backend, **kw)``):
 * ``sam2``: SAM 2 / MedSAM-2 with box and/or point prompts, best of the multimask outputs.
 * ``oracle``: the data set's ground-truth mask (evaluation only).
 
-Documented fallbacks (never an exception): a blank (constant) image, or no lung found, gives a
-whole-image ROI (everything protected) and a ``RoiFallbackWarning``. ``segmenter.last_info``
+Documented fallbacks (never an exception): a blank (constant) image, or no lung found (including
+"coarse model unsure and the threshold finder found nothing", e.g. on noise), gives a whole-image
+ROI (everything protected) and a ``RoiFallbackWarning``. ``segmenter.last_info``
 describes what happened in the last call (boxes, source, fallback reason).
 """
 from __future__ import annotations
@@ -145,7 +146,8 @@ class AutoSegmenter(Segmenter):
         thr = threshold_lungs(img, max_regions=2)
         if thr.any():
             return thr, "threshold", diag
-        return (proposal, "coarse-unsure", diag) if proposal.any() else (proposal, "none", diag)
+        # an unsure proposal would shrink the protected area on a guess: protect everything instead
+        return np.zeros_like(proposal), "none", {**diag, "coarse_unsure": True}
 
     def segment(self, image, prompt=None) -> np.ndarray:
         t0 = time.perf_counter()
@@ -164,7 +166,8 @@ class AutoSegmenter(Segmenter):
         proposal, source, diag = self.propose(img)
         self.last_info.update(source=source, **diag)
         if not proposal.any():
-            return self._fallback(img.shape, "no lung region found")
+            why = " (coarse model unsure, threshold found nothing)" if diag.get("coarse_unsure") else ""
+            return self._fallback(img.shape, "no lung region found" + why)
         min_area = int(self.min_region * h * w)
         margin = self.box_margin * max(h, w)
         parts = regions(proposal, min_area=min_area, max_regions=self.max_regions)
