@@ -7,6 +7,9 @@ export PYTHONUNBUFFERED := 1
 # 2 cores: keep torch and BLAS from oversubscribing them.
 export OMP_NUM_THREADS ?= 2
 
+# bench/phy_common.py is a helper module shared by the PHY benchmarks, not a benchmark.
+BENCHES := $(filter-out bench/phy_common.py,$(wildcard bench/*.py))
+
 .PHONY: setup demo test test-fast data train bench grc clean help
 
 help:
@@ -32,7 +35,7 @@ test-fast: setup
 	$(PY) -m pytest -q -ra -m "not slow"
 
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b --json || exit 1; done
+	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b --json || exit 1; done
 
 grc: setup
 	@mkdir -p out/grc && for f in flowgraphs/*.grc; do grcc -o out/grc "$$f" || exit 1; done
