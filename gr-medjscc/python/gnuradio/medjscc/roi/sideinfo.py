@@ -28,6 +28,7 @@ import warnings
 
 import numpy as np
 
+from ..arithcoder import ArithmeticDecoder, ArithmeticEncoder
 from ..errors import InputError, MedJSCCError
 
 __all__ = [
@@ -41,11 +42,7 @@ _VERSION = 1
 _MODE_ZERO, _MODE_ONE, _MODE_AC, _MODE_RAW = 0, 1, 2, 3
 _HEADER_BYTES = 2
 
-# 32-bit arithmetic coder (Witten-Neal-Cleary with pending "follow" bits).
-_PREC = 32
-_TOP = (1 << _PREC) - 1
-_HALF = 1 << (_PREC - 1)
-_QUARTER = 1 << (_PREC - 2)
+# Context-adaptive binary models over the shared arithmetic coder (``..arithcoder``).
 _MAX_TOTAL = 1 << 13   # counts are halved beyond this to stay adaptive and within precision
 _COUNT_INC = 2         # counts start at 1 and grow by 2: KT estimator (n + 1/2) scaled by 2
 
@@ -162,122 +159,34 @@ class _Model:
             self.c1[ctx] = (self.c1[ctx] + 1) // 2
 
 
-class _BitWriter:
-    def __init__(self):
-        self.bits: list[int] = []
-
-    def put(self, bit):
-        self.bits.append(bit)
-
-    def to_bytes(self) -> bytes:
-        return np.packbits(np.array(self.bits, dtype=np.uint8)).tobytes() if self.bits else b""
-
-
 def _ac_encode(g: np.ndarray) -> bytes:
     h, w = g.shape
     model = _Model()
-    out = _BitWriter()
-    low, high, pending = 0, _TOP, 0
-
-    def emit(bit):
-        nonlocal pending
-        out.put(bit)
-        while pending:
-            out.put(1 - bit)
-            pending -= 1
-
+    coder = ArithmeticEncoder()
     for r in range(h):
         for c in range(w):
             ctx = _contexts(g, r, c, w)
             bit = int(g[r, c])
             c0, total = model.probs(ctx)
-            span = high - low + 1
-            split = low + (span * c0) // total - 1   # [low, split] codes 0, (split, high] codes 1
-            if bit:
-                low = split + 1
-            else:
-                high = split
-            while True:
-                if high < _HALF:
-                    emit(0)
-                elif low >= _HALF:
-                    emit(1)
-                    low -= _HALF
-                    high -= _HALF
-                elif low >= _QUARTER and high < _HALF + _QUARTER:
-                    pending += 1
-                    low -= _QUARTER
-                    high -= _QUARTER
-                else:
-                    break
-                low = 2 * low
-                high = 2 * high + 1
+            coder.encode(c0 if bit else 0, total if bit else c0, total)   # 0 owns [0, c0)
             model.update(ctx, bit)
-    # Flush: the shortest bit pattern whose every continuation stays inside [low, high].
-    # The decoder pads with zeros, so pick a prefix x with x*2^k >= low and (x+1)*2^k-1 <= high.
-    for n_bits in range(1, _PREC + 1):
-        shift = _PREC - n_bits
-        x = -(-low >> shift)  # ceil(low / 2^shift)
-        if (x << shift) >= low and ((x + 1) << shift) - 1 <= high:
-            # zero-padding by the decoder means value = x << shift, which lies in [low, high]
-            for i in range(n_bits - 1, -1, -1):
-                emit((x >> i) & 1)
-            break
-    else:  # pragma: no cover - always terminates at n_bits == _PREC
-        raise AssertionError("arithmetic coder flush failed")
-    # Trailing zero bits carry no information (the decoder pads with zeros): drop them.
-    bits = out.bits
-    while bits and bits[-1] == 0:
-        bits.pop()
-    return out.to_bytes()
+    bits = coder.finish_shortest()
+    return np.packbits(np.array(bits, dtype=np.uint8)).tobytes() if bits else b""
 
 
 def _ac_decode(payload: bytes, shape) -> np.ndarray:
     h, w = shape
     bits = np.unpackbits(np.frombuffer(payload, dtype=np.uint8)).tolist() if payload else []
-    n_bits = len(bits)
-    pos = 0
-
-    def next_bit():
-        nonlocal pos
-        b = bits[pos] if pos < n_bits else 0
-        pos += 1
-        return b
-
+    coder = ArithmeticDecoder(bits)
     g = np.zeros((h, w), dtype=np.bool_)
     model = _Model()
-    low, high, value = 0, _TOP, 0
-    for _ in range(_PREC):
-        value = (value << 1) | next_bit()
     for r in range(h):
         for c in range(w):
             ctx = _contexts(g, r, c, w)
             c0, total = model.probs(ctx)
-            span = high - low + 1
-            split = low + (span * c0) // total - 1
-            if value > split:
-                bit = 1
-                low = split + 1
-            else:
-                bit = 0
-                high = split
+            bit = int(coder.target(total) >= c0)
+            coder.consume(c0 if bit else 0, total if bit else c0, total)
             g[r, c] = bit
-            while True:
-                if high < _HALF:
-                    pass
-                elif low >= _HALF:
-                    low -= _HALF
-                    high -= _HALF
-                    value -= _HALF
-                elif low >= _QUARTER and high < _HALF + _QUARTER:
-                    low -= _QUARTER
-                    high -= _QUARTER
-                    value -= _QUARTER
-                else:
-                    break
-                low = 2 * low
-                high = 2 * high + 1
-                value = (value << 1) | next_bit()
             model.update(ctx, bit)
     return g
 
