@@ -328,7 +328,7 @@ def test_wrong_architecture_checkpoint(tmp_path):
     ckpt = torch.load(path, weights_only=True)
     ckpt["config"]["latent_channels"] = 12       # config no longer matches the tensors
     torch.save(ckpt, path)
-    from gnuradio.medjscc.codec.api import _sha256
+    from gnuradio.medjscc.checksums import file_sha256 as _sha256
 
     (tmp_path / "ntscc.pt.sha256").write_text(f"{_sha256(path)}  ntscc.pt\n")
     with pytest.raises(WeightsError, match="does not match the architecture"):

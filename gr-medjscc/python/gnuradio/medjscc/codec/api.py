@@ -13,7 +13,6 @@ CRC-passing side info block is treated the same way. A missing ROI mask on an RO
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import warnings
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, MedJSCCError, WeightsError
+from ..checksums import verify_sha256, write_sha256
 from . import allocation, sideinfo
 from .layers import SNR_MAX_DB, SNR_MIN_DB
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
@@ -58,14 +58,6 @@ class EncodedImage:
 
 
 # ------------------------------------------------------------------------------ weights I/O
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def shipped_models_dir() -> Path:
     """``paths.models_dir()``, falling back to ``<repo>/models`` if that lookup fails."""
     from .. import paths
@@ -89,16 +81,7 @@ def resolve_weights(name_or_path) -> Path:
 def read_checkpoint(path: Path) -> dict:
     """Load a weights file after verifying its SHA-256 (``<file>.sha256``)."""
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    sha_file = path.with_name(path.name + ".sha256")
-    if not sha_file.is_file():
-        raise WeightsError(f"checksum file missing for {path} (expected {sha_file})")
-    expected = sha_file.read_text().split()[0].strip().lower() if sha_file.read_text().strip() else ""
-    actual = _sha256(path)
-    if expected != actual:
-        raise WeightsError(f"checksum mismatch for {path}: expected {expected[:16]}..., got {actual[:16]}... "
-                           "(file tampered or truncated)")
+    verify_sha256(path, "file tampered or truncated: restore it from git or retrain with `medjscc train`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
@@ -118,7 +101,7 @@ def save_weights(model: JSCCModel, path, meta: dict | None = None, fp16: bool = 
           for k, v in model.state_dict().items()}
     torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
                 "config": model.cfg.to_dict(), "state_dict": sd, "meta": meta or {}}, path)
-    path.with_name(path.name + ".sha256").write_text(f"{_sha256(path)}  {path.name}\n")
+    write_sha256(path)
     return path
 
 

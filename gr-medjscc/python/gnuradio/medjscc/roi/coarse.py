@@ -13,7 +13,6 @@ dict (``state_dict``, ``arch``, ``meta``) loadable with ``torch.load(weights_onl
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, WeightsError
+from ..checksums import file_sha256, write_sha256  # noqa: F401  (re-exported for roi.adapt/litemedsam)
+from ..checksums import verify_sha256 as _verify_sha256
 
 log = logging.getLogger(__name__)
 
@@ -75,29 +76,8 @@ def to_input(image01: np.ndarray, size: int):
     return (x - 0.5) / 0.25
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def write_sha256(path: Path) -> Path:
-    side = Path(str(path) + ".sha256")
-    side.write_text(f"{file_sha256(path)}  {Path(path).name}\n")
-    return side
-
-
 def verify_sha256(path: Path) -> None:
-    side = Path(str(path) + ".sha256")
-    if not side.is_file():
-        raise WeightsError(f"checksum file {side} missing; regenerate the weights with `medjscc roi-train`")
-    expected = side.read_text().split()[0].lower()
-    actual = file_sha256(path)
-    if actual != expected:
-        raise WeightsError(f"{path}: SHA-256 {actual[:12]}... does not match {side} ({expected[:12]}...); "
-                           "the file is damaged or was replaced; retrain with `medjscc roi-train`")
+    _verify_sha256(path, "regenerate the weights with `medjscc roi-train`")
 
 
 class CoarseLungModel:
