@@ -81,6 +81,18 @@ def split_pdu(msg):
     return meta, data
 
 
+def complex_pdu(msg):
+    """``(meta, complex data)`` of a PDU carrying complex samples, else None (dropped quietly:
+    a stray message must never stop a flowgraph)."""
+    try:
+        meta, data = split_pdu(msg)
+    except ValueError:
+        return None
+    if data is None or not np.iscomplexobj(data):
+        return None
+    return meta, data
+
+
 def snr_from_message(msg) -> float | None:
     """Extract an SNR in dB from a number, a dict with ``snr_db``, or a PDU whose meta has it."""
     try:

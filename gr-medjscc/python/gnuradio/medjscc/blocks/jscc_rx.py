@@ -30,7 +30,7 @@ from gnuradio import gr
 
 from ._codecadapt import fit_image, get_codec, read_image, read_mask, write_outputs
 from ._phyadapt import header_from_meta, make_params
-from ._pmtutil import make_pdu, snr_from_message, split_pdu, to_pmt
+from ._pmtutil import complex_pdu, make_pdu, snr_from_message, to_pmt
 
 log = logging.getLogger(__name__)
 SNR_SOURCES = ("frames", "feedback", "fixed")
@@ -251,12 +251,10 @@ class jscc_rx(gr.basic_block):
             self.core.feedback_snr_db = v
 
     def _handle_pdu(self, msg):
-        try:
-            meta, data = split_pdu(msg)
-        except ValueError:
+        pdu = complex_pdu(msg)
+        if pdu is None:
             return
-        if data is None or not np.iscomplexobj(data):
-            return
+        meta, data = pdu
         with self._lock:
             done = self.core.add_frame(meta, data)
         self._emit(done)

@@ -20,7 +20,7 @@ import pmt
 from gnuradio import gr
 
 from ..snr import noise_variance
-from ._pmtutil import make_pdu, split_pdu
+from ._pmtutil import complex_pdu, make_pdu
 
 KINDS = ("awgn", "rayleigh", "erasure")
 
@@ -88,12 +88,10 @@ class symbol_channel(gr.basic_block):
         self._erasure_prob = float(p)
 
     def _handle(self, msg):
-        try:
-            meta, data = split_pdu(msg)
-        except ValueError:
+        pdu = complex_pdu(msg)
+        if pdu is None:
             return
-        if data is None or not np.iscomplexobj(data):
-            return
+        meta, data = pdu
         with self._lock:
             self.n_in += 1
             if self._erasure_prob > 0 and self._rng.random() < self._erasure_prob:
