@@ -15,6 +15,7 @@ import importlib
 import logging
 import pkgutil
 import sys
+import warnings
 
 from ..errors import MedJSCCError
 
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # sam2/timm import torch.jit.script at import time; torch 2.14 warns on every CLI call.
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"Importing from timm\.models\.", category=FutureWarning)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "_run", None):

@@ -74,14 +74,22 @@ def shipped_models_dir() -> Path:
 def resolve_weights(name_or_path) -> Path:
     s = str(name_or_path)
     if s in MODEL_NAMES or ("/" not in s and not s.endswith(".pt")):
-        return shipped_models_dir() / f"{s}.pt"
+        folder = shipped_models_dir()
+        path = folder / f"{s}.pt"
+        if not path.is_file():
+            shipped = sorted(p.stem for p in folder.glob("*.pt") if not p.stem.startswith("roi_"))
+            raise WeightsError(f"unknown model {s!r}: shipped codec models in {folder} are "
+                               f"{', '.join(shipped) or 'none'}; or pass the path of a .pt file")
+        return path
     return Path(s)
 
 
 def read_checkpoint(path: Path) -> dict:
     """Load a weights file after verifying its SHA-256 (``<file>.sha256``)."""
     path = Path(path)
-    verify_sha256(path, "file tampered or truncated: restore it from git or retrain with `medjscc train`")
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}")
+    verify_sha256(path, "restore it from git (git checkout models/) or retrain with `medjscc train`")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
