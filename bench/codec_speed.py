@@ -31,7 +31,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
     # GNU OpenMP's default busy-waiting collapses on a shared/overloaded machine (measured 1.4 s
-    # instead of 68 ms for medjscc 512x512 on 2 threads); the codec package sets the same default.
+    # instead of 68 ms for medjscc 512x512 on 2 threads).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     import numpy as np

@@ -42,7 +42,8 @@ def _stop(tb, timeout_s: float = 10.0):
 
 def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            iq_address: str | None = None, snr_address: str | None = None, repeat: int = 1,
-           interval_s: float = 0.0, wait_for_feedback: bool = False, timeout_s: float = 120.0,
+           interval_s: float = 0.0, wait_for_feedback: bool = False,
+           feedback_timeout_s: float = 10.0, timeout_s: float = 120.0,
            codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5) -> dict:
     """Send image files; returns dict(images_sent, frames_sent, cau_snr_db list, completed, errors)."""
     from gnuradio import zeromq
@@ -69,7 +70,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     blocks["jscc_tx"] = tx = jscc_tx(image_path=";".join(str(i) for i in images), mask_path=mask_path,
                                      model=codec, cbr=cfg.codec.cbr, snr_db=cfg.codec.snr_db,
                                      image_size=cfg.image_size, repeat=repeat, interval_s=interval_s,
-                                     wait_for_feedback=wait_for_feedback, params=params)
+                                     wait_for_feedback=wait_for_feedback,
+                                     feedback_timeout_s=feedback_timeout_s, params=params)
     amplitude = float(hw.get("tx_amplitude", 0.25)) if hw else 1.0
     guard = int(hw.get("burst_guard_samples", 256)) if hw else 256
     blocks["ofdm_tx"] = otx = ofdm_analog_tx(params=params, amplitude=amplitude, guard=guard,

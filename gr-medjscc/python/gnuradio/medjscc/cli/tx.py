@@ -20,6 +20,8 @@ def add_arguments(parser):
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between images")
     parser.add_argument("--wait-feedback", action="store_true",
                         help="send the next image only after SNR feedback (stop-and-wait)")
+    parser.add_argument("--feedback-timeout", type=float, default=10.0,
+                        help="with --wait-feedback: seconds to wait for feedback before sending anyway")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
@@ -40,6 +42,7 @@ def run(args):
         hw = load_hw_config(args.hw)
     res = run_tx(args.images, cfg, hw=hw, iq_address=args.zmq, snr_address=args.snr_address or None,
                  repeat=args.repeat, interval_s=args.interval, wait_for_feedback=args.wait_feedback,
+                 feedback_timeout_s=args.feedback_timeout,
                  timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask)
     print(json.dumps(res))
     if res["errors"]:
