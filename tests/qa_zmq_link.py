@@ -24,6 +24,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_listening(address: str, timeout_s: float = 60.0):
+    """Block until a process has bound ``tcp://host:port`` (the RX must be up before the TX:
+    a TX started first can miss the RX's SNR publisher; see the closing note of the PHY issue)."""
+    host, port = address.rsplit("/", 1)[-1].rsplit(":", 1)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, int(port)), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"nothing listening on {address} after {timeout_s} s")
+
+
 def cli(*args):
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "gnuradio.medjscc", *map(str, args)], cwd=ROOT,
@@ -53,6 +67,7 @@ def test_two_processes_with_feedback_then_sigmf_replay(image_file, tmp_path):
     rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--sim-channel", "awgn", "--channel-snr-db", 12,
              "--record", tmp_path / "rec", "--out", tmp_path / "out", "--reference", image_file,
              "--images", 2, "--idle-timeout", 10, "--duration", 90, "--random-weights")
+    wait_listening(fb)   # the RX binds the SNR publisher; the TX binds the IQ PUSH socket
     tx = cli("tx", image_file, "--zmq", iq, "--snr-address", fb, "--repeat", 2, "--interval", 0.5,
              "--wait-feedback", "--timeout", 90, "--random-weights")
     tx_out, tx_err = tx.communicate(timeout=150)
