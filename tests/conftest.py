@@ -28,3 +28,14 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    """A smooth 256x256 8-bit test image on disk (for CLI / flowgraph tests)."""
+    from PIL import Image
+
+    y, x = np.mgrid[0:256, 0:256] / 256
+    path = tmp_path_factory.mktemp("img") / "xray.png"
+    Image.fromarray((120 + 80 * np.sin(3 * x) * np.cos(2 * y)).astype(np.uint8)).save(path)
+    return path

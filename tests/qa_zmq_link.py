@@ -52,15 +52,6 @@ def json_lines(text):
     return out
 
 
-@pytest.fixture(scope="module")
-def image_file(tmp_path_factory):
-    from PIL import Image
-    y, x = np.mgrid[0:256, 0:256] / 256
-    path = tmp_path_factory.mktemp("img") / "xray.png"
-    Image.fromarray((120 + 80 * np.sin(3 * x) * np.cos(2 * y)).astype(np.uint8)).save(path)
-    return path
-
-
 @pytest.mark.slow
 def test_two_processes_with_feedback_then_sigmf_replay(image_file, tmp_path):
     iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"

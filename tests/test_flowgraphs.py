@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytestmark = pytest.mark.gnuradio
@@ -32,15 +31,6 @@ def compiled(tmp_path_factory):
                               text=True, timeout=120)
         results[fg.stem] = proc
     return out, results
-
-
-@pytest.fixture(scope="module")
-def image_file(tmp_path_factory):
-    from PIL import Image
-    y, x = np.mgrid[0:256, 0:256] / 256
-    path = tmp_path_factory.mktemp("img") / "xray.png"
-    Image.fromarray((120 + 80 * np.sin(3 * x) * np.cos(2 * y)).astype(np.uint8)).save(path)
-    return path
 
 
 def test_all_flowgraphs_present():
