@@ -31,17 +31,28 @@ def share_dir() -> Path | None:
     return None
 
 
-def models_dir() -> Path:
-    """Directory with shipped weights; override with ``MEDJSCC_MODELS_DIR``."""
+def _shipped_dir(name: str, env_var: str) -> Path:
+    """``<repo>/<name>`` in a checkout, ``<prefix>/share/gr-medjscc/<name>`` after an install;
+    ``env_var`` overrides both."""
     root, share = repo_root(), share_dir()
     found = _first_existing([
-        os.environ.get("MEDJSCC_MODELS_DIR"),
-        root / "models" if root else None,
-        share / "models" if share else None,
+        os.environ.get(env_var),
+        root / name if root else None,
+        share / name if share else None,
     ])
     if found is None:
-        raise FileNotFoundError("gr-medjscc models/ folder not found; set MEDJSCC_MODELS_DIR")
+        raise FileNotFoundError(f"gr-medjscc {name}/ folder not found; set {env_var}")
     return found
+
+
+def models_dir() -> Path:
+    """Directory with shipped weights; override with ``MEDJSCC_MODELS_DIR``."""
+    return _shipped_dir("models", "MEDJSCC_MODELS_DIR")
+
+
+def hw_configs_dir() -> Path:
+    """Directory with the shipped USRP configs; override with ``MEDJSCC_HW_CONFIGS_DIR``."""
+    return _shipped_dir("hw_configs", "MEDJSCC_HW_CONFIGS_DIR")
 
 
 def grc_dir() -> Path:

@@ -15,18 +15,15 @@ SHIPPED = ("b200", "b210", "n210", "x310")
 
 
 def hw_configs_dir() -> Path:
-    from ..paths import repo_root, share_dir
+    from .. import paths
 
-    root = repo_root()
-    if root is not None and (root / "hw_configs" / "schema.json").is_file():
-        return root / "hw_configs"
     try:
-        share = share_dir()
-    except IndexError:  # paths.share_dir probes more parent folders than a short path has
-        share = None
-    if share is not None and (share / "hw_configs" / "schema.json").is_file():
-        return share / "hw_configs"
-    raise HardwareError("hw_configs/ folder (with schema.json) not found")
+        folder = paths.hw_configs_dir()
+    except FileNotFoundError as e:
+        raise HardwareError(str(e)) from None
+    if not (folder / "schema.json").is_file():
+        raise HardwareError(f"{folder} has no schema.json")
+    return folder
 
 
 def resolve_hw_path(name_or_path: str | Path) -> Path:

@@ -59,16 +59,12 @@ class EncodedImage:
 
 # ------------------------------------------------------------------------------ weights I/O
 def shipped_models_dir() -> Path:
-    """``paths.models_dir()``, falling back to ``<repo>/models`` if that lookup fails."""
     from .. import paths
 
     try:
         return paths.models_dir()
-    except (FileNotFoundError, IndexError):
-        root = paths.repo_root()
-        if root is not None and (root / "models").is_dir():
-            return root / "models"
-        raise WeightsError("models/ folder not found; set MEDJSCC_MODELS_DIR") from None
+    except FileNotFoundError as e:
+        raise WeightsError(str(e)) from None
 
 
 def resolve_weights(name_or_path) -> Path:
