@@ -1,7 +1,6 @@
 """The CMake OOT install puts the same package, GRC blocks and flowgraphs under a prefix."""
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -271,7 +271,6 @@ def test_spikes_and_nans_do_not_blind_the_detector(rng):
 
 def test_block_rayleigh_snr_estimate_follows_the_fade(rng):
     """Block fading, one gain per frame: the per-frame SNR estimate tracks |h|^2/N0 (feedback)."""
-    tx = OfdmTransmitter(P)
     for k in range(6):
         hdr, x, iq = _frame(rng, n=480, seq=k)
         y, info = apply_iq_channel(iq, "rayleigh", 15.0, delay=200, tail=200, rng=rng, params=P, return_info=True)

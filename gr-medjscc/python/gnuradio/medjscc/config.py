@@ -20,6 +20,17 @@ from typing import Any
 from .errors import MedJSCCError
 
 
+def known_fields(cls, data: dict, what: str) -> dict:
+    """``data`` as a dict after checking every key is a field of dataclass ``cls``; an unknown key
+    is a one-line error naming it (``unknown <what> key <what>.<key>``) and the known ones."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        keys = ", ".join(f"{what}.{k}" for k in unknown)
+        raise MedJSCCError(f"unknown config key {keys} (known: {sorted(names)})")
+    return dict(data)
+
+
 @dataclass
 class CodecConfig:
     model: str = "medjscc"          # medjscc | ntscc | adjscc | deepjscc | path to a .pt
@@ -117,10 +128,7 @@ class LinkConfig:
                 section = getattr(cfg, key)
                 if not isinstance(value, dict):
                     raise MedJSCCError(f"config section {key!r} must be a mapping")
-                names = {f.name for f in fields(section)}
-                for k, v in value.items():
-                    if k not in names:
-                        raise MedJSCCError(f"unknown config key {key}.{k} (known: {sorted(names)})")
+                for k, v in known_fields(type(section), value, key).items():
                     setattr(section, k, v)
             elif key == "image_size":
                 cfg.image_size = int(value)

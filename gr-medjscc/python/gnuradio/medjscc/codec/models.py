@@ -10,13 +10,13 @@ mask-guided processing and ROI-weighted allocation, ``use_cau`` the channel adap
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..config import known_fields
 from ..errors import MedJSCCError
 from . import allocation
 from .entropy import Hyperprior
@@ -43,11 +43,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise MedJSCCError(f"unknown model config keys {sorted(unknown)} (known: {sorted(names)})")
-        d = dict(d)
+        d = known_fields(cls, d, "model")
         for key in ("channels", "levels"):
             if key in d:
                 d[key] = tuple(int(v) for v in d[key])

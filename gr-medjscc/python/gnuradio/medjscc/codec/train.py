@@ -13,13 +13,14 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import known_fields
 from ..errors import MedJSCCError
 from .channel import apply_channel
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
@@ -48,11 +49,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise MedJSCCError(f"unknown train config keys {sorted(unknown)} (known: {sorted(names)})")
-        d = dict(d)
+        d = known_fields(cls, d, "train")
         for key in ("snr_db", "payload_cbr"):
             if key in d:
                 d[key] = tuple(float(v) for v in d[key])

@@ -191,7 +191,6 @@ class LdpcCode:
         if llr.shape[1] != self.n:
             raise ValueError(f"{self.name}: expected LLR blocks of {self.n}, got {llr.shape[1]}")
         llr = np.nan_to_num(np.clip(llr, -1e4, 1e4))
-        n_cw = llr.shape[0]
         e = self._n_edges
         bits = (llr < 0).astype(np.uint8)
         ok = self.syndrome_ok(bits)

@@ -93,7 +93,6 @@ def collect_features(lm, split: str = "train", root=None, limit: int | None = No
     ds = load_split(split, root=root, limit=limit)
     rng = np.random.default_rng(seed)
     tokens, feats, targets, inbox = [], [], [], []
-    net, md = lm.net, lm.net.mask_decoder
     t0 = time.time()
     for i in range(len(ds)):
         item = ds[i]

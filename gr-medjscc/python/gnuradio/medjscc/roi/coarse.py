@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, WeightsError
-from ..checksums import file_sha256, write_sha256  # noqa: F401  (re-exported for roi.adapt/litemedsam)
+from ..checksums import write_sha256  # noqa: F401  (roi.adapt saves its weights through it)
 from ..checksums import verify_sha256 as _verify_sha256
 
 log = logging.getLogger(__name__)

