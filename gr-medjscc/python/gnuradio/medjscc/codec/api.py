@@ -230,13 +230,16 @@ class Codec:
         t = torch.from_numpy(x01)[None, None].to(self.device)
         return F.pad(t, (0, gw * DOWNSCALE - w, 0, gh * DOWNSCALE - h), mode="replicate")
 
-    def _side_info(self, rate_idx, roi_grid, block: int | None = None) -> bytes:
+    def _side_info(self, rate_idx, roi_grid, block: int | None = None, power_code: int | None = None) -> bytes:
         mask_bytes = None
         if roi_grid is not None:
             from ..roi.sideinfo import encode_mask
 
             mask_bytes = encode_mask(roi_grid)
-        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes, block or self.cfg.rate_block)
+        if self.cfg.linear_path and power_code is None:
+            power_code = sideinfo.POWER_CODE_OFFSET   # placeholder of the final size
+        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes, block or self.cfg.rate_block,
+                             power_code if self.cfg.linear_path else None)
 
     def max_cbr(self, shape) -> float:
         gh, gw = self.latent_shape(shape)
@@ -299,6 +302,7 @@ class Codec:
             side = new_side
             n_payload = self._payload_budget(target_total, side, (h, w))
             kmap = kmap_for(rate_idx)
+            block_used = block
             while kmap.sum() > n_payload:   # the final side info grew: drop the weakest cells
                 live = rate_idx > 0
                 if not live.any():
@@ -310,13 +314,21 @@ class Codec:
                 n_payload = self._payload_budget(target_total, side, (h, w))
             kmap = allocation.add_remainder(kmap, int(n_payload - kmap.sum()), self.cfg.k_max)
         else:
+            rate_idx, block_used = None, None
             side = self._side_info(None, roi_grid)
             n_payload = self._payload_budget(target_total, side, (h, w))
             kmap = allocation.allocate_fixed(n_payload, (gh, gw), self.cfg.k_max)
 
         kmap_t = torch.from_numpy(kmap)[None].to(self.device)
         used = self.model.channel_mask(kmap_t)
-        s = self.model.power_normalize(self.model.jscc_encode(y, roi_t, snr_c), used)
+        s = self.model.jscc_encode(y, roi_t, snr_c)
+        power = None
+        if self.cfg.linear_path:
+            # normalise by the quantised power the receiver will read from the side info
+            code = sideinfo.power_code(float(self.model.signal_power(s, used)[0]))
+            power = torch.tensor([sideinfo.power_from_code(code)], dtype=s.dtype, device=s.device)
+            side = self._side_info(rate_idx, roi_grid, block_used, code)
+        s = self.model.power_normalize(s, used, power)
         z = self.model.to_complex(s)[0].cpu().numpy()            # (k_max, gh, gw)
         sym_mask = np.arange(self.cfg.k_max)[:, None, None] < kmap[None]
         symbols = z[sym_mask].astype(np.complex64)
@@ -402,6 +414,11 @@ class Codec:
         z[np.arange(self.cfg.k_max)[:, None, None] < kmap[None]] = sym
         zt = torch.from_numpy(z)[None].to(self.device)
         s_rx = self.model.from_complex(zt)
+        if self.cfg.linear_path:
+            code = sideinfo.power_code_of(side_info) if side_info is not None else None
+            if code is None:
+                return self._fallback((h, w), "side info lacks the power code a linear-path model needs")
+            s_rx = s_rx * math.sqrt(sideinfo.power_from_code(code))
         kmap_t = torch.from_numpy(kmap.astype(np.float32))[None, None].to(self.device)
         roi_t = (torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
                  if roi_grid is not None else torch.zeros(1, 1, gh, gw, device=self.device))

@@ -4,6 +4,9 @@
   features plus the SNR -> FC -> ReLU -> FC -> sigmoid -> per-channel scales.
 * ``DownBlock`` / ``UpBlock``: stride-2 conv + GDN / conv + pixel shuffle + IGDN (x2 each).
 * ``ResBlock``: a cheap residual block used at the latent resolution.
+* ``PatchKLT``: a linear 16x16 block transform (analysis and synthesis) initialised from the
+  principal components of training patches, the fast-converging skip path of ``linear_path``
+  models (the nonlinear transforms then learn a correction instead of the whole transform).
 * ``MaskGuide``: mask-guided feature processing on the latent grid: ROI cells keep full
   fidelity, non-ROI cells get a learned per-channel scaling (coarser features, lower entropy,
   so fewer channel symbols) plus a mask-conditioned bias.
@@ -111,3 +114,44 @@ class MaskGuide(nn.Module):
             bg_scale = 1.0 / bg_scale.clamp_min(1e-3)
         scale = roi + (1.0 - roi) * bg_scale
         return x * scale + self.bias(roi)
+
+
+class PatchKLT(nn.Module):
+    """Linear block transform on non-overlapping 16x16 patches: ``analysis`` gives ``channels``
+    coefficients per patch, ``synthesis`` maps them back and adds the mean patch. Both start as
+    the Karhunen-Loeve transform (patch PCA, ``init_from_patches``) and stay trainable."""
+
+    def __init__(self, channels: int, patch: int = 16):
+        super().__init__()
+        self.patch = patch
+        self.analysis_conv = nn.Conv2d(1, channels, patch, stride=patch, bias=False)
+        self.synthesis_conv = nn.ConvTranspose2d(channels, 1, patch, stride=patch, bias=False)
+        self.mean = nn.Parameter(torch.zeros(1, 1, patch, patch))
+        # patch-PCA variances of the kept components (SoftCast-style gain initialisation)
+        self.register_buffer("variances", torch.ones(channels))
+
+    @torch.no_grad()
+    def init_from_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """Set the basis from (N, patch*patch) training patches; returns the kept variances."""
+        p = self.patch
+        x = patches.double().reshape(-1, p * p)
+        mu = x.mean(0)
+        cov = (x - mu).T @ (x - mu) / max(1, x.shape[0] - 1)
+        evals, evecs = torch.linalg.eigh(cov)
+        order = torch.argsort(evals, descending=True)[: self.analysis_conv.out_channels]
+        basis = evecs[:, order].T.reshape(-1, 1, p, p).float()     # (C, 1, p, p), orthonormal rows
+        self.analysis_conv.weight.copy_(basis)
+        self.synthesis_conv.weight.copy_(basis)
+        self.mean.copy_(mu.reshape(1, 1, p, p).float())
+        self.variances.copy_(evals[order].clamp_min(1e-12).float())
+        return self.variances.clone()
+
+    def _tiled_mean(self, h: int, w: int) -> torch.Tensor:
+        return self.mean.repeat(1, 1, h // self.patch, w // self.patch)
+
+    def analysis(self, x: torch.Tensor) -> torch.Tensor:
+        return self.analysis_conv(x - self._tiled_mean(*x.shape[-2:]))
+
+    def synthesis(self, y: torch.Tensor) -> torch.Tensor:
+        out = self.synthesis_conv(y)
+        return out + self._tiled_mean(*out.shape[-2:])

@@ -6,6 +6,13 @@
 
 ``variable_length`` adds the hyperprior rate estimator (k_i from -log2 p(y)), ``use_roi`` the
 mask-guided processing and ROI-weighted allocation, ``use_cau`` the channel adaptive units.
+
+``linear_path`` adds a linear skip around each stage: a 16x16 patch KLT beside g_a / g_s
+(initialised from the training patches' PCA) and 1x1 linear maps beside f_e / f_d (initialised
+SoftCast-style: gain var^-1/4 per coefficient, SNR-aware scales from CAUs). The nonlinear
+branches start at zero and learn corrections, so a short CPU training starts from a working
+analog linear code instead of from noise. The per-image power-normalisation factor then travels
+in the side info (16 bits), so the decoder can undo it.
 """
 from __future__ import annotations
 
@@ -20,7 +27,7 @@ from ..config import known_fields
 from ..errors import MedJSCCError
 from . import allocation
 from .entropy import Hyperprior
-from .layers import DownBlock, ResBlock, MaskGuide, make_cau
+from .layers import DownBlock, MaskGuide, PatchKLT, ResBlock, make_cau
 
 DOWNSCALE = 16
 
@@ -40,6 +47,8 @@ class ModelConfig:
     roi_rate_weight: float = 2.0        # ROI cells' score multiplier in the allocation
     fixed_snr_db: float | None = None   # models trained at one SNR (CAU input pinned)
     score_power: float = 1.0            # allocation score = (bits + 1) ** score_power (x ROI weight)
+    linear_path: bool = False           # KLT + linear skip paths (see module docstring)
+    rate_scale: float = 1.0             # y x rate_scale enters the hyperprior (quantiser step 1/rate_scale)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -62,6 +71,11 @@ class ModelConfig:
             raise MedJSCCError("model.channels must list 3 widths (x16 down = 4 stages)")
         if self.levels[0] != 0 or list(self.levels) != sorted(set(self.levels)) or self.levels[-1] != self.k_max:
             raise MedJSCCError("model.levels must be increasing, start at 0 and end at k_max")
+        if self.linear_path and self.latent_channels > DOWNSCALE * DOWNSCALE:
+            raise MedJSCCError(f"model.latent_channels must be <= {DOWNSCALE * DOWNSCALE} with linear_path "
+                               f"(a 16x16 patch has that many KLT coefficients)")
+        if not self.rate_scale > 0:
+            raise MedJSCCError("model.rate_scale must be positive")
 
 
 class JSCCModel(nn.Module):
@@ -99,6 +113,46 @@ class JSCCModel(nn.Module):
         self.gs_cau = nn.ModuleList([make_cau(cfg.use_cau, c) for c in (m, c3, c2)])
         self.act = nn.LeakyReLU(0.1, inplace=True)
         nn.init.constant_(self.gs[-1].bias, 0.5)   # start from mid-grey, not black
+        if cfg.linear_path:
+            self._build_linear_path(m, k2)
+
+    def _build_linear_path(self, m: int, k2: int):
+        cfg = self.cfg
+        self.klt = PatchKLT(m, DOWNSCALE)
+        self.fe_lin = nn.Conv2d(m, k2, 1, bias=False)
+        self.fe_lin_cau = make_cau(cfg.use_cau, k2)
+        self.fd_lin = nn.Conv2d(k2, m, 1, bias=False)
+        self.fd_lin_cau = make_cau(cfg.use_cau, m)
+        self.fd_mix = nn.Conv2d(m, m, 1)
+        # Nonlinear branches start silent: the model begins as the linear analog code.
+        for layer in (self.ga[-1].conv, self.fe2, self.fd_mix, self.gs[-1]):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        nn.init.zeros_(self.ga_res.conv2.weight)
+        nn.init.zeros_(self.ga_res.conv2.bias)
+        self.init_linear_gains(torch.ones(m))
+
+    @torch.no_grad()
+    def init_linear_gains(self, variances: torch.Tensor):
+        """SoftCast-style start: coefficient i -> real channel i with gain var_i^-1/4 (so power
+        goes preferentially, but less than proportionally, to strong coefficients), inverse at
+        the receiver."""
+        m, k2 = self.fd_lin.out_channels, self.fe_lin.out_channels
+        n = min(m, k2)
+        g = variances[:n].clamp_min(1e-12) ** -0.25
+        g = g / g[0]
+        self.fe_lin.weight.zero_()
+        self.fd_lin.weight.zero_()
+        idx = torch.arange(n)
+        self.fe_lin.weight[idx, idx, 0, 0] = g
+        self.fd_lin.weight[idx, idx, 0, 0] = 1.0 / g
+
+    @torch.no_grad()
+    def init_from_patches(self, patches: torch.Tensor):
+        """Linear-path models: KLT basis and SoftCast gains from (N, 256) training patches."""
+        if not self.cfg.linear_path:
+            return
+        self.init_linear_gains(self.klt.init_from_patches(patches))
 
     # ------------------------------------------------------------------ pieces
     def effective_snr(self, snr_db: torch.Tensor) -> torch.Tensor:
@@ -110,6 +164,8 @@ class JSCCModel(nn.Module):
         h = x
         for block, cau in zip(self.ga, self.ga_cau):
             h = cau(block(h), snr_db)
+        if self.cfg.linear_path:
+            h = h + self.klt.analysis(x)
         y = self.ga_res(h)
         if self.enc_guide is not None:
             y = self.enc_guide(y, roi)
@@ -117,15 +173,20 @@ class JSCCModel(nn.Module):
 
     def rate(self, y):
         """Estimated bits per latent position (B, h, w) and hyper-latent bits (B,)."""
-        return self.hyper(y)
+        return self.hyper(y * self.cfg.rate_scale)
 
     def jscc_encode(self, y, roi, snr_db):
         inp = torch.cat([y, roi], 1) if self.cfg.use_roi else y
-        return self.fe2(self.fe_cau(self.act(self.fe1(inp)), snr_db))
+        s = self.fe2(self.fe_cau(self.act(self.fe1(inp)), snr_db))
+        if self.cfg.linear_path:
+            s = s + self.fe_lin_cau(self.fe_lin(y), snr_db)
+        return s
 
     def jscc_decode(self, s_rx, kmap, roi, snr_db):
         parts = [s_rx, kmap / float(self.cfg.k_max)] + ([roi] if self.cfg.use_roi else [])
         y = self.fd_res(self.fd_cau(self.act(self.fd1(torch.cat(parts, 1))), snr_db))
+        if self.cfg.linear_path:
+            y = self.fd_mix(y) + self.fd_lin_cau(self.fd_lin(s_rx), snr_db)
         if self.dec_guide is not None:
             y = self.dec_guide(y, roi)
         return y
@@ -137,6 +198,8 @@ class JSCCModel(nn.Module):
                 h = self.gs_norm[i](up(self.gs_cau[i](h, snr_db)))
             else:
                 h = up(h)
+        if self.cfg.linear_path:
+            h = h + self.klt.synthesis(y)
         return h
 
     # ------------------------------------------------------------------ helpers
@@ -158,11 +221,18 @@ class JSCCModel(nn.Module):
         return torch.stack([z.real, z.imag], dim=2).reshape(b, 2 * k, h, w)
 
     @staticmethod
-    def power_normalize(s: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
-        """Unit average power per transmitted complex symbol, per image."""
+    def signal_power(s: torch.Tensor, used: torch.Tensor) -> torch.Tensor:
+        """Average power per transmitted complex symbol, per image (B,)."""
         n_complex = used.sum(dim=(1, 2, 3)) / 2.0
-        power = (s * s * used).sum(dim=(1, 2, 3)) / n_complex.clamp_min(1.0)
-        return s * used / power.clamp_min(1e-12).sqrt()[:, None, None, None]
+        return ((s * s * used).sum(dim=(1, 2, 3)) / n_complex.clamp_min(1.0)).clamp_min(1e-12)
+
+    @classmethod
+    def power_normalize(cls, s: torch.Tensor, used: torch.Tensor, power: torch.Tensor | None = None) -> torch.Tensor:
+        """Unit average power per transmitted complex symbol, per image (``power``: the divisor
+        to use, e.g. the quantised value the receiver gets in the side info)."""
+        if power is None:
+            power = cls.signal_power(s, used)
+        return s * used / power.sqrt()[:, None, None, None]
 
     def allocate(self, bits: torch.Tensor | None, roi: torch.Tensor | None, n_target, latent_bhw) -> torch.Tensor:
         """Symbol counts per latent position (B, h, w) for per-image payload targets."""
@@ -209,10 +279,13 @@ class JSCCModel(nn.Module):
             bpp = Hyperprior.bits_per_pixel(bits, bits_z, hh * ww)
         kmap = self.allocate(bits, roi if self.cfg.use_roi else None, payload_target, (b, h, w)).to(x.device)
         used = self.channel_mask(kmap)
-        s = self.power_normalize(self.jscc_encode(y, roi, snr_c), used)
-        z = self.to_complex(s)
+        s = self.jscc_encode(y, roi, snr_c)
+        power = self.signal_power(s, used)
+        z = self.to_complex(self.power_normalize(s, used, power))
         z_rx = channel_fn(z.reshape(b, -1), snr_db).reshape(z.shape)
         s_rx = self.from_complex(z_rx) * used
+        if self.cfg.linear_path:   # the receiver knows the power factor from the side info
+            s_rx = s_rx * power.sqrt()[:, None, None, None]
         y_hat = self.jscc_decode(s_rx, kmap[:, None].float(), roi, snr_c)
         x_hat = self.synthesis(y_hat, snr_c)
         n_symbols = kmap.sum(dim=(1, 2)).float()

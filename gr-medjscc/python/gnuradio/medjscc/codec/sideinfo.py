@@ -3,6 +3,7 @@
 It travels *digitally* (inside the PHY frame headers, CRC-protected). Layout, in bits::
 
     [version:3][alloc_mode:2][has_mask:1][log2 rate_block:2]  8 bits
+    [power code:16]                                          (version 2 only)
     [rate indices ...] zero-padded to a byte boundary        (alloc_mode 1 or 2 only)
     [ROI grid mask, roi.sideinfo.encode_mask bytes]          (has_mask only)
 
@@ -12,6 +13,9 @@ It travels *digitally* (inside the PHY frame headers, CRC-protected). Layout, in
   arithmetic code of the median-predicted residuals (``rangecoder``). The shortest is sent.
 * ``rate_block``: allocation cell = rate_block x rate_block latent positions (1, 2, 4 or 8);
   the encoder picks coarser cells when the budget is small so the side info stays a few %.
+* version 2 carries the per-image power-normalisation factor (``linear_path`` models: the
+  decoder multiplies it back): log2(power) in 1/512 steps, offset 32768. The encoder divides by
+  the *quantised* power, so both ends use the same number (average power within 0.07% of 1).
 * The size counted in the channel bandwidth ratio is ``8 * len(side_info)`` bits (padding
   included), carried at ``SIDE_INFO_BITS_PER_SYMBOL`` bits per complex symbol.
 """
@@ -23,7 +27,10 @@ import numpy as np
 
 from ..errors import MedJSCCError
 
-VERSION = 1
+VERSION = 1             # no power code
+VERSION_POWER = 2       # with a 16-bit power code after the header byte
+POWER_STEPS_PER_OCTAVE = 512
+POWER_CODE_OFFSET = 32768
 MODE_FIXED, MODE_RAW, MODE_EXPGOLOMB, MODE_AC = 0, 1, 2, 3
 # Digital rate of the side info: QPSK with a rate-1/2 code = 1 bit per complex symbol.
 SIDE_INFO_BITS_PER_SYMBOL = 1.0
@@ -108,13 +115,40 @@ def _rate_payload(rate_idx: np.ndarray, n_levels: int) -> tuple[int, bytes]:
 BLOCK_CODES = {1: 0, 2: 1, 4: 2, 8: 3}
 
 
-def pack(rate_idx: np.ndarray | None, n_levels: int, mask_bytes: bytes | None, rate_block: int = 2) -> bytes:
-    """Serialise rate indices (None for fixed length) and an encoded ROI grid mask (or None)."""
+def power_code(power: float) -> int:
+    """16-bit code of a positive power (log2 domain, 1/512-octave steps, clipped)."""
+    if not (power > 0 and math.isfinite(power)):
+        raise MedJSCCError(f"signal power must be positive and finite, got {power!r}")
+    return int(min(max(round(math.log2(power) * POWER_STEPS_PER_OCTAVE) + POWER_CODE_OFFSET, 0), 65535))
+
+
+def power_from_code(code: int) -> float:
+    return 2.0 ** ((int(code) - POWER_CODE_OFFSET) / POWER_STEPS_PER_OCTAVE)
+
+
+def power_code_of(data: bytes) -> int | None:
+    """The power code of a version-2 side-info block, None for version 1."""
+    data = bytes(data)
+    if not data:
+        raise MedJSCCError("codec side info is empty")
+    if data[0] >> 5 != VERSION_POWER:
+        return None
+    if len(data) < 3:
+        raise MedJSCCError("codec side info truncated (power code)")
+    return (data[1] << 8) | data[2]
+
+
+def pack(rate_idx: np.ndarray | None, n_levels: int, mask_bytes: bytes | None, rate_block: int = 2,
+         power_code: int | None = None) -> bytes:
+    """Serialise rate indices (None for fixed length), an encoded ROI grid mask (or None) and,
+    for ``linear_path`` models, the 16-bit power code."""
     if rate_block not in BLOCK_CODES:
         raise MedJSCCError(f"rate_block must be one of {sorted(BLOCK_CODES)}, got {rate_block}")
     mode, rate_bytes = (MODE_FIXED, b"") if rate_idx is None else _rate_payload(rate_idx, n_levels)
-    header = (VERSION << 5) | (mode << 3) | ((1 if mask_bytes is not None else 0) << 2) | BLOCK_CODES[rate_block]
-    return bytes([header]) + rate_bytes + (mask_bytes or b"")
+    version = VERSION if power_code is None else VERSION_POWER
+    header = (version << 5) | (mode << 3) | ((1 if mask_bytes is not None else 0) << 2) | BLOCK_CODES[rate_block]
+    power = b"" if power_code is None else int(power_code).to_bytes(2, "big")
+    return bytes([header]) + power + rate_bytes + (mask_bytes or b"")
 
 
 def rate_block_of(data: bytes) -> int:
@@ -134,9 +168,11 @@ def unpack(data: bytes, cell_shape: tuple[int, int], n_levels: int):
         raise MedJSCCError("codec side info is empty")
     header = data[0]
     version, mode, has_mask = header >> 5, (header >> 3) & 0x3, (header >> 2) & 0x1
-    if version != VERSION:
+    if version not in (VERSION, VERSION_POWER):
         raise MedJSCCError(f"codec side info has unknown header byte 0x{header:02x}")
-    rest = data[1:]
+    rest = data[1:] if version == VERSION else data[3:]
+    if version == VERSION_POWER and len(data) < 3:
+        raise MedJSCCError("codec side info truncated (power code)")
     rate_idx = None
     if mode != MODE_FIXED:
         n = cell_shape[0] * cell_shape[1]

@@ -110,6 +110,18 @@ class _Batches:
         return x, m
 
 
+def training_patches(pairs, patch: int = DOWNSCALE, max_images: int = 256) -> torch.Tensor:
+    """Non-overlapping patch x patch blocks of the first ``max_images`` training images as
+    (N, patch*patch) floats in [0, 1]: the data of the KLT initialisation (deterministic)."""
+    blocks = []
+    for p in pairs[:max_images]:
+        img = p["image"].astype(np.float32) / 255.0
+        h, w = (img.shape[0] // patch) * patch, (img.shape[1] // patch) * patch
+        b = img[:h, :w].reshape(h // patch, patch, w // patch, patch).transpose(0, 2, 1, 3)
+        blocks.append(b.reshape(-1, patch * patch))
+    return torch.from_numpy(np.concatenate(blocks))
+
+
 def weighted_mse(x_hat, x, mask, roi_weight: float):
     err = (x_hat - x) ** 2
     if roi_weight == 1.0:
@@ -212,6 +224,9 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
     elif tcfg.init_from:
         n = warm_start(model, tcfg.init_from)
         log.info("warm start from %s: %d tensors copied", tcfg.init_from, n)
+    elif mcfg.linear_path:
+        model.init_from_patches(training_patches(train_pairs))
+        log.info("linear path initialised from the patch PCA of %d training images", min(256, len(train_pairs)))
 
     def save_ckpt(step, elapsed):
         tmp = ckpt_path.with_suffix(".tmp")

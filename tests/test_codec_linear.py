@@ -1,0 +1,177 @@
+"""Linear-path codec models: patch KLT, SoftCast-style start, power code in the side info."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from gnuradio.medjscc.codec import Codec, ModelConfig, apply_channel, sideinfo
+from gnuradio.medjscc.codec.api import FALLBACK_GREY
+from gnuradio.medjscc.codec.layers import PatchKLT
+from gnuradio.medjscc.codec.models import build_model
+from gnuradio.medjscc.codec.train import training_patches
+from gnuradio.medjscc.errors import MedJSCCError
+
+torch.set_num_threads(1)
+
+SMALL = dict(channels=(4, 8, 8), latent_channels=64, hyper_channels=8, k_max=32,
+             levels=(0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32), linear_path=True, rate_scale=32.0)
+ABLATIONS = {
+    "medjscc": dict(variable_length=True, use_roi=True, use_cau=True),
+    "ntscc": dict(variable_length=True, use_roi=False, use_cau=True),
+    "adjscc": dict(variable_length=False, use_roi=False, use_cau=True),
+    "deepjscc": dict(variable_length=False, use_roi=False, use_cau=False),
+}
+
+
+def smooth_images(n=6, size=128, seed=0):
+    """Smooth radiograph-like images (low-pass noise + a bright body): KLT-friendly."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    out = []
+    for _ in range(n):
+        f = np.fft.fft2(rng.normal(size=(size, size)))
+        k = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size)))
+        field = np.real(np.fft.ifft2(f * np.exp(-(k / 0.03) ** 2)))
+        field = field / (np.abs(field).max() + 1e-9)
+        body = np.exp(-(((xx - 0.5) / 0.4) ** 4 + ((yy - 0.5) / 0.45) ** 4))
+        img = 40 + 150 * body + 40 * field
+        mask = (((xx - 0.35) / 0.12) ** 2 + ((yy - 0.5) / 0.3) ** 2) < 1
+        out.append({"image": np.clip(img, 0, 255).astype(np.uint8), "mask": mask})
+    return out
+
+
+def psnr(a, b):
+    return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
+
+
+def linear_codec(kind="medjscc", pairs=None) -> Codec:
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind]}))
+    model.init_from_patches(training_patches(pairs or smooth_images()))
+    return Codec(model)
+
+
+def test_patch_klt_is_orthonormal_and_exact_at_full_rank():
+    pairs = smooth_images(4, 64)
+    patches = training_patches(pairs)
+    assert patches.shape == (4 * 16, 256)
+    klt = PatchKLT(256)
+    var = klt.init_from_patches(patches)
+    assert (var[:-1] >= var[1:]).all()                    # sorted by variance
+    basis = klt.analysis_conv.weight.reshape(256, 256).double()
+    assert torch.allclose(basis @ basis.T, torch.eye(256, dtype=torch.double), atol=1e-4)
+    x = torch.from_numpy(pairs[0]["image"].astype(np.float32) / 255)[None, None]
+    assert torch.allclose(klt.synthesis(klt.analysis(x)), x, atol=1e-4)
+    # truncation keeps most energy of smooth images
+    klt16 = PatchKLT(16)
+    klt16.init_from_patches(patches)
+    err = (klt16.synthesis(klt16.analysis(x)) - x).pow(2).mean()
+    assert 10 * torch.log10(1 / err) > 30
+
+
+def test_power_code_roundtrip_and_precision():
+    for p in (1e-6, 0.01, 0.5, 1.0, 3.7, 1e4):
+        back = sideinfo.power_from_code(sideinfo.power_code(p))
+        assert abs(np.log2(back / p)) <= 0.5 / sideinfo.POWER_STEPS_PER_OCTAVE + 1e-12
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(MedJSCCError):
+            sideinfo.power_code(bad)
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 16, (4, 4))
+    data = sideinfo.pack(idx, 16, b"\x12\x34", 2, power_code=40000)
+    assert sideinfo.power_code_of(data) == 40000
+    back, mask_bytes = sideinfo.unpack(data, (4, 4), 16)
+    assert np.array_equal(back, idx) and mask_bytes == b"\x12\x34"
+    assert sideinfo.power_code_of(sideinfo.pack(idx, 16, None, 2)) is None
+    with pytest.raises(MedJSCCError):
+        sideinfo.unpack(data[:2], (4, 4), 16)               # truncated inside the power code
+
+
+@pytest.mark.parametrize("kind", list(ABLATIONS))
+def test_initial_linear_model_is_a_working_analog_code(kind):
+    """Straight after the KLT initialisation (no training) the model reconstructs smooth images
+    well at high SNR; a nonlinear-only model at random init does not."""
+    pairs = smooth_images()
+    codec = linear_codec(kind, pairs)
+    test = smooth_images(1, 128, seed=9)[0]
+    enc = codec.encode(test["image"], test["mask"], 25.0, 1 / 8)
+    assert np.mean(np.abs(enc.symbols) ** 2) == pytest.approx(1.0, rel=2e-3)
+    assert sideinfo.power_code_of(enc.side_info) is not None
+    rx = apply_channel(torch.from_numpy(enc.symbols)[None], "awgn", torch.tensor([25.0]),
+                       generator=torch.Generator().manual_seed(0))[0].numpy()
+    out = codec.decode(rx, enc.side_info, enc.shape, 25.0)
+    assert psnr(out, test["image"]) > 30.0
+    plain = Codec(build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind], "linear_path": False})))
+    enc0 = plain.encode(test["image"], test["mask"], 25.0, 1 / 8)
+    assert psnr(plain.decode(enc0.symbols, enc0.side_info, enc0.shape, 25.0), test["image"]) < 25.0
+
+
+def test_decoder_uses_the_power_code():
+    codec = linear_codec("ntscc")
+    test = smooth_images(1, 128, seed=4)[0]
+    enc = codec.encode(test["image"], None, 25.0, 1 / 8)
+    good = psnr(codec.decode(enc.symbols, enc.side_info, enc.shape, 25.0), test["image"])
+    code = sideinfo.power_code_of(enc.side_info)
+    wrong = bytearray(enc.side_info)
+    wrong[1:3] = (code + 2 * sideinfo.POWER_STEPS_PER_OCTAVE).to_bytes(2, "big")   # 4x the power
+    bad = psnr(codec.decode(enc.symbols, bytes(wrong), enc.shape, 25.0), test["image"])
+    assert good > bad + 3.0
+
+
+def test_side_info_without_power_code_counts_image_as_lost():
+    for kind in ("ntscc", "adjscc"):
+        codec = linear_codec(kind)
+        test = smooth_images(1, 64, seed=5)[0]
+        enc = codec.encode(test["image"], None, 10.0, 1 / 8)
+        version1 = bytes([(sideinfo.VERSION << 5) | (enc.side_info[0] & 0x1F)]) + enc.side_info[3:]
+        for side in (None, version1):
+            with pytest.warns(RuntimeWarning, match="lost"):
+                out = codec.decode(enc.symbols, side, enc.shape, 10.0)
+            assert (out == FALLBACK_GREY).all()
+
+
+@pytest.mark.parametrize("kind", list(ABLATIONS))
+def test_linear_training_step_has_finite_gradients(kind):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind]}))
+    model.init_from_patches(training_patches(smooth_images(2, 64)))
+    x = torch.rand(2, 1, 64, 64)
+    roi = (torch.rand(2, 1, 4, 4) > 0.5).float() if model.cfg.use_roi else None
+    x_hat, bpp, _ = model(x, roi, torch.tensor([0.0, 20.0]), torch.tensor([128, 300]),
+                          lambda z, s: apply_channel(z, "awgn", s))
+    loss = ((x_hat - x) ** 2).mean() + 0.01 * bpp.mean()
+    loss.backward()
+    assert model.klt.analysis_conv.weight.grad is not None
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert all(torch.isfinite(g).all() for g in grads)
+
+
+def test_bad_linear_config():
+    with pytest.raises(MedJSCCError, match="latent_channels"):
+        ModelConfig.from_dict({**SMALL, "latent_channels": 300, "channels": [4, 8, 8]})
+    with pytest.raises(MedJSCCError, match="rate_scale"):
+        ModelConfig.from_dict({**SMALL, "rate_scale": 0.0})
+
+
+def test_train_initialises_the_klt(tmp_path):
+    import yaml
+
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.train import train
+
+    model_cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()}
+    cfg = {"name": "tinylin", "model": {**model_cfg, **ABLATIONS["ntscc"]},
+           "train": {"steps": 1, "batch_size": 2, "crop": 64, "val_every": 1, "val_images": 2,
+                     "checkpoint_every": 1, "seed": 3}}
+    path = tmp_path / "tinylin.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = train(path, runs_dir=tmp_path / "runs", out_path=tmp_path / "tinylin.pt", synthetic=True,
+                    progress=False)
+    codec = load_codec(str(out))
+    var = codec.model.klt.variances
+    assert (var[:-1] >= var[1:]).all() and float(var[0]) > 10 * float(var[-1])
