@@ -1,4 +1,5 @@
-"""QA: ofdm_analog_rx recovers frames with metadata; equaliser switch; garbage/truncated IQ."""
+"""QA: ofdm_analog_rx recovers frames with metadata; equaliser switch; garbage/truncated IQ;
+batching (min_batch) with its latency bound (max_latency_ms)."""
 import time
 
 import numpy as np
@@ -9,10 +10,12 @@ pytestmark = pytest.mark.gnuradio
 
 from gnuradio import blocks, gr, gr_unittest  # noqa: E402
 
+from gnuradio.medjscc.blocks._pmtutil import make_pdu  # noqa: E402
+
 from gnuradio.medjscc.blocks._msgtools import pdu_collector, post  # noqa: E402
 from gnuradio.medjscc.blocks.channel_preset import channel_preset  # noqa: E402
 from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx  # noqa: E402
-from gnuradio.medjscc.blocks.ofdm_analog_tx import FrameModulator  # noqa: E402
+from gnuradio.medjscc.blocks.ofdm_analog_tx import EOS_TAIL, FrameModulator, ofdm_analog_tx  # noqa: E402
 
 
 def make_iq(params, n_frames, payload_len=None, seed=0):
@@ -28,9 +31,15 @@ def make_iq(params, n_frames, payload_len=None, seed=0):
     return np.concatenate(iq), sent
 
 
-def run_rx(rx, iq, channel=None, ctrl_at=None, eos=False):
+def run_rx(rx, iq, channel=None, ctrl_at=None, eos=True, pad=None):
+    """A finite stream ends with an "eos" tag on the last sample of ``iq`` (the receiver decodes its
+    last batch), then ``pad`` zeros: by default a tail as ofdm_analog_tx sends when a channel
+    drops the last few samples."""
     tb = gr.top_block()
     tags = [gr.tag_utils.python_to_tag((len(iq) - 1, pmt.intern("eos"), pmt.PMT_T, pmt.PMT_NIL))] if eos else []
+    if pad is None:
+        pad = EOS_TAIL if eos and channel is not None else 0
+    iq = np.concatenate([iq, np.zeros(pad, np.complex64)])
     src = blocks.vector_source_c(iq.tolist(), False, 1, tags)
     col = pdu_collector()
     if channel is not None:
@@ -93,7 +102,8 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         self.assertEqual(rx.frames_bad, 1)
 
     def test_garbage_and_truncated_iq_never_crash(self):
-        rx = ofdm_analog_rx()
+        # no eos tag here: only an unbatched receiver decodes the last samples of such a stream
+        rx = ofdm_analog_rx(min_batch=0)
         p = rx.params
         rng = np.random.default_rng(9)
         noise = ((rng.standard_normal(200_000) + 1j * rng.standard_normal(200_000)) * 0.7).astype(np.complex64)
@@ -102,14 +112,14 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         iq, _ = make_iq(p, 2)
         cut = iq[: 300 + p.frame_len(p.max_payload_len) + p.frame_len(p.max_payload_len) // 2]
         t0 = time.monotonic()
-        out = run_rx(rx, np.concatenate([noise, cut]))
+        out = run_rx(rx, np.concatenate([noise, cut]), eos=False)
         self.assertLess(time.monotonic() - t0, 30)
         ok = [m for m, _ in out if m["crc_ok"]]
         self.assertEqual(len(ok), 1)             # the complete frame; no false frame from noise
         self.assertEqual(ok[0]["seq"], 0)
         # with an end-of-stream tag the cut frame is flushed: published, its tail marked erased
-        rx2 = ofdm_analog_rx()
-        out2 = run_rx(rx2, cut, eos=True)
+        rx2 = ofdm_analog_rx()          # batched (default): the eos flush also empties the batch
+        out2 = run_rx(rx2, cut)
         ok2 = [(m, d) for m, d in out2 if m["crc_ok"]]
         self.assertEqual([m["seq"] for m, _ in ok2], [0, 1])
         m1, d1 = ok2[1]
@@ -120,6 +130,93 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         self.assertTrue(1 <= kept_symbols <= got // p.symbol_len, kept_symbols)
         self.assertTrue(erased.any() and not erased[0])
         self.assertTrue(np.all(np.diff(erased.astype(int)) >= 0))   # the cut-off tail only
+        # samples after the tagged one (padding) are no part of the flushed frame
+        out3 = run_rx(ofdm_analog_rx(), cut, pad=3000)
+        ok3 = [(m, d) for m, d in out3 if m["crc_ok"]]
+        self.assertEqual([m["seq"] for m, _ in ok3], [0, 1])
+        np.testing.assert_array_equal(np.asarray(ok3[1][0]["erased"]).astype(bool), erased)
+        np.testing.assert_allclose(ok3[1][1], d1, rtol=0, atol=1e-5)
+
+
+    def test_batched_decodes_the_same_frames_as_unbatched(self):
+        p = ofdm_analog_rx().params
+        iq, sent = make_iq(p, 12, seed=3)
+        runs = {}
+        # 5000 samples: batch boundaries fall inside frames; 1 << 20: one batch, emptied by eos
+        for min_batch in (0, 5000, 65536, 1 << 20):
+            rx = ofdm_analog_rx(min_batch=min_batch, max_latency_ms=float("inf"))
+            runs[min_batch] = run_rx(rx, iq, channel_preset("awgn", 15.0, cfo=0.1, params=p, seed=5))
+        ref = runs[0]
+        self.assertEqual([m["seq"] for m, _ in ref if m["crc_ok"]], list(range(12)))
+        for min_batch, out in runs.items():
+            self.assertEqual([(m["seq"], m["start_sample"]) for m, _ in out],
+                             [(m["seq"], m["start_sample"]) for m, _ in ref], min_batch)
+            for (m, d), (_, d_ref) in zip(out, ref):
+                self.assertNotIn("erased", m)             # no frame cut at a batch boundary
+                np.testing.assert_allclose(d, d_ref, rtol=0, atol=1e-4)
+
+    def test_latency_bound_releases_a_frame_from_a_quiet_stream(self):
+        """One frame, then the transmitter idles (no samples, no work() call): the watchdog
+        decodes the partly filled batch after max_latency_ms; without the bound it stays there."""
+        for max_latency_ms, expect_frame in ((50.0, True), (float("inf"), False)):
+            tb = gr.top_block()
+            tx = ofdm_analog_tx()
+            rx = ofdm_analog_rx(params=tx.params, min_batch=1 << 22, max_latency_ms=max_latency_ms)
+            col = pdu_collector()
+            tb.connect(tx, rx)
+            tb.msg_connect(rx, "pdus", col, "in")
+            n = tx.params.max_payload_len
+            pay = np.ones(n, np.complex64)
+            tb.start()
+            try:
+                t0 = time.monotonic()
+                post(tx, "pdus", make_pdu({"seq": 5, "image_id": 1, "frame_count": 1, "payload_len": n,
+                                           "side_info_chunk": b""}, pay))
+                got = col.wait_for(1, timeout=5.0 if expect_frame else 1.0)
+                waited = time.monotonic() - t0
+            finally:
+                post(tx, "pdus", pmt.intern("eos"))
+                tb.wait()
+            self.assertEqual(got, expect_frame, max_latency_ms)
+            if expect_frame:
+                m, d = col.items[0]
+                self.assertTrue(m["crc_ok"] and m["seq"] == 5 and d.size == n and "erased" not in m)
+                self.assertGreater(waited, 0.04)        # it did wait in the batch
+            else:   # the eos at the end flushes the batch: the frame was held, not lost
+                self.assertEqual([m["seq"] for m, _ in col.items], [5])
+
+    def test_latency_bound_holds_on_a_stream_that_keeps_coming(self):
+        """A frame then noise at 200 ksps: a batch of 1 << 22 samples would take 20 s to fill;
+        the frame comes out after about max_latency_ms."""
+        p = ofdm_analog_rx().params
+        frame, _ = make_iq(p, 1, seed=7)
+        rng = np.random.default_rng(8)
+        noise = (0.01 * (rng.standard_normal(400_000) + 1j * rng.standard_normal(400_000))).astype(np.complex64)
+        tb = gr.top_block()
+        src = blocks.vector_source_c(np.concatenate([frame, noise]).tolist(), True)
+        throttle = blocks.throttle(gr.sizeof_gr_complex, 200e3)
+        rx = ofdm_analog_rx(params=p, min_batch=1 << 22, max_latency_ms=50.0)
+        col = pdu_collector()
+        tb.connect(src, throttle, rx)
+        tb.msg_connect(rx, "pdus", col, "in")
+        t0 = time.monotonic()
+        tb.start()
+        try:
+            got = col.wait_for(1, timeout=5.0)
+            waited = time.monotonic() - t0
+        finally:
+            tb.stop()
+            tb.wait()
+        self.assertTrue(got)
+        self.assertLess(waited, 5.0)
+        m, d = col.items[0]
+        self.assertTrue(m["crc_ok"] and m["seq"] == 0 and "erased" not in m)
+
+    def test_bad_batching_parameters_are_refused(self):
+        for kwargs in ({"min_batch": -1}, {"min_batch": 2.5}, {"max_latency_ms": 0},
+                       {"max_latency_ms": -5}, {"max_latency_ms": float("nan")}):
+            with self.assertRaises(ValueError, msg=str(kwargs)):
+                ofdm_analog_rx(**kwargs)
 
 
 if __name__ == "__main__":

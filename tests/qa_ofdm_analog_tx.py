@@ -9,7 +9,7 @@ from gnuradio import blocks, gr, gr_unittest  # noqa: E402
 
 from gnuradio.medjscc.blocks._msgtools import post  # noqa: E402
 from gnuradio.medjscc.blocks._pmtutil import make_pdu  # noqa: E402
-from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx  # noqa: E402
+from gnuradio.medjscc.blocks.ofdm_analog_tx import EOS_TAIL, ofdm_analog_tx  # noqa: E402
 
 
 def frame_pdu(seq, n, image_id=0, count=3, seed=0, chunk=b"\x01\x02"):
@@ -37,7 +37,7 @@ class qa_ofdm_analog_tx(gr_unittest.TestCase):
         p = tx.params
         lens = [p.max_payload_len, 700, 1]
         iq, tags = run_tx(tx, [frame_pdu(i, n)[0] for i, n in enumerate(lens)])
-        expected = 100 + sum(p.frame_len(n) + 100 for n in lens) + 1   # + the eos sample
+        expected = 100 + sum(p.frame_len(n) + 100 for n in lens) + EOS_TAIL   # + the eos tail
         self.assertEqual(len(iq), expected)
         self.assertEqual(iq[-1], 0)
         self.assertEqual(tx.frames_sent, 3)
@@ -48,11 +48,11 @@ class qa_ofdm_analog_tx(gr_unittest.TestCase):
         self.assertEqual(keys.count("tx_eob"), 3)
         self.assertEqual(keys.count("frame"), 3)
         eos = [t.offset for t in tags if pmt.symbol_to_string(t.key) == "eos"]
-        self.assertEqual(eos, [len(iq) - 1])
+        self.assertEqual(eos, [len(iq) - EOS_TAIL])
         sob = sorted(t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_sob")
         eob = sorted(t.offset for t in tags if pmt.symbol_to_string(t.key) == "tx_eob")
         self.assertEqual(sob[0], 0)
-        self.assertEqual(eob[-1], len(iq) - 2)
+        self.assertEqual(eob[-1], len(iq) - EOS_TAIL - 1)
 
     def test_bad_pdus_are_dropped_and_stream_continues(self):
         tx = ofdm_analog_tx(guard=0)
@@ -66,7 +66,7 @@ class qa_ofdm_analog_tx(gr_unittest.TestCase):
         iq, _ = run_tx(tx, [missing_field, wrong_len, not_complex, pmt.PMT_NIL, too_long, good])
         self.assertEqual(tx.frames_dropped, 5)
         self.assertEqual(tx.frames_sent, 1)
-        self.assertEqual(len(iq), p.frame_len(96) + 1)
+        self.assertEqual(len(iq), p.frame_len(96) + EOS_TAIL)
 
     def test_amplitude_setter(self):
         tx = ofdm_analog_tx(guard=0, amplitude=0.5)

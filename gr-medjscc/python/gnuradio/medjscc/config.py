@@ -69,10 +69,19 @@ class OfdmConfig:
     header_repeat: int = 1             # >1 lengthens the header for operation below about -3 dB
     n_short_reps: int = 8              # sync preamble repetitions (longer = more robust detection)
     detect_threshold: float = 0.17     # normalised preamble correlation threshold
+    # receiver batching (the OFDM Analog RX block's parameters of the same names); 65536 samples
+    # = ~15 full-size default frames per decoding run (measured with bench/grblocks_speed.py)
+    min_batch: int = 65536             # new samples per detection/decoding run (0 = every call)
+    max_latency_ms: float = 50.0       # longest wait of a sample in a partly filled batch
 
     def validate(self):
         if self.cp_len >= self.fft_len:
             raise MedJSCCError("ofdm.cp_len must be shorter than ofdm.fft_len")
+        if isinstance(self.min_batch, bool) or int(self.min_batch) != self.min_batch or self.min_batch < 0:
+            raise MedJSCCError(f"ofdm.min_batch must be a whole number of samples >= 0 (0 = no batching), "
+                               f"got {self.min_batch!r}")
+        if not float(self.max_latency_ms) > 0:
+            raise MedJSCCError(f"ofdm.max_latency_ms must be > 0, got {self.max_latency_ms!r}")
         if self.equalizer not in ("zf", "mmse"):
             raise MedJSCCError(f"ofdm.equalizer must be zf or mmse, got {self.equalizer!r}")
         from .phy.params import OfdmParams   # numpy only; full layout check with the phy's rules

@@ -24,7 +24,7 @@ from .channel_preset import channel_preset
 from .jscc_rx import jscc_rx
 from .jscc_tx import jscc_tx
 from .ofdm_analog_rx import ofdm_analog_rx
-from .ofdm_analog_tx import ofdm_analog_tx
+from .ofdm_analog_tx import EOS_TAIL, ofdm_analog_tx
 from .snr_feedback import snr_feedback
 
 log = logging.getLogger(__name__)
@@ -132,11 +132,15 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         samples, info = read_recording(replay)
         if info.get("ofdm"):
             params = make_params(info["ofdm"])
-        # tag the last sample "eos": the receiver flushes a frame the recording cut short
+        # tag the last sample "eos": the receiver decodes its last batch and flushes a frame the
+        # recording cut short; a zero tail, as ofdm_analog_tx sends, carries the tag through a
+        # --sim-channel that drops the last few samples
+        import numpy as np
         import pmt
 
         eos = [gr.tag_utils.python_to_tag((max(len(samples) - 1, 0), pmt.intern("eos"), pmt.PMT_T,
-                                           pmt.PMT_NIL))] if len(samples) else []
+                                           pmt.PMT_NIL))]
+        samples = np.concatenate([samples, np.zeros(EOS_TAIL, np.complex64)])
         b["src"] = gr_blocks.vector_source_c(samples, False, 1, eos)
         sample_rate = info.get("sample_rate") or sample_rate
         center_freq = info.get("center_freq") or 0.0
@@ -148,7 +152,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         b["channel"] = channel_preset(channel, cfg.channel.snr_db if snr_db is None else snr_db,
                                       cfo=cfg.channel.cfo, seed=cfg.channel.seed, params=params)
         chain.append(b["channel"])
-    b["ofdm_rx"] = orx = ofdm_analog_rx(params=params, equalizer=cfg.ofdm.equalizer)
+    b["ofdm_rx"] = orx = ofdm_analog_rx(params=params, equalizer=cfg.ofdm.equalizer,
+                                        min_batch=cfg.ofdm.min_batch, max_latency_ms=cfg.ofdm.max_latency_ms)
     b["jscc_rx"] = jrx = jscc_rx(model=codec, image_size=cfg.image_size, cbr=cfg.codec.cbr,
                                  out_dir=str(out_dir or ""), reference_path=reference,
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0)

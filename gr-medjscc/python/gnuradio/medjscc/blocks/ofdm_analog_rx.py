@@ -11,26 +11,42 @@ estimate. Each frame is published on port ``pdus`` as complex64 payload symbols 
 Frames whose header failed its CRC are still published (``crc_ok`` False, no header fields) so
 that link statistics can count them; ``jscc_rx`` and ``snr_feedback`` ignore them. The equaliser
 is switched at run time with ``set_equalizer("zf"|"mmse")`` or a message on ``ctrl``: the symbol
-``zf``/``mmse`` or a dict ``{equalizer: ...}``. Input is processed in big chunks; any exception
-from the core on garbage input is logged and that chunk skipped (the receiver state is reset).
-A stream tag ``eos`` (end of a finite stream) makes the receiver flush: a frame cut short is
-still published, its missing payload symbols flagged in ``erased``.
+``zf``/``mmse`` or a dict ``{equalizer: ...}``. Any exception from the core on garbage input is
+logged and that chunk skipped (the receiver state is reset). A stream tag ``eos`` (end of a finite
+stream) makes the receiver flush: a frame cut short is still published, its missing payload
+symbols flagged in ``erased``.
+
+Batching: a work() call brings a few thousand samples and every detection/decoding run has a
+fixed cost, so the receiver collects ``min_batch`` new samples and then decodes all their frames
+in one vectorised run (0 = run on every call). ``max_latency_ms`` bounds the wait: samples that
+have sat in a partly filled batch that long (wall clock since the first of them arrived) are
+worked on anyway, by the next work() call or, when the stream has gone quiet (an idle
+transmitter, a ZMQ source with no data: work() is then not called at all), by a watchdog thread.
+Such a run never cuts a frame: one still incomplete stays buffered until its samples arrive. A
+finite stream must end with the ``eos`` tag (``ofdm_analog_tx`` and the SigMF replay send it):
+without it GNU Radio stops the downstream blocks together with the stream, so frames in the last
+batch (< ``min_batch`` samples) would be lost; set ``min_batch`` 0 for such a source.
 """
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
+from ..config import OfdmConfig
 from ._pmtutil import make_pdu
 from ._phyadapt import make_params, meta_from_rxframe, phy
 
 log = logging.getLogger(__name__)
 EQUALIZERS = ("zf", "mmse")
 EOS_TAG = pmt.intern("eos")
+DEFAULT_MIN_BATCH = OfdmConfig.min_batch          # one default for the block, the CLI and YAML
+DEFAULT_MAX_LATENCY_MS = OfdmConfig.max_latency_ms
 
 
 class ofdm_analog_rx(gr.sync_block):
@@ -42,13 +58,17 @@ class ofdm_analog_rx(gr.sync_block):
         pilot_carriers, n_short_reps, n_long: pilot positions and sync words (as the TX).
         detect_threshold: normalised preamble-correlation threshold (CFAR statistic, 0..1).
         equalizer: ``mmse`` or ``zf`` (switchable at run time).
+        min_batch: new samples collected before a detection/decoding run (0 = every work() call).
+        max_latency_ms: longest wall-clock wait of a sample in a partly filled batch (> 0; inf =
+            no bound, only for streams that end with ``eos``).
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
                  n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
                  n_short_reps: int = 8, n_long: int = 2, detect_threshold: float = 0.2,
-                 equalizer: str = "mmse", params=None):
+                 equalizer: str = "mmse", min_batch: int = DEFAULT_MIN_BATCH,
+                 max_latency_ms: float = DEFAULT_MAX_LATENCY_MS, params=None):
         gr.sync_block.__init__(self, name="medjscc_ofdm_analog_rx", in_sig=[np.complex64],
                                out_sig=None)
         if params is None:
@@ -59,9 +79,14 @@ class ofdm_analog_rx(gr.sync_block):
                                       n_short_reps=n_short_reps, n_long=n_long,
                                       detect_threshold=detect_threshold))
         self.params = params
-        self._lock = threading.Lock()
+        self.min_batch = self._check_min_batch(min_batch)
+        self.max_latency_ms = self._check_max_latency(max_latency_ms)
+        self._lock = threading.Lock()      # receiver state: work(), ctrl messages, the watchdog
         self._equalizer = self._check_eq(equalizer)
         self._receiver = self._new_receiver()
+        self._batch_since = None           # monotonic time the oldest sample of the batch came in
+        self._watchdog = None
+        self._stop_watchdog = threading.Event()
         self.frames_ok = 0
         self.frames_bad = 0
         self.chunks_failed = 0
@@ -76,9 +101,24 @@ class ofdm_analog_rx(gr.sync_block):
             raise ValueError(f"ofdm_analog_rx equalizer must be zf or mmse, got {eq!r}")
         return eq
 
+    @staticmethod
+    def _check_min_batch(min_batch) -> int:
+        if isinstance(min_batch, bool) or int(min_batch) != min_batch or min_batch < 0:
+            raise ValueError(f"ofdm_analog_rx min_batch must be a whole number of samples >= 0 "
+                             f"(0 = no batching), got {min_batch!r}")
+        return int(min_batch)
+
+    @staticmethod
+    def _check_max_latency(max_latency_ms) -> float:
+        value = float(max_latency_ms)
+        if not value > 0:      # also rejects NaN
+            raise ValueError(f"ofdm_analog_rx max_latency_ms must be > 0 (inf = no bound), "
+                             f"got {max_latency_ms!r}")
+        return value
+
     def _new_receiver(self):
         OfdmReceiver = phy("OfdmReceiver")
-        return OfdmReceiver(self.params, equalizer=self._equalizer)
+        return OfdmReceiver(self.params, equalizer=self._equalizer, min_batch=self.min_batch)
 
     def set_equalizer(self, equalizer: str):
         eq = self._check_eq(equalizer)
@@ -120,21 +160,74 @@ class ofdm_analog_rx(gr.sync_block):
                 payload = np.zeros(0, np.complex64)
             self.message_port_pub(pmt.intern("pdus"), make_pdu(meta, np.asarray(payload, np.complex64)))
 
+    def _receive(self, step, *args):
+        """One receiver call (lock held); garbage IQ must not kill the flowgraph."""
+        try:
+            return step(*args)
+        except Exception as e:
+            self.chunks_failed += 1
+            log.warning("ofdm_analog_rx: receiver failed on a chunk (%s); resetting", e)
+            self._receiver = self._new_receiver()
+            return []
+
+    def _update_batch_clock(self, now: float):
+        """Lock held: start the latency clock when a batch starts filling, stop it once run."""
+        if self._receiver.pending_samples == 0:
+            self._batch_since = None
+        elif self._batch_since is None:
+            self._batch_since = now
+
+    def _release_overdue(self, now: float):
+        """Lock held: work on a batch whose oldest sample has waited max_latency_ms or longer."""
+        if self._batch_since is None or (now - self._batch_since) * 1e3 < self.max_latency_ms:
+            return []
+        frames = self._receive(self._receiver.drain)
+        self._update_batch_clock(now)
+        return frames
+
     def work(self, input_items, output_items):
         iq = input_items[0]
         n = len(iq)
-        # an "eos" tag (end of a finite stream: ofdm_analog_tx, a replay) flushes the frame in
-        # progress -- a stop() flush would come after downstream blocks have finished
-        eos = self.get_tags_in_window(0, 0, n, EOS_TAG)
+        # an "eos" tag (end of a finite stream: ofdm_analog_tx, a replay) flushes the batch and the
+        # frame in progress at the tagged sample (padding may follow it) -- a stop() flush would
+        # come after downstream blocks have finished
+        first = self.nitems_read(0)
+        eos_at = sorted({int(t.offset - first) for t in self.get_tags_in_window(0, 0, n, EOS_TAG)})
+        chunk = np.array(iq, dtype=np.complex64, copy=True)
         with self._lock:
-            try:
-                frames = self._receiver.process(np.array(iq, dtype=np.complex64, copy=True))
-                if eos:
-                    frames += self._receiver.flush()
-            except Exception as e:  # garbage IQ must not kill the flowgraph
-                self.chunks_failed += 1
-                log.warning("ofdm_analog_rx: receiver failed on a chunk (%s); resetting", e)
-                self._receiver = self._new_receiver()
-                frames = []
-        self.publish(frames)
+            now = time.monotonic()
+            frames, start = [], 0
+            for k in eos_at:
+                frames += self._receive(self._receiver.process, chunk[start:k + 1])
+                frames += self._receive(self._receiver.flush)
+                start = k + 1
+            if start < n:
+                frames += self._receive(self._receiver.process, chunk[start:])
+            self._update_batch_clock(now)
+            frames += self._release_overdue(now)
+            # published under the lock: the watchdog must not overtake earlier frames
+            self.publish(frames)
         return n
+
+    def _watch_latency(self):
+        # a quiet stream calls no work(): release overdue batches from here; checking 4x per
+        # latency bound keeps the overshoot within a quarter of it
+        period = min(max(self.max_latency_ms / 4e3, 0.002), 0.25)
+        while not self._stop_watchdog.wait(period):
+            with self._lock:
+                self.publish(self._release_overdue(time.monotonic()))
+
+    def start(self):
+        if self.min_batch and math.isfinite(self.max_latency_ms) and self._watchdog is None:
+            self._stop_watchdog.clear()
+            self._watchdog = threading.Thread(target=self._watch_latency, daemon=True,
+                                              name="ofdm_analog_rx_latency")
+            self._watchdog.start()
+        return True
+
+    def stop(self):
+        self._stop_watchdog.set()
+        if self._watchdog is not None:
+            self._watchdog.join(timeout=2)
+            self._watchdog = None
+        return True

@@ -28,6 +28,9 @@ from ._phyadapt import header_from_meta, make_params, phy
 
 log = logging.getLogger(__name__)
 EOS = pmt.intern("eos")
+# zero samples from the eos tag to the end of the stream: a channel model swallows the last few
+# samples of a finite stream (GNU Radio's channel_model resampler holds back 8), and a tag on them
+EOS_TAIL = 64
 
 
 class FrameModulator:
@@ -66,8 +69,9 @@ class ofdm_analog_tx(gr.basic_block):
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
 
     Send the symbol ``eos`` to ``pdus`` to end the stream once the queued frames are out (used by
-    headless runs to finish deterministically); the stream then ends with one zero sample tagged
-    ``eos``, on which ``ofdm_analog_rx`` flushes a frame still in progress.
+    headless runs to finish deterministically); the stream then ends with ``EOS_TAIL`` zero samples,
+    the first tagged ``eos``, on which ``ofdm_analog_rx`` flushes its batch and a frame still in
+    progress (the zeros after the tag carry it through channel blocks that drop trailing samples).
     """
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
@@ -113,9 +117,9 @@ class ofdm_analog_tx(gr.basic_block):
 
     def _handle(self, msg):
         if pmt.is_symbol(msg) and pmt.eq(msg, EOS):
-            # one trailing zero sample tagged "eos" tells the receiver to flush its last frame
+            # trailing zeros, the first tagged "eos": the receiver flushes its last frames
             with self._lock:
-                self._queue.append((np.zeros(1, np.complex64), {"_eos": True}))
+                self._queue.append((np.zeros(EOS_TAIL, np.complex64), {"_eos": True}))
             return
         try:
             meta, data = split_pdu(msg)

@@ -8,6 +8,7 @@ Public API::
     iq = OfdmTransmitter(p).modulate(header, payload)             # complex64, one frame
     y = apply_iq_channel(iq, "awgn"|"multipath"|"rayleigh", snr_db, cfo=0.0, delay=0, rng=rng, params=p)
     rx = OfdmReceiver(p, equalizer="mmse"|"zf", min_batch=0)
+    rx.drain()                                                    # min_batch > 0: run a partly filled batch now
     for f in rx.process(y) + rx.flush():                          # streaming; RxFrame objects
         asm.add(f)                                                # asm = ImageAssembler(p)
     a = asm.assemble(image_id, n_symbols)                         # symbols, erased, side_info|None

@@ -134,12 +134,15 @@ class RxFrame:
 
 class OfdmReceiver:
     """Streaming receiver: ``process(iq)`` returns the frames completed so far; samples of a frame
-    not yet complete are kept for the next call. ``flush()`` decodes what is left (truncated)."""
+    not yet complete are kept for the next call. ``drain()`` works on a partly filled batch now
+    (``min_batch``; a frame still incomplete stays buffered); ``flush()`` decodes what is left
+    (truncated) at the end of a stream."""
 
     def __init__(self, params: OfdmParams | None = None, equalizer: str | None = None, min_batch: int = 0):
         """``min_batch``: collect at least this many new samples before working (0 = work on every
         call). Per-call numpy overhead dominates for small chunks (a GNU Radio work() call gives a
-        few thousand samples): e.g. 65536 batches frames; call ``flush()`` at end of stream."""
+        few thousand samples): e.g. 65536 batches frames; ``drain()`` works on a partly filled
+        batch (a latency bound on a slow or quiet stream); call ``flush()`` at end of stream."""
         self.params = (params or OfdmParams()).validate()
         if int(min_batch) < 0:
             raise MedJSCCError(f"min_batch must be >= 0, got {min_batch}")
@@ -203,6 +206,22 @@ class OfdmReceiver:
             return []
         self._unprocessed = 0
         return self._run(buf, flush=False)
+
+    @property
+    def pending_samples(self) -> int:
+        """Samples received since the last detection run (what a ``min_batch`` batch holds)."""
+        return self._unprocessed
+
+    def drain(self) -> list[RxFrame]:
+        """Work on the batch now, however few samples it holds (a latency bound on ``min_batch``).
+
+        Unlike ``flush()`` this is no end of stream: a frame still incomplete stays buffered and
+        is decoded whole once its samples have arrived."""
+        if not self._unprocessed or self._base + self._tail.size < self._wait_until:
+            # nothing new, or a detected frame still lacks samples: a run could not finish it
+            return []
+        self._unprocessed = 0
+        return self._run(self._tail, flush=False)
 
     def flush(self) -> list[RxFrame]:
         """Decode frames left in the buffer (payload cut short -> erased), then reset the stream."""
