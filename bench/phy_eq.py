@@ -37,7 +37,8 @@ COLUMNS = ["impl", "channel", "snr_db", "equalizer", "effective_snr_db", "genie_
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--snr", default="-5:25:5")
-    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--frames", type=int, default=60,
+                    help="frames per point (the -5 dB estimate has ~1.2 dB RMS per frame: 60 frames give a +-0.16 dB mean)")
     ap.add_argument("--channels", default="awgn,multipath,multipath_cfo")
     ap.add_argument("--quick", action="store_true", help="6 frames per point, SNR 0,10,20")
     ap.add_argument("--header-repeat", type=int, default=1)

@@ -66,7 +66,7 @@ class ofdm_analog_rx(gr.sync_block):
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
                  n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
-                 n_short_reps: int = 8, n_long: int = 2, detect_threshold: float = 0.2,
+                 n_short_reps: int = 8, n_long: int = 4, detect_threshold: float = 0.2,
                  equalizer: str = "mmse", min_batch: int = DEFAULT_MIN_BATCH,
                  max_latency_ms: float = DEFAULT_MAX_LATENCY_MS, params=None):
         gr.sync_block.__init__(self, name="medjscc_ofdm_analog_rx", in_sig=[np.complex64],

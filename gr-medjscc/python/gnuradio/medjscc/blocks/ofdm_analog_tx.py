@@ -76,7 +76,7 @@ class ofdm_analog_tx(gr.basic_block):
 
     def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
                  n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
-                 n_short_reps: int = 8, n_long: int = 2, guard: int = 256,
+                 n_short_reps: int = 8, n_long: int = 4, guard: int = 256,
                  amplitude: float = 1.0, burst_tags: bool = False, params=None):
         gr.basic_block.__init__(self, name="medjscc_ofdm_analog_tx", in_sig=None,
                                 out_sig=[np.complex64])

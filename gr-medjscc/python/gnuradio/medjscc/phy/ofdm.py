@@ -3,7 +3,7 @@
 Frame layout (sample counts for the defaults fft_len=64, cp_len=16)::
 
     short preamble   n_short_reps x (fft_len/2)          256   coarse timing + CFO (|cfo| < 1)
-    long preamble    2*cp_len CP + n_long x fft_len       160   fine timing, fine CFO, channel, SNR
+    long preamble    2*cp_len CP + n_long x fft_len       288   fine timing, fine CFO, channel, SNR
     header           n_header_symbols x (fft_len+cp_len)        BPSK, K=7 r=1/3 code + CRC32
     payload          ceil(payload_len/48) x (fft_len+cp_len)    analog complex symbols
 
