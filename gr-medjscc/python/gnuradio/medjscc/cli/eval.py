@@ -17,6 +17,13 @@ def add_arguments(parser):
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    # Inference-time allocation experiments: the decoder reads the allocation from the side info,
+    # so these change the encoder's choice without retraining.
+    parser.add_argument("--alloc-score-power", type=float, default=None, metavar="P",
+                        help="variable-length models: allocation score = (bits + 1) ** P (0 = uniform levels; "
+                             "default: the model's own)")
+    parser.add_argument("--alloc-roi-weight", type=float, default=None, metavar="W",
+                        help="ROI models: multiply the ROI cells' allocation score by W (default: the model's own)")
 
 
 def run(args):
@@ -39,6 +46,14 @@ def run(args):
         raise InputError("--limit must be >= 1")
     torch.set_num_threads(max(1, args.threads))
     codec = load_codec(args.model, device=args.device)
+    if args.alloc_score_power is not None:
+        if not 0 <= args.alloc_score_power <= 8:
+            raise InputError(f"--alloc-score-power must be in [0, 8], got {args.alloc_score_power:g}")
+        codec.cfg.score_power = float(args.alloc_score_power)
+    if args.alloc_roi_weight is not None:
+        if not 0 < args.alloc_roi_weight <= 1000:
+            raise InputError(f"--alloc-roi-weight must be in (0, 1000], got {args.alloc_roi_weight:g}")
+        codec.cfg.roi_rate_weight = float(args.alloc_roi_weight)
     pairs = load_pairs(args.data, args.split, args.limit)
     masks = encoder_masks(pairs, args.roi)
     if not args.json:
