@@ -265,7 +265,7 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         opt.step()
         with torch.no_grad():
             psnr = float(_psnr(((x_hat.clamp(0, 1) - x) ** 2).mean()))
-        cur = np.array([float(loss), psnr, float((n_sym / n_pix).mean())])
+        cur = np.array([float(loss.detach()), psnr, float((n_sym / n_pix).mean())])
         ema = cur if ema is None else 0.98 * ema + 0.02 * cur
         bar.set_postfix(loss=f"{ema[0]:.4f}", psnr=f"{ema[1]:.2f}", cbr=f"{ema[2]:.4f}", refresh=False)
         done = step + 1
