@@ -175,3 +175,27 @@ def test_train_initialises_the_klt(tmp_path):
     codec = load_codec(str(out))
     var = codec.model.klt.variances
     assert (var[:-1] >= var[1:]).all() and float(var[0]) > 10 * float(var[-1])
+
+
+def test_training_roi_weight_is_separate_from_the_shipped_one(tmp_path):
+    import yaml
+
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.train import train
+
+    model_cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()}
+    cfg = {"name": "tinyroi", "model": {**model_cfg, **ABLATIONS["medjscc"], "roi_rate_weight": 2.0},
+           "train": {"steps": 1, "batch_size": 2, "crop": 64, "val_every": 1, "val_images": 2,
+                     "checkpoint_every": 1, "seed": 3, "roi_rate_weight": 5.0}}
+    path = tmp_path / "tinyroi.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = train(path, runs_dir=tmp_path / "runs", out_path=tmp_path / "tinyroi.pt", synthetic=True,
+                    progress=False)
+    codec = load_codec(str(out))
+    assert codec.cfg.roi_rate_weight == 2.0 and codec.meta["train"]["roi_rate_weight"] == 5.0
+    cfg["train"]["roi_rate_weight"] = 0.0
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(MedJSCCError, match="roi_rate_weight"):
+        train(path, runs_dir=tmp_path / "runs2", out_path=tmp_path / "bad.pt", synthetic=True, progress=False)

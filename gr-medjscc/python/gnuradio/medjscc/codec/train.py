@@ -45,6 +45,9 @@ class TrainConfig:
     val_images: int = 16
     checkpoint_every: int = 250
     init_from: str | None = None      # warm start: model name/path whose matching tensors are copied
+    # ROI allocation weight while training (None: model.roi_rate_weight). The shipped weights
+    # carry the model's value, the one used at inference (chosen on the validation split).
+    roi_rate_weight: float | None = None
     threads: int = 1
 
     @classmethod
@@ -210,6 +213,11 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
     batches = _Batches(train_pairs, tcfg.crop, rng)
 
     model = build_model(mcfg).to(dev)
+    inference_roi_weight = mcfg.roi_rate_weight
+    if tcfg.roi_rate_weight is not None:
+        if not tcfg.roi_rate_weight > 0:
+            raise MedJSCCError(f"train.roi_rate_weight must be positive, got {tcfg.roi_rate_weight}")
+        model.cfg.roi_rate_weight = float(tcfg.roi_rate_weight)
     opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
     step0, elapsed0 = 0, 0.0
     ckpt_path = run_dir / "last.pt"
@@ -282,6 +290,7 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
             if progress:
                 bar.write(json.dumps(rec))
     logf.close()
+    model.cfg.roi_rate_weight = inference_roi_weight
     wall = time.time() - t_start
     meta = {"steps": tcfg.steps, "wall_time_s": round(wall, 1), "train": _jsonable(dataclasses.asdict(tcfg)),
             "config_file": str(config_path), "synthetic_data": bool(synthetic)}
