@@ -12,6 +12,8 @@ Subsystems may add fields to their own section; keep defaults sane and validate 
 """
 from __future__ import annotations
 
+import argparse
+
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -174,7 +176,9 @@ class LinkConfig:
                     from .snr import parse_number
 
                     conv = parse_number if kind is float else kind
-                    group.add_argument(flag, dest=f"{s}__{f.name}", type=conv, default=None,
+                    # SUPPRESS: an unset flag leaves no attribute (the YAML/dataclass value stands)
+                    # and keeps argparse from printing a second "(default: None)"
+                    group.add_argument(flag, dest=f"{s}__{f.name}", type=conv, default=argparse.SUPPRESS,
                                        help=f"(default: {default})")
         parser.add_argument("--config", dest="link_config", default=None,
                             help="YAML file with the same keys (flags override it)")
