@@ -156,46 +156,34 @@ def test_bad_linear_config():
         ModelConfig.from_dict({**SMALL, "rate_scale": 0.0})
 
 
-def test_train_initialises_the_klt(tmp_path):
+def train_tiny(tmp_path, name, kind, model_extra=None, train_extra=None):
+    """One synthetic training step of a small linear-path model; returns the loaded codec."""
     import yaml
 
     from gnuradio.medjscc.codec import load_codec
     from gnuradio.medjscc.codec.train import train
 
     model_cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()}
-    cfg = {"name": "tinylin", "model": {**model_cfg, **ABLATIONS["ntscc"]},
+    cfg = {"name": name, "model": {**model_cfg, **ABLATIONS[kind], **(model_extra or {})},
            "train": {"steps": 1, "batch_size": 2, "crop": 64, "val_every": 1, "val_images": 2,
-                     "checkpoint_every": 1, "seed": 3}}
-    path = tmp_path / "tinylin.yaml"
+                     "checkpoint_every": 1, "seed": 3, **(train_extra or {})}}
+    path = tmp_path / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = train(path, runs_dir=tmp_path / "runs", out_path=tmp_path / "tinylin.pt", synthetic=True,
+        out = train(path, runs_dir=tmp_path / f"runs_{name}", out_path=tmp_path / f"{name}.pt", synthetic=True,
                     progress=False)
-    codec = load_codec(str(out))
+    return load_codec(str(out))
+
+
+def test_train_initialises_the_klt(tmp_path):
+    codec = train_tiny(tmp_path, "tinylin", "ntscc")
     var = codec.model.klt.variances
     assert (var[:-1] >= var[1:]).all() and float(var[0]) > 10 * float(var[-1])
 
 
 def test_training_roi_weight_is_separate_from_the_shipped_one(tmp_path):
-    import yaml
-
-    from gnuradio.medjscc.codec import load_codec
-    from gnuradio.medjscc.codec.train import train
-
-    model_cfg = {k: list(v) if isinstance(v, tuple) else v for k, v in SMALL.items()}
-    cfg = {"name": "tinyroi", "model": {**model_cfg, **ABLATIONS["medjscc"], "roi_rate_weight": 2.0},
-           "train": {"steps": 1, "batch_size": 2, "crop": 64, "val_every": 1, "val_images": 2,
-                     "checkpoint_every": 1, "seed": 3, "roi_rate_weight": 5.0}}
-    path = tmp_path / "tinyroi.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        out = train(path, runs_dir=tmp_path / "runs", out_path=tmp_path / "tinyroi.pt", synthetic=True,
-                    progress=False)
-    codec = load_codec(str(out))
+    codec = train_tiny(tmp_path, "tinyroi", "medjscc", {"roi_rate_weight": 2.0}, {"roi_rate_weight": 5.0})
     assert codec.cfg.roi_rate_weight == 2.0 and codec.meta["train"]["roi_rate_weight"] == 5.0
-    cfg["train"]["roi_rate_weight"] = 0.0
-    path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(MedJSCCError, match="roi_rate_weight"):
-        train(path, runs_dir=tmp_path / "runs2", out_path=tmp_path / "bad.pt", synthetic=True, progress=False)
+        train_tiny(tmp_path, "badroi", "medjscc", None, {"roi_rate_weight": 0.0})
