@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -24,6 +25,9 @@ def test_every_command_has_help():
         r = _run(name, "--help")
         assert r.returncode == 0, (name, r.stderr)
         assert "usage:" in r.stdout
+        # defaults are shown once, and never as the uninformative "(default: None)"
+        text = " ".join(r.stdout.split())
+        assert "(default: None)" not in text and not re.search(r"\(default: [^)]*\) \(default:", text), name
 
 
 def test_grc_path_points_at_block_files():

@@ -31,6 +31,16 @@ def _command_modules():
     return sorted(mods, key=lambda m: m.COMMAND)
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show defaults, but not "(default: None)" of optional flags, nor a second default where the
+    help text already describes it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or "(default" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -43,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for mod in _command_modules():
         p = sub.add_parser(mod.COMMAND, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_DefaultsHelpFormatter)
         if hasattr(mod, "add_arguments"):
             mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
