@@ -13,7 +13,6 @@ Subsystems may add fields to their own section; keep defaults sane and validate 
 from __future__ import annotations
 
 import argparse
-
 import dataclasses
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -58,6 +57,18 @@ class RoiConfig:
             raise MedJSCCError(f"roi.backend must be one of {sorted(allowed)}, got {self.backend!r}")
 
 
+def check_rx_batching(min_batch, max_latency_ms, where: str = "") -> tuple[int, float]:
+    """Validate the OFDM receiver's batching parameters (config, CLI and the RX block share it)."""
+    from .errors import InputError
+
+    if isinstance(min_batch, bool) or int(min_batch) != min_batch or min_batch < 0:
+        raise InputError(f"{where}min_batch must be a whole number of samples >= 0 (0 = no batching), "
+                         f"got {min_batch!r}")
+    if not float(max_latency_ms) > 0:      # also rejects NaN
+        raise InputError(f"{where}max_latency_ms must be > 0 (inf = no bound), got {max_latency_ms!r}")
+    return int(min_batch), float(max_latency_ms)
+
+
 @dataclass
 class OfdmConfig:
     fft_len: int = 64
@@ -79,11 +90,7 @@ class OfdmConfig:
     def validate(self):
         if self.cp_len >= self.fft_len:
             raise MedJSCCError("ofdm.cp_len must be shorter than ofdm.fft_len")
-        if isinstance(self.min_batch, bool) or int(self.min_batch) != self.min_batch or self.min_batch < 0:
-            raise MedJSCCError(f"ofdm.min_batch must be a whole number of samples >= 0 (0 = no batching), "
-                               f"got {self.min_batch!r}")
-        if not float(self.max_latency_ms) > 0:
-            raise MedJSCCError(f"ofdm.max_latency_ms must be > 0, got {self.max_latency_ms!r}")
+        check_rx_batching(self.min_batch, self.max_latency_ms, "ofdm.")
         if self.equalizer not in ("zf", "mmse"):
             raise MedJSCCError(f"ofdm.equalizer must be zf or mmse, got {self.equalizer!r}")
         from .phy.params import OfdmParams   # numpy only; full layout check with the phy's rules

@@ -38,7 +38,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..config import OfdmConfig
+from ..config import OfdmConfig, check_rx_batching
 from ._pmtutil import make_pdu
 from ._phyadapt import make_params, meta_from_rxframe, phy
 
@@ -79,8 +79,7 @@ class ofdm_analog_rx(gr.sync_block):
                                       n_short_reps=n_short_reps, n_long=n_long,
                                       detect_threshold=detect_threshold))
         self.params = params
-        self.min_batch = self._check_min_batch(min_batch)
-        self.max_latency_ms = self._check_max_latency(max_latency_ms)
+        self.min_batch, self.max_latency_ms = check_rx_batching(min_batch, max_latency_ms, "ofdm_analog_rx ")
         self._lock = threading.Lock()      # receiver state: work(), ctrl messages, the watchdog
         self._equalizer = self._check_eq(equalizer)
         self._receiver = self._new_receiver()
@@ -100,21 +99,6 @@ class ofdm_analog_rx(gr.sync_block):
         if eq not in EQUALIZERS:
             raise ValueError(f"ofdm_analog_rx equalizer must be zf or mmse, got {eq!r}")
         return eq
-
-    @staticmethod
-    def _check_min_batch(min_batch) -> int:
-        if isinstance(min_batch, bool) or int(min_batch) != min_batch or min_batch < 0:
-            raise ValueError(f"ofdm_analog_rx min_batch must be a whole number of samples >= 0 "
-                             f"(0 = no batching), got {min_batch!r}")
-        return int(min_batch)
-
-    @staticmethod
-    def _check_max_latency(max_latency_ms) -> float:
-        value = float(max_latency_ms)
-        if not value > 0:      # also rejects NaN
-            raise ValueError(f"ofdm_analog_rx max_latency_ms must be > 0 (inf = no bound), "
-                             f"got {max_latency_ms!r}")
-        return value
 
     def _new_receiver(self):
         OfdmReceiver = phy("OfdmReceiver")

@@ -236,10 +236,11 @@ class Codec:
             from ..roi.sideinfo import encode_mask
 
             mask_bytes = encode_mask(roi_grid)
-        if self.cfg.linear_path and power_code is None:
+        if not self.cfg.linear_path:
+            power_code = None
+        elif power_code is None:
             power_code = sideinfo.POWER_CODE_OFFSET   # placeholder of the final size
-        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes, block or self.cfg.rate_block,
-                             power_code if self.cfg.linear_path else None)
+        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes, block or self.cfg.rate_block, power_code)
 
     def max_cbr(self, shape) -> float:
         gh, gw = self.latent_shape(shape)
@@ -377,7 +378,7 @@ class Codec:
             sym = np.where(er, 0, sym).astype(np.complex64)
         snr = _clamp_snr(snr_db)
         gh, gw = self.latent_shape((h, w))
-        roi_grid = None
+        roi_grid, power_code = None, None
         if side_info is None:
             if self.cfg.variable_length:
                 return self._fallback((h, w), "side info missing (CRC failed) for a variable-length model")
@@ -387,6 +388,7 @@ class Codec:
         else:
             try:
                 block = sideinfo.rate_block_of(side_info)
+                power_code = sideinfo.power_code_of(side_info)
                 rate_idx, mask_bytes = sideinfo.unpack(side_info, self.cell_shape((h, w), block), len(self.cfg.levels))
                 if self.cfg.use_roi:
                     from ..roi.sideinfo import decode_mask
@@ -396,6 +398,8 @@ class Codec:
                     raise MedJSCCError("side info has no rate indices for a variable-length model")
             except MedJSCCError as e:
                 return self._fallback((h, w), f"side info unusable ({e})")
+        if self.cfg.linear_path and power_code is None:
+            return self._fallback((h, w), "side info lacks the power code a linear-path model needs")
         if self.cfg.variable_length:
             kmap = allocation.symbols_per_position(rate_idx, (gh, gw), block, self.cfg.levels)
             extra = sym.size - int(kmap.sum())
@@ -415,10 +419,7 @@ class Codec:
         zt = torch.from_numpy(z)[None].to(self.device)
         s_rx = self.model.from_complex(zt)
         if self.cfg.linear_path:
-            code = sideinfo.power_code_of(side_info) if side_info is not None else None
-            if code is None:
-                return self._fallback((h, w), "side info lacks the power code a linear-path model needs")
-            s_rx = s_rx * math.sqrt(sideinfo.power_from_code(code))
+            s_rx = s_rx * math.sqrt(sideinfo.power_from_code(power_code))
         kmap_t = torch.from_numpy(kmap.astype(np.float32))[None, None].to(self.device)
         roi_t = (torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
                  if roi_grid is not None else torch.zeros(1, 1, gh, gw, device=self.device))

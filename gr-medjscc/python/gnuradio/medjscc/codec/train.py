@@ -113,7 +113,10 @@ class _Batches:
         return x, m
 
 
-def training_patches(pairs, patch: int = DOWNSCALE, max_images: int = 256) -> torch.Tensor:
+KLT_INIT_IMAGES = 256   # training images whose patches set the linear path's KLT
+
+
+def training_patches(pairs, patch: int = DOWNSCALE, max_images: int = KLT_INIT_IMAGES) -> torch.Tensor:
     """Non-overlapping patch x patch blocks of the first ``max_images`` training images as
     (N, patch*patch) floats in [0, 1]: the data of the KLT initialisation (deterministic)."""
     blocks = []
@@ -234,7 +237,7 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         log.info("warm start from %s: %d tensors copied", tcfg.init_from, n)
     elif mcfg.linear_path:
         model.init_from_patches(training_patches(train_pairs))
-        log.info("linear path initialised from the patch PCA of %d training images", min(256, len(train_pairs)))
+        log.info("linear path initialised from the patch PCA of %d training images", min(KLT_INIT_IMAGES, len(train_pairs)))
 
     def save_ckpt(step, elapsed):
         tmp = ckpt_path.with_suffix(".tmp")
