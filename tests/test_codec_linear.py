@@ -187,3 +187,46 @@ def test_training_roi_weight_is_separate_from_the_shipped_one(tmp_path):
     assert codec.cfg.roi_rate_weight == 2.0 and codec.meta["train"]["roi_rate_weight"] == 5.0
     with pytest.raises(MedJSCCError, match="roi_rate_weight"):
         train_tiny(tmp_path, "badroi", "medjscc", None, {"roi_rate_weight": 0.0})
+
+
+def test_log_mse_loss_balances_samples_and_keeps_the_mse_scale():
+    from gnuradio.medjscc.codec.train import distortion_loss
+
+    mse = torch.tensor([1e-2, 1e-4], requires_grad=True)
+    plain = distortion_loss(mse, "mse")
+    plain.backward()
+    assert torch.allclose(mse.grad, torch.tensor([0.5, 0.5]))
+    mse.grad = None
+    bal = distortion_loss(mse, "log_mse")
+    assert float(bal) == pytest.approx(float(plain))            # same value as the plain mean
+    bal.backward()
+    # gradient of log(MSE_i) scaled by the batch mean: the small-MSE sample weighs 100x more
+    assert float(mse.grad[1] / mse.grad[0]) == pytest.approx(100.0, rel=1e-4)
+    assert float(mse.grad[0]) == pytest.approx(float(plain) / 2 / 1e-2, rel=1e-4)
+    with pytest.raises(MedJSCCError, match="unknown loss"):
+        distortion_loss(mse, "l1")
+
+
+def test_train_config_rejects_an_unknown_loss(tmp_path):
+    codec = train_tiny(tmp_path, "tinylog", "adjscc", None, {"loss": "log_mse"})
+    assert codec.meta["train"]["loss"] == "log_mse"
+    with pytest.raises(MedJSCCError, match="train.loss"):
+        train_tiny(tmp_path, "badloss", "adjscc", None, {"loss": "l2"})
+
+
+def test_energy_allocation_sends_the_strongest_coefficients():
+    y = torch.zeros(1, 8, 2, 2)
+    y[0, :, 0, 0] = 10.0           # position (0,0): all 4 pairs strong
+    y[0, 0:2, 1, 1] = 5.0          # position (1,1): one strong pair
+    y[0, 2, 0, 1] = 0.1            # position (0,1): weak
+    counts = build_model(ModelConfig(name="x", **{**SMALL, **ABLATIONS["ntscc"]})).strongest_pair_counts(y, 5)
+    assert counts.tolist() == [[4.0, 0.0], [0.0, 1.0]]
+    codec = linear_codec("ntscc")
+    img = smooth_images(1, 128, seed=5)[0]["image"]
+    codec.allocation_score = "energy"
+    enc = codec.encode(img, None, 10.0, 1 / 16)
+    assert abs(enc.cbr_total - 1 / 16) <= 0.02 / 16
+    assert codec.decode(enc.symbols, enc.side_info, enc.shape, 10.0).shape == img.shape
+    codec.allocation_score = "bogus"
+    with pytest.raises(MedJSCCError, match="allocation_score"):
+        codec.encode(img, None, 10.0, 1 / 16)

@@ -38,6 +38,10 @@ def test_eval_json_and_allocation_overrides(tiny_set, capsys):
     other = _rows(capsys)
     assert all(abs(r["cbr_total"] - 1 / 16) <= 0.02 / 16 for r in other)
     assert any(abs(a["psnr"] - b["psnr"]) > 1e-6 for a, b in zip(rows, other))
+    assert main(base + ["--alloc-score", "energy"]) == 0
+    energy = _rows(capsys)
+    assert all(abs(r["cbr_total"] - 1 / 16) <= 0.02 / 16 for r in energy)
+    assert any(abs(a["psnr"] - b["psnr"]) > 1e-6 for a, b in zip(rows, energy))
     assert main(base + ["--alloc-score-power", "-1"]) == 1
     assert "--alloc-score-power" in capsys.readouterr().err
     assert main(base + ["--alloc-roi-weight", "0"]) == 1

@@ -22,6 +22,9 @@ def add_arguments(parser):
     parser.add_argument("--alloc-score-power", type=float, default=None, metavar="P",
                         help="variable-length models: allocation score = (bits + 1) ** P (0 = uniform levels; "
                              "default: the model's own)")
+    parser.add_argument("--alloc-score", choices=["entropy", "energy"], default="entropy",
+                        help="variable-length models: allocate by the hyperprior's estimated bits (the design) "
+                             "or by the strongest latent coefficients (an encoder-side what-if)")
     parser.add_argument("--alloc-roi-weight", type=float, default=None, metavar="W",
                         help="ROI models: multiply the ROI cells' allocation score by W (default: the model's own)")
 
@@ -54,6 +57,7 @@ def run(args):
         if not 0 < args.alloc_roi_weight <= 1000:
             raise InputError(f"--alloc-roi-weight must be in (0, 1000], got {args.alloc_roi_weight:g}")
         codec.cfg.roi_rate_weight = float(args.alloc_roi_weight)
+    codec.allocation_score = args.alloc_score
     pairs = load_pairs(args.data, args.split, args.limit)
     masks = encoder_masks(pairs, args.roi)
     if not args.json:

@@ -187,6 +187,10 @@ class Codec:
         self.device = torch.device(device)
         self.meta = meta or {}
         self.rate_block_override: int | None = None   # experiments: pin the allocation cell size
+        # experiments: "entropy" (the hyperprior's bits, the design) or "energy" (the strongest
+        # latent coefficients; see JSCCModel.strongest_pair_counts). The decoder reads the result
+        # from the side info either way.
+        self.allocation_score: str = "entropy"
 
     # -- geometry ----------------------------------------------------------------------
     @staticmethod
@@ -282,8 +286,15 @@ class Codec:
 
                 mask_bits = _mask_bits(roi_grid)
             block = self.rate_block_for((h, w), target_total, mask_bits)
-            score = self.model.cell_scores(bits[0].cpu().numpy(),
-                                           roi_grid.astype(np.float64) if roi_grid is not None else None, block)
+            roi_f = roi_grid.astype(np.float64) if roi_grid is not None else None
+            if self.allocation_score == "entropy":
+                score = self.model.cell_scores(bits[0].cpu().numpy(), roi_f, block)
+            elif self.allocation_score == "energy":
+                # + 0.1: cells with no strong pair still rank (by the ROI weight) rather than tie at 0
+                counts = self.model.strongest_pair_counts(y, int(target_total))
+                score = self.model.weigh_cells(counts + 0.1, roi_f, block)
+            else:
+                raise MedJSCCError(f"allocation_score must be 'entropy' or 'energy', got {self.allocation_score!r}")
             sizes = allocation.block_sizes((gh, gw), block)
 
             def side_for(idx):

@@ -251,13 +251,29 @@ class JSCCModel(nn.Module):
         return torch.from_numpy(out)
 
     def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
+        """Allocation score per cell from the estimated bits per position (and the ROI grid)."""
+        return self.weigh_cells((np.maximum(bits_hw, 0.0) + 1.0) ** self.cfg.score_power, roi_hw, block)
+
+    def weigh_cells(self, per_position: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
+        """Mean of a per-position score over each allocation cell, times the ROI weight on ROI cells."""
         cfg = self.cfg
         block = block or cfg.rate_block
-        score = allocation.pool_to_blocks((np.maximum(bits_hw, 0.0) + 1.0) ** self.cfg.score_power, block, "mean")
+        score = allocation.pool_to_blocks(per_position, block, "mean")
         if cfg.use_roi and roi_hw is not None:
             roi_cells = allocation.pool_to_blocks(roi_hw, block, "max")
             score = score * (1.0 + (cfg.roi_rate_weight - 1.0) * roi_cells)
         return score
+
+    @staticmethod
+    def strongest_pair_counts(y: torch.Tensor, n_symbols: int) -> np.ndarray:
+        """Per latent position, how many of the image's ``n_symbols`` strongest coefficient pairs
+        (y channels 2j, 2j+1: what symbol j carries on the linear path) it holds. y: (1, M, h, w).
+        An allocation score for what-if experiments (``Codec.allocation_score = "energy"``):
+        it sends the largest latent coefficients, which is what an analog linear code wants."""
+        e = (y[0, 0::2] ** 2 + y[0, 1::2] ** 2).detach().cpu().numpy()
+        flat = np.sort(e.reshape(-1))[::-1]
+        threshold = flat[min(max(int(n_symbols), 0), flat.size - 1)]
+        return (e > threshold).sum(axis=0).astype(np.float64)
 
     # ------------------------------------------------------------------ training forward
     def forward(self, x, roi, snr_db, payload_target, channel_fn):

@@ -4,7 +4,9 @@ Seeded and resumable (``runs/<name>/last.pt`` holds model, optimiser, step and R
 the final weights are exported to ``models/<name>.pt`` with a ``.sha256`` next to them.
 Each step: random crops of DRR training images, SNR ~ U[snr_db], payload CBR log-uniform in
 ``payload_cbr``, AWGN or (with ``rayleigh_fraction``) Rayleigh block fading with perfect CSI,
-loss = ROI-weighted MSE + ``rate_lambda`` x estimated bits per pixel (hyperprior models).
+loss = ROI-weighted distortion + ``rate_lambda`` x estimated bits per pixel (hyperprior models).
+The distortion is the batch-mean MSE (``loss: mse``) or balanced across samples (``loss:
+log_mse``, see ``distortion_loss``).
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class TrainConfig:
     # ROI allocation weight while training (None: model.roi_rate_weight). The shipped weights
     # carry the model's value, the one used at inference (chosen on the validation split).
     roi_rate_weight: float | None = None
+    loss: str = "mse"                 # "mse" or "log_mse" (see distortion_loss)
     threads: int = 1
 
     @classmethod
@@ -56,7 +59,10 @@ class TrainConfig:
         for key in ("snr_db", "payload_cbr"):
             if key in d:
                 d[key] = tuple(float(v) for v in d[key])
-        return cls(**d)
+        cfg = cls(**d)
+        if cfg.loss not in LOSSES:
+            raise MedJSCCError(f"train.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+        return cfg
 
 
 def load_run_config(path: str | Path) -> tuple[str, ModelConfig, TrainConfig]:
@@ -128,12 +134,32 @@ def training_patches(pairs, patch: int = DOWNSCALE, max_images: int = KLT_INIT_I
     return torch.from_numpy(np.concatenate(blocks))
 
 
+LOSSES = ("mse", "log_mse")
+
+
 def weighted_mse(x_hat, x, mask, roi_weight: float):
+    """ROI-weighted MSE per sample, shape (B,)."""
     err = (x_hat - x) ** 2
     if roi_weight == 1.0:
-        return err.mean()
+        return err.mean(dim=(1, 2, 3))
     w = 1.0 + (roi_weight - 1.0) * mask
-    return (err * w).sum() / w.sum()
+    return (err * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+
+
+def distortion_loss(mse: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Batch distortion from per-sample MSEs (B,).
+
+    ``mse``: the plain mean; samples at low SNR and low CBR have MSEs ten times those at high
+    SNR, so they dominate the gradient and a one-model-for-all-SNRs codec underserves high SNR.
+    ``log_mse``: each sample's gradient is that of log(MSE_i) (i.e. mean PSNR is maximised),
+    rescaled by the detached batch mean so the loss value and gradient magnitude stay those of
+    the MSE (gradient clipping and ``rate_lambda`` keep their meaning)."""
+    if kind == "mse":
+        return mse.mean()
+    if kind == "log_mse":
+        m = mse.clamp_min(1e-10)
+        return (m / m.detach()).mean() * m.detach().mean()
+    raise MedJSCCError(f"unknown loss {kind!r} (one of {', '.join(LOSSES)})")
 
 
 def _psnr(mse: torch.Tensor) -> torch.Tensor:
@@ -268,7 +294,7 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         target = torch.from_numpy(np.minimum(np.round(cbr * n_pix), mcfg.k_max * positions).astype(np.int64))
         kind = "rayleigh" if rng.random() < tcfg.rayleigh_fraction else "awgn"
         x_hat, bpp, n_sym = model(x, roi, snr, target, lambda z, s: apply_channel(z, kind, s))
-        dist = weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight)
+        dist = distortion_loss(weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight), tcfg.loss)
         loss = dist + tcfg.rate_lambda * bpp.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
