@@ -115,3 +115,39 @@ def test_config_from_cli_flags():
     cfg = config.LinkConfig.from_args(args)
     assert cfg.codec.cbr == pytest.approx(1 / 32)
     assert cfg.channel.kind == "rayleigh" and cfg.ofdm.fft_len == 128
+
+
+def test_ofdm_defaults_agree_everywhere():
+    """OfdmConfig is the source of the OFDM defaults; the phy core's OfdmParams, the GRC YAML
+    and the block signatures repeat them and must not drift apart."""
+    import ast
+    import dataclasses
+    import inspect
+    from pathlib import Path
+
+    import yaml
+
+    from gnuradio.medjscc.phy.params import OfdmParams
+
+    cfg = {f.name: f.default for f in dataclasses.fields(config.OfdmConfig)}
+    par = {f.name: f.default for f in dataclasses.fields(OfdmParams)}
+    shared = sorted(set(cfg) & set(par))
+    assert {"fft_len", "n_long", "detect_threshold", "n_short_reps"} <= set(shared)
+    assert {k: cfg[k] for k in shared} == {k: par[k] for k in shared}
+
+    grc = Path(__file__).resolve().parents[1] / "gr-medjscc" / "grc"
+    for name in ("ofdm_analog_tx", "ofdm_analog_rx"):
+        doc = yaml.safe_load((grc / f"medjscc_{name}.block.yml").read_text())
+        checked = 0
+        for p in doc["parameters"]:
+            if p["id"] in cfg and p["id"] != "pilot_carriers":
+                assert ast.literal_eval(str(p["default"])) == cfg[p["id"]], (name, p["id"])
+                checked += 1
+        assert checked >= 7, name
+    pytest.importorskip("gnuradio.gr")
+    from gnuradio.medjscc.blocks import ofdm_analog_rx, ofdm_analog_tx
+
+    for block in (ofdm_analog_tx, ofdm_analog_rx):
+        for pname, p in inspect.signature(block.__init__).parameters.items():
+            if pname in cfg and pname != "pilot_carriers":
+                assert p.default == cfg[pname], (block.__name__, pname)

@@ -71,6 +71,8 @@ def check_rx_batching(min_batch, max_latency_ms, where: str = "") -> tuple[int, 
 
 @dataclass
 class OfdmConfig:
+    # The OFDM blocks take their defaults from here; OfdmParams (phy core) and the .block.yml
+    # files repeat them, and tests/test_conventions.py checks that all of them agree.
     fft_len: int = 64
     cp_len: int = 16
     n_data_carriers: int = 48
@@ -81,6 +83,7 @@ class OfdmConfig:
     header_side_info_bytes: int = 12   # side-info bytes per frame header
     header_repeat: int = 1             # >1 lengthens the header for operation below about -3 dB
     n_short_reps: int = 8              # sync preamble repetitions (longer = more robust detection)
+    n_long: int = 4                    # long training symbols (channel and SNR estimate; 4: RMS 1.2 dB at -5 dB)
     detect_threshold: float = 0.17     # normalised preamble correlation threshold
     # receiver batching (the OFDM Analog RX block's parameters of the same names); 65536 samples
     # = ~15 full-size default frames per decoding run (measured with bench/grblocks_speed.py)

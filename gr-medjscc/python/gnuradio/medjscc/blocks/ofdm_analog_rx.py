@@ -43,6 +43,7 @@ from ._pmtutil import make_pdu
 from ._phyadapt import make_params, meta_from_rxframe, phy
 
 log = logging.getLogger(__name__)
+_D = OfdmConfig     # layout defaults: one source for the blocks, the CLI and YAML
 EQUALIZERS = ("zf", "mmse")
 EOS_TAG = pmt.intern("eos")
 DEFAULT_MIN_BATCH = OfdmConfig.min_batch          # one default for the block, the CLI and YAML
@@ -64,10 +65,11 @@ class ofdm_analog_rx(gr.sync_block):
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
     """
 
-    def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
-                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
-                 n_short_reps: int = 8, n_long: int = 4, detect_threshold: float = 0.2,
-                 equalizer: str = "mmse", min_batch: int = DEFAULT_MIN_BATCH,
+    def __init__(self, fft_len: int = _D.fft_len, cp_len: int = _D.cp_len,
+                 n_data_carriers: int = _D.n_data_carriers, n_pilot_carriers: int = _D.n_pilot_carriers,
+                 symbols_per_frame: int = _D.symbols_per_frame, pilot_carriers=(),
+                 n_short_reps: int = _D.n_short_reps, n_long: int = _D.n_long, detect_threshold: float = _D.detect_threshold,
+                 equalizer: str = _D.equalizer, min_batch: int = DEFAULT_MIN_BATCH,
                  max_latency_ms: float = DEFAULT_MAX_LATENCY_MS, params=None):
         gr.sync_block.__init__(self, name="medjscc_ofdm_analog_rx", in_sig=[np.complex64],
                                out_sig=None)

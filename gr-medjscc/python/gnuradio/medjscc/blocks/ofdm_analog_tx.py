@@ -22,11 +22,13 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ..config import OfdmConfig
 from ._msgtools import quiet_gr_logs
 from ._pmtutil import split_pdu, to_pmt
 from ._phyadapt import header_from_meta, make_params, phy
 
 log = logging.getLogger(__name__)
+_D = OfdmConfig     # layout defaults: one source for the blocks, the CLI and YAML
 EOS = pmt.intern("eos")
 # zero samples from the eos tag to the end of the stream: a channel model swallows the last few
 # samples of a finite stream (GNU Radio's channel_model resampler holds back 8), and a tag on them
@@ -74,9 +76,10 @@ class ofdm_analog_tx(gr.basic_block):
     progress (the zeros after the tag carry it through channel blocks that drop trailing samples).
     """
 
-    def __init__(self, fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
-                 n_pilot_carriers: int = 4, symbols_per_frame: int = 32, pilot_carriers=(),
-                 n_short_reps: int = 8, n_long: int = 4, guard: int = 256,
+    def __init__(self, fft_len: int = _D.fft_len, cp_len: int = _D.cp_len,
+                 n_data_carriers: int = _D.n_data_carriers, n_pilot_carriers: int = _D.n_pilot_carriers,
+                 symbols_per_frame: int = _D.symbols_per_frame, pilot_carriers=(),
+                 n_short_reps: int = _D.n_short_reps, n_long: int = _D.n_long, guard: int = 256,
                  amplitude: float = 1.0, burst_tags: bool = False, params=None):
         gr.basic_block.__init__(self, name="medjscc_ofdm_analog_tx", in_sig=None,
                                 out_sig=[np.complex64])
