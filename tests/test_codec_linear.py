@@ -203,6 +203,9 @@ def test_log_mse_loss_balances_samples_and_keeps_the_mse_scale():
     # gradient of log(MSE_i) scaled by the batch mean: the small-MSE sample weighs 100x more
     assert float(mse.grad[1] / mse.grad[0]) == pytest.approx(100.0, rel=1e-4)
     assert float(mse.grad[0]) == pytest.approx(float(plain) / 2 / 1e-2, rel=1e-4)
+    mse.grad = None
+    distortion_loss(mse, "sqrt_mse").backward()
+    assert float(mse.grad[1] / mse.grad[0]) == pytest.approx(10.0, rel=1e-4)
     with pytest.raises(MedJSCCError, match="unknown loss"):
         distortion_loss(mse, "l1")
 

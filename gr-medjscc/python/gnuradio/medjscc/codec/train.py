@@ -50,7 +50,7 @@ class TrainConfig:
     # ROI allocation weight while training (None: model.roi_rate_weight). The shipped weights
     # carry the model's value, the one used at inference (chosen on the validation split).
     roi_rate_weight: float | None = None
-    loss: str = "mse"                 # "mse" or "log_mse" (see distortion_loss)
+    loss: str = "mse"                 # "mse", "sqrt_mse" or "log_mse" (see distortion_loss)
     threads: int = 1
 
     @classmethod
@@ -134,7 +134,8 @@ def training_patches(pairs, patch: int = DOWNSCALE, max_images: int = KLT_INIT_I
     return torch.from_numpy(np.concatenate(blocks))
 
 
-LOSSES = ("mse", "log_mse")
+# loss name -> exponent a: each sample's gradient is that of MSE_i ** a (a = 0: log MSE_i)
+LOSSES = {"mse": 1.0, "sqrt_mse": 0.5, "log_mse": 0.0}
 
 
 def weighted_mse(x_hat, x, mask, roi_weight: float):
@@ -151,15 +152,19 @@ def distortion_loss(mse: torch.Tensor, kind: str = "mse") -> torch.Tensor:
 
     ``mse``: the plain mean; samples at low SNR and low CBR have MSEs ten times those at high
     SNR, so they dominate the gradient and a one-model-for-all-SNRs codec underserves high SNR.
-    ``log_mse``: each sample's gradient is that of log(MSE_i) (i.e. mean PSNR is maximised),
-    rescaled by the detached batch mean so the loss value and gradient magnitude stay those of
-    the MSE (gradient clipping and ``rate_lambda`` keep their meaning)."""
+    ``log_mse`` / ``sqrt_mse``: each sample's gradient is that of log(MSE_i) / sqrt(MSE_i)
+    (log: mean PSNR is maximised), done as detached weights (mean MSE / MSE_i) ** (1 - a) on
+    the MSEs, so the loss keeps the MSE's magnitude (gradient clipping and ``rate_lambda`` keep
+    their meaning)."""
+    if kind not in LOSSES:
+        raise MedJSCCError(f"unknown loss {kind!r} (one of {', '.join(LOSSES)})")
     if kind == "mse":
         return mse.mean()
-    if kind == "log_mse":
-        m = mse.clamp_min(1e-10)
+    m = mse.clamp_min(1e-10)
+    if kind == "log_mse":   # the form the shipped weights were trained with (same numbers, same rounding)
         return (m / m.detach()).mean() * m.detach().mean()
-    raise MedJSCCError(f"unknown loss {kind!r} (one of {', '.join(LOSSES)})")
+    weights = (m.detach().mean() / m.detach()) ** (1.0 - LOSSES[kind])
+    return (weights * m).mean()
 
 
 def _psnr(mse: torch.Tensor) -> torch.Tensor:
