@@ -46,3 +46,22 @@ def test_eval_json_and_allocation_overrides(tiny_set, capsys):
     assert "--alloc-score-power" in capsys.readouterr().err
     assert main(base + ["--alloc-roi-weight", "0"]) == 1
     assert "--alloc-roi-weight" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not (shipped_models_dir() / "ntscc.pt").exists(), reason="ntscc weights not shipped")
+def test_rate_spread_bench(tiny_set, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from gnuradio.medjscc.errors import MedJSCCError
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "rate_spread.py"
+    spec = importlib.util.spec_from_file_location("rate_spread", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(["--model", "ntscc", "--data", str(tiny_set), "--split", "val", "--json"])
+    row = _rows(capsys)[0]
+    assert row["n_images"] == 2 and row["bits_cv_min"] > 0 and row["bits_cv_min"] <= row["bits_cv_mean"] <= row["bits_cv_max"]
+    assert 0 <= row["fraction_below_half_mean"] <= 1
+    with pytest.raises(MedJSCCError, match="no entropy model"):
+        bench.main(["--model", "adjscc", "--data", str(tiny_set), "--split", "val"])
