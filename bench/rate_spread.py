@@ -31,23 +31,14 @@ def main(argv=None):
 
     from gnuradio.medjscc.codec import load_codec
     from gnuradio.medjscc.codec.datasets import load_pairs
-    from gnuradio.medjscc.errors import MedJSCCError
 
     torch.set_num_threads(args.threads)
     pairs = load_pairs(args.data, args.split, args.limit)
     for name in args.model.split(","):
         codec = load_codec(name)
-        model = codec.model
-        if not codec.cfg.variable_length:
-            raise MedJSCCError(f"{name} has no entropy model (use a variable-length model such as ntscc)")
         cvs, low = [], []
         for p in pairs:
-            x = codec._pad(p["image"].astype(np.float32) / 255.0)
-            gh, gw = codec.latent_shape(p["image"].shape)
-            with torch.no_grad():
-                roi = torch.zeros(1, 1, gh, gw)
-                y = model.analysis(x, roi, model.effective_snr(torch.tensor([args.snr])))
-                bits = model.rate(y)[0][0].numpy()
+            bits = codec.rate_map(p["image"], p["mask"], args.snr)
             cvs.append(float(bits.std() / bits.mean()))
             low.append(float((bits < 0.5 * bits.mean()).mean()))
         row = {"model": name, "split": args.split, "n_images": len(pairs), "snr_db": args.snr,

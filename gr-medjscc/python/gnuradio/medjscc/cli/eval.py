@@ -22,6 +22,7 @@ def add_arguments(parser):
     parser.add_argument("--alloc-score-power", type=float, default=None, metavar="P",
                         help="variable-length models: allocation score = (bits + 1) ** P (0 = uniform levels; "
                              "default: the model's own)")
+    # codec.api.ALLOCATION_SCORES (spelled out: importing the codec here would load torch for --help)
     parser.add_argument("--alloc-score", choices=["entropy", "energy"], default="entropy",
                         help="variable-length models: allocate by the hyperprior's estimated bits (the design) "
                              "or by the strongest latent coefficients (an encoder-side what-if)")

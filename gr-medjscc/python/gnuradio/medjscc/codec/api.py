@@ -35,6 +35,7 @@ MODEL_NAMES = ("medjscc", "ntscc", "adjscc", "deepjscc")
 CHECKPOINT_FORMAT = "gr-medjscc-codec"
 CHECKPOINT_VERSION = 1
 MIN_SIDE, MAX_SIDE = 16, 4096
+ALLOCATION_SCORES = ("entropy", "energy")   # Codec.allocation_score: the design, and a what-if
 CBR_TOLERANCE = 0.02
 FALLBACK_GREY = 128
 SIDE_INFO_FRACTION = 0.05
@@ -250,33 +251,50 @@ class Codec:
         gh, gw = self.latent_shape(shape)
         return self.cfg.k_max * gh * gw / float(shape[0] * shape[1])
 
-    # -- encode ------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode(self, image, mask=None, snr_db: float = 10.0, cbr: float = 1.0 / 16.0) -> EncodedImage:
-        x01 = _check_image(image)
+    def _roi_tensor(self, roi_grid, latent_hw) -> torch.Tensor:
+        if roi_grid is None:
+            return torch.zeros(1, 1, *latent_hw, device=self.device)
+        return torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
+
+    def _analyse(self, x01, mask, snr_db):
+        """Checked [0, 1] image -> (latents y, ROI grid, ROI tensor, CAU SNR tensor, clamped SNR)."""
         h, w = x01.shape
         if mask is not None:
             mask = np.asarray(mask)
             if mask.shape != (h, w):
                 raise InputError(f"mask shape {mask.shape} differs from image shape {(h, w)}")
             mask = mask.astype(bool)
+        snr = _clamp_snr(snr_db)
+        roi_grid = self._roi_grid(mask, (h, w))
+        roi_t = self._roi_tensor(roi_grid, self.latent_shape((h, w)))
+        snr_c = self.model.effective_snr(torch.tensor([snr], dtype=torch.float32, device=self.device))
+        y = self.model.analysis(self._pad(x01), roi_t, snr_c)
+        return y, roi_grid, roi_t, snr_c, snr
+
+    @torch.no_grad()
+    def rate_map(self, image, mask=None, snr_db: float = 10.0) -> np.ndarray:
+        """The hyperprior's estimated bits per latent position (one 16x16 patch), (H/16, W/16):
+        what variable-length allocation works from. Variable-length models only."""
+        if not self.cfg.variable_length:
+            raise MedJSCCError(f"model {self.name} has no entropy model (use a variable-length model such as ntscc)")
+        y = self._analyse(_check_image(image), mask, snr_db)[0]
+        return self.model.rate(y)[0][0].cpu().numpy()
+
+    # -- encode ------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, image, mask=None, snr_db: float = 10.0, cbr: float = 1.0 / 16.0) -> EncodedImage:
+        x01 = _check_image(image)
+        h, w = x01.shape
         try:
             cbr = float(cbr)
         except (TypeError, ValueError):
             raise InputError(f"cbr must be a number, got {cbr!r}") from None
         if not (math.isfinite(cbr) and cbr > 0):
             raise InputError(f"cbr must be positive, got {cbr!r}")
-        snr = _clamp_snr(snr_db)
+        y, roi_grid, roi_t, snr_c, snr = self._analyse(x01, mask, snr_db)
         gh, gw = self.latent_shape((h, w))
         n_pix = h * w
         target_total = cbr * n_pix
-        roi_grid = self._roi_grid(mask, (h, w))
-        x = self._pad(x01)
-        snr_t = torch.tensor([snr], dtype=torch.float32, device=self.device)
-        snr_c = self.model.effective_snr(snr_t)
-        roi_t = (torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
-                 if roi_grid is not None else torch.zeros(1, 1, gh, gw, device=self.device))
-        y = self.model.analysis(x, roi_t, snr_c)
 
         if self.cfg.variable_length:
             bits, _ = self.model.rate(y)
@@ -294,7 +312,7 @@ class Codec:
                 counts = self.model.strongest_pair_counts(y, int(target_total))
                 score = self.model.weigh_cells(counts + 0.1, roi_f, block)
             else:
-                raise MedJSCCError(f"allocation_score must be 'entropy' or 'energy', got {self.allocation_score!r}")
+                raise MedJSCCError(f"allocation_score must be one of {ALLOCATION_SCORES}, got {self.allocation_score!r}")
             sizes = allocation.block_sizes((gh, gw), block)
 
             def side_for(idx):
@@ -432,8 +450,7 @@ class Codec:
         if self.cfg.linear_path:
             s_rx = s_rx * math.sqrt(sideinfo.power_from_code(power_code))
         kmap_t = torch.from_numpy(kmap.astype(np.float32))[None, None].to(self.device)
-        roi_t = (torch.from_numpy(roi_grid.astype(np.float32))[None, None].to(self.device)
-                 if roi_grid is not None else torch.zeros(1, 1, gh, gw, device=self.device))
+        roi_t = self._roi_tensor(roi_grid, (gh, gw))
         snr_c = self.model.effective_snr(torch.tensor([snr], dtype=torch.float32, device=self.device))
         y_hat = self.model.jscc_decode(s_rx, kmap_t, roi_t, snr_c)
         x_hat = self.model.synthesis(y_hat, snr_c)[0, 0, :h, :w].clamp(0, 1).cpu().numpy()
