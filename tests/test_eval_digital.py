@@ -106,9 +106,32 @@ def test_ldpc_decodes_at_high_snr_and_fails_gracefully_at_low(name, mod, good_sn
     assert not ok.all()
     assert iters == 20
     assert bits.shape == (6, code.n)
-    # garbage input does not crash either
+    # garbage input does not crash either, and is never reported as decoded
     _, ok, _ = code.decode(np.full((2, code.n), np.nan, np.float32), max_iter=3)
-    assert ok.shape == (2,)
+    assert ok.shape == (2,) and not ok.any()
+
+
+def test_ldpc_ok_needs_information():
+    """ok means a real decision satisfies every check: all-zero LLRs (no information) would
+    otherwise pass as the all-zero codeword, and NaN LLRs as whatever nan_to_num makes of them."""
+    code = ldpc.load_code("wifi_n648_r12")
+    zero = np.zeros((3, code.n), np.float32)
+    _, ok, iters = code.decode(zero, max_iter=5)
+    assert not ok.any() and iters == 5
+    # a valid codeword with one NaN: broken input, not decoded
+    cw = code.encode(np.zeros((1, code.k), np.uint8))
+    llr = np.where(cw == 0, 4.0, -4.0).astype(np.float32)
+    llr[0, 7] = np.nan
+    _, ok, _ = code.decode(llr)
+    assert not ok.any()
+    # a few zeros (erasures) in a clean codeword are filled in by the decoder: still decodable
+    rng = np.random.default_rng(5)
+    info = rng.integers(0, 2, (2, code.k)).astype(np.uint8)
+    cw = code.encode(info)
+    llr = np.where(cw == 0, 4.0, -4.0).astype(np.float32)
+    llr[:, rng.choice(code.n, 20, replace=False)] = 0.0
+    bits, ok, _ = code.decode(llr)
+    assert ok.all() and np.array_equal(code.info_bits(bits), info)
 
 
 def _xray_like(seed=0, size=128):
@@ -144,13 +167,17 @@ def test_j2k_fills_most_of_the_budget():
     assert 0.7 * 1500 <= len(data) <= 1500
 
 
-def test_roi_j2k_not_worse_than_plain_on_its_objective():
+@pytest.mark.parametrize("budget", [700, 1500])
+def test_roi_j2k_beats_plain_on_its_objective(budget):
+    """Plain J2K (split 0.0) is one of RoiJ2kCodec's candidates, so "not worse" cannot fail; the ROI
+    candidates (crop, blurred background) must pay: measured cost ratio 0.85 at 700 B, 0.49 at
+    1500 B on this image."""
     img, mask = _xray_like(3)
     roi, plain = source.RoiJ2kCodec(), source.J2kCodec()
-    budget = 700
     rec_roi = roi.decode(roi.encode(img, budget, mask), img.shape)
     rec_plain = plain.decode(plain.encode(img, budget - roi.HEADER.size), img.shape)
-    assert roi._objective(img, rec_roi, mask) <= roi._objective(img, rec_plain, mask) + 1e-9
+    cost_roi, cost_plain = roi._objective(img, rec_roi, mask), roi._objective(img, rec_plain, mask)
+    assert cost_roi < 0.93 * cost_plain, (cost_roi, cost_plain)
 
 
 def test_hevc_container_stripped_and_rebuilt():

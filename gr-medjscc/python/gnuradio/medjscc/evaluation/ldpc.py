@@ -185,16 +185,20 @@ class LdpcCode:
         """Normalised min-sum decoding of (B, n) channel LLRs.
 
         Returns ``(bits (B, n) uint8, ok (B,) bool, iterations)``; ``ok`` means the parity checks
-        are satisfied. Codewords that converge stop being updated.
+        are satisfied by a real decision: every posterior LLR is non-zero (a zero is no information,
+        so an all-zero input never counts as the all-zero codeword) and the block held no NaN (a
+        broken input is reported as not decoded, it is not decoded as erasures). Codewords that
+        converge stop being updated.
         """
         llr = np.atleast_2d(np.asarray(llr, dtype=np.float32))
         if llr.shape[1] != self.n:
             raise ValueError(f"{self.name}: expected LLR blocks of {self.n}, got {llr.shape[1]}")
+        broken = np.isnan(llr).any(axis=1)
         llr = np.nan_to_num(np.clip(llr, -1e4, 1e4))
         e = self._n_edges
         bits = (llr < 0).astype(np.uint8)
-        ok = self.syndrome_ok(bits)
-        active = np.flatnonzero(~ok)
+        ok = self.syndrome_ok(bits) & (llr != 0).all(axis=1) & ~broken
+        active = np.flatnonzero(~ok & ~broken)
         r_msg = np.zeros((active.size, e + 1), dtype=np.float32)  # check->var, last = dummy (0)
         it = 0
         big = np.float32(1e9)
@@ -222,7 +226,7 @@ class LdpcCode:
             r_msg = r_new
             post = llr[active] + r_msg[:, self._var_edges].sum(axis=2)
             hard = (post < 0).astype(np.uint8)
-            done = self.syndrome_ok(hard)
+            done = self.syndrome_ok(hard) & (post != 0).all(axis=1)
             bits[active] = hard
             if done.any():
                 ok[active[done]] = True
