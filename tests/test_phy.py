@@ -103,7 +103,11 @@ def test_symbol_channel_convention(rng):
     out = symbol_channel(x, "erasure", 7.0, rng, erasure_prob=0.5, frame_len=1000)
     assert 0.3 < out.erased.mean() < 0.7 and np.all(out.symbols[out.erased] == 0)
     out = symbol_channel(x, "rayleigh", 10.0, rng, equalizer="zf", block_len=100)
-    assert np.all(np.isfinite(out.noise_var))
+    # ZF: the reported noise variance is N0/|h|^2, one value per fading block, and it is the
+    # variance of the error actually left on the symbols
+    per_block = out.noise_var.reshape(-1, 100)
+    assert np.all(per_block == per_block[:, :1]) and np.unique(per_block[:, 0]).size > 1000
+    assert np.mean(np.abs(out.symbols - x) ** 2 / out.noise_var) == pytest.approx(1.0, abs=0.02)
     with pytest.raises(MedJSCCError):
         symbol_channel(x, "fog", 1.0, rng)
 
@@ -306,13 +310,16 @@ def test_spikes_and_nans_do_not_blind_the_detector(rng):
 
 def test_block_rayleigh_snr_estimate_follows_the_fade(rng):
     """Block fading, one gain per frame: the per-frame SNR estimate tracks |h|^2/N0 (feedback)."""
+    checked = 0
     for k in range(6):
         hdr, x, iq = _frame(rng, n=480, seq=k)
         y, info = apply_iq_channel(iq, "rayleigh", 15.0, delay=200, tail=200, rng=rng, params=P, return_info=True)
         true_db = 15.0 + 10 * math.log10(abs(info["taps"][0]) ** 2)
         frames = [f for f in OfdmReceiver(P).process(y) if f.crc_ok]
         if true_db > 3:
+            checked += 1
             assert len(frames) == 1 and frames[0].snr_db == pytest.approx(true_db, abs=1.0)
+    assert checked >= 4  # deep fades are skipped; most of the 6 draws must still be checked
 
 
 def test_fast_fading_with_pilot_amplitude_tracking(rng):
