@@ -374,3 +374,27 @@ def test_fractional_timing_offset(rng):
     assert _eff_snr_db(f.payload, x) > 18.0
     with pytest.raises(MedJSCCError):
         apply_iq_channel(iq, "awgn", 10.0, frac_delay=1.5, rng=rng)
+
+
+@pytest.mark.parametrize("chunk", [1000, 2345, 4096, "random"])
+def test_stream_starting_exactly_at_a_preamble(rng, chunk):
+    """No leading samples before frame 0 and chunks shorter than a frame: every frame comes out
+    exactly once (the deferred-frame bookkeeping must not use a start index before the buffer)."""
+    tx = OfdmTransmitter(P)
+    sent, pieces = [], []
+    for k in range(3):
+        x = _payload(rng, P.max_payload_len)
+        sent.append(FrameHeader(k, 1, 3, x.size))
+        pieces += [tx.modulate(sent[-1], x), np.zeros(int(rng.integers(0, 300)) if k else 0, np.complex64)]
+    stream = np.concatenate(pieces + [np.zeros(200, np.complex64)])
+    y = stream + apply_iq_channel(np.zeros(stream.size, np.complex64), "awgn", 25.0, rng=rng, params=P)
+    for min_batch in (0, 3000):
+        rx = OfdmReceiver(P, min_batch=min_batch)
+        frames, i = [], 0
+        while i < y.size:
+            n = int(rng.integers(1, 3000)) if chunk == "random" else chunk
+            frames += rx.process(y[i:i + n])
+            i += n
+        frames += rx.flush()
+        assert [f.header for f in frames] == sent, (chunk, min_batch)
+        assert frames[0].start_sample == 0 and not frames[0].truncated

@@ -510,7 +510,9 @@ class OfdmReceiver:
             for i in range(B):
                 if good[i] and (pay_end[i] > L or (defer_from is not None and pay_end[i] > defer_from
                                                     and next_start[i] > defer_from)):
-                    n_emit, deferred = i, int(min(cand_idx[i], start[i]))
+                    # start may lie up to `backoff` samples before buf[0] (a stream that begins
+                    # exactly at a preamble): keep from 0 then, a negative index would keep buf[-4:]
+                    n_emit, deferred = i, max(0, int(min(cand_idx[i], start[i])))
                     need = int(pay_end[i])
                     break
         # header-aided re-estimation + payload demod for good frames
