@@ -86,5 +86,9 @@ def test_cli_unknown_hw_key_is_a_clear_error(tmp_path):
 @pytest.mark.skipif(not _usrp_present(), reason="no USRP attached")
 def test_usrp_opens_with_b200_config():
     from gnuradio.medjscc.blocks.hw import usrp_source
-    src = usrp_source(load_hw_config("b200"))
-    assert src is not None
+    hw = load_hw_config("b200")
+    src = usrp_source(hw)
+    # the radio runs the configured settings (UHD may round the rate and tune to the nearest LO step)
+    assert src.get_samp_rate() == pytest.approx(hw["sample_rate_hz"], rel=0.01)
+    assert src.get_center_freq(0) == pytest.approx(hw["center_freq_hz"], abs=10e3)
+    assert src.get_antenna(0) == hw["rx_antenna"]

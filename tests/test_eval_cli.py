@@ -62,6 +62,15 @@ def test_rate_spread_bench(tiny_set, capsys):
     bench.main(["--model", "ntscc", "--data", str(tiny_set), "--split", "val", "--json"])
     row = _rows(capsys)[0]
     assert row["n_images"] == 2 and row["bits_cv_min"] > 0 and row["bits_cv_min"] <= row["bits_cv_mean"] <= row["bits_cv_max"]
-    assert 0 <= row["fraction_below_half_mean"] <= 1
+    # the row states what the codec's public rate map gives for these images (computed here again)
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.datasets import load_pairs
+
+    codec = load_codec("ntscc")
+    maps = [codec.rate_map(p["image"], p["mask"], 10.0) for p in load_pairs(str(tiny_set), "val", 20)]
+    assert len(maps) == 2
+    assert row["bits_cv_mean"] == pytest.approx(np.mean([m.std() / m.mean() for m in maps]), rel=1e-6)
+    assert row["fraction_below_half_mean"] == pytest.approx(np.mean([(m < 0.5 * m.mean()).mean() for m in maps]),
+                                                            abs=1e-9)
     with pytest.raises(MedJSCCError, match="no entropy model"):
         bench.main(["--model", "adjscc", "--data", str(tiny_set), "--split", "val"])

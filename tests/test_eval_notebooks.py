@@ -75,5 +75,6 @@ def test_phy_diagnostics(monkeypatch, kernel_env, tmp_path):
     assert images >= 2
     # the estimate tracks the set SNR
     lines = [ln.split() for ln in text.splitlines() if ln.startswith("set ")]
+    assert [float(p[1]) for p in lines] == [5.0, 20.0], text  # one line per SNR asked for
     for parts in lines:
         assert abs(float(parts[1]) - float(parts[4])) < 2.0, parts
