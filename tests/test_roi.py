@@ -312,31 +312,35 @@ def test_sam2_random_init_build_predict_and_state_dict_roundtrip(tmp_path):
 
 
 # ---------------------------------------------------------------------------- shipped models on real DRRs
-def test_shipped_roi_models_load_with_checksums():
+@pytest.fixture(scope="module")
+def drr_test_items():
+    """The first 3 test-split DRRs with their lung masks: read from the default set when it is
+    generated, else rendered on demand exactly as the demo does (same bytes, about 2 s each)."""
+    from gnuradio.medjscc.demo import _load_images
+
+    images, masks, names = _load_images(3, 0)
+    return [{"image": i, "mask": m, "name": n} for i, m, n in zip(images, masks, names)]
+
+
+def test_shipped_roi_models_load_with_checksums(drr_test_items):
     from gnuradio.medjscc.roi.coarse import load_coarse
     from gnuradio.medjscc.roi.litemedsam import LiteMedSAM
 
     coarse = load_coarse()
-    assert coarse.size == 96 and coarse.meta["val_dice_lowres"] > 0.95
+    assert coarse.size == 96
+    # the stored validation Dice is measured again here rather than read back (0.984 mean measured)
+    measured = [dice(coarse.prob(as_gray_float(it["image"])) > 0.5, it["mask"]) for it in drr_test_items]
+    assert min(measured) > 0.95 and np.mean(measured) > coarse.meta["val_dice_lowres"] - 0.01, measured
     assert LiteMedSAM().adapter is not None        # models/roi_litemedsam_drr.pt applied by default
 
 
-def _drr_test_items(n):
-    from gnuradio.medjscc.paths import default_data_dir
-
-    root = default_data_dir()
-    if not (root / "test" / "images").is_dir():
-        pytest.skip("DRR data set not generated (medjscc data drr)")
-    from gnuradio.medjscc.data import ImageFolderDataset
-
-    ds = ImageFolderDataset(root / "test", size=None, resize="none", limit=n)
-    return [ds[i] for i in range(len(ds))]
-
-
-def test_auto_on_drr_test_images():
-    items = _drr_test_items(2)
+def test_auto_on_drr_test_images(drr_test_items):
+    """The demo's default ROI path against the README's figure (Dice 0.975 mean / 0.965 min on the
+    80 test images; 0.976 mean on these 3)."""
     seg = get_segmenter("auto", threads=2)
-    for it in items:
+    scores = []
+    for it in drr_test_items:
         mask = seg.segment(it["image"])
         assert seg.last_info["source"] == "coarse" and len(seg.last_info["boxes"]) == 2
-        assert dice(mask, it["mask"]) > 0.93
+        scores.append(dice(mask, it["mask"]))
+    assert min(scores) >= 0.965 and np.mean(scores) >= 0.97, scores
