@@ -17,6 +17,7 @@ from gnuradio import gr
 
 from ..config import LinkConfig
 from ..errors import InputError, MedJSCCError
+from ..netaddr import check_zmq_address
 from ._codecadapt import get_codec
 from ._msgtools import pdu_collector, quiet_gr_logs
 from ._phyadapt import make_params
@@ -56,6 +57,10 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     for path in list(images) + ([mask_path] if mask_path else []):
         if not Path(path).is_file():   # fail before loading the codec or opening the radio
             raise InputError(f"image file not found: {path}")
+    if iq_address:   # the PUSH sink binds, the SNR SUB connects
+        check_zmq_address(iq_address, bind=True, what="--zmq")
+    if snr_address:
+        check_zmq_address(snr_address, bind=False, what="--snr-address")
     params = make_params(cfg.ofdm)
     blocks = {"tb": gr.top_block("medjscc_tx")}
     tb = blocks["tb"]
@@ -103,8 +108,13 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
            record_dir: str | Path | None = None, out_dir: str | Path = "", reference: str = "",
            reference_mask: str = "", n_images: int = 0, duration_s: float = 60.0,
            idle_timeout_s: float = 5.0, channel: str | None = None, snr_db: float | None = None,
-           codec=None, allow_random: bool = False, on_result=None) -> dict:
+           codec=None, allow_random: bool = False, on_result=None, keep_identifiers: bool = False,
+           record_hw_identity: bool = False) -> dict:
     """Receive until ``n_images`` decoded, ``duration_s`` elapsed or ``idle_timeout_s`` without frames.
+
+    DICOM outputs (``out_dir`` with a DICOM ``reference``) are de-identified unless
+    ``keep_identifiers``; a recording leaves the radio's serial/address out unless
+    ``record_hw_identity``.
 
     Returns dict(results=[...], frames_ok, frames_bad, recording=meta path or None, reason).
     """
@@ -115,6 +125,10 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     sources = [s for s in (hw, iq_address, replay) if s]
     if len(sources) != 1:
         raise MedJSCCError("choose exactly one input: --hw FILE (USRP), --zmq ADDRESS or --replay FILE.sigmf-meta")
+    if iq_address:   # the PULL source connects, the SNR PUB binds
+        check_zmq_address(iq_address, bind=False, what="--zmq")
+    if snr_address:
+        check_zmq_address(snr_address, bind=True, what="--snr-address")
     params = make_params(cfg.ofdm)
     b = {"tb": gr.top_block("medjscc_rx")}
     tb = b["tb"]
@@ -157,6 +171,11 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     b["jscc_rx"] = jrx = jscc_rx(model=codec, image_size=cfg.image_size, cbr=cfg.codec.cbr,
                                  out_dir=str(out_dir or ""), reference_path=reference,
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0)
+    if getattr(jrx, "_dicom_template", None) is not None:   # DICOM out: de-identified unless asked
+        from ._codecadapt import DicomTemplate
+
+        jrx._dicom_template = DicomTemplate(jrx._dicom_template, keep_identifiers=keep_identifiers,
+                                            cbr=cfg.codec.cbr)
     b["feedback"] = fb = snr_feedback()
     # frame metadata: every frame when recording (annotations), else only the recent ones
     b["frames"] = frames = pdu_collector(meta_only=True, keep=0 if record_dir else 1000)
@@ -214,6 +233,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
                 ann.append(dict(m, start=m["start_sample"], length=params.frame_len(n)))
         ofdm = {k: getattr(params, k) for k in ("fft_len", "cp_len", "n_data_carriers",
                                                 "n_pilot_carriers", "symbols_per_frame")}
-        meta_path = write_recording(data_path, sample_rate, center_freq, rec_hw, ann, ofdm)
+        meta_path = write_recording(data_path, sample_rate, center_freq, rec_hw, ann, ofdm,
+                                    hw_identity=record_hw_identity)
     return {"results": list(jrx.results), "frames_ok": orx.frames_ok, "frames_bad": orx.frames_bad,
             "recording": str(meta_path) if meta_path else None, "reason": reason}

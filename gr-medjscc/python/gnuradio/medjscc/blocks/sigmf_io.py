@@ -4,9 +4,15 @@ A recording is ``<name>.sigmf-data`` (cf32_le, as the receiver saw it) + ``<name
 with the sample rate, centre frequency, the hardware configuration (``medjscc:hw_config``), the
 OFDM layout (``medjscc:ofdm``) and one annotation per received frame (start, length, label and
 ``medjscc:`` seq / image_id / snr_db / cfo / crc_ok).
+
+The hardware configuration is recorded without what identifies the radio or its network (the
+values of ``serial=`` / ``addr=`` / ``name=`` ... in the UHD ``args`` or any other text field, and
+IPv4 addresses) unless ``hw_identity=True`` (``medjscc rx --record-hw-identity``): recordings get
+shared.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +20,31 @@ import numpy as np
 from ..errors import InputError
 
 NS = "medjscc"
+# UHD device-arg keys that identify one radio or its network
+_IDENTITY_RE = re.compile(r"\b(serial|addr\d*|mgmt_addr|second_addr|name|resource|ip)\s*=\s*[^,\s]+",
+                          re.IGNORECASE)
+_IPV4_RE = re.compile(r"\b\d{1,3}(\.\d{1,3}){3}\b")
+
+
+def public_hw_config(hw_config: dict, hw_identity: bool = False) -> dict:
+    """The hw config as recorded: no ``_`` keys; without ``hw_identity`` the values of identifying
+    ``key=value`` device args (``serial=<removed>``) and IPv4 addresses in text fields replaced."""
+    out = {k: v for k, v in hw_config.items() if not str(k).startswith("_")}
+    if hw_identity:
+        return out
+    for k, v in list(out.items()):
+        if isinstance(v, str):
+            out[k] = _IPV4_RE.sub("<address>", _IDENTITY_RE.sub(lambda m: f"{m.group(1)}=<removed>", v))
+    return out
 
 
 def write_recording(data_path: str | Path, sample_rate: float, center_freq: float,
                     hw_config: dict | None = None, annotations=(), ofdm: dict | None = None,
-                    description: str = "") -> Path:
-    """Write ``<data>.sigmf-meta`` next to an existing cf32 data file; returns the meta path."""
+                    description: str = "", hw_identity: bool = False) -> Path:
+    """Write ``<data>.sigmf-meta`` next to an existing cf32 data file; returns the meta path.
+
+    ``hw_identity``: keep the radio's serial / network address in ``medjscc:hw_config``.
+    """
     from sigmf import SigMFFile
 
     data_path = Path(data_path)
@@ -27,7 +52,7 @@ def write_recording(data_path: str | Path, sample_rate: float, center_freq: floa
     glob = {"core:datatype": "cf32_le", "core:sample_rate": float(sample_rate),
             "core:recorder": "gr-medjscc", "core:description": description or "gr-medjscc received IQ"}
     if hw_config:
-        glob[f"{NS}:hw_config"] = {k: v for k, v in hw_config.items() if not k.startswith("_")}
+        glob[f"{NS}:hw_config"] = public_hw_config(hw_config, hw_identity)
     if ofdm:
         glob[f"{NS}:ofdm"] = dict(ofdm)
     rec = SigMFFile(data_file=str(data_path), global_info=glob)

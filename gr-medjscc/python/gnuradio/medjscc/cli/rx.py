@@ -15,6 +15,12 @@ def add_arguments(parser):
     src.add_argument("--replay", metavar="FILE.sigmf-meta", help="run the receiver on a SigMF recording")
     parser.add_argument("--record", metavar="DIR", help="write the received IQ as a SigMF recording")
     parser.add_argument("--out", default="", help="folder for decoded images (PNG, DICOM for DICOM references)")
+    parser.add_argument("--keep-identifiers", action="store_true",
+                        help="copy the patient/study identity of a DICOM --reference into the output "
+                             "DICOMs (default: de-identified, DICOM PS3.15 Basic Profile)")
+    parser.add_argument("--record-hw-identity", action="store_true",
+                        help="with --record and --hw: keep the radio's serial/address (device args) "
+                             "in the SigMF metadata (default: left out)")
     parser.add_argument("--reference", default="", help="original image, for PSNR")
     parser.add_argument("--reference-mask", default="", help="ROI mask of the original, for ROI-PSNR")
     parser.add_argument("--images", type=int, default=0, help="stop after this many images (0 = no limit)")
@@ -54,7 +60,8 @@ def run(args):
                  record_dir=args.record, out_dir=args.out, reference=args.reference,
                  reference_mask=args.reference_mask, n_images=args.images, duration_s=args.duration,
                  idle_timeout_s=args.idle_timeout, channel=args.sim_channel,
-                 allow_random=args.random_weights, on_result=show)
+                 allow_random=args.random_weights, on_result=show,
+                 keep_identifiers=args.keep_identifiers, record_hw_identity=args.record_hw_identity)
     print(json.dumps({"summary": {k: v for k, v in res.items() if k != "results"},
                       "images": len(res["results"])}), flush=True)
     return 0
