@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
+import re
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,62 @@ def known_fields(cls, data: dict, what: str) -> dict:
     return dict(data)
 
 
+_TYPE_WORDS = {int: "a whole number", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_value(value, hint, key: str):
+    """``value`` converted to the field type ``hint`` (int, float, str, bool, or ``X | None``);
+    anything else is a one-line error naming ``key``. Floats take ints and fraction strings
+    ("1/16", as on the command line); NaN is never a valid setting."""
+    args = typing.get_args(hint)
+    if args and type(None) in args:                       # X | None
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        what = f"{_TYPE_WORDS.get(hint, hint)} or null"
+    else:
+        what = _TYPE_WORDS.get(hint, str(hint))
+    got = f"got {value!r} ({type(value).__name__})"
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, str):
+            from .snr import parse_number
+
+            try:
+                value = parse_number(value)
+            except ValueError:
+                raise MedJSCCError(f"{key} must be {what} (fractions such as 1/16 allowed), {got}") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise MedJSCCError(f"{key} must be {what}, got NaN")
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise MedJSCCError(f"{key} must be {what}, {got}")
+
+
+def check_field_types(obj, section: str) -> None:
+    """Check (and normalise: int -> float, "1/16" -> 0.0625) every field of dataclass ``obj``
+    against its annotated type, so a wrong type is one line, not a traceback in a comparison."""
+    hints = typing.get_type_hints(type(obj))
+    for f in fields(obj):
+        key = f"{section}.{f.name}" if section else f.name
+        setattr(obj, f.name, _check_value(getattr(obj, f.name), hints.get(f.name, typing.Any), key))
+
+
+def _check_finite(value: float, key: str, lo: float = -math.inf, hi: float = math.inf):
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise MedJSCCError(f"{key} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
+
+
 @dataclass
 class CodecConfig:
     model: str = "medjscc"          # medjscc | ntscc | adjscc | deepjscc | path to a .pt
@@ -41,8 +100,16 @@ class CodecConfig:
     threads: int = 2
 
     def validate(self):
+        check_field_types(self, "codec")
         if not (0 < self.cbr <= 1):
             raise MedJSCCError(f"codec.cbr must be in (0, 1], got {self.cbr}")
+        _check_finite(self.snr_db, "codec.snr_db", -50, 100)
+        if not self.model.strip():
+            raise MedJSCCError("codec.model must name a model (medjscc, ntscc, adjscc, deepjscc) or a .pt file")
+        if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device):
+            raise MedJSCCError(f"codec.device must be cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if not 1 <= self.threads <= 1024:
+            raise MedJSCCError(f"codec.threads must be in [1, 1024], got {self.threads}")
 
 
 @dataclass
@@ -52,6 +119,7 @@ class RoiConfig:
     sam2_config: str | None = None
 
     def validate(self):
+        check_field_types(self, "roi")
         allowed = {"auto", "litemedsam", "sam2", "oracle", "none"}
         if self.backend not in allowed:
             raise MedJSCCError(f"roi.backend must be one of {sorted(allowed)}, got {self.backend!r}")
@@ -113,11 +181,16 @@ class ChannelConfig:
     seed: int = 0
 
     def validate(self):
+        check_field_types(self, "channel")
         allowed = {"awgn", "rayleigh", "multipath", "erasure"}
         if self.kind not in allowed:
             raise MedJSCCError(f"channel.kind must be one of {sorted(allowed)}, got {self.kind!r}")
         if not (0 <= self.erasure_prob < 1):
-            raise MedJSCCError("channel.erasure_prob must be in [0, 1)")
+            raise MedJSCCError(f"channel.erasure_prob must be in [0, 1), got {self.erasure_prob!r}")
+        _check_finite(self.snr_db, "channel.snr_db", -50, 100)
+        _check_finite(self.cfo, "channel.cfo")   # bounded by ofdm.fft_len in LinkConfig.validate
+        if not 0 <= self.seed < 2**63:
+            raise MedJSCCError(f"channel.seed must be in [0, 2**63), got {self.seed}")
 
 
 @dataclass
@@ -129,12 +202,20 @@ class LinkConfig:
     image_size: int = 256
 
     SECTIONS = ("codec", "roi", "ofdm", "channel")
+    MAX_IMAGE_SIZE = 4096   # bounds the codec's memory (the shipped weights are trained at 256)
 
     def validate(self) -> "LinkConfig":
         for s in self.SECTIONS:
-            getattr(self, s).validate()
-        if self.image_size < 16:
-            raise MedJSCCError("image_size must be at least 16")
+            section = getattr(self, s)
+            # OfdmConfig.validate does its own range checks; the types are checked here for all
+            check_field_types(section, s)
+            section.validate()
+        size = self.image_size
+        if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= self.MAX_IMAGE_SIZE:
+            raise MedJSCCError(f"image_size must be a whole number in [16, {self.MAX_IMAGE_SIZE}] (pixels per "
+                               f"side), got {size!r}")
+        half = self.ofdm.fft_len / 2   # a CFO beyond half the band aliases (subcarrier spacings)
+        _check_finite(self.channel.cfo, "channel.cfo (subcarrier spacings)", -half, half)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,19 +223,28 @@ class LinkConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "LinkConfig":
-        data = dict(data or {})
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise MedJSCCError(f"config must be a mapping of {', '.join(cls.SECTIONS)} and image_size "
+                               f"(e.g. 'codec: {{cbr: 0.0625}}'), got a {type(data).__name__}")
+        data = dict(data)
         cfg = cls()
         for key, value in data.items():
             if key in cls.SECTIONS:
                 section = getattr(cfg, key)
+                if value is None:
+                    continue
                 if not isinstance(value, dict):
-                    raise MedJSCCError(f"config section {key!r} must be a mapping")
+                    raise MedJSCCError(f"config section {key!r} must be a mapping of its keys "
+                                       f"({', '.join(f.name for f in fields(section))}), "
+                                       f"got {value!r}")
                 for k, v in known_fields(type(section), value, key).items():
                     setattr(section, k, v)
             elif key == "image_size":
-                cfg.image_size = int(value)
+                cfg.image_size = value      # type- and range-checked by validate()
             else:
-                raise MedJSCCError(f"unknown config key {key!r}")
+                raise MedJSCCError(f"unknown config key {key!r} (known: {', '.join(cls.SECTIONS)}, image_size)")
         return cfg.validate()
 
     @classmethod
@@ -167,8 +257,13 @@ class LinkConfig:
         try:
             data = yaml.safe_load(p.read_text())
         except yaml.YAMLError as e:
-            raise MedJSCCError(f"config file {p} is not valid YAML: {e}") from None
-        return cls.from_dict(data)
+            raise MedJSCCError(f"config file {p} is not valid YAML: {' '.join(str(e).split())}") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise MedJSCCError(f"config file {p} cannot be read: {e}") from None
+        try:
+            return cls.from_dict(data)
+        except MedJSCCError as e:
+            raise type(e)(f"config file {p}: {e}") from None
 
     # --- CLI glue: flags are --<section>-<field> (e.g. --codec-cbr, --channel-snr-db) ---
     @classmethod
