@@ -7,7 +7,9 @@ pytestmark = pytest.mark.gnuradio
 from gnuradio import blocks, gr, gr_unittest  # noqa: E402
 
 from gnuradio.medjscc.blocks._phyadapt import make_params, phy  # noqa: E402
-from gnuradio.medjscc.blocks.channel_preset import channel_preset, noise_voltage_for_snr  # noqa: E402
+from gnuradio.medjscc.blocks.channel_preset import (PRESETS, channel_preset,  # noqa: E402
+                                                    noise_voltage_for_snr, preset_names)
+from gnuradio.medjscc.blocks.radio_profiles import RadioProfile, load_radio_profiles  # noqa: E402
 from gnuradio.medjscc.blocks.ofdm_analog_tx import FrameModulator  # noqa: E402
 
 
@@ -90,6 +92,120 @@ class qa_channel_preset(gr_unittest.TestCase):
         channel_preset("rayleigh_fast", 10.0, params=p).set_cfo(0.1)
         with self.assertRaises(ValueError):
             channel_preset("moon_bounce")
+
+
+def _profile(**kw) -> RadioProfile:
+    return RadioProfile(name="test", kind="impairment", description="t", source="t", **kw)
+
+
+def _tone(n, cycles_per_sample=0.0, amplitude=1.0):
+    return (amplitude * np.exp(2j * np.pi * cycles_per_sample * np.arange(n))).astype(np.complex64)
+
+
+class qa_channel_preset_profiles(gr_unittest.TestCase):
+    """Radio profiles as presets; gr-channels scaling conventions checked by measurement."""
+
+    def setUp(self):
+        self.params = make_params({})
+
+    def test_every_profile_is_a_preset_and_passes_the_signal(self):
+        p = self.params
+        self.assertEqual(preset_names()[:4], ("awgn", "multipath", "rayleigh", "rayleigh_fast"))
+        self.assertEqual(set(preset_names()[4:]), set(load_radio_profiles()))
+        self.assertEqual(PRESETS, preset_names())   # what loopback.build_loopback validates against
+        import yaml
+        from pathlib import Path
+        yml = Path(__file__).resolve().parents[1] / "gr-medjscc" / "grc" / "medjscc_channel_preset.block.yml"
+        options = yaml.safe_load(yml.read_text())["parameters"][0]
+        self.assertEqual(options["options"], list(preset_names()))   # GRC lists every profile
+        self.assertEqual(len(options["option_labels"]), len(options["options"]))
+        x = _tx_iq(p, n_frames=2)
+        for name in load_radio_profiles():
+            ch = channel_preset(name, 30.0, params=p, seed=1)
+            y = _run(x, ch)
+            self.assertGreater(y.size, 0.99 * x.size, name)
+            self.assertTrue(np.all(np.isfinite(y)), name)
+            power = float(np.mean(np.abs(y[np.abs(x[:y.size]) > 0]) ** 2))
+            self.assertTrue(0.3 < power < 2.0, f"{name}: power {power}")
+            self.assertTrue(np.isfinite(ch.papr_db()), name)
+
+    def test_clean_profile_is_the_awgn_preset_sample_for_sample(self):
+        p = self.params
+        x = _tx_iq(p, n_frames=2)
+        np.testing.assert_array_equal(_run(x, channel_preset("clean", 5.0, params=p, seed=3)),
+                                      _run(x, channel_preset("awgn", 5.0, params=p, seed=3)))
+
+    def test_clip_fraction_and_papr_are_measured_at_the_dac(self):
+        p = self.params
+        x = _tx_iq(p, n_frames=3)
+        nz = x[np.abs(x) > 0]
+        papr = 10 * np.log10(np.max(np.abs(nz) ** 2) / np.mean(np.abs(nz) ** 2))
+        fractions = {}
+        for amp in (1e-3, 0.25, 1.0):
+            ch = channel_preset(_profile(tx_amplitude=amp), 100.0, params=p)
+            y = _run(x, ch)
+            v = (nz * np.float32(amp)).view(np.float32)
+            fractions[amp] = ch.clip_fraction()
+            self.assertAlmostEqual(ch.clip_fraction(), float(np.mean(np.abs(v) > 1.0)), places=6)
+            self.assertAlmostEqual(ch.papr_db(), papr, places=3)
+            # clipped per I/Q at full scale, then scaled back by 1/amplitude
+            self.assertLessEqual(float(np.max(np.abs(y.view(np.float32)))), 1.0 / amp * 1.001 + 0.01)
+        self.assertEqual(fractions[1e-3], 0.0)
+        self.assertGreater(fractions[1.0], 0.01)
+        self.assertGreater(fractions[1.0], fractions[0.25])
+        ideal = channel_preset("cfo_1p5", 20.0, params=p)
+        _run(x, ideal)
+        self.assertEqual(ideal.clip_fraction(), 0.0)   # no DAC amplitude: measured, never clipped
+        self.assertTrue(np.isnan(channel_preset("awgn", 20.0, params=p).clip_fraction()))
+
+    def test_cfo_profile_rotates_a_tone_by_cfo_over_fft_len(self):
+        p = self.params
+        f0 = 3.0 / p.fft_len
+        for preset, extra, expect in (("cfo_1p5", 0.0, 1.5), ("cfo_1p5", -0.5, 1.0), (_profile(cfo_subcarriers=0.63), 0.0, 0.63)):
+            y = _run(_tone(20000, f0), channel_preset(preset, 200.0, cfo=extra, params=p))[200:-200]
+            f = np.angle(np.vdot(y[:-1], y[1:])) / (2 * np.pi)     # mean phase step per sample
+            self.assertAlmostEqual((f - f0) * p.fft_len, expect, delta=2e-3, msg=str(preset))
+        ch = channel_preset("cfo_1p5", 200.0, params=p)
+        ch.set_cfo(0.5)   # run-time setter adds to the profile's CFO
+        y = _run(_tone(20000), ch)[200:-200]
+        self.assertAlmostEqual(np.angle(np.vdot(y[:-1], y[1:])) / (2 * np.pi) * p.fft_len, 2.0, delta=2e-3)
+
+    def test_iq_imbalance_phase_noise_pa_dc_conventions(self):
+        p = self.params
+        # iqbal_gen (TX mode): the I branch gets gain 10**(dB/20) and is rotated by the phase in
+        # degrees, Q is untouched
+        y = _run(np.array([1, 1j] * 2000, np.complex64), channel_preset("iq_1db_5deg", 300.0, params=p))
+        i_out, q_out = y[1000:3000:2], y[1001:3000:2]
+        if abs(i_out[0]) < abs(q_out[0]):   # channel_model delay may swap the parity
+            i_out, q_out = q_out, i_out
+        self.assertAlmostEqual(20 * np.log10(np.mean(np.abs(i_out))), 1.0, delta=0.02)
+        self.assertAlmostEqual(np.degrees(np.angle(np.mean(i_out))), 5.0, delta=0.1)
+        np.testing.assert_allclose(q_out, 1j, atol=1e-3)
+        # phase_noise_gen: the profile's deg rms is what comes out
+        y = _run(_tone(300000), channel_preset("phase_noise_3deg", 300.0, params=p))[1000:-100]
+        self.assertAlmostEqual(float(np.degrees(np.std(np.angle(y)))), 3.0, delta=0.3)
+        # distortion_3_gen after the DAC: y = x + beta |x|^2 x in full-scale units, scaled back
+        y = _run(np.full(4000, 2.0, np.complex64), channel_preset("pa_cubic_0p25", 300.0, params=p))
+        self.assertAlmostEqual(float(np.median(y.real)), 2.0 * (1 - 0.3 * (0.25 * 2.0) ** 2), delta=1e-3)
+        # DC offset at -20 dBc relative to the unit-power signal
+        y = _run(np.zeros(4000, np.complex64), channel_preset("dc_offset", 300.0, params=p))
+        self.assertAlmostEqual(20 * np.log10(abs(np.mean(y[100:]))), -20.0, delta=0.01)
+
+    def test_fading_profiles_keep_unit_power_and_rician_k(self):
+        p = self.params
+        n = 1_000_000
+        for name, m4 in (("rayleigh_100hz", 2.0), ("rician_k3_100hz", (9 + 12 + 2) / 16)):
+            y = _run(np.ones(n, np.complex64), channel_preset(name, 300.0, params=p, seed=1))[100:]
+            pw = np.abs(y) ** 2
+            self.assertAlmostEqual(float(pw.mean()), 1.0, delta=0.15, msg=name)
+            # E|h|^4 / (E|h|^2)^2 = (K^2 + 4K + 2) / (K + 1)^2 identifies K
+            self.assertAlmostEqual(float(np.mean(pw ** 2) / pw.mean() ** 2), m4, delta=0.2, msg=name)
+        imp = np.zeros(400, np.complex64)
+        imp[100] = 1
+        h = _run(imp, channel_preset("multipath_3tap", 300.0, params=p))
+        peaks = np.sort(np.argsort(np.abs(h))[-3:])
+        self.assertEqual(list(peaks - peaks[0]), [0, 3, 8])
+        self.assertAlmostEqual(float(np.sum(np.abs(h[peaks]) ** 2)), 1.0, delta=0.01)
 
 
 if __name__ == "__main__":

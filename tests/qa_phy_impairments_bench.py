@@ -1,0 +1,46 @@
+"""bench/phy_impairments.py: a tiny run prints one valid JSON record per (profile, SNR)."""
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.gnuradio
+
+KEYS = {"profile", "snr_db", "frames_sent", "frames_decoded", "images_decoded", "roi_psnr",
+        "roi_psnr_clean", "psnr", "snr_est_db", "papr_db", "clip_fraction", "wall_s"}
+
+
+def _bench():
+    path = Path(__file__).resolve().parents[1] / "bench" / "phy_impairments.py"
+    spec = importlib.util.spec_from_file_location("phy_impairments", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_tiny_bench_run_prints_json_records(capsys):
+    bench = _bench()
+    assert bench.main(["--json", "--images", "1", "--snr", "20", "--profiles", "clip_1p0"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert [r["profile"] for r in rows] == ["clean", "clip_1p0"]   # the reference always runs first
+    for r in rows:
+        assert KEYS <= set(r), KEYS - set(r)
+        assert r["snr_db"] == 20.0 and r["frames_sent"] >= 1
+        assert 0 <= r["frames_decoded"] <= r["frames_sent"] and r["images_decoded"] in (0, 1)
+        assert r["papr_db"] > 3.0 and r["wall_s"] >= 0
+    clean, clip = rows
+    assert clean["roi_psnr_clean"] == clean["roi_psnr"] == clip["roi_psnr_clean"]
+    assert clean["images_decoded"] == 1 and clean["frames_decoded"] == clean["frames_sent"]
+    assert abs(clean["snr_est_db"] - 20.0) < 1.5
+    assert clean["clip_fraction"] == 0.0 and clip["clip_fraction"] > 0.01
+    # same images and SNR: the PAPR is measured before the clip, so it barely moves
+    assert clean["papr_db"] == pytest.approx(clip["papr_db"], abs=0.3)
+    assert math.isfinite(clean["roi_psnr"]) and clean["roi_psnr"] > 25
+
+
+def test_unknown_profile_is_one_line(capsys):
+    assert _bench().main(["--json", "--profiles", "b201"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown profile 'b201'" in err and err.count("\n") == 1
