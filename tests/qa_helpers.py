@@ -26,13 +26,32 @@ def synthetic_image(size: int = 256, seed: int = 0) -> np.ndarray:
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def run_message_block(block, in_port: str, messages, out_port: str, expected: int,
-                      timeout: float = 10.0, settle: float = 0.0):
-    """Run ``block`` alone: post ``messages`` to ``in_port``, collect ``out_port``; returns items."""
+HANG_S = 120.0   # deadline of the QA waits: only a real hang reaches it (timing is measured in bench/)
+
+
+def wait_until(predicate, timeout: float = HANG_S, what: str = "condition"):
+    """Poll ``predicate()`` until it is true; an AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout:.0f} s (hang?)")
+        time.sleep(0.01)
+
+
+def run_message_block(block, in_port: str, messages, out_port: str, expected: int | None = None,
+                      timeout: float = HANG_S, settle: float = 0.0, until=None):
+    """Run ``block`` alone: post ``messages`` to ``in_port``, collect ``out_port``; returns items.
+
+    Waits for ``expected`` output messages, or (``until``) for ``until(items)`` to be true: an
+    event, never a fixed time, so a loaded machine is only slower. ``timeout`` is a hang guard and
+    fails loudly. ``settle`` only gives unwanted extra outputs a chance to show up.
+    """
     from gnuradio import gr
 
     from gnuradio.medjscc.blocks._msgtools import pdu_collector, post
 
+    if (expected is None) == (until is None):
+        raise ValueError("run_message_block: give exactly one of expected and until")
     tb = gr.top_block()
     col = pdu_collector()
     tb.msg_connect(block, out_port, col, "in")
@@ -40,7 +59,12 @@ def run_message_block(block, in_port: str, messages, out_port: str, expected: in
     try:
         for m in messages:
             post(block, in_port, m)
-        col.wait_for(expected, timeout)
+        if until is None:
+            if not col.wait_for(expected, timeout):
+                raise AssertionError(f"{len(col.items)} of {expected} messages on {out_port!r} "
+                                     f"within {timeout:.0f} s (hang?)")
+        else:
+            wait_until(lambda: until(col.items), timeout, f"condition on {out_port!r}")
         if settle:
             time.sleep(settle)
     finally:

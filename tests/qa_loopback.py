@@ -1,6 +1,4 @@
 """QA: run_ofdm_loopback (the demo's flowgraph API) and OFDM vs symbol-channel quality."""
-import time
-
 import numpy as np
 import pytest
 
@@ -24,9 +22,7 @@ def test_loopback_results_per_image_and_snr():
     codec = shared_codec()
     images = [synthetic_image(256, seed=s) for s in (1, 2)]
     masks = [lung_mask(), None]
-    t0 = time.monotonic()
     res = run_ofdm_loopback(images, masks, LinkConfig(), [5.0, 20.0], channel="awgn", codec=codec)
-    elapsed = time.monotonic() - t0
     assert len(res) == 4
     assert [(r["snr_db"], r["image_index"]) for r in res] == [(5.0, 0), (5.0, 1), (20.0, 0), (20.0, 1)]
     for r in res:
@@ -39,8 +35,7 @@ def test_loopback_results_per_image_and_snr():
     # the same symbols decoded at 20 dB are at least as close to the original as at 5 dB
     p5 = metrics.psnr(images[0], res[0]["received"])
     p20 = metrics.psnr(images[0], res[2]["received"])
-    assert p20 >= p5 - 0.5
-    assert elapsed < 60
+    assert p20 >= p5 - 0.5   # (speed is measured in bench/grblocks_speed.py, not asserted here)
 
 
 def test_loopback_multipath_with_cfo_and_bad_args():

@@ -48,8 +48,11 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
                                   seed=seed, params=params),
         "ofdm_rx": ofdm_analog_rx(params=params, equalizer=cfg.ofdm.equalizer,
                                   min_batch=cfg.ofdm.min_batch, max_latency_ms=cfg.ofdm.max_latency_ms),
+        # images end when complete, when the next image starts or when the drained graph stops;
+        # the timeout is only for a stalled stream, long enough that a loaded machine cannot
+        # cut an image in two
         "jscc_rx": jscc_rx(model=codec, image_size=size, cbr=cfg.codec.cbr, params=params,
-                           timeout_s=5.0),
+                           timeout_s=60.0),
     }
     tb.msg_connect(blocks["jscc_tx"], "frames", blocks["ofdm_tx"], "pdus")
     tb.connect(blocks["ofdm_tx"], blocks["channel"], blocks["ofdm_rx"])
