@@ -33,46 +33,41 @@ def get_codec(model="medjscc", device: str = "cpu", allow_random: bool = False):
 
 
 def read_image(path: str | Path) -> tuple[np.ndarray, object | None]:
-    """Read an image as uint8 HxW; also returns the pydicom dataset when the file is DICOM."""
+    """Read an image as uint8 HxW with the data package's reader (one policy for all tools);
+    also returns the pydicom dataset when the file is DICOM (the template of DICOM outputs)."""
+    from ..data import read_image as data_read_image
+
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"image file not found: {p}")
+    image = data_read_image(p)   # InputError naming the file: missing, unreadable, tiny, NaN...
     ds = None
     try:
         import pydicom
 
         if pydicom.misc.is_dicom(str(p)):
             ds = pydicom.dcmread(str(p))
-    except Exception:
+    except Exception as e:   # the pixels were readable; only DICOM output is lost
+        log.warning("cannot read the DICOM header of %s (%s): no DICOM output", p, e)
         ds = None
-    try:
-        from ..data import read_image as data_read_image
-
-        return data_read_image(p), ds
-    except ImportError:
-        pass
-    try:
-        from PIL import Image
-
-        with Image.open(p) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8), ds
-    except Exception as e:
-        raise InputError(f"cannot read image {p}: {e}") from None
+    return image, ds
 
 
-def read_mask(path: str | Path, shape) -> np.ndarray:
-    from PIL import Image
+def read_mask(path: str | Path, shape, image_path: str | Path | None = None,
+              image_shape=None) -> np.ndarray:
+    """ROI mask (any non-zero pixel is ROI, as the data reader reads it) fitted to ``shape``.
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"mask file not found: {p}")
-    try:
-        with Image.open(p) as im:
-            m = np.asarray(im.convert("L")) > 127
-    except Exception as e:
-        raise InputError(f"cannot read mask {p}: {e}") from None
+    With ``image_shape`` (the size of the image as read, before fitting) a mask of another size is
+    an error naming both files; it is then fitted like its image. Without it (callers that only know
+    the fitted size) a mask of another size is fitted to ``shape``.
+    """
+    from ..data import read_mask as data_read_mask
+
+    m = data_read_mask(path)
+    if image_shape is not None and m.shape != tuple(image_shape):
+        h, w = tuple(image_shape)
+        raise InputError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image "
+                         f"{image_path or '(image)'} is {w}x{h} (width x height)")
     if m.shape != tuple(shape):
-        m = fit_image(m.astype(np.uint8) * 255, shape) > 127
+        m = fit_image(m.astype(np.uint8) * 255, shape) >= 128
     return m
 
 

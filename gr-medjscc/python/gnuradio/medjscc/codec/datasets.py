@@ -1,9 +1,10 @@
-"""Image/mask pairs for training and evaluation.
+"""Image/mask pairs for training and evaluation, read with the data package's one image reader.
 
-Uses the data package (``gnuradio.medjscc.data.ImageFolderDataset`` / ``load_split``) when it is
-available; otherwise reads the agreed layout directly: ``ROOT/<split>/images/*.png`` with
-``ROOT/<split>/masks/<same name>`` (0/255), or ``ROOT/images`` + ``ROOT/masks``, or a flat folder
-of images (no masks).
+Layouts: ``ROOT/<split>/images`` (+ ``masks/``), ``ROOT/images`` (+ ``masks/``), or a flat folder
+of images (no masks). Images and masks are read by :mod:`gnuradio.medjscc.data.folder` (PNG, JPEG,
+TIFF, BMP, PGM and DICOM; masks: any non-zero pixel is ROI; a mask of another size than its image,
+an image below 16x16 and NaN/inf pixels are errors naming the file). Images keep their native
+size here: the codec pads to its patch grid, and training takes crops.
 """
 from __future__ import annotations
 
@@ -11,33 +12,27 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data.folder import IMAGE_EXTS, ImageFolderDataset, read_image
 from ..errors import InputError
 
-IMAGE_EXTS = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".pgm", ".bmp"}
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith("."))
 
 
-def _read_gray(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            return np.asarray(im.convert("L"), dtype=np.uint8)
-    except Exception as e:  # noqa: BLE001 - report the file
-        raise InputError(f"cannot read image {path}: {e}") from None
-
-
-def _resolve(root: Path, split: str | None) -> tuple[Path, Path | None]:
+def _resolve(root: Path, split: str | None) -> Path:
     cands = [root / split / "images"] if split else []
     cands += [root / "images", root]
     for c in cands:
-        if c.is_dir() and any(p.suffix.lower() in IMAGE_EXTS for p in c.iterdir()):
-            masks = c.parent / "masks" if c.name == "images" else None
-            return c, (masks if masks is not None and masks.is_dir() else None)
-    raise InputError(f"no images found under {root} (looked for {', '.join(str(c) for c in cands)})")
+        if c.is_dir() and _images_in(c):
+            return c
+    raise InputError(f"no images ({', '.join(IMAGE_EXTS)}) found under {root} "
+                     f"(looked in {', '.join(str(c) for c in cands)})")
 
 
 def load_pairs(root: str | Path | None = None, split: str | None = "test", limit: int | None = None):
-    """List of dicts(name, image uint8 HxW, mask bool HxW or None), sorted by name."""
+    """List of dicts(name, image uint8 HxW, mask bool HxW or None, source_path), sorted by name."""
     from ..paths import default_data_dir
 
     if root is None:
@@ -52,21 +47,15 @@ def load_pairs(root: str | Path | None = None, split: str | None = "test", limit
     root = Path(root)
     if not root.exists():
         raise InputError(f"data folder not found: {root}")
-    img_dir, mask_dir = _resolve(root, split)
-    files = sorted(p for p in img_dir.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if limit is not None:
-        files = files[: int(limit)]
-    out = []
-    for p in files:
-        mask = None
-        if mask_dir is not None:
-            mp = mask_dir / p.name
-            if not mp.exists():
-                mp = mask_dir / (p.stem + ".png")
-            if mp.exists():
-                mask = _read_gray(mp) > 127
-        out.append({"name": p.stem, "image": _read_gray(p), "mask": mask})
-    return out
+    if limit is not None and int(limit) < 1:
+        raise InputError(f"limit must be >= 1, got {limit}")
+    img_dir = _resolve(root, split)
+    if img_dir.name == "images":   # images/ + masks/: the data set class matches masks by stem
+        ds = ImageFolderDataset(img_dir.parent, size=None, resize="none", limit=limit)
+        return [{"name": it["name"], "image": it["image"], "mask": it["mask"],
+                 "source_path": it["source_path"]} for it in ds]
+    files = _images_in(img_dir)[: None if limit is None else int(limit)]
+    return [{"name": p.stem, "image": read_image(p), "mask": None, "source_path": str(p)} for p in files]
 
 
 def synthetic_pairs(n: int, size: int = 256, seed: int = 0):

@@ -5,7 +5,7 @@ Layout
 ::
 
     ROOT/
-      images/   <stem>.png | .jpg | .jpeg | .tif | .tiff | .bmp | .dcm | .dicom
+      images/   <stem>.png | .jpg | .jpeg | .tif | .tiff | .bmp | .pgm | .dcm | .dicom
       masks/    <stem>.png (or <stem>_mask.png, any supported format)        [optional]
                 masks may also sit in sub-folders of masks/ (e.g. masks/left/, masks/right/ as
                 in the Montgomery set); every mask found for a stem is OR-ed into one mask.
@@ -29,6 +29,13 @@ Reading (:func:`read_image`) gives 8-bit grey (``np.uint8`` HxW):
 
 Masks: any format above; a pixel is in the ROI when its value is > 0 (so 0/1 and 0/255 masks both
 work). A mask whose size differs from its image is an error naming both files.
+
+Checks: an image smaller than ``MIN_IMAGE_SIDE`` (16) pixels on a side is an error (upscaling it
+would send made-up detail); NaN or infinite pixels (float TIFF, float DICOM, a modality LUT that
+overflows) are an error naming the file and the count (never silently black).
+
+This is the one image reader: ``codec.datasets`` (eval, train), the JSCC blocks (tx, rx), the ROI
+tools and the demo all read through :func:`read_image` / :func:`read_mask`.
 
 Size policy (``resize``), applied identically to image and mask:
 
@@ -55,10 +62,11 @@ from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".pgm", ".dcm", ".dicom")
 DICOM_EXTS = (".dcm", ".dicom")
 RESIZE_POLICIES = ("pad", "resize", "none")
 MASK_SUFFIXES = ("_mask", "-mask", "_masks")
+MIN_IMAGE_SIDE = 16   # the codec's patch size: anything smaller carries no usable image
 
 
 # --------------------------------------------------------------------------------------------
@@ -73,6 +81,15 @@ def _is_dicom(path: Path) -> bool:
         return len(head) == 132 and head[128:132] == b"DICM"
     except OSError:
         return False
+
+
+def _require_finite(arr: np.ndarray, path: Path) -> None:
+    """NaN/inf pixels are an error: no grey level is a faithful stand-in for them."""
+    if np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.complexfloating):
+        bad = int(np.count_nonzero(~np.isfinite(arr)))
+        if bad:
+            raise InputError(f"image file {path} has {bad} NaN/infinite pixel(s) of {arr.size}; "
+                             f"replace them (e.g. with the background value) before use")
 
 
 def _to_uint8_minmax(arr: np.ndarray) -> np.ndarray:
@@ -141,9 +158,11 @@ def _read_dicom(path: Path) -> np.ndarray:
         frames = int(ds.get("NumberOfFrames", 1) or 1)
         if frames > 1:
             arr = arr[0]
+        _require_finite(np.asarray(arr), path)
         if samples > 1:
             return _to_uint8_minmax(_luma(arr))
         arr = apply_modality_lut(arr, ds).astype(np.float64)
+        _require_finite(arr, path)
         if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
             unit = _voi_lut_unit(arr, ds.VOILUTSequence[0])
         elif "WindowCenter" in ds and "WindowWidth" in ds:
@@ -177,6 +196,7 @@ def _read_raster(path: Path) -> np.ndarray:
             arr = np.array(im)   # I;16, I;16B, I, F, ...
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
         raise InputError(f"unreadable image file {path}: {e}") from None
+    _require_finite(arr, path)
     if arr.ndim == 3:
         arr = _luma(arr[..., :3])
     if arr.dtype == np.uint8:
@@ -192,6 +212,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     image = _read_dicom(path) if _is_dicom(path) else _read_raster(path)
     if image.ndim != 2 or image.size == 0:
         raise InputError(f"image file {path} has no 2-D pixel data (shape {image.shape})")
+    if min(image.shape) < MIN_IMAGE_SIDE:
+        raise InputError(f"image file {path} is {image.shape[1]}x{image.shape[0]} pixels; at least "
+                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
     return np.ascontiguousarray(image)
 
 
