@@ -141,7 +141,10 @@ def main(argv=None) -> int:
             if name == "clean":
                 clean[k] = rec["roi_psnr"]
             rec["roi_psnr_clean"] = clean[k]
-            emit({c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}, args.json, COLUMNS)
+            out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
+            if not args.json and math.isfinite(out["clip_fraction"]):
+                out["clip_fraction"] = f"{out['clip_fraction']:.2e}"   # the table's .3f hides it
+            emit(out, args.json, COLUMNS)
             if bar is not None:
                 bar.update(1)
     if bar is not None:
