@@ -397,6 +397,22 @@ def test_train_resume_and_export(tmp_path):
     ck = torch.load(tmp_path / "runs" / "tiny" / "last.pt", weights_only=True)
     assert ck["step"] == 2
     train(path, resume=True, steps=3, runs_dir=tmp_path / "runs", out_path=out, synthetic=True, progress=False)
-    assert torch.load(tmp_path / "runs" / "tiny" / "last.pt", weights_only=True)["step"] == 3
+    last = tmp_path / "runs" / "tiny" / "last.pt"
+    assert torch.load(last, weights_only=True)["step"] == 3
     codec = load_codec(str(out))
     assert codec.meta["steps"] == 3 and codec.cfg.use_roi
+    # the resume checkpoint carries a SHA-256 side file; a damaged or unvouched one is refused
+    from gnuradio.medjscc.checksums import file_sha256
+
+    side = last.with_name("last.pt.sha256")
+    assert side.read_text().split()[0] == file_sha256(last)
+    data = bytearray(last.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    last.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch.*last.pt"):
+        train(path, resume=True, steps=4, runs_dir=tmp_path / "runs", out_path=out, synthetic=True,
+              progress=False)
+    side.unlink()
+    with pytest.raises(WeightsError, match="checksum file missing"):
+        train(path, resume=True, steps=4, runs_dir=tmp_path / "runs", out_path=out, synthetic=True,
+              progress=False)

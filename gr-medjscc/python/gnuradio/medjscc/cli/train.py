@@ -6,7 +6,7 @@ HELP = "train a JSCC codec model from models/configs/<name>.yaml (seeded, resuma
 def add_arguments(parser):
     parser.add_argument("--config", required=True, help="training config YAML (models/configs/<name>.yaml)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt")
+    parser.add_argument("--resume", action="store_true", help="continue from runs/<name>/last.pt (checked against its last.pt.sha256)")
     parser.add_argument("--data", default=None, help="data root (default: the DRR set)")
     parser.add_argument("--runs", default=None, help="folder for checkpoints/logs (default: <repo>/runs)")
     parser.add_argument("--out", default=None, help="weights output (default: models/<name>.pt)")

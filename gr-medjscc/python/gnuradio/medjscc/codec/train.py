@@ -256,7 +256,15 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
     step0, elapsed0 = 0, 0.0
     ckpt_path = run_dir / "last.pt"
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        from ..checksums import verify_sha256
+
+        # the checkpoint's SHA-256 side file (written by save_ckpt) catches a truncated or
+        # replaced file before torch unpickles it
+        verify_sha256(ckpt_path, remedy=f"delete {ckpt_path} to start over, or run without --resume")
+        try:
+            ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        except Exception as e:
+            raise MedJSCCError(f"cannot load resume checkpoint {ckpt_path}: {e}") from None
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         step0, elapsed0 = int(ck["step"]), float(ck.get("elapsed_s", 0.0))
@@ -271,11 +279,18 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         log.info("linear path initialised from the patch PCA of %d training images", min(KLT_INIT_IMAGES, len(train_pairs)))
 
     def save_ckpt(step, elapsed):
+        from ..checksums import file_sha256, sha256_path
+
         tmp = ckpt_path.with_suffix(".tmp")
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
                     "elapsed_s": elapsed, "torch_rng": torch.get_rng_state(),
                     "numpy_rng": json.dumps(rng.bit_generator.state)}, tmp)
+        side, side_tmp = sha256_path(ckpt_path), ckpt_path.with_suffix(".sha256.tmp")
+        side_tmp.write_text(f"{file_sha256(tmp)}  {ckpt_path.name}\n")
+        # a crash between the two renames leaves a mismatch: --resume then stops with a clear
+        # error instead of loading a checkpoint it cannot vouch for
         tmp.replace(ckpt_path)
+        side_tmp.replace(side)
 
     logf = open(run_dir / "metrics.jsonl", "a")
     t_start = time.time() - elapsed0
