@@ -66,7 +66,12 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     grey = np.full((cfg.image_size,) * 2, 128, np.uint8)
     for i, (img, m) in enumerate(zip(images, masks)):
         r = by_id.get(i)
-        ok = r is not None and int(r.get("frames_ok", 0)) > 0 and not r.get("error")
+        if r is None:
+            ok = False
+        elif "decoded" in r:    # jscc_rx's own verdict where it gives one (status decoded/partial)
+            ok = bool(r["decoded"])
+        else:                   # else: produced from received frames without a decoder error
+            ok = int(r.get("frames_ok", 0)) > 0 and not r.get("error")
         received = r["image"] if r is not None else grey
         frames_ok += int(r.get("frames_ok", 0)) if r is not None else 0
         decoded += int(ok)
