@@ -96,3 +96,18 @@ def test_eval_cli_does_not_skip_dicom(mixed_folder, capsys):
     assert rc in (0, None)
     rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
     assert rows and all(r["n_images"] == 2 for r in rows)
+
+
+def test_blocks_pad_instead_of_stretching(tmp_path):
+    from gnuradio.medjscc.blocks._codecadapt import fit_image
+
+    img = np.full((64, 128), 200, np.uint8)                  # landscape: 2:1
+    out = fit_image(img, (256, 256))
+    assert out.shape == (256, 256)
+    assert (out[:64] == 0).all() and (out[-64:] == 0).all()  # black bars above and below
+    assert (out[64:192] == 200).all()                        # content kept at 2:1, not stretched
+    m = np.zeros((64, 128), np.uint8)
+    m[:, :64] = 1
+    Image.fromarray(m).save(tmp_path / "m.png")
+    fitted = block_read_mask(tmp_path / "m.png", (256, 256), tmp_path / "i.png", (64, 128))
+    assert not fitted[:64].any() and fitted[64:192, :128].all() and not fitted[64:192, 128:].any()

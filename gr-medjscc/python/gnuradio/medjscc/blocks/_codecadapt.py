@@ -72,9 +72,20 @@ def read_mask(path: str | Path, shape, image_path: str | Path | None = None,
 
 
 def fit_image(image: np.ndarray, shape) -> np.ndarray:
-    """Resize a uint8 image to ``shape`` (H, W) when it differs (the codec's fixed input size)."""
+    """Fit a uint8 image to ``shape`` (H, W), the codec's input size, keeping the aspect ratio.
+
+    A square target uses the data reader's ``pad`` policy (scale the longer side to fit, pad the
+    shorter one with black on both sides), so a non-square radiograph is never stretched; tx, the
+    reference of rx and its masks all go through here, so they stay aligned. A non-square target
+    (not used by the blocks) is stretched.
+    """
     if image.shape == tuple(shape):
         return image
+    if shape[0] == shape[1]:
+        from ..data import fit_to_size
+
+        return np.ascontiguousarray(fit_to_size(np.asarray(image, np.uint8), None, int(shape[0]), "pad")[0],
+                                    np.uint8)
     from PIL import Image
 
     return np.asarray(Image.fromarray(image).resize((shape[1], shape[0]), Image.BILINEAR), np.uint8)
@@ -118,12 +129,12 @@ class DicomTemplate:
     keep_identifiers: copy the patient/study identity (names, IDs, dates, study UID, institution)
         from the reference; off by default -- the output is de-identified.
     cbr: channel symbols per pixel of the link (gives ``LossyImageCompressionRatio`` = 1/cbr).
-    resize: how the transmitter fitted the image to the codec size (``resize`` = stretch per axis,
-        ``pad`` = keep the aspect ratio), for the pixel spacing of the output.
+    resize: how the transmitter fitted the image to the codec size (``pad`` = keep the aspect
+        ratio, as :func:`fit_image` does; ``resize`` = stretch per axis), for the pixel spacing.
     """
 
     def __init__(self, dataset, keep_identifiers: bool = False, cbr: float | None = None,
-                 resize: str = "resize"):
+                 resize: str = "pad"):
         if isinstance(dataset, DicomTemplate):
             dataset = dataset.dataset
         self.dataset = dataset
