@@ -11,6 +11,11 @@ runs the GNU Radio scheduler (one thread per block); its bursts get 160 zero sam
 (``burst_shaper_cc``; stock ofdm_rx loses back-to-back bursts), counted as transmitted samples. ``frames_ok`` checks that both loopbacks
 actually delivered their frames. ``msps_per_cpu_s`` divides by the CPU time the process used
 (all threads), a load-independent efficiency figure on a shared machine. Targets: ours >= 5 Msps and >= 0.5x stock.
+
+Not like for like: ours is a numpy analog-symbol loopback in one process, stock is GNU Radio's
+byte loopback under its scheduler (bit mapping, header codec, one thread per block). Every row says
+so in ``comparison``; ``bench/grblocks_speed.py`` compares our GNU Radio blocks with stock blocks
+like for like and is the headline figure.
 """
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+COMPARISON = ("numpy analog-symbol loopback (medjscc, one process) vs GNU Radio byte loopback (stock "
+              "ofdm_tx/ofdm_rx, scheduler); not like for like: see bench/grblocks_speed.py")
 COLUMNS = ["impl", "channel", "snr_db", "msps", "msps_per_cpu_s", "tx_msps", "channel_msps", "rx_msps", "frames_ok",
            "n_samples", "loadavg"]
 
@@ -105,7 +112,8 @@ def main(argv=None):
     n = iq.size
     emit(dict(impl="medjscc", channel="awgn", snr_db=args.snr, msps=n / best[0] / 1e6, tx_msps=n / best[1] / 1e6,
               channel_msps=n / best[2] / 1e6, rx_msps=n / best[3] / 1e6, frames_ok=f"{ok}/{n_frames}",
-              n_samples=n, threads=1, msps_per_cpu_s=n / best_cpu / 1e6, loadavg=os.getloadavg()[0]),
+              n_samples=n, threads=1, msps_per_cpu_s=n / best_cpu / 1e6, loadavg=os.getloadavg()[0],
+              comparison=COMPARISON),
          args.json, COLUMNS)
     ours_msps = n / best[0] / 1e6
 
@@ -133,7 +141,7 @@ def main(argv=None):
         emit(dict(impl="stock", channel="awgn", snr_db=args.snr, msps=stock_msps, tx_msps=None, channel_msps=None,
                   rx_msps=None, frames_ok=f"{ok_s}/{n_packets}", n_samples=ns,
                   ratio_medjscc_over_stock=ours_msps / stock_msps, msps_per_cpu_s=ns / best_c / 1e6,
-                  loadavg=os.getloadavg()[0]), args.json, COLUMNS)
+                  loadavg=os.getloadavg()[0], comparison=COMPARISON), args.json, COLUMNS)
 
 
 if __name__ == "__main__":
