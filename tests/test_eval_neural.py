@@ -53,6 +53,7 @@ def test_neural_method_runs_through_the_sweep(random_codecs, images, tmp_path, l
     neural = [r for r in rows if r["method"] == "medjscc"]
     assert len(neural) == 4 and all(np.isfinite(r["psnr"]) for r in neural)
     assert all(r["mcs"] == "" for r in neural)
+    assert all(r["model_sha256"] == methods.RANDOM_INIT_SHA for r in neural)   # untrained: said so per row
     if link == "symbol":
         assert all(abs(r["cbr_total"] - 1 / 8) < 0.01 for r in neural)
     else:  # OFDM preambles, headers, pilots, CP: the total is larger
@@ -68,3 +69,48 @@ def test_neural_sees_the_same_noise_as_a_rerun(random_codecs, images, tmp_path):
     a = sweep.read_rows(tmp_path / "a" / "results.csv")
     b = sweep.read_rows(tmp_path / "b" / "results.csv")
     assert [r["psnr"] for r in a] == [r["psnr"] for r in b]
+
+
+def test_rows_carry_the_weights_hash_and_resume_refuses_other_weights(images, tmp_path, monkeypatch):
+    """Every neural row (CSV and JSON line) names the weights it was made with; a re-run onto a
+    folder whose rows came from other weights is refused instead of mixing the two."""
+    import json
+    import shutil
+
+    from gnuradio.medjscc.checksums import write_sha256
+    from gnuradio.medjscc.codec.api import shipped_models_dir
+    from gnuradio.medjscc.errors import InputError
+
+    src = shipped_models_dir() / "deepjscc.pt"
+    if not src.is_file():
+        pytest.skip("deepjscc weights not shipped")
+    models = tmp_path / "models"
+    models.mkdir()
+    shutil.copy(src, models / "deepjscc.pt")
+    write_sha256(models / "deepjscc.pt")
+    monkeypatch.delenv(sweep.RANDOM_CODECS_ENV, raising=False)
+    monkeypatch.setenv("MEDJSCC_MODELS_DIR", str(models))
+    methods._NEURAL_CACHE.clear()
+    try:
+        sha = (models / "deepjscc.pt.sha256").read_text().split()[0]
+        spec = dict(methods=["deepjscc", "j2k-capacity"], snrs=[5.0], cbrs=[1 / 8], data=str(images), limit=1)
+        out = tmp_path / "o"
+        res = run_sweep(SweepSpec(**spec), out, workers=1, progress=False, plots=False)
+        rows = sweep.read_rows(out / "results.csv")
+        assert {r["model_sha256"] for r in rows if r["method"] == "deepjscc"} == {sha}
+        assert {r["model_sha256"] for r in rows if r["method"] == "j2k-capacity"} == {""}
+        line = json.loads(sweep.json_line(next(p for p in res.points if p["method"] == "deepjscc")))
+        assert line["model_sha256"] == sha
+        # same weights: the resume has nothing to do
+        assert run_sweep(SweepSpec(**spec), out, workers=1, progress=False, plots=False).n_tasks_run == 0
+        # other weights under the same name (one byte appended, checksum rewritten): refused
+        with (models / "deepjscc.pt").open("ab") as f:
+            f.write(b"\0")
+        write_sha256(models / "deepjscc.pt")
+        methods._NEURAL_CACHE.clear()
+        before = (out / "results.csv").read_text()
+        with pytest.raises(InputError, match="deepjscc rows made with other weights"):
+            run_sweep(SweepSpec(**spec), out, workers=1, progress=False, plots=False)
+        assert (out / "results.csv").read_text() == before
+    finally:
+        methods._NEURAL_CACHE.clear()

@@ -235,30 +235,65 @@ def capacity_point(image, mask, source_name, snr_db, cbr, link):
 
 
 # ----------------------------------------------------------------------------- neural
+RANDOM_CODECS_ENV = "MEDJSCC_EVAL_RANDOM_CODECS"  # test hook: random-init neural codecs (recorded in sweep.json)
+RANDOM_INIT_SHA = "random-init"   # model_sha256 of the test hook's untrained codecs
+
+
+@dataclass(frozen=True)
+class NeuralModel:
+    """A loaded neural codec and the SHA-256 of the weights it was loaded from (the rows say so)."""
+
+    codec: object
+    sha256: str
+
+
+# Per-process cache of loaded codecs (a sweep task must not reload 4 MB of weights per image).
+# The key names what was loaded: the method with the weights file it resolves to now (so a
+# different MEDJSCC_MODELS_DIR loads again) or the random-init test hook. Entries are frozen; the
+# codec objects themselves are only used for encode/decode here. Tests may clear it.
 _NEURAL_CACHE: dict = {}
 
 
-def neural_codec(name: str):
-    """The codec for a neural method (cached per process). Tests may pre-fill the cache."""
-    if name not in _NEURAL_CACHE:
-        import os
+def neural_model(name: str) -> NeuralModel:
+    """The codec of a neural method with the SHA-256 of its weights (cached per process)."""
+    import os
+
+    try:
+        from ..codec import build_codec, load_codec
+        from ..codec.api import resolve_weights
+    except ImportError as e:
+        raise MedJSCCError(f"method {name}: the codec package is not available ({e})") from None
+    if os.environ.get(RANDOM_CODECS_ENV):
+        key = (name, RANDOM_INIT_SHA)
+        if key not in _NEURAL_CACHE:
+            # test hook: untrained codecs exercise the plumbing; sweep.json and every row record it
+            _NEURAL_CACHE[key] = NeuralModel(build_codec(name, seed=0), RANDOM_INIT_SHA)
+        return _NEURAL_CACHE[key]
+    try:
+        path = resolve_weights(name)
+    except MedJSCCError as e:
+        raise MedJSCCError(f"method {name}: weights not found ({e}); train them with "
+                           f"'medjscc train' or drop {name} from --methods") from None
+    key = (name, str(path))
+    if key not in _NEURAL_CACHE:
+        from ..checksums import sha256_path
 
         try:
-            from ..codec import build_codec, load_codec
-        except ImportError as e:
-            raise MedJSCCError(f"method {name}: the codec package is not available ({e})") from None
-        if os.environ.get("MEDJSCC_EVAL_RANDOM_CODECS"):
-            # test hook: untrained codecs exercise the plumbing; sweep.json records it
-            _NEURAL_CACHE[name] = build_codec(name, seed=0)
-            return _NEURAL_CACHE[name]
-        try:
-            _NEURAL_CACHE[name] = load_codec(name)
+            codec = load_codec(name)
         except FileNotFoundError as e:
             raise MedJSCCError(f"method {name}: weights not found ({e}); train them with "
                                f"'medjscc train' or drop {name} from --methods") from None
         except MedJSCCError as e:
             raise MedJSCCError(f"method {name}: {e}") from None
-    return _NEURAL_CACHE[name]
+        # load_codec has just verified the file against this side file
+        sha = sha256_path(path).read_text().split()[0].lower()
+        _NEURAL_CACHE[key] = NeuralModel(codec, sha)
+    return _NEURAL_CACHE[key]
+
+
+def neural_codec(name: str):
+    """The codec for a neural method (cached per process; see ``neural_model``)."""
+    return neural_model(name).codec
 
 
 def neural_point(codec, image, mask, snr_db, cbr, link, seed_words):
@@ -291,18 +326,20 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
     n_pix = image.size
     base = dict(method=method, cbr=float(cbr), channel=channel, link=link, trial=int(trial), image=image_name)
 
-    def emit(snr_db, mcs, recon, ok, cbr_total, nbytes):
+    def emit(snr_db, mcs, recon, ok, cbr_total, nbytes, model_sha256=""):
         m = _metrics(image, recon, mask)
         rows.append(dict(base, snr_db=float(snr_db), mcs=mcs, psnr=m["psnr"], roi_psnr=m["roi_psnr"],
-                         ms_ssim=m["ms_ssim"], cbr_total=cbr_total, decode_ok=bool(ok), source_bytes=nbytes))
+                         ms_ssim=m["ms_ssim"], cbr_total=cbr_total, decode_ok=bool(ok), source_bytes=nbytes,
+                         model_sha256=model_sha256))
         if any(abs(snr_db - s) < 1e-9 for s in keep_recon_snrs):
             recons[(float(snr_db), mcs)] = recon
 
     for snr_db in snrs:
         seed_words = chan.channel_seed(seed, image_name, snr_db, trial)
         if method in NEURAL:
-            recon, ok, cbr_total = neural_point(neural_codec(method), image, mask, snr_db, cbr, lk, seed_words)
-            emit(snr_db, "", recon, ok, cbr_total, 0)
+            model = neural_model(method)
+            recon, ok, cbr_total = neural_point(model.codec, image, mask, snr_db, cbr, lk, seed_words)
+            emit(snr_db, "", recon, ok, cbr_total, 0, model.sha256)
         elif method in CAPACITY:
             recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, lk)
             emit(snr_db, "", recon, ok, n_symbols(cbr, image.shape) / n_pix, nbytes)

@@ -8,7 +8,8 @@ the number of workers or the order tasks finish in.
 
 Out folder layout: ``sweep.json`` (settings that define the experiment; a folder with other
 settings is refused), ``results.csv`` (appended as tasks finish; rows already there are skipped
-on a re-run), ``summary.json``, ``recon/`` (reconstructions of the first image, trial 0, at the
+on a re-run; rows of neural methods carry the ``model_sha256`` of their weights, and a folder
+whose rows were made with other weights than those loaded now is refused), ``summary.json``, ``recon/`` (reconstructions of the first image, trial 0, at the
 montage SNRs) and ``plots/``.
 """
 from __future__ import annotations
@@ -30,11 +31,11 @@ from ..errors import InputError, MedJSCCError
 from . import methods as meth
 
 CSV_COLUMNS = ["method", "mcs", "snr_db", "cbr", "channel", "link", "trial", "image", "psnr", "roi_psnr",
-               "ms_ssim", "cbr_total", "decode_ok", "source_bytes"]
+               "ms_ssim", "cbr_total", "decode_ok", "source_bytes", "model_sha256"]
 AGG_KEYS = ["method", "snr_db", "cbr", "channel", "link", "psnr", "roi_psnr", "ms_ssim", "decode_rate", "n"]
 MONTAGE_SNRS = (0.0, 5.0, 10.0)
-SETTINGS_VERSION = 1
-RANDOM_CODECS_ENV = "MEDJSCC_EVAL_RANDOM_CODECS"  # test hook: random-init neural codecs, recorded in sweep.json
+SETTINGS_VERSION = 2   # 2: results.csv gained model_sha256 (older folders are refused, not mixed)
+RANDOM_CODECS_ENV = meth.RANDOM_CODECS_ENV  # test hook: random-init neural codecs, recorded in sweep.json
 RAY_START_TIMEOUT_S = 60.0
 
 
@@ -95,6 +96,8 @@ def resolve_data_root(data: str | None, split: str) -> Path:
     return root.resolve()
 
 
+# Per-process cache of opened image folders (a worker runs many tasks on the same folder). The
+# key is everything that defines the dataset; entries are only read (ds[i]) after creation.
 _DATASETS: dict = {}
 
 
@@ -171,7 +174,24 @@ def parse_row(r: dict) -> dict:
     out["trial"] = int(r["trial"])
     out["source_bytes"] = int(r["source_bytes"] or 0)
     out["decode_ok"] = str(r["decode_ok"]).lower() in ("true", "1")
+    out["model_sha256"] = r.get("model_sha256") or ""
     return out
+
+
+def check_weights(existing: list[dict], methods: list, csv_path: Path) -> None:
+    """Refuse to resume onto neural rows made with other weights than those loaded now."""
+    for m in methods:
+        if m not in meth.NEURAL:
+            continue
+        old = {r["model_sha256"] for r in existing if r["method"] == m}
+        if not old:
+            continue
+        now = meth.neural_model(m).sha256
+        other = sorted(old - {now})
+        if other:
+            raise InputError(f"{csv_path} holds {m} rows made with other weights (model_sha256 "
+                             f"{', '.join(o[:12] or 'missing' for o in other)} there vs {now[:12]} now); "
+                             f"use another --out folder")
 
 
 def _point_key(method, snr_db, cbr, trial, image):
@@ -203,6 +223,9 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             "decode_rate": float(np.mean([bool(r["decode_ok"]) for r in rs])), "n": len(rs),
             "cbr_total": _nanmean(r["cbr_total"] for r in rs), "mcs": mcs,
         }
+        shas = sorted({r.get("model_sha256", "") for r in rs} - {""})
+        if shas:
+            per_group[key]["model_sha256"] = ",".join(shas)
     points, per_mcs = [], []
     envelopes: dict = {}
     for key, agg in sorted(per_group.items(), key=lambda kv: (kv[0][0], kv[0][3], kv[0][2], kv[0][1])):
@@ -235,6 +258,8 @@ def json_line(point: dict) -> str:
     if point.get("mcs"):
         obj["mcs"] = point["mcs"]
     obj["cbr_total"] = point.get("cbr_total")
+    if point.get("model_sha256"):
+        obj["model_sha256"] = point["model_sha256"]
     return json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in obj.items()})
 
 
@@ -410,6 +435,12 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
     prepare_out(out, settings_of(spec, root))
     csv_path = out / "results.csv"
     existing = read_rows(csv_path)
+    if csv_path.is_file():
+        with csv_path.open(newline="") as f:
+            header = next(csv.reader(f), [])
+        if header and header != CSV_COLUMNS:
+            raise InputError(f"{csv_path} has other columns than this version writes; use another --out folder")
+    check_weights(existing, spec.methods, csv_path)
     done = {_point_key(r["method"], r["snr_db"], r["cbr"], r["trial"], r["image"]) for r in existing}
     names = [p.stem for p in ds.files]
     montage = [s for s in MONTAGE_SNRS if any(abs(s - x) < 1e-9 for x in spec.snrs)]
