@@ -7,15 +7,42 @@ import time
 import numpy as np
 
 
-@functools.lru_cache(maxsize=1)
-def shared_codec():
-    """Shipped Med-JSCC weights when present, else a random-init model (plumbing tests only)."""
-    from gnuradio.medjscc.codec import build_codec, load_codec
+def _codec_state(codec):
+    """What a test could change on a codec that changes what it encodes (allocation what-ifs)."""
+    import dataclasses
 
-    try:
-        return load_codec("medjscc")
-    except Exception:
-        return build_codec("medjscc")
+    return codec.allocation_score, dataclasses.asdict(codec.cfg)
+
+
+@functools.lru_cache(maxsize=1)
+def _load_shared_codec():
+    from gnuradio.medjscc.codec import build_codec, load_codec
+    from gnuradio.medjscc.codec.api import shipped_models_dir
+
+    weights = shipped_models_dir() / "medjscc.pt"
+    if weights.is_file():
+        codec = load_codec("medjscc")   # a checksum or format error fails the test run, loudly
+    else:
+        import warnings
+
+        warnings.warn(f"{weights} not shipped: QA tests use a random-init codec (plumbing only)")
+        codec = build_codec("medjscc")
+    return codec, _codec_state(codec)
+
+
+def shared_codec():
+    """The shipped Med-JSCC codec, loaded once per test process (a random-init model only when the
+    weights file is absent, never in place of a damaged one).
+
+    It is shared: a test must not change it (``allocation_score``, ``cfg``); every call checks that
+    no earlier test did, so such a leak fails where it happens to be noticed instead of silently
+    changing other tests' numbers. A test that needs a variant loads its own codec.
+    """
+    codec, state = _load_shared_codec()
+    if _codec_state(codec) != state:
+        raise AssertionError("a test changed the shared codec (allocation_score or cfg); "
+                             "load a codec of its own for that")
+    return codec
 
 
 def synthetic_image(size: int = 256, seed: int = 0) -> np.ndarray:

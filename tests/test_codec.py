@@ -416,3 +416,20 @@ def test_train_resume_and_export(tmp_path):
     with pytest.raises(WeightsError, match="checksum file missing"):
         train(path, resume=True, steps=4, runs_dir=tmp_path / "runs", out_path=out, synthetic=True,
               progress=False)
+
+
+def test_qa_shared_codec_never_replaces_damaged_weights(tmp_path, monkeypatch):
+    """The QA tests' shared codec falls back to random weights only when the file is absent: a
+    checksum mismatch is an error, not a silent random-init codec."""
+    import shutil
+
+    import qa_helpers
+
+    src = shipped_models_dir() / "medjscc.pt"
+    if not src.is_file():
+        pytest.skip("medjscc weights not shipped")
+    shutil.copy(src, tmp_path / "medjscc.pt")
+    (tmp_path / "medjscc.pt.sha256").write_text("0" * 64 + "  medjscc.pt\n")
+    monkeypatch.setenv("MEDJSCC_MODELS_DIR", str(tmp_path))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        qa_helpers._load_shared_codec.__wrapped__()
