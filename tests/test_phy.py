@@ -398,3 +398,38 @@ def test_stream_starting_exactly_at_a_preamble(rng, chunk):
         frames += rx.flush()
         assert [f.header for f in frames] == sent, (chunk, min_batch)
         assert frames[0].start_sample == 0 and not frames[0].truncated
+
+
+@pytest.mark.parametrize("chan,snr", [("awgn", 10.0), ("multipath", 25.0)])
+def test_integer_and_fractional_cfo_up_to_4_subcarriers(rng, chan, snr):
+    """+-25 ppm at 2.45 GHz, 1 Msps, N=64 is ~+-3.8 subcarriers: detection, integer + fractional CFO,
+    header and payload. Even multiples of 2 are the hard cases (the short preamble has period N/2,
+    and a Zadoff-Chu preamble correlates at a shifted time under a wrong integer CFO)."""
+    assert P.max_cfo_subcarriers == 4
+    for cfo in (-3.9, -2.0, -1.0, 1.5, 2.0, 2.7, 4.0):
+        hdr, x, iq = _frame(rng, n=480)
+        y = apply_iq_channel(iq, chan, snr, cfo=cfo, delay=int(rng.integers(50, 500)), tail=300, rng=rng, params=P)
+        frames = OfdmReceiver(P).process(y)
+        assert [f.header for f in frames] == [hdr], cfo
+        assert frames[0].cfo == pytest.approx(cfo, abs=0.02)
+        assert _eff_snr_db(frames[0].payload, x) > snr - 3 - (6 if chan == "multipath" else 0)
+
+
+def test_large_cfo_detection_at_3db(rng):
+    """Uniform CFO in +-4 subcarriers at 3 dB (AWGN): every frame detected with its header."""
+    tx = OfdmTransmitter(P)
+    ok = 0
+    for k in range(60):
+        x = _payload(rng, 96)
+        hdr = FrameHeader(k, 1, 60, x.size)
+        y = apply_iq_channel(tx.modulate(hdr, x), "awgn", 3.0, cfo=float(rng.uniform(-4, 4)),
+                             delay=int(rng.integers(50, 500)), tail=300, rng=rng, params=P)
+        ok += [f.header for f in OfdmReceiver(P).process(y) if f.crc_ok] == [hdr]
+    assert ok == 60
+
+
+def test_max_cfo_subcarriers_validation():
+    assert OfdmParams(max_cfo_subcarriers=0).validate().max_cfo_subcarriers == 0
+    for bad in (-1, 17, 2.5, True):
+        with pytest.raises(MedJSCCError, match="max_cfo_subcarriers"):
+            OfdmParams(max_cfo_subcarriers=bad).validate()

@@ -51,6 +51,19 @@ def _sliding_energy(x: np.ndarray, P: int) -> np.ndarray:
     return out.reshape(-1)[: max(x.size - P + 1, 0)]
 
 
+def _window_sum(v: np.ndarray, W: int) -> np.ndarray:
+    """sum_{k<W} v[n+k] for n <= v.size - W, any dtype; prefix sums restart every W entries (as in
+    ``_sliding_energy``: one huge value only disturbs its own neighbourhood)."""
+    nb = -(-v.size // W) + 1
+    grid = np.zeros(nb * W, v.dtype)
+    grid[: v.size] = v
+    grid = grid.reshape(nb, W)
+    cs = np.cumsum(grid, axis=1)
+    pre = cs - grid
+    out = (cs[:-1, -1:] - pre[:-1]) + pre[1:]
+    return out.reshape(-1)[: max(v.size - W + 1, 0)]
+
+
 # ============================================================================ transmitter
 class OfdmTransmitter:
     def __init__(self, params: OfdmParams | None = None):
@@ -169,7 +182,48 @@ class OfdmReceiver:
         self._slot_map = _slot_map(p)
         self._even_pos = np.nonzero(occ % 2 == 0)[0]
         self._odd_pos = np.nonzero(occ % 2 == 1)[0]
+        self._init_cfo_search()
         self.reset()
+
+    def _init_cfo_search(self):
+        """Large-CFO detection (|cfo| up to ``max_cfo_subcarriers``). The per-period correlation
+        collapses when the CFO turns the phase by ~2 pi within one period (cfo ~2), so a gate finds
+        preamble-like stretches with a CFO-invariant statistic (Schmidl-Cox: |sum r[n+P] r*[n]|,
+        which also gives the CFO modulo 2 subcarriers, the short symbol having period N/2), and only
+        there the correlation is repeated for the CFO hypotheses frac + 2j (j = -J..J)."""
+        p = self.params
+        P, R, N = p.short_period, p.n_short_reps, p.fft_len
+        M = p.max_cfo_subcarriers
+        self._cfo_j = np.arange(-((M + 1) // 2), (M + 1) // 2 + 1) if M else np.zeros(0, int)
+        # gate window: W samples of lag-P products, entirely inside the preamble for P+1 start
+        # positions (R >= 3), so it can be evaluated every D samples without missing the plateau
+        self._gate_W = max(R - 2, 1) * P
+        self._gate_D = 8 if R >= 3 and P % 8 == 0 else 1
+        # noise: P(rho > t) ~ exp(-W t^2) per position (~1e-5 at W=192); the gate only costs time
+        self._gate_thr = min(0.5, math.sqrt(12.0 / self._gate_W))
+        # a gate peak at n puts the preamble start in [n - P, n] (+- a few D of noise): examine
+        # the start positions n - 2P .. n + P
+        self._bank_back = 2 * P
+        span = self._bank_span = 3 * P + 1
+        self._bank_len = span + R * P - 1                      # samples of one bank segment
+        F = 1 << int(math.ceil(math.log2(self._bank_len + P)))
+        k = np.arange(P)
+        tmpl = self.seq.short_time[None, :] * np.exp(2j * np.pi * 2 * self._cfo_j[:, None] * k / N)
+        self._bank_fft = np.conj(np.fft.fft(tmpl, F, axis=1)).astype(np.complex64) if M else None
+        self._bank_F = F
+        # long-symbol correlation for the CFO hypotheses cfo_c + 2a, a = -M..M (see _sync)
+        self._amb = 2.0 * np.arange(-M, M + 1) if M else np.zeros(1)
+        T = p.n_long * N
+        self._long_span = 2 * P + 17
+        FL = 1 << int(math.ceil(math.log2(self._long_span + T - 1)))
+        kl = np.arange(T)
+        lt = np.tile(self.seq.long_time, p.n_long)[None, :] * np.exp(1j * np.pi * self._amb[:, None] * kl / N * 2)
+        self._long_bank_fft = np.conj(np.fft.fft(lt, FL, axis=1)).astype(np.complex64)
+        st = self.seq.short_time[None, :] * np.exp(2j * np.pi * self._amb[:, None] * np.arange(P) / N)
+        self._short_region = self._long_span + 4 + R * P        # short-preamble samples checked per candidate
+        FS = 1 << int(math.ceil(math.log2(self._short_region)))
+        self._short_bank_fft = np.conj(np.fft.fft(st, FS, axis=1)).astype(np.complex64)
+        self._n_amb = min(M + 2, self._amb.size)               # hypotheses with |cfo| <= M + 1
 
     # ------------------------------------------------------------------ public controls
     def set_equalizer(self, name: str) -> None:
@@ -251,8 +305,11 @@ class OfdmReceiver:
         y = sfft.ifft(sfft.fft(blocks, axis=1) * self._short_fft, axis=1)
         return y[:, P - 1:].reshape(-1)[:n_out]
 
-    def _metric(self, buf: np.ndarray):
-        """Detection statistic m[n] in [0, 1] for a short preamble starting at n.
+    def _metric(self, buf: np.ndarray, search_from: int = 0):
+        """Detection statistic m[n] in [0, 1] for a short preamble starting at n -> (c, m, f):
+        f (None when no large-CFO hypothesis won anywhere) is the CFO hypothesis (subcarriers) of
+        m[n]; m is the larger of the CFO-0 statistic below and, near gate hits, that of the best
+        hypothesis (``_cfo_bank``).
 
         Each of the R periods is a normalised cross-correlation |<r_seg, s>|^2 / (|s|^2 |r_seg|^2)
         (~1/P on noise or data, ~SNR/(1+SNR) on the preamble); m is their mean. Normalising each
@@ -266,7 +323,7 @@ class OfdmReceiver:
         c = self._correlate_short(buf)
         n = buf.size - W + 1
         if n <= 0:
-            return c, np.zeros(0, np.float32)
+            return c, np.zeros(0, np.float32), None
         seg_energy = _sliding_energy(buf, P)[: c.size]                       # aligned with c
         # floor: digital silence / rounding residue after loud bursts must not look like a preamble;
         # a median is not moved by spikes
@@ -278,7 +335,74 @@ class OfdmReceiver:
         m = q[:n].copy()
         for r in range(1, R):
             m += q[r * P: r * P + n]
-        return c, m
+        f = self._cfo_bank(buf, m, seg_energy, floor, search_from) if self._cfo_j.size else None
+        return c, m, f
+
+    def _cfo_gate(self, buf: np.ndarray, lo: int):
+        """CFO-invariant gate -> (positions, cfo mod 2 in (-1, 1], rho) of one peak per cluster of
+        hits at or after ``lo``: rho = |sum_W r[n+P] r*[n]| / sqrt(E_a E_b), evaluated every D."""
+        p = self.params
+        P, N = p.short_period, p.fft_len
+        W, D = self._gate_W, self._gate_D
+        nb = (buf.size - P) // D
+        if nb < W // D + 1:
+            return np.zeros(0, int), np.zeros(0), np.zeros(0)
+        # per-D-block lag-P products and energies (einsum: no full-rate temporaries)
+        U = np.einsum("ij,ij->i", buf[P: P + nb * D].reshape(nb, D), buf[: nb * D].reshape(nb, D).conj())
+        g = buf[: nb * D + P].view(np.float32).reshape(-1, 2 * D)
+        U, E = U.astype(np.complex128), np.einsum("ij,ij->i", g, g).astype(np.float64)
+        A = _window_sum(U, W // D)
+        Ew = _window_sum(E, W // D)
+        Ea, Eb = Ew[: A.size], Ew[P // D: P // D + A.size]
+        med = float(np.median(E)) if E.size else 0.0
+        rho = np.abs(A) / np.sqrt(np.maximum(Ea * Eb, (1e-6 * med * W / D) ** 2 + 1e-60))
+        hits = np.flatnonzero(rho[max(lo, 0) // D:] > self._gate_thr) + max(lo, 0) // D
+        if not hits.size:
+            return hits, np.zeros(0), np.zeros(0)
+        # one peak per cluster (a preamble gives a plateau of ~P/D hits)
+        brk = np.flatnonzero(np.diff(hits) > (p.short_len // D)) + 1
+        peaks = np.array([g[np.argmax(rho[g])] for g in np.split(hits, brk)])
+        return peaks * D, np.angle(A[peaks]) * N / (2 * math.pi * P), rho[peaks]
+
+    def _cfo_bank(self, buf, m, seg_energy, floor, search_from):
+        """Near every gate hit whose CFO-0 statistic lost much (> 1.5 dB below the gate's rho),
+        recompute m for the hypotheses cfo = frac + 2j and keep the best (in place in ``m``)."""
+        p = self.params
+        P, R, N = p.short_period, p.n_short_reps, p.fft_len
+        pos, frac, rho = self._cfo_gate(buf, search_from - R * P)
+        if not pos.size:
+            return None
+        span = self._bank_span
+        lo = np.clip(pos - self._bank_back, 0, None)
+        need = np.array([float(m[a: a + span].max()) if a < m.size else 0.0 for a in lo])
+        sel = np.flatnonzero((need < 0.7 * rho) & (lo < m.size))
+        if not sel.size:
+            return None
+        lo, frac = lo[sel], frac[sel]
+        G, F, L = sel.size, self._bank_F, self._bank_len
+        idx = lo[:, None] + np.arange(L)
+        x = buf[np.minimum(idx, buf.size - 1)] * (idx < buf.size)
+        x = x * np.exp((-2j * np.pi / N) * frac[:, None] * np.arange(L)).astype(np.complex64)
+        X = sfft.fft(x, F, axis=1)
+        c = sfft.ifft(X[:, None, :] * self._bank_fft[None], axis=2)[..., : L - P + 1]   # (G, J, L-P+1)
+        e_idx = np.minimum(idx[:, : L - P + 1], seg_energy.size - 1)
+        den = np.float32(self._short_energy * R) * np.maximum(seg_energy[e_idx], floor)
+        q = (c.real * c.real + c.imag * c.imag) / den[:, None, :]
+        mf = q[..., :span].copy()
+        for r in range(1, R):
+            mf += q[..., r * P: r * P + span]
+        best = np.argmax(mf, axis=1)                                            # (G, span)
+        mb = np.take_along_axis(mf, best[:, None, :], axis=1)[:, 0]
+        fb = frac[:, None] + 2.0 * self._cfo_j[best]
+        f = np.zeros(m.size, np.float32)
+        for g in range(G):
+            a = int(lo[g])
+            b = min(a + span, m.size)
+            cur = m[a:b]
+            win = mb[g, : b - a] > cur
+            cur[win] = mb[g, : b - a][win]
+            f[a:b][win] = fb[g, : b - a][win]
+        return f
 
     # ------------------------------------------------------------------ main loop
     def _run(self, buf: np.ndarray, flush: bool) -> list[RxFrame]:
@@ -287,7 +411,7 @@ class OfdmReceiver:
         p = self.params
         P, R, S = p.short_period, p.n_short_reps, p.symbol_len
         L = buf.size
-        c, m = self._metric(buf)
+        c, m, fhyp = self._metric(buf, self._search_from)
         above = np.flatnonzero(m > p.detect_threshold)
         pos = self._search_from
         hdr_need = p.preamble_len + p.n_header_symbols * S + 2 * P + 16
@@ -312,7 +436,9 @@ class OfdmReceiver:
             pos = n_hat + p.short_len + P          # past this preamble's correlation plateau
         frames: list[RxFrame] = []
         if cand_hat:
-            frames, deferred, need = self._decode(buf, c, np.array(cand_idx), np.array(cand_hat), defer_from, flush)
+            cand_hat = np.array(cand_hat)
+            cand_f = fhyp[cand_hat].astype(np.float64) if fhyp is not None else np.zeros(cand_hat.size)
+            frames, deferred, need = self._decode(buf, cand_f, np.array(cand_idx), cand_hat, defer_from, flush)
             if deferred is not None:
                 defer_from = deferred
                 need_len = max(need, need_len) if need <= L else need
@@ -347,27 +473,71 @@ class OfdmReceiver:
         x *= np.exp(1j * w[:, None] * np.arange(N)).astype(np.complex64)[:, None, :]
         return sfft.fft(x, axis=-1) * np.float32(p.rx_scale)
 
-    def _sync(self, buf, c, n_hat):
-        """Coarse CFO, fine timing, fine CFO for candidates n_hat (B,). Returns dict of arrays."""
+    def _sync(self, buf, cand_f, n_hat):
+        """Coarse CFO, fine timing, fine CFO for candidates n_hat (B,) detected under CFO
+        hypotheses cand_f (subcarriers). Returns dict of arrays."""
         p = self.params
         P, R, N = p.short_period, p.n_short_reps, p.fft_len
-        seg = c[n_hat[:, None] + P * np.arange(R)]
+        # per-period correlations with the hypothesis removed: their phase steps give the residual
+        # (|residual| < 1 subcarrier: one period turns it by pi * residual)
+        k = np.arange(R * P)
+        xs = buf[np.minimum(n_hat[:, None] + k, buf.size - 1)]
+        xs = xs * np.exp((-2j * np.pi / N) * cand_f[:, None] * k)
+        seg = xs.reshape(-1, R, P) @ np.conj(self.seq.short_time)
         z = np.sum(seg[:, 1:] * np.conj(seg[:, :-1]), axis=1)
-        cfo_c = np.angle(z) * N / (2 * math.pi * P)
+        cfo_c = cand_f + np.angle(z) * N / (2 * math.pi * P)
         expected = n_hat + R * P + p.long_cp
         lo = expected - P - 8
         T = self._long_tmpl.size
-        span = 2 * P + 17
+        span = self._long_span
         idx = lo[:, None] + np.arange(span + T - 1)
         np.clip(idx, 0, buf.size - 1, out=idx)
-        x = buf[idx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * (idx - expected[:, None]))
-        win = np.lib.stride_tricks.sliding_window_view(x, T, axis=1)       # (B, span, T)
-        corr = win @ self._long_tmpl
-        e = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(np.abs(x) ** 2, axis=1)], axis=1)
-        energy = e[:, T:T + span] - e[:, :span]
-        score = np.abs(corr) ** 2 / (self._long_energy * np.maximum(energy, 1e-20))
-        best = np.argmax(score, axis=1)
         rows = np.arange(n_hat.size)
+        x = (buf[idx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * (idx - expected[:, None]))).astype(np.complex64)
+        e = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(np.abs(x) ** 2, axis=1)], axis=1)
+        energy = np.maximum(e[:, T:T + span] - e[:, :span], 1e-20)
+        if not p.max_cfo_subcarriers:
+            win = np.lib.stride_tricks.sliding_window_view(x, T, axis=1)       # (B, span, T)
+            score = np.abs(win @ self._long_tmpl) ** 2 / (self._long_energy * energy)
+        else:
+            # The short preamble leaves the CFO ambiguous modulo 2 subcarriers (period N/2), and
+            # both training sequences are Zadoff-Chu: a CFO wrong by 2a subcarriers still
+            # correlates well at a shifted time (the ZC time/frequency ridge). The ridge shifts
+            # differ between the short and the long sequence, so each hypothesis cfo_c + 2a is
+            # scored by its long-symbol peak plus the short-preamble statistic at the start that
+            # peak implies; only the true CFO makes both line up.
+            M = p.max_cfo_subcarriers
+            # hypotheses a with |cfo_c + 2a| <= M + 1 (indices into self._amb = 2 * (-M..M))
+            a0 = np.clip(np.ceil((-M - 1 - cfo_c) / 2).astype(int) + M, 0, self._amb.size - self._n_amb)
+            ai = a0[:, None] + np.arange(self._n_amb)                            # (B, A)
+            hyp = cfo_c[:, None] + self._amb[ai]
+            X = sfft.fft(x, self._long_bank_fft.shape[1], axis=1)
+            corr = sfft.ifft(X[:, None, :] * self._long_bank_fft[ai], axis=2)[..., :span]   # (B, A, span)
+            sc = (corr.real ** 2 + corr.imag ** 2) / (self._long_energy * energy)[:, None, :]
+            b_a = np.argmax(sc, axis=2)                                          # (B, A)
+            s_long = np.take_along_axis(sc, b_a[..., None], axis=2)[..., 0]
+            # short-preamble statistic at the start each long peak implies (+-2 samples of slack for
+            # multipath): per-period correlations of the cfo_c-corrected region with the templates
+            # shifted by 2a, by FFT
+            base0 = lo - p.long_cp - R * P - 2
+            G = self._short_region
+            ridx = np.clip(base0[:, None] + np.arange(G), 0, buf.size - 1)
+            reg = (buf[ridx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * np.arange(G))).astype(np.complex64)
+            cs_all = sfft.ifft(sfft.fft(reg, self._short_bank_fft.shape[1], axis=1)[:, None, :]
+                               * self._short_bank_fft[ai], axis=2)                # (B, A, F)
+            e_reg = _sliding_energy(reg.reshape(-1), P)                          # rows joined: slice per row
+            q_pos = b_a[..., None, None] + np.arange(5)[:, None] + P * np.arange(R)   # (B, A, 5, R)
+            cs = np.take_along_axis(cs_all, q_pos.reshape(rows.size, self._n_amb, -1), axis=2)
+            en = e_reg[rows[:, None, None] * G + q_pos.reshape(rows.size, self._n_amb, -1)]
+            ms = np.mean(((cs.real ** 2 + cs.imag ** 2) / (self._short_energy * np.maximum(en, 1e-30)))
+                         .reshape(q_pos.shape), axis=-1)
+            joint = s_long + ms.max(axis=2)
+            a_best = np.argmax(joint, axis=1)
+            score = sc[rows, a_best]
+            cfo_c = hyp[rows, a_best]
+            x = x * np.exp((-2j * np.pi / N) * self._amb[ai[rows, a_best]][:, None]
+                           * (idx - expected[:, None])).astype(np.complex64)
+        best = np.argmax(score, axis=1)
         ok = (score[rows, best] >= 0.6 * p.detect_threshold) & (best >= p.backoff)
         long_start = lo + best - p.backoff
         off = np.clip(best - p.backoff, 0, None)
@@ -461,12 +631,12 @@ class OfdmReceiver:
         Xh[..., self._pilot_pos] = self.seq.pilots(n_hdr, 0)
         return Yh[..., self._occ_bins] / gh[..., None] * Xh
 
-    def _decode(self, buf, c, cand_idx, cand_hat, defer_from, flush):
+    def _decode(self, buf, cand_f, cand_idx, cand_hat, defer_from, flush):
         p = self.params
         N, S = p.fft_len, p.symbol_len
         n_hdr, n_dat = p.n_header_symbols, p.n_data_carriers
         L = buf.size
-        sy = self._sync(buf, c, cand_hat)
+        sy = self._sync(buf, cand_f, cand_hat)
         keep = np.flatnonzero(sy["ok"])
         if keep.size == 0:
             return [], None, 0

@@ -40,6 +40,7 @@ class OfdmParams:
     detect_threshold: float = 0.17       # normalised preamble correlation (0..1)
     pilot_smooth: int = 9                # symbols in the pilot-phase smoothing window (1 = none)
     pilot_amplitude: bool = False        # track pilot amplitude too (fast fading; ~0.1-0.5 dB cost at low SNR)
+    max_cfo_subcarriers: int = 4         # RX CFO search range +-subcarrier spacings (4: +-25 ppm at 2.45 GHz, 1 Msps, N=64); 0 = |cfo| < 1 only
     seed: int = 0x5EED                   # seed of the fixed pilot-polarity sequence
 
     # ---------------------------------------------------------------- validation
@@ -84,6 +85,10 @@ class OfdmParams:
             bad(f"detect_threshold must be in (0.02, 1), got {self.detect_threshold}")
         if self.pilot_smooth < 1:
             bad(f"pilot_smooth must be >= 1, got {self.pilot_smooth}")
+        if (not isinstance(self.max_cfo_subcarriers, (int, np.integer)) or isinstance(self.max_cfo_subcarriers, bool)
+                or not (0 <= self.max_cfo_subcarriers <= self.fft_len // 4)):
+            bad(f"max_cfo_subcarriers must be an integer in [0, fft_len/4 = {self.fft_len // 4}], "
+                f"got {self.max_cfo_subcarriers!r}")
         return self
 
     @classmethod
