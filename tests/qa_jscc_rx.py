@@ -34,7 +34,8 @@ class qa_jscc_rx(gr_unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.codec = shared_codec()
-        cls.params = make_params({"symbols_per_frame": 2})   # 96 symbols/frame -> ~40 frames/image
+        # 96 symbols/frame -> ~40 frames/image; 6-byte side-info chunks -> any 3 frames rebuild it
+        cls.params = make_params({"symbols_per_frame": 2, "header_side_info_bytes": 6})
         cls.image = synthetic_image(256, seed=1)
         cls.enc, frames = encode_frames(cls.codec, cls.image, None, SNR, 1 / 16, 5, cls.params)
         rng = np.random.default_rng(0)
@@ -44,7 +45,9 @@ class qa_jscc_rx(gr_unittest.TestCase):
         for (meta, pay), s in zip(frames, cls.frame_snrs):
             meta = dict(meta, snr_db=float(s), crc_ok=True)
             cls.frames.append((meta, (pay + complex_awgn(pay.size, s, rng)).astype(np.complex64)))
-        cls.rx_symbols = np.concatenate([p for _, p in cls.frames])
+        from gnuradio.medjscc.phy.framing import deinterleave
+        # the frames carry the symbols interleaved: the codec order is restored on assembly
+        cls.rx_symbols = deinterleave(np.concatenate([p for _, p in cls.frames]), cls.params.max_payload_len)
         # documented combination: the mean noise variance over the frames (not the mean of dB values)
         cls.snr_est = float(10 * np.log10(1 / np.mean(10 ** (-cls.frame_snrs / 10))))
         assert abs(cls.snr_est - float(np.mean(cls.frame_snrs))) > 0.2  # the two rules differ here
@@ -121,7 +124,7 @@ class qa_jscc_rx(gr_unittest.TestCase):
         rng = np.random.default_rng(seed)
         n = len(self.frames)
         keep = np.ones(n, bool)
-        lost = rng.choice(np.arange(2, n), int(round(fraction * n)), replace=False)  # keep side info
+        lost = rng.choice(np.arange(1, n), int(round(fraction * n)), replace=False)
         keep[lost] = False
         keep[-1] = False   # the last frame too: the receiver must size the image itself
         return [f for f, k in zip(self.frames, keep) if k], int(keep.sum())
@@ -140,14 +143,48 @@ class qa_jscc_rx(gr_unittest.TestCase):
             self.assertEqual(r["image"].shape, (256, 256))
 
     def test_lost_side_info_and_next_image_trigger(self):
-        # frames 0/1 carry the side info: without them the codec's documented fallback applies
-        frames = self.frames[2:]
+        # the side info needs any 3 frames (erasure-coded over the headers): two are not enough,
+        # and this model cannot decode without it -- reported, never counted as decoded
+        frames = self.frames[7:9]
         nxt = [(dict(m, image_id=6), p) for m, p in self.frames[:1]]
-        rx, metrics, _ = self.run_rx(frames + nxt)   # image 5 ends when 6 starts
+        rx, metrics, images = self.run_rx(frames + nxt)   # image 5 ends when 6 starts
         r = rx.results[0]
         self.assertEqual(r["image_id"], 5)
         self.assertFalse(r["side_info_ok"])
+        self.assertEqual((r["status"], r["decoded"]), ("side_info_missing", False))
+        self.assertIn("side info missing", r["error"])
+        self.assertNotIn("psnr", r)
+        self.assertEqual(images[0][0]["status"], "side_info_missing")
         self.assertEqual(r["image"].shape, (256, 256))
+        # any three frames bring it back
+        rx, metrics, _ = self.run_rx([self.frames[7], self.frames[19], self.frames[30]] + nxt)
+        self.assertTrue(rx.results[0]["side_info_ok"])
+        self.assertEqual((rx.results[0]["status"], rx.results[0]["decoded"]), ("decoded_partial", True))
+
+    def test_restarted_transmitter_never_merges_with_the_old_one(self):
+        # a restarted transmitter reuses image_id 5 with a new nonce: its frames must form their own
+        # image, and the old, incomplete one is finished as partial (not a chimera reported complete)
+        def session(nonce):
+            _, frames = encode_frames(self.codec, self.image, None, SNR, 1 / 16, 5, self.params, nonce=nonce)
+            return [(dict(m, snr_db=SNR, crc_ok=True), p) for m, p in frames]
+
+        old, new = session(1)[: len(self.frames) // 2], session(2)
+        rx, metrics, _ = self.run_rx(old + new)
+        deadline = time.monotonic() + HANG_S
+        while len(rx.results) < 2:
+            self.assertLess(time.monotonic(), deadline, "second image never finished (hang)")
+            time.sleep(0.01)
+        first, second = rx.results[:2]
+        self.assertEqual((first["nonce"], first["status"]), (1, "decoded_partial"))
+        self.assertLess(first["frames_ok"], first["frames_total"])
+        self.assertEqual((second["nonce"], second["status"]), (2, "decoded"))
+        self.assertEqual(second["frames_ok"], len(self.frames))
+        # the same side info travelling under another session's CRC would fail it: it is bound
+        corrupt = [(dict(m, nonce=9), p) for m, p in new]
+        rx, _, _ = self.run_rx(corrupt)
+        self.assertEqual((rx.results[0]["status"], rx.results[0]["decoded"]), ("side_info_corrupt", False))
+        direct = self.codec.decode(self.enc.symbols, self.enc.side_info, (256, 256), snr_db=SNR)
+        assert_same_decode(second["image"], direct)
 
     def test_dicom_reference_gives_dicom_output(self):
         import pydicom

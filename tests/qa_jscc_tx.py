@@ -40,18 +40,27 @@ class qa_jscc_tx(gr_unittest.TestCase):
         frames = items[:-1]
         p = tx.params
         enc = self.codec.encode(synthetic_image(256), None, snr_db=7.0, cbr=1 / 16)
-        per_image = -(-enc.symbols.size // p.max_payload_len)
+        from gnuradio.medjscc.phy.framing import frame_plan
+        per_image = frame_plan(enc.symbols.size, len(enc.side_info), p).frames
         self.assertEqual(len(frames), 2 * per_image)
         self.assertEqual([h["image_id"] for h in tx.history], [0, 1])
         meta0, pay0 = frames[0]
         for key in ("seq", "image_id", "frame_count", "payload_len", "side_info_chunk",
-                    "side_info_total", "tx_snr_db", "cbr_total"):
+                    "side_info_total", "nonce", "n_symbols", "tx_snr_db", "cbr_total"):
             self.assertIn(key, meta0)
         self.assertEqual(meta0["tx_snr_db"], 7.0)
-        got = np.concatenate([d for m, d in frames if m["image_id"] == 0])
-        np.testing.assert_allclose(got, enc.symbols, atol=1e-5)   # deterministic encoder
-        side = b"".join(bytes(m["side_info_chunk"]) for m, _ in frames if m["image_id"] == 0)
-        self.assertEqual(side, enc.side_info)
+        self.assertEqual({m["nonce"] for m, _ in frames}, {tx.nonce})   # one session
+        self.assertEqual(meta0["n_symbols"], enc.symbols.size)
+        # what the frames carry is the deterministic encoder's output, rebuilt by the assembler
+        from gnuradio.medjscc.blocks._phyadapt import header_from_meta
+        from gnuradio.medjscc.phy import ImageAssembler
+        asm = ImageAssembler(p)
+        for m, d in frames:
+            if m["image_id"] == 0:
+                asm.add(header_from_meta(m), d)
+        out = asm.assemble(0)
+        np.testing.assert_allclose(out.symbols, enc.symbols, atol=1e-5)
+        self.assertEqual(out.side_info, enc.side_info)
 
     def test_image_pdu_and_snr_message(self):
         tx = jscc_tx(model=self.codec, image_size=64, snr_db=10.0)

@@ -110,7 +110,8 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         noise[1000:1010] = np.nan
         noise[5000:5010] = 1e30
         iq, _ = make_iq(p, 2)
-        cut = iq[: 300 + p.frame_len(p.max_payload_len) + p.frame_len(p.max_payload_len) // 2]
+        # lead-in, frame 0, its guard, then the first half of frame 1
+        cut = iq[: 300 + p.frame_len(p.max_payload_len) + 300 + p.frame_len(p.max_payload_len) // 2]
         t0 = time.monotonic()
         out = run_rx(rx, np.concatenate([noise, cut]), eos=False)
         self.assertLess(time.monotonic() - t0, 30)
@@ -170,7 +171,7 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
             tb.start()
             try:
                 t0 = time.monotonic()
-                post(tx, "pdus", make_pdu({"seq": 5, "image_id": 1, "frame_count": 1, "payload_len": n,
+                post(tx, "pdus", make_pdu({"seq": 0, "image_id": 1, "frame_count": 1, "payload_len": n,
                                            "side_info_chunk": b""}, pay))
                 got = col.wait_for(1, timeout=5.0 if expect_frame else 1.0)
                 waited = time.monotonic() - t0
@@ -180,10 +181,10 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
             self.assertEqual(got, expect_frame, max_latency_ms)
             if expect_frame:
                 m, d = col.items[0]
-                self.assertTrue(m["crc_ok"] and m["seq"] == 5 and d.size == n and "erased" not in m)
+                self.assertTrue(m["crc_ok"] and m["seq"] == 0 and d.size == n and "erased" not in m)
                 self.assertGreater(waited, 0.04)        # it did wait in the batch
             else:   # the eos at the end flushes the batch: the frame was held, not lost
-                self.assertEqual([m["seq"] for m, _ in col.items], [5])
+                self.assertEqual([m["seq"] for m, _ in col.items], [0])
 
     def test_latency_bound_holds_on_a_stream_that_keeps_coming(self):
         """A frame then noise at 200 ksps: a batch of 1 << 22 samples would take 20 s to fill;

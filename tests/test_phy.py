@@ -18,7 +18,7 @@ def _payload(rng, n):
 
 def _frame(rng, n=P.max_payload_len, seq=0, image_id=3):
     x = _payload(rng, n)
-    hdr = FrameHeader(seq, image_id, 4, n, b"side", 4)
+    hdr = FrameHeader(seq, image_id, max(4, seq + 1), n, b"side", 4)
     return hdr, x, OfdmTransmitter(P).modulate(hdr, x)
 
 

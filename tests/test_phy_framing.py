@@ -1,4 +1,6 @@
-"""Framing: split/assemble with lost, duplicated and reordered frames; overhead accounting."""
+"""Framing: interleaving, erasure-coded side info, lost/duplicated/reordered frames, sessions,
+overhead accounting."""
+import itertools
 import math
 
 import numpy as np
@@ -7,6 +9,7 @@ import pytest
 from gnuradio.medjscc.errors import MedJSCCError
 from gnuradio.medjscc.phy import (FrameHeader, ImageAssembler, OfdmParams, OfdmReceiver, OfdmTransmitter,
                                   apply_iq_channel, frame_image, overhead_symbols)
+from gnuradio.medjscc.phy import framing
 
 P = OfdmParams()
 
@@ -15,28 +18,130 @@ def _symbols(rng, n):
     return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / math.sqrt(2)).astype(np.complex64)
 
 
-def test_frame_image_splits_payload_and_side_info(rng):
+def _codec_like(rng, n, channels=16):
+    """Channel-major symbols with decaying power (strong components first), as the codec emits."""
+    power = np.repeat(np.exp(-np.arange(channels) / 3.0), -(-n // channels))[:n]
+    x = _symbols(rng, n) * np.sqrt(power / power.mean()).astype(np.float32)
+    return x.astype(np.complex64)
+
+
+def test_frame_image_interleaves_and_states_size_and_session(rng):
     x = _symbols(rng, 4000)
-    side = bytes(range(30))
-    frames = frame_image(9, x, side, P)
+    side = bytes(range(24))
+    frames = frame_image(9, x, side, P, nonce=4321)
     assert [h.seq for h, _ in frames] == [0, 1, 2]
-    assert all(h.frame_count == 3 and h.image_id == 9 and h.side_info_total == 30 for h, _ in frames)
-    assert b"".join(h.side_info_chunk for h, _ in frames) == side
-    assert np.array_equal(np.concatenate([pl for _, pl in frames]), x)
-    # side info longer than the payload frames carry -> header-only frames are added
+    assert all(h.frame_count == 3 and h.image_id == 9 and h.side_info_total == 24 and h.nonce == 4321
+               and h.n_symbols == 4000 for h, _ in frames)
+    sent = np.concatenate([pl for _, pl in frames])
+    assert np.array_equal(sent, x[framing.interleaver(x.size, P.max_payload_len)])
+    assert not np.array_equal(sent, x)
+    asm = ImageAssembler(P)
+    for f in frames:
+        asm.add(*f)
+    out = asm.assemble(9)
+    assert np.array_equal(out.symbols, x) and not out.erased.any()
+    assert out.side_info == side and out.side_info_status == "ok" and out.nonce == 4321
+    # more side info than two chunks: header-only frames keep the parity
     frames = frame_image(1, x[:10], bytes(100), P)
-    assert len(frames) == math.ceil(100 / P.header_side_info_bytes)
+    k = math.ceil((100 + framing.SIDE_CRC_BYTES) / P.header_side_info_bytes)
+    assert len(frames) == k + P.side_info_parity
     assert [h.payload_len for h, _ in frames][1:] == [0] * (len(frames) - 1)
     assert len(frame_image(2, np.zeros(0, np.complex64), b"", P)) == 1
     with pytest.raises(MedJSCCError):
         frame_image(70000, x, b"", P)
+    with pytest.raises(MedJSCCError):
+        frame_image(1, x, bytes(300), P)          # larger than the u8 side-info field
+
+
+def test_interleaving_evens_frame_power_and_lowers_peaks(rng):
+    x = _codec_like(rng, 3904)
+    tx = OfdmTransmitter(P)
+
+    def stats(params):
+        frames = frame_image(0, x, bytes(24), params)
+        power = [float(np.mean(np.abs(pl) ** 2)) for _, pl in frames if pl.size]
+        iq = np.concatenate([tx.modulate(h, pl)[P.preamble_len + P.n_header_symbols * P.symbol_len:]
+                             for h, pl in frames])
+        papr = float(np.max(np.abs(iq) ** 2) / np.mean(np.abs(iq) ** 2))
+        return power, papr
+
+    p_plain, papr_plain = stats(OfdmParams(interleave=False))
+    p_int, papr_int = stats(P)
+    assert max(p_plain) / min(p_plain) > 3            # channel-major: the first frame is the loud one
+    assert max(p_int) / min(p_int) < 1.1            # what is left is the symbols' own randomness
+    assert 10 * math.log10(papr_int) < 10 * math.log10(papr_plain) - 3
+
+
+@pytest.mark.parametrize("k,n", [(1, 2), (2, 3), (3, 5), (4, 4), (5, 9)])
+def test_erasure_code_rebuilds_from_any_k_chunks(rng, k, n):
+    blob = bytes(rng.integers(0, 256, k * 7 - 3, dtype=np.uint8))
+    chunks = framing.erasure_encode(blob, k, n, 7)
+    assert all(len(c) == 7 for c in chunks) and b"".join(chunks[:k]).startswith(blob)   # systematic
+    for keep in itertools.combinations(range(n), k):
+        got = framing.erasure_decode({i: chunks[i] for i in keep}, k, 7)
+        assert got[: len(blob)] == blob, keep
+    assert framing.erasure_decode({i: chunks[i] for i in range(k - 1)}, k, 7) is None
+
+
+def test_side_info_survives_any_single_lost_frame_over_the_air_path(rng):
+    x = _symbols(rng, 3904)
+    side = bytes(rng.integers(0, 256, 24, dtype=np.uint8))
+    frames = frame_image(3, x, side, P, nonce=7)
+    for lost in range(len(frames)):
+        asm = ImageAssembler(P)
+        for i, f in enumerate(frames):
+            if i != lost:
+                asm.add(*f)
+        out = asm.assemble(3)
+        assert out.side_info == side and out.side_info_status == "ok"
+        assert out.symbols.size == x.size           # sized from the header even without the last frame
+        assert np.array_equal(out.symbols[~out.erased], x[~out.erased])
+        expect = frames[lost][0].payload_len / x.size
+        assert abs(out.erased.mean() - expect) < 1e-9
+        # the erasures are spread over the image, not one block of it
+        assert np.flatnonzero(out.erased).ptp() > 0.9 * x.size
+    asm = ImageAssembler(P)
+    asm.add(*frames[0])
+    assert asm.assemble(3).side_info_status == "missing" and asm.assemble(3).side_info is None
+
+
+def test_corrupt_side_info_is_detected_not_decoded(rng):
+    x = _symbols(rng, 3904)
+    side = bytes(rng.integers(0, 256, 24, dtype=np.uint8))
+    frames = frame_image(3, x, side, P, nonce=7)
+    for byte in range(len(frames[0][0].side_info_chunk)):
+        for bit in (0, 5):
+            h, pl = frames[0]
+            chunk = bytearray(h.side_info_chunk)
+            chunk[byte] ^= 1 << bit
+            bad = FrameHeader(h.seq, h.image_id, h.frame_count, h.payload_len, bytes(chunk), h.side_info_total,
+                              h.nonce, h.n_symbols)
+            asm = ImageAssembler(P)
+            asm.add(bad, pl)
+            asm.add(*frames[1])
+            out = asm.assemble(3)
+            assert out.side_info is None and out.side_info_status == "corrupt", (byte, bit)
+
+
+def test_two_sessions_reusing_an_image_id_never_merge(rng):
+    a, b = _symbols(rng, 3904), _symbols(rng, 3904)
+    fa = frame_image(0, a, bytes(24), P, nonce=1)
+    fb = frame_image(0, b, bytes(range(24)), P, nonce=2)
+    asm = ImageAssembler(P)
+    for f in (fa[0], fb[1], fa[1], fb[2]):
+        asm.add(*f)
+    assert sorted(asm.keys()) == [(1, 0), (2, 0)]
+    out_a, out_b = asm.assemble((1, 0)), asm.assemble((2, 0))
+    assert out_a.side_info == bytes(24) and out_b.side_info == bytes(range(24))
+    assert np.array_equal(out_a.symbols[~out_a.erased], a[~out_a.erased])
+    assert np.array_equal(out_b.symbols[~out_b.erased], b[~out_b.erased])
 
 
 @pytest.mark.parametrize("loss", [0.1, 0.5])
 def test_assembler_with_loss_duplicates_and_reordering(rng, loss):
     per = 100
     x = _symbols(rng, 2000)                     # 20 frames of 100 symbols
-    side = bytes(rng.integers(0, 256, 50, dtype=np.uint8))   # chunks in frames 0..4
+    side = bytes(rng.integers(0, 256, 50, dtype=np.uint8))
     frames = frame_image(4, x, side, P, payload_per_frame=per)
     lost = set(rng.choice(len(frames), int(round(loss * len(frames))), replace=False).tolist())
     kept = [f for i, f in enumerate(frames) if i not in lost]
@@ -45,29 +150,19 @@ def test_assembler_with_loss_duplicates_and_reordering(rng, loss):
     asm = ImageAssembler(P, payload_per_frame=per)
     for i in order:
         asm.add(*arrivals[i])
-    out = asm.assemble(4, n_symbols=x.size)
-    expect_erased = np.repeat([i in lost for i in range(len(frames))], per)
+    out = asm.assemble(4)
+    erased_sent = np.repeat([i in lost for i in range(len(frames))], per)   # in transmit order
+    expect_erased = framing.deinterleave(erased_sent, per, True)
     assert np.array_equal(out.erased, expect_erased)
     assert np.array_equal(out.symbols[~out.erased], x[~expect_erased])
     assert np.all(out.symbols[out.erased] == 0)
-    side_frames = set(range(math.ceil(len(side) / P.header_side_info_bytes)))
-    if lost & side_frames:
-        assert out.side_info is None
-    else:
+    k = math.ceil((len(side) + framing.SIDE_CRC_BYTES) / P.header_side_info_bytes)
+    if len(frames) - len(lost) >= k:
         assert out.side_info == side
+    else:
+        assert out.side_info is None and out.side_info_status == "missing"
     assert out.frames_received == len(frames) - len(lost) and out.frame_count == len(frames)
     assert asm.is_complete(4) == (not lost)
-
-
-def test_assembler_side_info_survives_loss_of_frames_without_it(rng):
-    frames = frame_image(2, _symbols(rng, 500), b"abc", P, payload_per_frame=100)
-    asm = ImageAssembler(P, payload_per_frame=100)
-    for h, pl in frames[:1] + frames[3:]:
-        asm.add(h, pl)
-    out = asm.assemble(2)                      # size inferred: last frame received
-    assert out.side_info == b"abc" and out.symbols.size == 500 and out.erased.sum() == 200
-    empty = ImageAssembler(P).assemble(99, n_symbols=10)
-    assert empty.erased.all() and empty.side_info is None
 
 
 def test_assembler_ignores_bad_frames(rng):
@@ -79,6 +174,8 @@ def test_assembler_ignores_bad_frames(rng):
         header, crc_ok = None, False
     assert not asm.add(NoHeader())
     assert asm.image_ids() == []
+    empty = ImageAssembler(P).assemble(99, n_symbols=10)
+    assert empty.erased.all() and empty.side_info is None and empty.side_info_status == "missing"
 
 
 def test_overhead_matches_modulated_length(rng):
@@ -96,7 +193,7 @@ def test_overhead_matches_modulated_length(rng):
 
 def test_end_to_end_image_over_ofdm_with_lost_frame(rng):
     x = _symbols(rng, 4000)                    # 3 frames; the middle one is lost
-    frames = frame_image(11, x, b"side-info!", P)
+    frames = frame_image(11, x, b"side-info!", P, nonce=99)
     tx = OfdmTransmitter(P)
     iq = np.concatenate([np.concatenate([np.zeros(200, np.complex64), tx.modulate(h, pl)])
                          for i, (h, pl) in enumerate(frames) if i != 1] + [np.zeros(200, np.complex64)])
@@ -104,8 +201,8 @@ def test_end_to_end_image_over_ofdm_with_lost_frame(rng):
     asm = ImageAssembler(P)
     for f in OfdmReceiver(P).process(y):
         asm.add(f)
-    out = asm.assemble(11, n_symbols=x.size)
-    assert out.side_info == b"side-info!"
+    out = asm.assemble(11)
+    assert out.side_info == b"side-info!" and out.symbols.size == x.size
     assert out.erased.sum() == P.max_payload_len
     err = np.mean(np.abs(out.symbols[~out.erased] - x[~out.erased]) ** 2)
     assert 10 * math.log10(1 / err) > 16.5

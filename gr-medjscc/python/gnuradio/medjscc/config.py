@@ -148,7 +148,10 @@ class OfdmConfig:
     symbols_per_frame: int = 32     # payload OFDM symbols per frame
     equalizer: str = "mmse"         # zf | mmse (switchable at run time)
     # phy-core extras (same names as phy.OfdmParams)
-    header_side_info_bytes: int = 12   # side-info bytes per frame header
+    header_side_info_bytes: int = 14   # side-info chunk per frame header (erasure-coded across frames)
+    side_info_parity: int = 1          # frames that may be lost without losing the side info
+    interleave: bool = True            # spread each image's symbols over all frames and subcarriers
+    tx_clip_ratio: float = 0.0         # TX clip-and-filter at this peak/RMS amplitude (0 = off)
     header_repeat: int = 1             # >1 lengthens the header for operation below about -3 dB
     n_short_reps: int = 8              # sync preamble repetitions (longer = more robust detection)
     n_long: int = 4                    # long training symbols (channel and SNR estimate; 4: RMS 1.2 dB at -5 dB)

@@ -69,13 +69,16 @@ def header_from_meta(meta: dict):
     return FrameHeader(seq=int(meta["seq"]), image_id=int(meta["image_id"]),
                        frame_count=int(meta["frame_count"]), payload_len=int(meta["payload_len"]),
                        side_info_chunk=bytes(chunk),
-                       side_info_total=int(meta.get("side_info_total", 0)))
+                       side_info_total=int(meta.get("side_info_total", 0)),
+                       nonce=int(meta.get("nonce", 0)), n_symbols=int(meta.get("n_symbols", 0)))
 
 
 def meta_from_header(header) -> dict:
     meta = {k: int(getattr(header, k)) for k in HEADER_KEYS}
     meta["side_info_total"] = int(getattr(header, "side_info_total", 0))
     meta["side_info_chunk"] = bytes(getattr(header, "side_info_chunk", b"") or b"")
+    meta["nonce"] = int(getattr(header, "nonce", 0))
+    meta["n_symbols"] = int(getattr(header, "n_symbols", 0))
     return meta
 
 

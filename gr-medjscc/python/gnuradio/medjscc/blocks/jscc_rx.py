@@ -1,20 +1,22 @@
 """JSCC RX: received frames -> image assembly (lost frames = erasures) -> Med-JSCC decoder.
 
 Input ``pdus``: frame PDUs from ``ofdm_analog_rx`` (or ``symbol_channel``): complex64 payload and
-header metadata ``seq, image_id, frame_count, payload_len, side_info_chunk, side_info_total``,
-plus ``snr_db`` (per-frame estimate) and optionally ``erased`` (cut-off symbols). PDUs without a
-valid header (``crc_ok`` false) are dropped.
+header metadata ``seq, image_id, frame_count, payload_len, side_info_chunk, side_info_total,
+nonce, n_symbols``, plus ``snr_db`` (per-frame estimate) and optionally ``erased`` (cut-off
+symbols). PDUs without a valid header (``crc_ok`` false) are dropped.
 
-An image is decoded when all its frames are in, when frames of another image arrive (the
-missing ones become erasures), after ``timeout_s`` without new frames, or at stop. Decoding SNR
-(``snr_source``): ``frames`` = mean of the image's per-frame estimates (in dB, over the linear
-mean), ``feedback`` = latest value on port ``snr`` (e.g. ``snr_feedback``), ``fixed`` = ``snr_db``.
-If the side info is incomplete the codec's documented fallback applies; any decoder error gives
-a mid-grey image and an ``error`` entry -- the block never raises into the scheduler.
+An image is decoded when all its frames are in, when a frame of a newer image (or of another
+transmission) arrives (the missing frames become erasures), after ``timeout_s`` without new
+frames, or at stop. Decoding SNR (``snr_source``): ``frames`` = mean of the image's per-frame
+estimates (in dB, over the linear mean), ``feedback`` = latest value on port ``snr`` (e.g.
+``snr_feedback``), ``fixed`` = ``snr_db``. The side info is rebuilt from any enough frames
+(``phy.framing``); when it cannot be, or fails its CRC, a model that needs it does not decode
+and the result says so (``status``), and a decoder error is reported as ``failed`` -- the block
+never raises into the scheduler.
 
 Outputs: ``image`` (PDU, uint8 pixels row-major, metadata image_id, height, width, path) and
-``metrics`` (dict: image_id, frames_ok, frames_total, snr_est_db, decode_snr_db, side_info_ok,
-psnr / roi_psnr / ms_ssim when a reference image (and mask) is known, path). With ``out_dir`` set,
+``metrics`` (dict: image_id, nonce, status, decoded, frames_ok, frames_total, snr_est_db,
+decode_snr_db, side_info_ok, side_info_status, erased_fraction, psnr / roi_psnr / ms_ssim when a reference image (and mask) is known, path). With ``out_dir`` set,
 each image is written as PNG (and as DICOM when the reference file is DICOM).
 """
 from __future__ import annotations
@@ -64,8 +66,37 @@ def expected_symbols(codec, side_info, shape, cbr, frame_count, per) -> int | No
     return n if lo <= n <= hi else None
 
 
+# what happened to an image, in the result line, the JSON and the GRC message
+STATUS_DECODED = "decoded"                 # every frame and the side info arrived
+STATUS_PARTIAL = "decoded_partial"         # decoded with some frames lost (their symbols erased)
+STATUS_SIDE_MISSING = "side_info_missing"  # too few frames to rebuild the side info the model needs
+STATUS_SIDE_CORRUPT = "side_info_corrupt"  # the rebuilt side info failed its CRC
+STATUS_FAILED = "failed"                   # the decoder raised (message in ``error``)
+DECODED_STATUSES = (STATUS_DECODED, STATUS_PARTIAL)
+
+
+def _newer(a: int, b: int) -> bool:
+    """image_id ``a`` came after ``b`` (16-bit wrap-around)."""
+    return 0 < (a - b) % 65536 < 32768
+
+
+def needs_side_info(codec) -> bool:
+    cfg = getattr(codec, "cfg", None)
+    return bool(getattr(cfg, "variable_length", False) or getattr(cfg, "linear_path", False))
+
+
 class JsccReceiverCore:
-    """Frame gathering and decoding without GNU Radio (used by ``jscc_rx`` and the loopback)."""
+    """Frame gathering and decoding without GNU Radio (used by ``jscc_rx`` and the loopback).
+
+    Images are keyed by (nonce, image_id): a restarted transmitter draws a new nonce, so its frames
+    never merge with an older transmission's. An image is finished when all its frames are in,
+    when a frame of a newer image of the same transmission (or of another transmission) arrives,
+    after a timeout, or at flush. Each result's ``status`` says what happened (``decoded``,
+    ``decoded_partial``, ``side_info_missing``, ``side_info_corrupt``, ``failed``) and ``decoded``
+    is true only for the first two: an image the decoder could not produce is never counted.
+    """
+
+    DONE_MEMORY_S = 5.0   # late duplicates of a finished image are dropped this long
 
     def __init__(self, codec, params, shape=(256, 256), cbr: float = 1 / 16,
                  snr_source: str = "frames", snr_db: float = 10.0, reference=None, reference_mask=None):
@@ -83,8 +114,8 @@ class JsccReceiverCore:
         self.reference = reference
         self.reference_mask = reference_mask
         self.assembler = ImageAssembler(params)
-        self._pending: dict[int, dict] = {}   # image_id -> {snrs, last, first}
-        self._done_ids: dict[int, float] = {}  # recently decoded ids (late duplicates are dropped)
+        self._pending: dict[tuple[int, int], dict] = {}   # (nonce, image_id) -> {snrs, last, first}
+        self._done: dict[tuple[int, int], float] = {}     # recently finished keys -> time
         self.frames_dropped = 0
 
     def add_frame(self, meta: dict, payload) -> list[dict]:
@@ -98,13 +129,13 @@ class JsccReceiverCore:
         except Exception:
             self.frames_dropped += 1
             return finished
-        image_id = header.image_id
+        key = (int(header.nonce), int(header.image_id))
         now = time.monotonic()
-        if image_id in self._done_ids and image_id not in self._pending:
-            if now - self._done_ids[image_id] < 5.0:
-                self.frames_dropped += 1  # late duplicate of an image already decoded
-                return finished
-            del self._done_ids[image_id]
+        for k in [k for k, t in self._done.items() if now - t >= self.DONE_MEMORY_S]:
+            del self._done[k]
+        if key in self._done and key not in self._pending:
+            self.frames_dropped += 1  # late duplicate of an image already decoded
+            return finished
         erased = meta.get("erased")
         if erased is not None:
             erased = np.asarray(erased).astype(bool)
@@ -113,23 +144,25 @@ class JsccReceiverCore:
         if not self.assembler.add(header, np.asarray(payload, np.complex64), None, erased):
             self.frames_dropped += 1
             return finished
-        st = self._pending.setdefault(image_id, {"snrs": [], "first": now})
+        st = self._pending.setdefault(key, {"snrs": [], "first": now})
         st["last"] = now
         if meta.get("snr_db") is not None:
             st["snrs"].append(float(meta["snr_db"]))
-        # another image started: older pending images are over (their missing frames are lost)
-        for other in [i for i in self._pending if i != image_id]:
-            finished.append(self.finish(other))
-        if self.assembler.is_complete(image_id):
-            finished.append(self.finish(image_id))
+        # images that this frame shows to be over: older ids of the same transmission (frames
+        # arrive in order) and every image of another transmission (the sender restarted)
+        for other in [k for k in self._pending if k != key]:
+            if other[0] != key[0] or _newer(key[1], other[1]):
+                finished.append(self.finish(other))
+        if self.assembler.is_complete(key):
+            finished.append(self.finish(key))
         return finished
 
     def expire(self, timeout_s: float) -> list[dict]:
         now = time.monotonic()
-        return [self.finish(i) for i, st in list(self._pending.items()) if now - st["last"] > timeout_s]
+        return [self.finish(k) for k, st in list(self._pending.items()) if now - st["last"] > timeout_s]
 
     def flush(self) -> list[dict]:
-        return [self.finish(i) for i in list(self._pending)]
+        return [self.finish(k) for k in list(self._pending)]
 
     def decode_snr(self, snr_est_db: float) -> float:
         if self.snr_source == "feedback" and self.feedback_snr_db is not None:
@@ -138,43 +171,52 @@ class JsccReceiverCore:
             return snr_est_db
         return self.fixed_snr_db
 
-    def finish(self, image_id: int) -> dict:
-        st = self._pending.pop(image_id, {"snrs": []})
-        self._done_ids[image_id] = time.monotonic()
+    def finish(self, key) -> dict:
+        from ..phy.framing import SIDE_CORRUPT, SIDE_OK
+
+        if not isinstance(key, tuple):    # an image_id: its newest transmission
+            key = next((k for k in reversed(list(self._pending)) if k[1] == int(key)), (0, int(key)))
+        st = self._pending.pop(key, {"snrs": []})
+        self._done[key] = time.monotonic()
         snr_est = mean_snr_db(st["snrs"])
         decode_snr = self.decode_snr(snr_est)
-        result = {"image_id": int(image_id), "snr_est_db": snr_est, "decode_snr_db": float(decode_snr),
-                  "error": ""}
+        result = {"image_id": int(key[1]), "nonce": int(key[0]), "snr_est_db": snr_est,
+                  "decode_snr_db": float(decode_snr), "error": "", "status": STATUS_FAILED,
+                  "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False}
+        image = None
         try:
-            img_info = self.assembler._images.get(image_id, {})
-            count = int(img_info.get("count", 0))
-            last_known = (count - 1) in img_info.get("frames", {})
+            count = self.assembler.frame_count(key)
             n_sym = None
-            if count and not last_known:
-                probe = self.assembler.assemble(image_id)
+            if count and not self.assembler.is_complete(key):
+                # frames of a transmitter that does not state the image size: size a fixed-budget image
+                probe = self.assembler.assemble(key)
                 n_sym = expected_symbols(self.codec, probe.side_info, self.shape, self.cbr, count,
                                          self.assembler.per)
-            asm = self.assembler.assemble(image_id, n_sym)
+            asm = self.assembler.assemble(key, n_sym)
             result.update(frames_ok=int(asm.frames_received), frames_total=int(asm.frame_count),
-                          side_info_ok=asm.side_info is not None,
+                          side_info_ok=asm.side_info_status == SIDE_OK,
+                          side_info_status=asm.side_info_status,
                           erased_fraction=float(np.mean(asm.erased)) if asm.erased.size else 1.0)
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
+            if asm.side_info_status not in ("ok", "none") and needs_side_info(self.codec):
+                result["status"] = STATUS_SIDE_CORRUPT if asm.side_info_status == SIDE_CORRUPT \
+                    else STATUS_SIDE_MISSING
+                result["error"] = (f"side info {asm.side_info_status} ({asm.frames_received} of "
+                                   f"{asm.frame_count} frames): the model cannot decode without it")
+            else:
                 image = self.codec.decode(asm.symbols, asm.side_info, self.shape, snr_db=decode_snr,
                                           erased=asm.erased)
-        except Exception as e:  # partial/garbled image: grey, never a crash
-            log.warning("jscc_rx: image %d could not be decoded: %s", image_id, e)
-            result.setdefault("frames_ok", 0)
-            result.setdefault("frames_total", 0)
-            result.setdefault("side_info_ok", False)
+                complete = asm.frames_received >= asm.frame_count and not asm.erased.any()
+                result["status"] = STATUS_DECODED if complete else STATUS_PARTIAL
+                result["decoded"] = True
+        except Exception as e:  # partial/garbled input: reported as failed, never a crash
+            log.warning("jscc_rx: image %d could not be decoded: %s", key[1], e)
             result["error"] = str(e)
-            image = np.full(self.shape, 128, np.uint8)
         finally:
-            self.assembler.discard(image_id)
+            self.assembler.discard(key)
+        if image is None:
+            image = np.full(self.shape, 128, np.uint8)   # what a display shows; not counted as decoded
         result["image"] = image
-        if self.reference is not None:
+        if self.reference is not None and result["decoded"]:
             from .. import metrics
 
             try:
@@ -274,7 +316,8 @@ class jscc_rx(gr.basic_block):
             img = r["image"]
             self.message_port_pub(pmt.intern("image"), make_pdu(
                 {"image_id": r["image_id"], "height": img.shape[0], "width": img.shape[1],
-                 "path": r.get("path", "")}, img.reshape(-1)))
+                 "path": r.get("path", ""), "status": r.get("status", ""),
+                 "decoded": bool(r.get("decoded", False))}, img.reshape(-1)))
             self.message_port_pub(pmt.intern("metrics"), to_pmt(
                 {k: v for k, v in r.items() if k != "image"}))
 

@@ -6,9 +6,10 @@ optionally ``mask``: uint8 0/1 of the same size, as produced by ``roi_segmenter`
 channel adaptive unit (CAU) uses the latest SNR received on port ``snr`` (a number, a dict with
 ``snr_db`` -- e.g. from ``snr_feedback`` -- or a PDU whose metadata has it), starting at ``snr_db``.
 
-Each image becomes ``phy.framing.frame_image`` frames, published on ``frames`` as complex64
-payload PDUs with metadata: ``seq, image_id, frame_count, payload_len, side_info_chunk`` (the
-header fields that go over the air) plus ``tx_snr_db, cbr_total, cbr_payload, height, width,
+Each image becomes ``phy.framing.frame_image`` frames (symbols interleaved over the frames, side
+info erasure-coded over the headers), published on ``frames`` as complex64 payload PDUs with
+metadata: ``seq, image_id, frame_count, payload_len, side_info_chunk, side_info_total, nonce,
+n_symbols`` (the header fields that go over the air; ``nonce`` is drawn per block instance) plus ``tx_snr_db, cbr_total, cbr_payload, height, width,
 source`` for local monitoring. After the last file transmission (finite ``repeat``) the block
 sends ``eos`` downstream and finishes, so headless flowgraphs end on their own.
 
@@ -18,6 +19,7 @@ SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 
@@ -33,22 +35,26 @@ log = logging.getLogger(__name__)
 IMAGE_ID_MODULO = 65536  # header image_id field wraps; receivers only compare neighbours
 
 
-def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, image_id: int, params):
+def new_nonce() -> int:
+    """A transmission session's nonce: random, so a restarted transmitter never reuses one."""
+    return secrets.randbelow(65536)
+
+
+def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, image_id: int, params,
+                  nonce: int = 0):
     """Encode one image and cut it into frames: returns (EncodedImage, [(meta, payload)])."""
     from ..phy import framing
+    from ._phyadapt import meta_from_header
 
     enc = codec.encode(image, mask, snr_db=float(snr_db), cbr=float(cbr))
     frames = framing.frame_image(int(image_id), np.asarray(enc.symbols, np.complex64),
-                                 enc.side_info, params)
+                                 enc.side_info, params, nonce=int(nonce))
     out = []
     for header, payload in frames:
-        meta = {"seq": int(header.seq), "image_id": int(header.image_id),
-                "frame_count": int(header.frame_count), "payload_len": int(header.payload_len),
-                "side_info_chunk": bytes(header.side_info_chunk or b""),
-                "side_info_total": int(getattr(header, "side_info_total", 0)),
-                "tx_snr_db": float(snr_db), "cbr_total": float(enc.cbr_total),
-                "cbr_payload": float(enc.cbr_payload), "height": int(image.shape[0]),
-                "width": int(image.shape[1])}
+        meta = meta_from_header(header)
+        meta.update({"tx_snr_db": float(snr_db), "cbr_total": float(enc.cbr_total),
+                     "cbr_payload": float(enc.cbr_payload), "height": int(image.shape[0]),
+                     "width": int(image.shape[1])})
         out.append((meta, np.asarray(payload, np.complex64)))
     return enc, out
 
@@ -99,6 +105,7 @@ class jscc_tx(gr.basic_block):
         self._stop = threading.Event()
         self._thread = None
         self._next_image_id = 0
+        self.nonce = new_nonce()   # this transmission session (frames carry it)
         self.history: list[dict] = []  # one entry per sent image: image_id, snr_db, frames, time
         self.errors: list[str] = []
         for port in ("image", "snr"):
@@ -173,7 +180,7 @@ class jscc_tx(gr.basic_block):
             snr_db, cbr = self._snr_db, self._cbr
             image_id = self._next_image_id
             self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
-        _, frames = encode_frames(self.codec, image, mask, snr_db, cbr, image_id, self.params)
+        _, frames = encode_frames(self.codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce)
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source})
         self._feedback.clear()

@@ -36,14 +36,23 @@ EOS_TAIL = 64
 
 
 class FrameModulator:
-    """Pure-numpy part: metadata + payload -> IQ of one burst (frame followed by guard zeros)."""
+    """Pure-numpy part: metadata + payload -> IQ of one burst (frame followed by guard zeros).
 
-    def __init__(self, params, guard: int = 256, amplitude: float = 1.0):
+    ``amplitude`` is the RMS level of the IQ (the phy core makes unit-RMS frames). The modulator
+    keeps the peak statistics a radio front end cares about: the highest peak/RMS of any frame
+    (``papr_db``) and the fraction of I and Q values beyond ``full_scale`` (what a DAC clips: UHD
+    saturates I and Q separately at +-1 when it converts fc32 to sc16)."""
+
+    def __init__(self, params, guard: int = 256, amplitude: float = 1.0, full_scale: float = 1.0):
         OfdmTransmitter = phy("OfdmTransmitter")
         self.params = params
         self.tx = OfdmTransmitter(params)
         self.guard = int(guard)
         self.amplitude = float(amplitude)
+        self.full_scale = float(full_scale)
+        self.peak_to_rms = 0.0        # highest frame peak/RMS amplitude ratio so far
+        self.values = 0               # I and Q values sent (guard zeros excluded)
+        self.clipped = 0              # of which beyond full scale
 
     def modulate(self, meta: dict, payload: np.ndarray) -> np.ndarray:
         header = header_from_meta(meta)
@@ -51,9 +60,21 @@ class FrameModulator:
                         dtype=np.complex64)
         if self.amplitude != 1.0:
             iq = iq * np.float32(self.amplitude)
+        mag2 = iq.real * iq.real + iq.imag * iq.imag
+        self.peak_to_rms = max(self.peak_to_rms, float(np.sqrt(mag2.max() / max(mag2.mean(), 1e-30))))
+        self.values += 2 * iq.size
+        self.clipped += int(np.count_nonzero(np.abs(iq.view(np.float32)) > self.full_scale))
         if self.guard:
             iq = np.concatenate([iq, np.zeros(self.guard, np.complex64)])
         return iq
+
+    @property
+    def papr_db(self) -> float:
+        return 20.0 * np.log10(self.peak_to_rms) if self.peak_to_rms > 0 else float("nan")
+
+    @property
+    def clip_fraction(self) -> float:
+        return self.clipped / self.values if self.values else 0.0
 
 
 class ofdm_analog_tx(gr.basic_block):
@@ -66,7 +87,9 @@ class ofdm_analog_tx(gr.basic_block):
         n_short_reps, n_long: sync words: repetitions of the short (half-symbol) preamble and
             copies of the long training symbol (longer = more robust sync, more overhead).
         guard: zero samples appended after every frame.
-        amplitude: IQ scale (keep <= ~0.3 for a USRP DAC; 1.0 in simulation).
+        amplitude: RMS level of the IQ (1.0 in simulation; a USRP DAC clips I and Q at +-1, so
+            leave room for the peaks: ``papr_db()`` and ``clip_fraction()`` report them).
+        full_scale: I/Q magnitude counted as clipped by ``clip_fraction()`` (the DAC's +-1).
         burst_tags: add ``tx_sob``/``tx_eob`` stream tags around each frame burst.
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
 
@@ -80,7 +103,8 @@ class ofdm_analog_tx(gr.basic_block):
                  n_data_carriers: int = _D.n_data_carriers, n_pilot_carriers: int = _D.n_pilot_carriers,
                  symbols_per_frame: int = _D.symbols_per_frame, pilot_carriers=(),
                  n_short_reps: int = _D.n_short_reps, n_long: int = _D.n_long, guard: int = 256,
-                 amplitude: float = 1.0, burst_tags: bool = False, params=None):
+                 amplitude: float = 1.0, burst_tags: bool = False, params=None,
+                 tx_clip_ratio: float = _D.tx_clip_ratio, full_scale: float = 1.0):
         gr.basic_block.__init__(self, name="medjscc_ofdm_analog_tx", in_sig=None,
                                 out_sig=[np.complex64])
         if params is None:
@@ -88,9 +112,10 @@ class ofdm_analog_tx(gr.basic_block):
                                       n_pilot_carriers=n_pilot_carriers,
                                       symbols_per_frame=symbols_per_frame,
                                       pilot_carriers=tuple(pilot_carriers) or None,
-                                      n_short_reps=n_short_reps, n_long=n_long))
+                                      n_short_reps=n_short_reps, n_long=n_long,
+                                      tx_clip_ratio=tx_clip_ratio))
         self.params = params
-        self.modulator = FrameModulator(params, guard, amplitude)
+        self.modulator = FrameModulator(params, guard, amplitude, full_scale)
         self.burst_tags = bool(burst_tags)
         self._queue: collections.deque = collections.deque()  # (iq, meta)
         self._current = None
@@ -107,6 +132,14 @@ class ofdm_analog_tx(gr.basic_block):
 
     def set_amplitude(self, amplitude: float):
         self.modulator.amplitude = float(amplitude)
+
+    def papr_db(self) -> float:
+        """Highest peak/RMS (dB) of the frames sent so far."""
+        return self.modulator.papr_db
+
+    def clip_fraction(self) -> float:
+        """Fraction of the I and Q values sent so far beyond ``full_scale`` (what a DAC clips)."""
+        return self.modulator.clip_fraction
 
     def set_burst_tags(self, on: bool):
         self.burst_tags = bool(on)

@@ -1,4 +1,18 @@
-"""Digital frame header: fields + CRC32, K=7 rate-1/3 convolutional code, interleaved BPSK bits."""
+"""Digital frame header: fields + CRC32, K=7 rate-1/3 convolutional code, interleaved BPSK bits.
+
+Fields (13 bytes, big-endian), then ``header_side_info_bytes`` of side-info chunk, then CRC32::
+
+    nonce u16        transmission session: a restarted transmitter draws a new one, so frames of
+                     two sessions that reuse an image_id never merge into one image
+    image_id u16
+    seq u8           this frame's index within its image (0 .. frame_count-1)
+    frame_count u8   frames of the image (payload frames + header-only side-info frames)
+    payload_len u16  analog symbols in this frame
+    n_symbols u24    analog symbols of the whole image (sizes and de-interleaves it even when the
+                     last frame is lost)
+    side_info_total u8   side-info bytes of the image (its erasure-coded chunks ride in the headers)
+    chunk_len u8     bytes of side-info chunk in this header
+"""
 from __future__ import annotations
 
 import struct
@@ -11,16 +25,24 @@ from ..errors import MedJSCCError
 from . import fec
 from .params import OfdmParams
 
-_FIELDS = struct.Struct(">HHHHHB")   # seq, image_id, frame_count, payload_len, side_info_total, chunk_len
+# nonce, image_id, seq, frame_count, payload_len, n_symbols, side_info_total, chunk_len
+_FIELDS = struct.Struct(">HHBBH3sBB")
+FIELD_BYTES = _FIELDS.size             # 13
+MAX_FRAMES = 0xFF
+MAX_SIDE_INFO = 0xFF
+MAX_IMAGE_SYMBOLS = 0xFFFFFF
+
+_LIMITS = {"seq": MAX_FRAMES - 1, "image_id": 0xFFFF, "frame_count": MAX_FRAMES, "payload_len": 0xFFFF,
+           "side_info_total": MAX_SIDE_INFO, "nonce": 0xFFFF, "n_symbols": MAX_IMAGE_SYMBOLS}
 
 
 @dataclass(frozen=True)
 class FrameHeader:
     """One frame's header.
 
-    ``seq`` is the frame's index within its image (0 .. frame_count-1); ``side_info_chunk`` is
-    this frame's slice of the image's side info and ``side_info_total`` the whole side-info
-    length, so a receiver knows which frames carried side info.
+    ``side_info_chunk`` is this frame's erasure-coded share of the image's side info (see
+    ``framing``); ``side_info_total`` the side-info length in bytes. ``n_symbols`` is the image's
+    analog symbol count (0 = not stated: the receiver infers it from the frames it got).
     """
     seq: int
     image_id: int
@@ -28,12 +50,16 @@ class FrameHeader:
     payload_len: int
     side_info_chunk: bytes = b""
     side_info_total: int = 0
+    nonce: int = 0
+    n_symbols: int = 0
 
     def check(self, params: OfdmParams | None = None) -> None:
-        for name in ("seq", "image_id", "frame_count", "payload_len", "side_info_total"):
+        for name, hi in _LIMITS.items():
             v = getattr(self, name)
-            if not isinstance(v, (int, np.integer)) or not (0 <= int(v) <= 0xFFFF):
-                raise MedJSCCError(f"FrameHeader.{name} must be an integer in [0, 65535], got {v!r}")
+            if not isinstance(v, (int, np.integer)) or not (0 <= int(v) <= hi):
+                raise MedJSCCError(f"FrameHeader.{name} must be an integer in [0, {hi}], got {v!r}")
+        if self.seq >= self.frame_count:
+            raise MedJSCCError(f"FrameHeader.seq {self.seq} must be below frame_count {self.frame_count}")
         if not isinstance(self.side_info_chunk, (bytes, bytearray)):
             raise MedJSCCError("FrameHeader.side_info_chunk must be bytes")
         if params is not None:
@@ -48,30 +74,37 @@ class FrameHeader:
     def to_bytes(self, params: OfdmParams) -> bytes:
         self.check(params)
         chunk = bytes(self.side_info_chunk)
-        body = _FIELDS.pack(int(self.seq), int(self.image_id), int(self.frame_count),
-                            int(self.payload_len), int(self.side_info_total), len(chunk))
+        body = _FIELDS.pack(int(self.nonce), int(self.image_id), int(self.seq), int(self.frame_count),
+                            int(self.payload_len), int(self.n_symbols).to_bytes(3, "big"),
+                            int(self.side_info_total), len(chunk))
         body += chunk.ljust(params.header_side_info_bytes, b"\0")
         return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
 
     @classmethod
     def from_bytes(cls, data: bytes, params: OfdmParams) -> "FrameHeader | None":
+        """Parse and range-check; None on a CRC failure or a field no transmitter would send."""
         if len(data) != params.header_bytes:
             return None
         body, crc = data[:-4], struct.unpack(">I", data[-4:])[0]
         if zlib.crc32(body) & 0xFFFFFFFF != crc:
             return None
-        seq, image_id, count, plen, total, clen = _FIELDS.unpack(body[: _FIELDS.size])
-        if clen > params.header_side_info_bytes or plen > params.max_payload_len:
+        nonce, image_id, seq, count, plen, nsym, total, clen = _FIELDS.unpack(body[:FIELD_BYTES])
+        nsym = int.from_bytes(nsym, "big")
+        # checked before anything is allocated from them (a CRC-valid hostile header stays harmless)
+        if plen > params.max_payload_len or count == 0 or seq >= count or clen > params.header_side_info_bytes:
             return None
-        chunk = body[_FIELDS.size: _FIELDS.size + clen]
-        return cls(seq, image_id, count, plen, bytes(chunk), total)
+        if nsym and (plen > nsym or nsym > count * params.max_payload_len):
+            return None
+        chunk = body[FIELD_BYTES: FIELD_BYTES + clen]
+        return cls(seq, image_id, count, plen, bytes(chunk), total, nonce, nsym)
 
     # ------------------------------------------------------------ coded bits
     def to_bits(self, params: OfdmParams) -> np.ndarray:
-        """Coded, interleaved header bits filling ``n_header_symbols * n_data_carriers`` slots."""
+        """Coded, interleaved, scrambled header bits filling ``n_header_symbols * n_data_carriers``
+        slots."""
         info = np.unpackbits(np.frombuffer(self.to_bytes(params), np.uint8))
         coded = fec.conv_encode(info)
-        return coded[_slot_map(params)]
+        return coded[_slot_map(params)] ^ header_scrambler(params)
 
     @classmethod
     def from_bits(cls, llr: np.ndarray, params: OfdmParams) -> "FrameHeader | None":
@@ -82,6 +115,7 @@ class FrameHeader:
             return None
         if llr.dtype.kind in "ub" or (llr.dtype.kind == "i"):
             llr = 1.0 - 2.0 * llr.astype(np.float64)     # hard bits -> +-1
+        llr = llr * (1.0 - 2.0 * header_scrambler(params))
         n_coded = params.header_coded_bits
         # repeated slots (fill) are soft-combined
         soft = np.bincount(_slot_map(params), weights=llr.astype(np.float64), minlength=n_coded)
@@ -103,3 +137,17 @@ def _slot_map(params: OfdmParams) -> np.ndarray:
         perm = np.random.default_rng(0xC0DE).permutation(n_slots)
         m = _MAP_CACHE[key] = src[perm]
     return m
+
+
+_SCRAMBLER_CACHE: dict = {}
+
+
+def header_scrambler(params: OfdmParams) -> np.ndarray:
+    """Fixed pseudo-random bits XORed onto the header slots (uint8 0/1, one per slot). Without it
+    the zero fields and padding code to runs of equal BPSK values: OFDM symbols with all carriers
+    in phase, a 16 dB peak that a DAC clips."""
+    n_slots = params.n_header_symbols * params.n_data_carriers
+    s = _SCRAMBLER_CACHE.get(n_slots)
+    if s is None:
+        s = _SCRAMBLER_CACHE[n_slots] = np.random.default_rng(0x5C4A).integers(0, 2, n_slots).astype(np.uint8)
+    return s

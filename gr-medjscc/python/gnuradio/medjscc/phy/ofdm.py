@@ -31,7 +31,7 @@ from scipy import fft as sfft
 
 from ..errors import MedJSCCError
 from . import fec
-from .header import FrameHeader, _slot_map
+from .header import FrameHeader, _slot_map, header_scrambler
 from .params import OfdmParams, sequences
 
 
@@ -76,14 +76,39 @@ class OfdmTransmitter:
         self._data_bins = p.bins(p.data_carrier_idx)
         self._pilot_bins = p.bins(p.pilot_carrier_idx)
 
-    def _ofdm_symbols(self, data_grid: np.ndarray, first_symbol: int) -> np.ndarray:
+    CLIP_ITERATIONS = 2   # clip-and-filter passes (each regrows a little peak; two are the usual)
+
+    def _ofdm_symbols(self, data_grid: np.ndarray, first_symbol: int, clip: bool = False) -> np.ndarray:
         p = self.params
         n = data_grid.shape[0]
         X = np.zeros((n, p.fft_len), np.complex128)
         X[:, self._data_bins] = data_grid
-        X[:, self._pilot_bins] = self.seq.pilots(n, first_symbol)
+        pilots = self.seq.pilots(n, first_symbol)
+        X[:, self._pilot_bins] = pilots
         x = np.fft.ifft(X, axis=1) * p.tx_scale
+        if clip and p.tx_clip_ratio:
+            x = self._clip_and_filter(x, pilots)
         return np.concatenate([x[:, -p.cp_len:], x], axis=1).reshape(-1)
+
+    def _clip_and_filter(self, x: np.ndarray, pilots: np.ndarray) -> np.ndarray:
+        """Peak control: limit |x| to ``tx_clip_ratio`` x the nominal RMS (1), then remove what the
+        clipping spread outside the occupied band and restore the exact pilots (the receiver tracks
+        on them). The in-band clipping noise that stays is what the receiver's payload SNR sees."""
+        p = self.params
+        limit = float(p.tx_clip_ratio)
+        keep = np.zeros(p.fft_len, bool)
+        keep[p.bins(p.occupied_carriers)] = True
+        for _ in range(self.CLIP_ITERATIONS):
+            mag = np.abs(x)
+            over = mag > limit
+            if not over.any():
+                break
+            x = np.where(over, x * (limit / np.maximum(mag, 1e-30)), x)
+            X = np.fft.fft(x, axis=1)
+            X[:, ~keep] = 0
+            X[:, self._pilot_bins] = pilots * p.tx_scale      # fft(ifft(X) * tx_scale) = X * tx_scale
+            x = np.fft.ifft(X, axis=1)
+        return x
 
     def modulate(self, header: FrameHeader, payload) -> np.ndarray:
         """One frame of complex64 IQ. ``payload`` length must equal ``header.payload_len``."""
@@ -99,7 +124,8 @@ class OfdmTransmitter:
         n_pay = p.n_payload_symbols(payload.size)
         grid = np.zeros(n_pay * p.n_data_carriers, np.complex128)
         grid[: payload.size] = payload
-        pay = self._ofdm_symbols(grid.reshape(n_pay, p.n_data_carriers), p.n_header_symbols)
+        # only the payload is clipped: the header doubles as training for the receiver's estimates
+        pay = self._ofdm_symbols(grid.reshape(n_pay, p.n_data_carriers), p.n_header_symbols, clip=True)
         return np.concatenate([self.preamble, hdr, pay]).astype(np.complex64)
 
 
@@ -180,6 +206,8 @@ class OfdmReceiver:
         self._data_bins = p.bins(p.data_carrier_idx)
         self._pilot_bins = p.bins(p.pilot_carrier_idx)
         self._slot_map = _slot_map(p)
+        self._hdr_scrambler = header_scrambler(p)
+        self._hdr_sign = (1.0 - 2.0 * self._hdr_scrambler).astype(np.float32)
         self._even_pos = np.nonzero(occ % 2 == 0)[0]
         self._odd_pos = np.nonzero(occ % 2 == 1)[0]
         self._init_cfo_search()
@@ -616,7 +644,7 @@ class OfdmReceiver:
         Hd = gh[:, :, None] * H_fit[:, None, self._data_pos]
         llr = (4.0 * np.real(np.conj(Hd) * Yh[..., self._data_bins]) / n0[:, None, None]).reshape(Yh.shape[0], -1)
         soft = np.zeros((Yh.shape[0], p.header_coded_bits))
-        np.add.at(soft, (slice(None), self._slot_map), llr)   # repeated (fill) slots are soft-combined
+        np.add.at(soft, (slice(None), self._slot_map), llr * self._hdr_sign)   # descramble; fill slots combine
         info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
         packed = np.packbits(info_bits, axis=1)
         return info_bits, [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(Yh.shape[0])]
@@ -625,7 +653,7 @@ class OfdmReceiver:
         """LS channel rows from header symbols whose bits are known (re-encoded decoder output)."""
         p = self.params
         n_hdr = p.n_header_symbols
-        coded = fec.conv_encode(info_bits)[:, self._slot_map].reshape(-1, n_hdr, p.n_data_carriers)
+        coded = (fec.conv_encode(info_bits)[:, self._slot_map] ^ self._hdr_scrambler).reshape(-1, n_hdr, p.n_data_carriers)
         Xh = np.zeros((coded.shape[0], n_hdr, p.n_occupied), np.float32)
         Xh[..., self._data_pos] = 1.0 - 2.0 * coded
         Xh[..., self._pilot_pos] = self.seq.pilots(n_hdr, 0)

@@ -33,7 +33,10 @@ class OfdmParams:
     pilot_carriers: tuple | None = None  # signed carrier indices; None -> 802.11a-like / spread
     n_short_reps: int = 8                # repetitions of the half-length sync symbol
     n_long: int = 4                      # copies of the long training symbol (4: SNR estimate RMS 1.2 dB at -5 dB, 2: 2.0)
-    header_side_info_bytes: int = 12     # side-info bytes carried per header
+    header_side_info_bytes: int = 14     # side-info chunk per header (24-byte side info + CRC: 2 chunks)
+    side_info_parity: int = 1            # frames that may be lost without losing the side info
+    interleave: bool = True              # spread each image's symbols over all frames and carriers
+    tx_clip_ratio: float = 0.0           # TX clip-and-filter at this peak/RMS amplitude ratio (0 = off)
     header_repeat: int = 1               # coded header sent this many times (soft-combined; >1 below -3 dB)
     chan_est_taps: int | None = None     # DFT-window length; None -> cp_len
     timing_backoff: int | None = None    # samples taken inside the CP; None -> cp_len // 4
@@ -75,6 +78,10 @@ class OfdmParams:
             bad(f"n_long must be in [2, 16], got {self.n_long}")
         if not (0 <= self.header_side_info_bytes <= 255):
             bad(f"header_side_info_bytes must be in [0, 255], got {self.header_side_info_bytes}")
+        if self.tx_clip_ratio and not (1.0 <= self.tx_clip_ratio <= 8.0):
+            bad(f"tx_clip_ratio must be 0 (off) or in [1, 8] (peak/RMS amplitude), got {self.tx_clip_ratio}")
+        if not (0 <= self.side_info_parity <= 16):
+            bad(f"side_info_parity must be in [0, 16], got {self.side_info_parity}")
         if not (1 <= self.header_repeat <= 8):
             bad(f"header_repeat must be in [1, 8], got {self.header_repeat}")
         if not (1 <= self.taps <= self.cp_len):
@@ -166,9 +173,8 @@ class OfdmParams:
 
     @property
     def header_bytes(self) -> int:
-        # seq, image_id, frame_count, payload_len, side_info_total (u16 each), chunk_len (u8),
-        # chunk (padded), CRC32
-        return 2 * 5 + 1 + self.header_side_info_bytes + 4
+        # fixed fields (header.FIELD_BYTES = 13), side-info chunk (padded), CRC32
+        return 13 + self.header_side_info_bytes + 4
 
     @property
     def header_coded_bits(self) -> int:
