@@ -11,6 +11,7 @@ pytestmark = pytest.mark.gnuradio
 from gnuradio import blocks, gr, gr_unittest  # noqa: E402
 
 from gnuradio.medjscc.blocks._pmtutil import make_pdu  # noqa: E402
+from gnuradio.medjscc.errors import MedJSCCError  # noqa: E402
 
 from gnuradio.medjscc.blocks._msgtools import pdu_collector, post  # noqa: E402
 from gnuradio.medjscc.blocks.channel_preset import channel_preset  # noqa: E402
@@ -218,6 +219,35 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
                        {"max_latency_ms": -5}, {"max_latency_ms": float("nan")}):
             with self.assertRaises(ValueError, msg=str(kwargs)):
                 ofdm_analog_rx(**kwargs)
+
+    def test_large_cfo_tracking_settings_and_payload_snr(self):
+        """An oscillator offset of 3.3 subcarriers (~20 ppm at 2.45 GHz, 1 Msps) is found; the
+        tracking settings reach the receiver and switch at run time; payload_snr_db is published."""
+        rx = ofdm_analog_rx(max_cfo_subcarriers=4, pilot_smooth=5, pilot_amplitude=True)
+        self.assertEqual((rx.params.max_cfo_subcarriers, rx.params.pilot_smooth, rx.params.pilot_amplitude),
+                         (4, 5, True))
+        p = rx.params
+        iq, sent = make_iq(p, 3)
+        rng = np.random.default_rng(5)
+        iq = iq * np.exp(2j * np.pi * 3.3 / p.fft_len * np.arange(iq.size)).astype(np.complex64)
+        iq = iq + (np.sqrt(p.time_noise_variance(15.0) / 2)
+                   * (rng.standard_normal(iq.size) + 1j * rng.standard_normal(iq.size))).astype(np.complex64)
+        rx.set_pilot_amplitude(False)
+        rx.set_pilot_smooth(9)
+        self.assertEqual((rx.params.pilot_smooth, rx.params.pilot_amplitude), (9, False))
+        self.assertEqual((rx._receiver.params.pilot_smooth, rx._receiver.params.pilot_amplitude), (9, False))
+        out = run_rx(rx, iq)
+        ok = [(m, d) for m, d in out if m["crc_ok"]]
+        self.assertEqual(sorted(m["seq"] for m, _ in ok), [0, 1, 2])
+        for m, d in ok:
+            self.assertAlmostEqual(m["cfo"], 3.3, delta=0.02)
+            self.assertAlmostEqual(m["payload_snr_db"], 15.0, delta=1.5)
+            self.assertGreater(10 * np.log10(1 / np.mean(np.abs(d - sent[m["seq"]]) ** 2)), 13.0)
+        for bad in (0, -2, 2.5):
+            with self.assertRaises(ValueError):
+                rx.set_pilot_smooth(bad)
+        with self.assertRaisesRegex(MedJSCCError, "max_cfo_subcarriers"):
+            ofdm_analog_rx(max_cfo_subcarriers=99)
 
 
 if __name__ == "__main__":

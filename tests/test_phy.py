@@ -433,3 +433,63 @@ def test_max_cfo_subcarriers_validation():
     for bad in (-1, 17, 2.5, True):
         with pytest.raises(MedJSCCError, match="max_cfo_subcarriers"):
             OfdmParams(max_cfo_subcarriers=bad).validate()
+
+
+def _resample(x, ppm, half=24):
+    """x seen by a receiver whose sample clock runs fast by ``ppm``: y[n] = x(n (1 + ppm 1e-6))
+    (Kaiser-windowed sinc interpolation)."""
+    r = 1 + ppm * 1e-6
+    t = np.arange(int(x.size / r) - 1) * r
+    i0 = np.floor(t).astype(int)
+    k = np.arange(-half + 1, half + 1)
+    idx = i0[:, None] + k
+    w = np.sinc((t - i0)[:, None] - k) * np.kaiser(2 * half, 8.0)
+    xp = np.concatenate([x, np.zeros(half + 2, x.dtype)])
+    return np.sum(xp[np.clip(idx, 0, xp.size - 1)] * w * (idx >= 0), axis=1).astype(np.complex64)
+
+
+@pytest.mark.parametrize("symbols_per_frame", [32, 96])
+def test_sampling_rate_offset_is_tracked(rng, symbols_per_frame):
+    """50 ppm SRO drifts the FFT window by 0.2-0.45 samples over a frame (a carrier phase ramp
+    growing with the symbol index): tracked from the pilots it costs <= 0.5 dB at 20 dB (it cost
+    5.7 dB at 32 symbols and 11.8 dB at 96 before), and the estimate reads back the offset."""
+    p = OfdmParams(symbols_per_frame=symbols_per_frame)
+    tx = OfdmTransmitter(p)
+    snr = {}
+    for ppm in (0.0, 50.0, -50.0):
+        err = []
+        for k in range(4):
+            x = _payload(rng, p.max_payload_len)
+            hdr = FrameHeader(k, 1, 4, x.size)
+            iq = np.concatenate([np.zeros(300, np.complex64), tx.modulate(hdr, x), np.zeros(300, np.complex64)])
+            y = apply_iq_channel(_resample(iq, ppm), "awgn", 20.0, cfo=0.2, rng=rng, params=p)
+            (f,) = OfdmReceiver(p, "zf").process(y)
+            assert f.header == hdr
+            if ppm:
+                assert f.sro == pytest.approx(ppm * 1e-6, abs=5e-6)
+            err.append(np.mean(np.abs(f.payload - x) ** 2))
+        snr[ppm] = -10 * math.log10(np.mean(err))
+    assert snr[0.0] > 19.5
+    assert snr[50.0] > snr[0.0] - 0.5 and snr[-50.0] > snr[0.0] - 0.5, snr
+
+
+def test_payload_snr_sees_what_the_preamble_cannot(rng):
+    """payload_snr_db (pilot error power on the payload symbols) matches the channel SNR on a clean
+    link, and drops when only the payload part is distorted (snr_db, from the preamble, does not)."""
+    tx = OfdmTransmitter(P)
+    clean, hurt = [], []
+    for k in range(6):
+        hdr, x, iq = _frame(rng, seq=k)
+        y = apply_iq_channel(iq, "awgn", 20.0, cfo=0.1, delay=200, tail=200, rng=rng, params=P)
+        (f,) = OfdmReceiver(P).process(y)
+        clean.append((f.payload_snr_db, f.snr_db))
+        # extra noise on the payload samples only (10 dB below the signal: ~10 dB payload SNR)
+        pay0 = 200 + P.preamble_len + P.n_header_symbols * P.symbol_len
+        y[pay0:pay0 + iq.size - (P.preamble_len + P.n_header_symbols * P.symbol_len)] += (
+            apply_iq_channel(np.zeros(iq.size - pay0 + 200, np.complex64), "awgn", 10.0, rng=rng, params=P))
+        (g,) = OfdmReceiver(P).process(y)
+        hurt.append((g.payload_snr_db, g.snr_db))
+    clean, hurt = np.array(clean), np.array(hurt)
+    assert abs(np.mean(clean[:, 0]) - 20.0) < 0.7
+    assert abs(np.mean(hurt[:, 0]) - 9.6) < 0.7            # 20 dB and 10 dB noise together
+    assert np.all(hurt[:, 1] > 18.0)                         # the preamble estimate does not see it

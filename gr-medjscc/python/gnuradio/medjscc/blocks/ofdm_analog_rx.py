@@ -6,6 +6,7 @@ tracking, ZF or MMSE equalisation (no hard decisions on the analog payload) and 
 estimate. Each frame is published on port ``pdus`` as complex64 payload symbols with metadata
 
     crc_ok, snr_db, cfo, noise_var, chan_taps, start_sample
+    payload_snr_db   (pilot SNR measured on the payload symbols after tracking, when it has any)
     seq, image_id, frame_count, payload_len, side_info_chunk   (only when crc_ok)
 
 Frames whose header failed its CRC are still published (``crc_ok`` False, no header fields) so
@@ -58,6 +59,12 @@ class ofdm_analog_rx(gr.sync_block):
             (must match the transmitter).
         pilot_carriers, n_short_reps, n_long: pilot positions and sync words (as the TX).
         detect_threshold: normalised preamble-correlation threshold (CFAR statistic, 0..1).
+        max_cfo_subcarriers: CFO search range in +- subcarrier spacings (4 = +-25 ppm at 2.45 GHz
+            and 1 Msps with 64 carriers; 0 = |CFO| < 1 only, slightly cheaper).
+        pilot_smooth: pilot tracking window in OFDM symbols (1 = each symbol on its own pilots);
+            switchable at run time (``set_pilot_smooth``).
+        pilot_amplitude: track the pilot amplitude as well as the phase (fast fading); switchable
+            at run time (``set_pilot_amplitude``).
         equalizer: ``mmse`` or ``zf`` (switchable at run time).
         min_batch: new samples collected before a detection/decoding run (0 = every work() call).
         max_latency_ms: longest wall-clock wait of a sample in a partly filled batch (> 0; inf =
@@ -70,7 +77,9 @@ class ofdm_analog_rx(gr.sync_block):
                  symbols_per_frame: int = _D.symbols_per_frame, pilot_carriers=(),
                  n_short_reps: int = _D.n_short_reps, n_long: int = _D.n_long, detect_threshold: float = _D.detect_threshold,
                  equalizer: str = _D.equalizer, min_batch: int = DEFAULT_MIN_BATCH,
-                 max_latency_ms: float = DEFAULT_MAX_LATENCY_MS, params=None):
+                 max_latency_ms: float = DEFAULT_MAX_LATENCY_MS, params=None,
+                 max_cfo_subcarriers: int = _D.max_cfo_subcarriers, pilot_smooth: int = _D.pilot_smooth,
+                 pilot_amplitude: bool = _D.pilot_amplitude):
         gr.sync_block.__init__(self, name="medjscc_ofdm_analog_rx", in_sig=[np.complex64],
                                out_sig=None)
         if params is None:
@@ -79,7 +88,9 @@ class ofdm_analog_rx(gr.sync_block):
                                       symbols_per_frame=symbols_per_frame,
                                       pilot_carriers=tuple(pilot_carriers) or None,
                                       n_short_reps=n_short_reps, n_long=n_long,
-                                      detect_threshold=detect_threshold))
+                                      detect_threshold=detect_threshold,
+                                      max_cfo_subcarriers=max_cfo_subcarriers, pilot_smooth=pilot_smooth,
+                                      pilot_amplitude=bool(pilot_amplitude)))
         self.params = params
         self.min_batch, self.max_latency_ms = check_rx_batching(min_batch, max_latency_ms, "ofdm_analog_rx ")
         self._lock = threading.Lock()      # receiver state: work(), ctrl messages, the watchdog
@@ -120,6 +131,32 @@ class ofdm_analog_rx(gr.sync_block):
 
     def equalizer(self) -> str:
         return self._equalizer
+
+    def _set_tracking(self, **changes):
+        import dataclasses
+
+        with self._lock:
+            try:
+                params = dataclasses.replace(self.params, **changes)
+                params = params.validate() if hasattr(params, "validate") else params
+            except Exception as e:                 # MedJSCCError from validate
+                raise ValueError(f"ofdm_analog_rx: {e}") from None
+            self.params = params                   # a receiver rebuilt after a failure keeps it
+            rx = self._receiver
+            if hasattr(rx, "set_pilot_tracking"):
+                rx.set_pilot_tracking(amplitude=changes.get("pilot_amplitude"), smooth=changes.get("pilot_smooth"))
+            else:
+                self._receiver = self._new_receiver()
+
+    def set_pilot_amplitude(self, on: bool):
+        """Track the pilot amplitude too (fast fading) from the next frame on."""
+        self._set_tracking(pilot_amplitude=bool(on))
+
+    def set_pilot_smooth(self, symbols: int):
+        """Pilot tracking window in OFDM symbols (>= 1) from the next frame on."""
+        if isinstance(symbols, bool) or int(symbols) != symbols or symbols < 1:
+            raise ValueError(f"ofdm_analog_rx pilot_smooth must be an integer >= 1, got {symbols!r}")
+        self._set_tracking(pilot_smooth=int(symbols))
 
     def _handle_ctrl(self, msg):
         try:

@@ -144,6 +144,9 @@ class RxFrame:
     gives the ZF symbols. A codec trained on y = x + n should use ZF (or undo b_k) at low SNR.
     ``snr_db`` is the estimated data-subcarrier Es/N0 (mean over data carriers of |H_k|^2 / N0;
     preamble + header based; preamble + header power only when the header failed).
+    ``payload_snr_db`` is measured on the payload symbols' pilots after equalisation and tracking
+    (pilot power / pilot error power, decision-free): unlike ``snr_db`` it sees impairments of the
+    payload itself (fast fading, phase noise, distortion of the data-bearing signal).
     """
     header: FrameHeader | None
     crc_ok: bool
@@ -157,6 +160,8 @@ class RxFrame:
     noise_var_carriers: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     erased: np.ndarray | None = None # True where payload symbols were cut off (truncated frame)
     equalizer: str = "mmse"
+    payload_snr_db: float | None = None  # pilot SNR of the payload symbols after tracking (None: no payload)
+    sro: float = 0.0                 # sampling-rate offset estimate (fraction, e.g. 5e-5 = 50 ppm; 0: none seen)
 
     @property
     def seq(self):
@@ -210,6 +215,13 @@ class OfdmReceiver:
         self._hdr_sign = (1.0 - 2.0 * self._hdr_scrambler).astype(np.float32)
         self._even_pos = np.nonzero(occ % 2 == 0)[0]
         self._odd_pos = np.nonzero(occ % 2 == 1)[0]
+        self._pilot_k = p.pilot_carrier_idx.astype(float)
+        self._data_k = p.data_carrier_idx.astype(float)
+        # timing reference of the header-aided channel estimate (mean of n_long long-symbol rows and
+        # n_header header rows) in OFDM-symbol units from the first header symbol: SRO drift is 0 there
+        long_pos = (np.arange(p.n_long) * p.fft_len - p.n_long * p.fft_len - p.cp_len) / p.symbol_len
+        self._train_centroid = float((long_pos.sum() + np.arange(p.n_header_symbols).sum())
+                                     / (p.n_long + p.n_header_symbols))
         self._init_cfo_search()
         self.reset()
 
@@ -258,6 +270,20 @@ class OfdmReceiver:
         if name not in ("zf", "mmse"):
             raise MedJSCCError(f"equalizer must be 'zf' or 'mmse', got {name!r}")
         self.equalizer = name
+
+    def set_pilot_tracking(self, amplitude: bool | None = None, smooth: int | None = None) -> None:
+        """Change ``pilot_amplitude`` / ``pilot_smooth`` at run time (next decoded frame on)."""
+        import dataclasses
+
+        changes = {}
+        if amplitude is not None:
+            changes["pilot_amplitude"] = bool(amplitude)
+        if smooth is not None:
+            if isinstance(smooth, bool) or int(smooth) != smooth:
+                raise MedJSCCError(f"pilot_smooth must be an integer >= 1, got {smooth!r}")
+            changes["pilot_smooth"] = int(smooth)
+        if changes:
+            self.params = dataclasses.replace(self.params, **changes).validate()
 
     def reset(self) -> None:
         self._tail = np.zeros(0, np.complex64)
@@ -611,14 +637,36 @@ class OfdmReceiver:
         snr_db = 10 * np.log10(np.maximum(sig, _SNR_FLOOR * n0) / n0)
         return H_fit, taps, n0, snr_db
 
-    def _track(self, Y, H_fit, mask):
+    def _track(self, Y, H_fit, mask, n0=None):
         """Per-symbol complex pilot gains (B, n_sym), smoothed: residual-CFO slope + moving average
-        over the valid symbols (mask)."""
+        over the valid symbols (mask). With ``n0`` (the payload pass) also the sampling-rate
+        offset: -> (g, drift) where drift (B,) is the timing drift in samples per symbol, relative
+        to the training centroid ``_train_centroid`` (see ``_sro_ramp``)."""
         p = self.params
         n = Y.shape[1]
         Hp = H_fit[:, None, self._pilot_pos] * self.seq.pilots(n, 0)[None]
         Yp = Y[..., self._pilot_bins]
-        g = np.sum(np.conj(Hp) * Yp, axis=2) / np.maximum(np.sum(np.abs(Hp) ** 2, axis=2), 1e-30)
+        u = np.conj(Hp) * Yp
+        hp2 = np.abs(Hp) ** 2
+        g = np.sum(u, axis=2) / np.maximum(np.sum(hp2, axis=2), 1e-30)
+        drift = None
+        if n0 is not None:
+            # SRO: the FFT window drifts by `drift` samples per symbol, turning carrier k by
+            # 2 pi k drift (s - s_c) / N. Weighted LS fit of the pilot phases (common phase removed,
+            # weights |H_p|^2 ~ inverse phase-noise variance), then positive-part shrinkage by its
+            # variance N0 / (2 den): no cost without drift, nearly unbiased once it is clear.
+            ds = (np.arange(n) - self._train_centroid)[None, :, None]
+            kc = self._pilot_k - np.mean(self._pilot_k)
+            phi = np.angle(u * np.conj(g)[..., None])
+            wt = hp2 * mask[..., None]
+            den = np.sum(wt * (kc * ds) ** 2, axis=(1, 2))
+            slope = np.sum(wt * kc * ds * phi, axis=(1, 2)) / np.maximum(den, 1e-30)    # rad per carrier per symbol
+            var = 0.5 * np.asarray(n0) / np.maximum(den, 1e-30)
+            slope *= np.maximum(0.0, 1.0 - var / np.maximum(slope ** 2, 1e-30))
+            drift = slope * p.fft_len / (2 * np.pi)
+            Hp = Hp * self._sro_ramp(drift, n, self._pilot_k)
+            u = np.conj(Hp) * Yp
+            g = np.sum(u, axis=2) / np.maximum(np.sum(hp2, axis=2), 1e-30)
         g = g * mask
         W = min(p.pilot_smooth, n)
         if W > 1:
@@ -636,7 +684,12 @@ class OfdmReceiver:
             g = num / den * ramp
         if not p.pilot_amplitude:
             g = np.exp(1j * np.angle(g))
-        return g
+        return g if n0 is None else (g, drift)
+
+    def _sro_ramp(self, drift, n, k):
+        """exp(j 2 pi k drift (s - s_c) / N) for symbols s < n, signed carriers k -> (B, n, len(k))."""
+        ds = np.arange(n) - self._train_centroid
+        return np.exp((2j * np.pi / self.params.fft_len) * drift[:, None, None] * ds[None, :, None] * k[None, None, :])
 
     def _decode_headers(self, Yh, gh, H_fit, n0):
         """Soft BPSK demap (MRC-weighted LLRs) + batched Viterbi + CRC -> (info bits, headers|None)."""
@@ -727,9 +780,25 @@ class OfdmReceiver:
             valid = (np.arange(K)[None, :] < (n_hdr + n_pay[gidx])[:, None]) & (starts + N <= cut[:, None])
             valid[:, :n_hdr] = True
             Y = self._windows(buf, starts, cfo[gidx], ref[gidx])
-            g = self._track(Y, H2, valid.astype(float))
+            g, drift = self._track(Y, H2, valid.astype(float), n0=n02)
+            ramp = self._sro_ramp(drift, K, self._data_k)[:, n_hdr:]
             Hdat = H2[:, self._data_pos]
-            Hd = g[:, n_hdr:, None] * Hdat[:, None, :]
+            Hd = g[:, n_hdr:, None] * Hdat[:, None, :] * ramp
+            # decision-free payload quality: pilot error power after equalisation/tracking
+            # (sees what the low-PAPR preamble cannot: clipping, fast fading, phase noise)
+            vp = valid[:, n_hdr:]
+            Hpm = (g[:, n_hdr:, None] * H2[:, None, self._pilot_pos] * self.seq.pilots(K, 0)[None, n_hdr:]
+                   * self._sro_ramp(drift, K, self._pilot_k)[:, n_hdr:])
+            perr = np.sum(np.abs(Y[:, n_hdr:][..., self._pilot_bins] - Hpm) ** 2, axis=2)
+            psig = np.sum(np.abs(Hpm) ** 2, axis=2)
+            n_v = np.sum(vp, axis=1)
+            # the tracker fits 1 (phase) or 2 real parameters per ~pilot_smooth symbols of
+            # 2 * n_pilot real observations: remove that share from the residual
+            dof = (1 + bool(p.pilot_amplitude)) / (2.0 * p.n_pilot_carriers * np.clip(np.minimum(n_v, p.pilot_smooth), 1, None))
+            perr = np.sum(perr * vp, axis=1) / (1 - dof)
+            psig = np.sum(psig * vp, axis=1)
+            pay_snr = np.where((n_v > 0) & (perr > 0), 10 * np.log10(np.maximum(psig, 1e-30) / np.maximum(perr, 1e-30)),
+                               np.nan)
             Yd = Y[:, n_hdr:][..., self._data_bins]
             h2 = np.abs(Hdat) ** 2
             if self.equalizer == "zf":
@@ -748,15 +817,17 @@ class OfdmReceiver:
             for j, i in enumerate(gidx):
                 plen = headers[i].payload_len
                 results[i] = (eqf[j, :plen], nvf[j, :plen], erf[j, :plen], nvc32[j], float(snr2[j]),
-                              float(n02[j]), taps2[j])
+                              float(n02[j]), taps2[j], float(pay_snr[j]) if np.isfinite(pay_snr[j]) else None,
+                              float(drift[j]) / p.symbol_len)
         frames = []
         for i in range(n_emit):
             common = dict(cfo=float(cfo[i]), start_sample=int(self._base + start[i] + p.backoff),
                           equalizer=self.equalizer)
             if i in results:
-                pay, nv, er, nvc, s_db, nn0, tp = results[i]
+                pay, nv, er, nvc, s_db, nn0, tp, ps_db, sro = results[i]
                 frames.append(RxFrame(headers[i], True, pay, snr_db=s_db, chan_taps=tp, noise_var=nv,
-                                      n0=nn0, noise_var_carriers=nvc, erased=er, **common))
+                                      n0=nn0, noise_var_carriers=nvc, erased=er, payload_snr_db=ps_db,
+                                      sro=sro, **common))
             else:
                 # no known header bits: average two unbiased signal-power estimates, the header
                 # symbols' power minus N0 and the preamble fit |H_fit|^2 minus its noise share
