@@ -3,6 +3,7 @@
 
     python bench/phy_impairments.py --json [--profiles clean,cfo_1p5,...] [--snr 0,10,20]
                                     [--images 6] [--seed 0] [--model medjscc] [--cbr 1/16]
+                                    [--ofdm-... / --config link.yaml: the link's OFDM options]
 
 jscc_tx -> ofdm_analog_tx -> channel_preset(<profile>) -> ofdm_analog_rx -> jscc_rx (the blocks
 of ``loopback.build_loopback``), one top block per (profile, SNR), the images sent back to back.
@@ -99,6 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="medjscc", help="codec name or weights path")
     ap.add_argument("--cbr", default="1/16", help="target CBR")
     ap.add_argument("--json", action="store_true", help="one JSON object per line, no progress bar")
+    from gnuradio.medjscc.config import LinkConfig
+
+    LinkConfig.add_arguments(ap, sections=("ofdm",))   # the link's OFDM options, as on the CLI
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
@@ -107,7 +111,6 @@ def main(argv=None) -> int:
     from gnuradio.medjscc.blocks._phyadapt import make_params
     from gnuradio.medjscc.blocks.channel_preset import preset_names
     from gnuradio.medjscc.blocks.radio_profiles import radio_profile_names
-    from gnuradio.medjscc.config import LinkConfig
     from gnuradio.medjscc.errors import MedJSCCError
     from gnuradio.medjscc.snr import parse_number, parse_spec
 
@@ -121,8 +124,9 @@ def main(argv=None) -> int:
         if args.images < 1:
             raise MedJSCCError("--images must be at least 1")
         snrs = parse_spec(args.snr)
-        cfg = LinkConfig.from_dict({"codec": {"model": args.model, "cbr": parse_number(args.cbr)},
-                                    "channel": {"seed": args.seed}}).validate()
+        cfg = LinkConfig.from_args(args)
+        cfg.codec.model, cfg.codec.cbr, cfg.channel.seed = args.model, parse_number(args.cbr), args.seed
+        cfg.validate()
         codec = get_codec(cfg.codec.model, device=cfg.codec.device)
     except (MedJSCCError, ValueError) as e:
         print(f"phy_impairments: {e}", file=sys.stderr)

@@ -210,3 +210,39 @@ class qa_channel_preset_profiles(gr_unittest.TestCase):
 
 if __name__ == "__main__":
     gr_unittest.run(qa_channel_preset)
+
+
+class qa_burst_dropper(gr_unittest.TestCase):
+    def test_frame_loss_profile_zeroes_whole_tagged_bursts(self):
+        """Bursts from ofdm_analog_tx carry a ``frame`` tag with their length: the frame_loss
+        profile zeroes whole bursts, about p of them, and the receiver loses exactly those."""
+        import pmt
+
+        from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx
+        from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx
+        from gnuradio.medjscc.blocks._msgtools import pdu_collector, post
+        from gnuradio.medjscc.blocks._pmtutil import make_pdu
+
+        n_frames = 60
+        tx = ofdm_analog_tx()
+        ch = channel_preset("frame_loss_10pct", 30.0, params=tx.params, seed=3)
+        rx = ofdm_analog_rx(params=tx.params)
+        col = pdu_collector()
+        tb = gr.top_block()
+        tb.connect(tx, ch, rx)
+        tb.msg_connect(rx, "pdus", col, "in")
+        n = tx.params.max_payload_len
+        for i in range(n_frames):
+            post(tx, "pdus", make_pdu({"seq": 0, "image_id": i, "frame_count": 1, "payload_len": n,
+                                       "side_info_chunk": b""}, np.ones(n, np.complex64)))
+        post(tx, "pdus", pmt.intern("eos"))
+        tb.run()
+        dropper = ch.dropper
+        self.assertEqual(dropper.frames_seen, n_frames)
+        self.assertEqual(ch.frames_dropped(), dropper.frames_dropped)
+        self.assertTrue(1 <= dropper.frames_dropped <= 15, dropper.frames_dropped)   # ~6 expected
+        expect = n_frames - dropper.frames_dropped
+        col.wait_for(expect, 120.0)                # messages may still be in flight after run()
+        got = sorted(m["image_id"] for m, _ in col.items if m.get("crc_ok"))
+        self.assertEqual(len(got), expect)         # exactly the dropped ones are lost
+        self.assertEqual(len(set(got)), len(got))

@@ -207,3 +207,23 @@ def test_end_to_end_image_over_ofdm_with_lost_frame(rng):
     err = np.mean(np.abs(out.symbols[~out.erased] - x[~out.erased]) ** 2)
     assert 10 * math.log10(1 / err) > 16.5
     assert out.noise_var is not None and np.all(np.isinf(out.noise_var[out.erased]))
+
+
+def test_stream_that_starts_mid_frame_still_delivers_the_image(rng):
+    """A receiver switched on in the middle of an image's first frame: the frames after it carry
+    enough side info, so the image comes out with that frame's symbols erased (degraded, not grey)."""
+    x = _symbols(rng, 3904)
+    side = bytes(rng.integers(0, 256, 24, dtype=np.uint8))
+    frames = frame_image(5, x, side, P, nonce=3)
+    tx = OfdmTransmitter(P)
+    gap = np.zeros(200, np.complex64)
+    iq = np.concatenate([np.concatenate([tx.modulate(h, pl), gap]) for h, pl in frames])
+    start = P.preamble_len + P.n_header_symbols * P.symbol_len + 7 * P.symbol_len + 13   # inside frame 0
+    y = apply_iq_channel(iq[start:], "awgn", 20.0, rng=rng, params=P)
+    rx = OfdmReceiver(P)
+    asm = ImageAssembler(P)
+    for f in list(rx.process(y)) + list(rx.flush()):
+        asm.add(f)
+    out = asm.assemble(5)
+    assert out.frames_received == len(frames) - 1 and out.side_info == side
+    assert out.symbols.size == x.size and abs(out.erased.mean() - frames[0][0].payload_len / x.size) < 1e-9

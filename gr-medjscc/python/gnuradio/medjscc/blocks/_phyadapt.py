@@ -82,16 +82,35 @@ def meta_from_header(header) -> dict:
     return meta
 
 
+def effective_snr_db(frame) -> float | None:
+    """SNR of an AWGN channel whose equaliser output is as good as this frame's: from the mean
+    post-equaliser error over the data carriers (MMSE: 1/mse - 1, ZF: 1/mse). On a selective
+    channel it is what the decoder sees; the mean of |H_k|^2/N0 (``snr_db``) overstates it."""
+    nvc = getattr(frame, "noise_var_carriers", None)
+    if nvc is None or not np.size(nvc):
+        return None
+    nvc = np.asarray(nvc, np.float64)
+    nvc = nvc[np.isfinite(nvc)]
+    if not nvc.size:
+        return None
+    mse = float(np.mean(nvc))
+    snr = 1.0 / max(mse, 1e-12) - (1.0 if getattr(frame, "equalizer", "mmse") == "mmse" else 0.0)
+    return float(10.0 * np.log10(max(snr, 1e-3)))
+
+
 def meta_from_rxframe(frame) -> dict:
     """PDU metadata for one received frame (header fields only when its CRC passed)."""
     header = getattr(frame, "header", None)
     crc_ok = bool(getattr(frame, "crc_ok", header is not None)) and header is not None
     meta = meta_from_header(header) if crc_ok else {}
     meta["crc_ok"] = crc_ok
-    for key in ("snr_db", "cfo", "n0"):
+    for key in ("snr_db", "cfo", "n0", "payload_snr_db"):
         v = getattr(frame, key, None)
         if v is not None:
             meta[key] = float(v)
+    eff = effective_snr_db(frame)
+    if eff is not None:
+        meta["eff_snr_db"] = eff
     if getattr(frame, "start_sample", None) is not None:
         meta["start_sample"] = int(frame.start_sample)
     noise_var = getattr(frame, "noise_var", None)

@@ -112,6 +112,40 @@ class awgn_adder(gr.sync_block):
         return n
 
 
+class burst_dropper(gr.sync_block):
+    """Loses whole bursts: each burst that ``ofdm_analog_tx`` marks with a ``frame`` tag (its
+    ``samples`` count) is replaced by zeros with probability ``p`` (seeded), as a radio link loses
+    a frame (a deep fade at the preamble, an overflow, interference). ``frames_seen`` and
+    ``frames_dropped`` count what it did."""
+
+    def __init__(self, p: float, seed: int = 0):
+        gr.sync_block.__init__(self, name="medjscc_burst_dropper", in_sig=[np.complex64],
+                               out_sig=[np.complex64])
+        self.p = float(p)
+        self._rng = np.random.default_rng([int(seed), 0xD809])
+        self._drop_until = -1       # absolute index: zeros up to (excluding) this sample
+        self.frames_seen = 0
+        self.frames_dropped = 0
+
+    def work(self, input_items, output_items):
+        import pmt
+
+        x, y = input_items[0], output_items[0]
+        n = len(x)
+        start = self.nitems_read(0)
+        y[:] = x
+        for tag in self.get_tags_in_window(0, 0, n, pmt.intern("frame")):
+            self.frames_seen += 1
+            if self._rng.random() < self.p:
+                self.frames_dropped += 1
+                length = pmt.dict_ref(tag.value, pmt.intern("samples"), pmt.from_long(0))
+                self._drop_until = max(self._drop_until, int(tag.offset) + int(pmt.to_long(length)))
+                y[int(tag.offset) - start: min(n, self._drop_until - start)] = 0
+        if self._drop_until > start:     # a burst dropped in an earlier call continues here
+            y[: min(n, self._drop_until - start)] = 0
+        return n
+
+
 class dac_clip(gr.sync_block):
     """DAC model: clips I and Q separately at +-``full_scale`` (as UHD saturates) and measures.
 
@@ -234,6 +268,7 @@ class channel_preset(gr.hier_block2):
         self.noise = awgn_adder(noise_voltage_for_snr(snr_db, params, self._fft_len, self._n_occupied),
                                 int(seed) + 12345)
         self.dac = None
+        self.dropper = None
         self.fading = None
         self._post = []
         if prof is not None:
@@ -256,6 +291,10 @@ class channel_preset(gr.hier_block2):
         from gnuradio import blocks
 
         chain = []
+        self.dropper = None
+        if p.frame_loss:
+            self.dropper = burst_dropper(p.frame_loss, seed)
+            chain.append(self.dropper)
         if p.tx_amplitude is not None:
             chain.append(blocks.multiply_const_cc(complex(p.tx_amplitude)))
         self.dac = dac_clip(1.0, clip=p.tx_amplitude is not None)
@@ -287,6 +326,10 @@ class channel_preset(gr.hier_block2):
             dc = 10.0 ** (p.dc_offset_dbc / 20.0) * np.exp(1j * np.pi / 4)
             self._post.append(blocks.add_const_cc(complex(dc)))
         return chain
+
+    def frames_dropped(self) -> int:
+        """Bursts this channel lost on purpose (profiles with ``frame_loss``; 0 otherwise)."""
+        return self.dropper.frames_dropped if self.dropper is not None else 0
 
     # --- measurements of the TX signal at the DAC (radio profiles; NaN for the built-in presets) ---
     def clip_fraction(self) -> float:

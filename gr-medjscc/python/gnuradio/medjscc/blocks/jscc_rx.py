@@ -8,7 +8,8 @@ symbols). PDUs without a valid header (``crc_ok`` false) are dropped.
 An image is decoded when all its frames are in, when a frame of a newer image (or of another
 transmission) arrives (the missing frames become erasures), after ``timeout_s`` without new
 frames, or at stop. Decoding SNR (``snr_source``): ``frames`` = mean of the image's per-frame
-estimates (in dB, over the linear mean), ``feedback`` = latest value on port ``snr`` (e.g.
+post-equaliser SNRs (``eff_snr_db`` where the receiver states it, else ``snr_db``; averaged over
+the noise variance), ``feedback`` = latest value on port ``snr`` (e.g.
 ``snr_feedback``), ``fixed`` = ``snr_db``. The side info is rebuilt from any enough frames
 (``phy.framing``); when it cannot be, or fails its CRC, a model that needs it does not decode
 and the result says so (``status``), and a decoder error is reported as ``failed`` -- the block
@@ -144,10 +145,12 @@ class JsccReceiverCore:
         if not self.assembler.add(header, np.asarray(payload, np.complex64), None, erased):
             self.frames_dropped += 1
             return finished
-        st = self._pending.setdefault(key, {"snrs": [], "first": now})
+        st = self._pending.setdefault(key, {"snrs": [], "eff": [], "first": now})
         st["last"] = now
         if meta.get("snr_db") is not None:
             st["snrs"].append(float(meta["snr_db"]))
+            # the decoder gets the post-equaliser SNR where the receiver states it (selective channels)
+            st["eff"].append(float(meta.get("eff_snr_db", meta["snr_db"])))
         # images that this frame shows to be over: older ids of the same transmission (frames
         # arrive in order) and every image of another transmission (the sender restarted)
         for other in [k for k in self._pending if k != key]:
@@ -176,10 +179,10 @@ class JsccReceiverCore:
 
         if not isinstance(key, tuple):    # an image_id: its newest transmission
             key = next((k for k in reversed(list(self._pending)) if k[1] == int(key)), (0, int(key)))
-        st = self._pending.pop(key, {"snrs": []})
+        st = self._pending.pop(key, {"snrs": [], "eff": []})
         self._done[key] = time.monotonic()
         snr_est = mean_snr_db(st["snrs"])
-        decode_snr = self.decode_snr(snr_est)
+        decode_snr = self.decode_snr(mean_snr_db(st["eff"]))
         result = {"image_id": int(key[1]), "nonce": int(key[0]), "snr_est_db": snr_est,
                   "decode_snr_db": float(decode_snr), "error": "", "status": STATUS_FAILED,
                   "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False}

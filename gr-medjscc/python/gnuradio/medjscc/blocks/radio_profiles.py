@@ -53,6 +53,7 @@ class RadioProfile:
     doppler_hz: float = 0.0                # Hz, maximum Doppler
     rician_k: float = 0.0                  # linear
     taps: tuple[Tap, ...] = field(default_factory=tuple)
+    frame_loss: float = 0.0                # probability that a whole burst (frame) is lost
 
     @property
     def fdts(self) -> float:
@@ -133,7 +134,7 @@ def parse_profile(name: str, data, where: str = "radio profile") -> RadioProfile
         "phase_noise_deg_rms": (0.0, 90.0, False), "phase_noise_alpha": (0.0, 1.0, True),
         "iq_gain_db": (-10.0, 10.0, False), "iq_phase_deg": (-45.0, 45.0, False),
         "dc_offset_dbc": (-200.0, 20.0, False), "doppler_hz": (0.0, 1e6, False),
-        "rician_k": (0.0, 1e3, False),
+        "rician_k": (0.0, 1e3, False), "frame_loss": (0.0, 0.9, False),
     }
     for k, (lo, hi, lo_open) in ranges.items():
         if k in data and data[k] is not None:
