@@ -433,3 +433,23 @@ def test_qa_shared_codec_never_replaces_damaged_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDJSCC_MODELS_DIR", str(tmp_path))
     with pytest.raises(WeightsError, match="checksum mismatch"):
         qa_helpers._load_shared_codec.__wrapped__()
+
+
+def test_training_erasures_zero_the_drawn_share_and_leave_plain_runs_alone():
+    """train.erasure_fraction: that share of the samples lose erasure_share of their symbols
+    (zeros at random positions); without it no random number is drawn, so configs that do not use
+    it train exactly as before."""
+    from gnuradio.medjscc.codec.train import TrainConfig, erase_symbols, erasure_shares
+
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    assert not erasure_shares(rng, 8, TrainConfig()).any()
+    assert rng.bit_generator.state == state
+    cfg = TrainConfig.from_dict({"erasure_fraction": 1.0, "erasure_share": [0.3, 0.3]})
+    share = erasure_shares(rng, 4, cfg)
+    assert np.allclose(share, 0.3)
+    z = torch.ones(4, 20000, dtype=torch.complex64)
+    out = erase_symbols(z, np.array([0.0, 0.1, 0.3, 0.5]))
+    lost = (out == 0).float().mean(dim=1).numpy()
+    assert lost[0] == 0 and np.allclose(lost[1:], [0.1, 0.3, 0.5], atol=0.02)
+    assert torch.equal(out[out != 0], z[out != 0])

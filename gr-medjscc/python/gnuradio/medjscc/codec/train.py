@@ -51,18 +51,41 @@ class TrainConfig:
     # carry the model's value, the one used at inference (chosen on the validation split).
     roi_rate_weight: float | None = None
     loss: str = "mse"                 # "mse", "sqrt_mse" or "log_mse" (see distortion_loss)
+    # lost frames: this share of the samples lose a random erasure_share of their symbols (zeros,
+    # at random positions, as the link's interleaver spreads a lost frame over the image)
+    erasure_fraction: float = 0.0
+    erasure_share: tuple = (0.1, 0.5)
     threads: int = 1
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         d = known_fields(cls, d, "train")
-        for key in ("snr_db", "payload_cbr"):
+        for key in ("snr_db", "payload_cbr", "erasure_share"):
             if key in d:
                 d[key] = tuple(float(v) for v in d[key])
         cfg = cls(**d)
         if cfg.loss not in LOSSES:
             raise MedJSCCError(f"train.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
         return cfg
+
+
+def erasure_shares(rng: np.random.Generator, batch: int, tcfg: TrainConfig) -> np.ndarray:
+    """Per sample: the share of its symbols lost (0 for the samples without erasures)."""
+    if not tcfg.erasure_fraction:     # no draw: runs without erasures keep their random stream
+        return np.zeros(batch)
+    lo, hi = tcfg.erasure_share
+    hit = rng.random(batch) < tcfg.erasure_fraction
+    return np.where(hit, rng.uniform(lo, hi, batch), 0.0)
+
+
+def erase_symbols(z: torch.Tensor, share: np.ndarray) -> torch.Tensor:
+    """Zero a random ``share[b]`` of sample b's symbols (complex (B, n)): what the receiver hands
+    the decoder for the symbols of lost frames."""
+    if not np.any(share):
+        return z
+    keep = torch.rand(z.shape, device=z.device) >= torch.as_tensor(share, dtype=torch.float32,
+                                                                   device=z.device)[:, None]
+    return z * keep
 
 
 def load_run_config(path: str | Path) -> tuple[str, ModelConfig, TrainConfig]:
@@ -313,7 +336,9 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         positions = n_pix // DOWNSCALE**2
         target = torch.from_numpy(np.minimum(np.round(cbr * n_pix), mcfg.k_max * positions).astype(np.int64))
         kind = "rayleigh" if rng.random() < tcfg.rayleigh_fraction else "awgn"
-        x_hat, bpp, n_sym = model(x, roi, snr, target, lambda z, s: apply_channel(z, kind, s))
+        share = erasure_shares(rng, b, tcfg)
+        x_hat, bpp, n_sym = model(x, roi, snr, target,
+                                  lambda z, s: erase_symbols(apply_channel(z, kind, s), share))
         dist = distortion_loss(weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight), tcfg.loss)
         loss = dist + tcfg.rate_lambda * bpp.mean()
         opt.zero_grad(set_to_none=True)
