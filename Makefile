@@ -10,14 +10,15 @@ export OMP_NUM_THREADS ?= 2
 # bench/phy_common.py is a helper module shared by the PHY benchmarks, not a benchmark.
 BENCHES := $(filter-out bench/phy_common.py,$(wildcard bench/*.py))
 
-.PHONY: setup demo test test-fast data train bench grc clean help
+.PHONY: setup demo test test-fast data train bench grc grc-check screenshots clean help
 
 help:
 	@echo "make demo   - DRR test images -> ROI -> Med-JSCC -> OFDM loopback at several SNRs -> out/demo/"
 	@echo "make test   - run the whole test suite"
 	@echo "make data   - generate the simulated chest radiograph (DRR) data set in data/drr"
 	@echo "make bench  - run the benchmarks in bench/ (JSON lines)"
-	@echo "make grc    - compile every flowgraph in flowgraphs/ with grcc"
+	@echo "make grc    - open GNU Radio Companion with our blocks on flowgraphs/loopback_sim.grc (FLOWGRAPH=...); Run (F6) works"
+	@echo "make grc-check - compile every flowgraph in flowgraphs/ with grcc (headless)"
 
 setup:
 	@bash scripts/setup.sh
@@ -37,8 +38,16 @@ test-fast: setup
 bench: setup
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b --json || exit 1; done
 
+# GRC runs flowgraphs with the Python it runs under: start it with the .venv interpreter.
+FLOWGRAPH ?= flowgraphs/loopback_sim.grc
 grc: setup
-	@mkdir -p out/grc && for f in flowgraphs/*.grc; do grcc -o out/grc "$$f" || exit 1; done
+	$(PY) -m gnuradio.medjscc grc $(FLOWGRAPH)
+
+grc-check: setup
+	@mkdir -p out/grc && for f in flowgraphs/*.grc; do $(PY) $$(command -v grcc) -o out/grc "$$f" || exit 1; done
+	@# grcc drops blocks it cannot find and still exits 0: every script must use our blocks
+	@missing=$$(grep -L "from gnuradio import medjscc" out/grc/*.py); \
+	  if [ -n "$$missing" ]; then echo "grc-check: no gr-medjscc blocks in: $$missing (GRC_BLOCKS_PATH?)"; exit 1; fi
 
 clean:
 	rm -rf out build

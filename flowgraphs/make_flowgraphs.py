@@ -19,28 +19,58 @@ OFDM = {"fft_len": "64", "cp_len": "16", "n_data_carriers": "48", "n_pilot_carri
         "symbols_per_frame": "32"}
 
 
+# Layout (GRC canvas pixels): settings in rows across the top, the signal chain one row below,
+# left to right, GUI sinks in a column at the right. tests/test_flowgraph_layout.py checks that
+# no block covers another and that the flow runs left to right.
+PARAM_X0, PARAM_DX, PARAM_DY, PARAMS_PER_ROW = 280, 250, 150, 7
+COL = 420            # horizontal step of the signal chain
+
+
 class Graph:
     def __init__(self, gid, title, gui=False, description="", interactive=False):
         # interactive: runs until Enter is pressed (ZMQ/USRP ends have no natural end)
         self.gid, self.title, self.gui, self.description = gid, title, gui, description
         self.interactive = interactive
         self.blocks, self.connections = [], []
-        self._y = 0
+        self._n_params = 0
 
-    def block(self, block_name, bid, x=0, **params):
-        self._y += 90
-        self.blocks.append({"name": block_name, "id": bid,
+    def block(self, inst, block_id, pos, **params):
+        """inst: the instance (GRC's "name" key), block_id: the block type (GRC's "id" key)."""
+        self.blocks.append({"name": inst, "id": block_id,
                             "parameters": {k: str(v) for k, v in params.items()},
-                            "states": {"coordinate": [8 + 240 * x, self._y % 900],
+                            "states": {"coordinate": [int(pos[0]), int(pos[1])],
                                        "rotation": 0, "state": "enabled"}})
-        return block_name
+        return inst
+
+    def _next_setting_pos(self):
+        k = self._n_params
+        self._n_params += 1
+        return PARAM_X0 + PARAM_DX * (k % PARAMS_PER_ROW), 8 + PARAM_DY * (k // PARAMS_PER_ROW)
+
+    @property
+    def chain_y(self):
+        """Top of the signal chain: below the last row of settings."""
+        rows = (self._n_params + PARAMS_PER_ROW - 1) // PARAMS_PER_ROW
+        return 8 + PARAM_DY * max(rows, 1) + 100     # room for a taller widget in the last row
 
     def param(self, name, ptype, value, label=None, short=""):
-        return self.block(name, "parameter", label=label or name, type=ptype, value=value,
-                          short_id=short, hide="none")
+        return self.block(name, "parameter", self._next_setting_pos(), label=label or name, type=ptype,
+                          value=value, short_id=short, hide="none")
 
     def var(self, name, value):
-        return self.block(name, "variable", value=value)
+        return self.block(name, "variable", self._next_setting_pos(), value=value)
+
+    def sample_defaults(self, image_param=True):
+        """image_file / mask_file: the user's files, or the shipped sample chest DRR and its lung
+        mask when the image parameter is empty (so every flowgraph runs as opened and reports
+        ROI-PSNR)."""
+        if image_param:
+            self.param("image", "str", "", "Image file(s) (empty: shipped sample)")
+        self.param("mask", "str", "", "ROI mask PNG (empty: sample's mask)")
+        self.block("import_paths", "import", self._next_setting_pos(),
+                   imports="from gnuradio.medjscc import paths as medjscc_paths")
+        self.var("image_file", "image or medjscc_paths.sample_image()")
+        self.var("mask_file", "mask or ('' if image else medjscc_paths.sample_mask())")
 
     def connect(self, src, sport, dst, dport):
         self.connections.append([src, str(sport), dst, str(dport)])
@@ -63,7 +93,7 @@ class Graph:
 
 
 def jscc_tx_params(**kw):
-    p = {"image_path": "image", "mask_path": "''", "roi_backend": "'none'", "model": "model",
+    p = {"image_path": "image_file", "mask_path": "mask_file", "roi_backend": "'none'", "model": "model",
          "cbr": "cbr", "snr_db": "snr_db", "image_size": "image_size", "repeat": "repeat",
          "interval_s": "interval_s", "wait_for_feedback": "False", "feedback_timeout_s": "1.0",
          "allow_random_weights": "bool(random_weights)", **OFDM}
@@ -73,17 +103,16 @@ def jscc_tx_params(**kw):
 
 def jscc_rx_params(**kw):
     p = {"model": "model", "image_size": "image_size", "cbr": "cbr", "snr_source": "'frames'",
-         "snr_db": "snr_db", "out_dir": "out_dir", "reference_path": "image",
-         "reference_mask_path": "''", "timeout_s": "1.0", "allow_random_weights": "bool(random_weights)",
+         "snr_db": "snr_db", "out_dir": "out_dir", "reference_path": "image_file",
+         "reference_mask_path": "mask_file", "timeout_s": "1.0", "allow_random_weights": "bool(random_weights)",
          **OFDM}
     p.update(kw)
     return p
 
 
 def common_params(g, image=True, snr=True, rx=False):
-    if image:
-        g.param("image", "str", "", "Image file(s) to send")
-    g.param("model", "str", "medjscc", "Codec model")
+    g.sample_defaults(image_param=image)
+    g.param("model", "str", "medjscc", "Codec model (medjscc, ntscc, adjscc, deepjscc or .pt)")
     g.param("cbr", "eng_float", "0.0625", "CBR")
     g.param("image_size", "intx", "256", "Image size")
     g.param("random_weights", "intx", "0", "Random codec weights if missing (smoke tests)")
@@ -93,24 +122,46 @@ def common_params(g, image=True, snr=True, rx=False):
         g.param("out_dir", "str", "", "Output folder")
 
 
+def _snr_feedback_and_print(g, x, y):
+    """SNR Feedback and the metrics printer, stacked below the receiver at column x."""
+    g.block("feedback", "medjscc_snr_feedback", (x, y), alpha="0.3", jump_db="3.0", decimation="1")
+    g.block("metrics_print", "blocks_message_debug", (x + 60, y + 130), en_uvec="True")
+
+
 def loopback(gui: bool):
     gid = "loopback_sim" if gui else "loopback_nogui"
     g = Graph(gid, "Med-JSCC OFDM loopback" + (" (QT GUI)" if gui else " (headless)"), gui,
-              "JSCC TX -> OFDM analog TX -> channel preset -> OFDM analog RX -> JSCC RX, closed SNR loop")
+              "JSCC TX -> OFDM analog TX -> channel preset -> OFDM analog RX -> JSCC RX, closed SNR loop. "
+              "Sends the shipped sample chest DRR unless 'image' is set; prints PSNR / ROI-PSNR per image.")
     common_params(g, rx=True)
     g.param("repeat", "intx", "1" if not gui else "0", "Repeat (0 = forever)")
     g.param("interval_s", "eng_float", "0" if not gui else "0.5", "Interval between images (s)")
-    g.param("channel", "str", "awgn", "Channel preset")
+    g.param("channel", "str", "awgn", "Channel preset (see Channel Preset block)")
     g.param("cfo", "eng_float", "0.05", "CFO (subcarriers)")
     g.var("samp_rate", "1e6")
-    g.block("tx", "medjscc_jscc_tx", 1, **jscc_tx_params())
-    g.block("ofdm_tx", "medjscc_ofdm_analog_tx", 2, guard="256", amplitude="1.0", burst_tags="False", **OFDM)
-    g.block("chan", "medjscc_channel_preset", 3, preset="channel", snr_db="snr_db", cfo="cfo",
-            timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
-    g.block("ofdm_rx", "medjscc_ofdm_analog_rx", 4, equalizer="'mmse'", **OFDM)
-    g.block("rx", "medjscc_jscc_rx", 5, **jscc_rx_params())
-    g.block("feedback", "medjscc_snr_feedback", 5, alpha="0.3", jump_db="3.0", decimation="1")
-    g.block("metrics_print", "blocks_message_debug", 6, en_uvec="True")
+    chan_snr, chan_cfo, equalizer = "snr_db", "cfo", "'mmse'"
+    if gui:
+        # live controls: the channel blocks' callbacks apply them while the flowgraph runs
+        g.block("chan_snr", "variable_qtgui_range", g._next_setting_pos(), label='"Channel SNR (dB)"',
+                rangeType="float", value="snr_db", start="-5", stop="30", step="0.5", widget="counter_slider",
+                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,0,1,1)")
+        g.block("chan_cfo", "variable_qtgui_range", g._next_setting_pos(), label='"CFO (subcarriers)"',
+                rangeType="float", value="cfo", start="-3", stop="3", step="0.05", widget="counter_slider",
+                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,1,1,1)")
+        g.block("equalizer", "variable_qtgui_chooser", g._next_setting_pos(), label='"Equaliser"',
+                type="string", num_opts="2", value='"mmse"', option0='"mmse"', label0='"MMSE"',
+                option1='"zf"', label1='"Zero forcing"', widget="combo_box", orient="Qt.QHBoxLayout",
+                gui_hint="(0,2,1,1)")
+        chan_snr, chan_cfo, equalizer = "chan_snr", "chan_cfo", "equalizer"
+    y = g.chain_y
+    g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params())
+    g.block("ofdm_tx", "medjscc_ofdm_analog_tx", (80 + COL, y), guard="256", amplitude="1.0",
+            burst_tags="False", **OFDM)
+    g.block("chan", "medjscc_channel_preset", (80 + 2 * COL, y), preset="channel", snr_db=chan_snr,
+            cfo=chan_cfo, timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
+    g.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + 3 * COL, y), equalizer=equalizer, **OFDM)
+    g.block("rx", "medjscc_jscc_rx", (80 + 4 * COL, y), **jscc_rx_params())
+    _snr_feedback_and_print(g, 80 + 4 * COL, y + 300)
     g.connect("tx", "frames", "ofdm_tx", "pdus")
     g.connect("ofdm_tx", 0, "chan", 0)
     g.connect("chan", 0, "ofdm_rx", 0)
@@ -120,36 +171,43 @@ def loopback(gui: bool):
     g.connect("feedback", "snr", "rx", "snr")
     g.connect("rx", "metrics", "metrics_print", "print")
     if gui:
-        for name, port, title in (("sent", "sent_image", "Sent image"), ("received", "image", "Received image")):
+        sx, gx, gy = 80 + 5 * COL, 80 + 6 * COL, y      # converters, then the GUI sinks
+        for k, (name, port, title) in enumerate((("received", "image", "Received image"),
+                                                 ("sent", "sent_image", "Sent image"))):
             src = "tx" if name == "sent" else "rx"
             # a whole image is one tagged-stream packet: the output buffer must hold it
-            g.block(f"{name}_stream", "pdu_pdu_to_tagged_stream", 6, type="byte", tag="packet_len",
-                    minoutbuf="(2 * image_size * image_size)", maxoutbuf="0")
-            g.block(f"{name}_raster", "qtgui_time_raster_sink_x", 8, type="byte", name=f'"{title}"',
+            g.block(f"{name}_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 170 * k), type="byte",
+                    tag="packet_len", minoutbuf="(2 * image_size * image_size)", maxoutbuf="0")
+            g.block(f"{name}_raster", "qtgui_time_raster_sink_x", (gx, gy + 170 * k), type="byte",
+                    name=f'"{title}"',
                     samp_rate="samp_rate", nrows="image_size", ncols="image_size", zmin="0", zmax="255",
                     grid="False", mult="[]", offset="[]", nconnections="1", update_time="0.2",
-                    gui_hint="(0,0,1,1)" if name == "sent" else "(0,1,1,1)", axislabels="False",
+                    gui_hint="(1,0,1,1)" if name == "sent" else "(1,1,1,1)", axislabels="False",
                     x_label='""', y_label='""', x_start_value="0.0", x_end_value="0.0",
                     y_start_value="0.0", y_end_value="0.0")
             g.connect(src, port, f"{name}_stream", "pdus")
             g.connect(f"{name}_stream", 0, f"{name}_raster", 0)
-        g.block("const_stream", "pdu_pdu_to_tagged_stream", 6, type="complex", tag="packet_len")
-        g.block("constellation", "qtgui_const_sink_x", 7, type="complex", name='"Equalised payload"',
+        g.block("const_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 340), type="complex", tag="packet_len")
+        g.block("constellation", "qtgui_const_sink_x", (gx, gy + 340), type="complex", name='"Equalised payload"',
                 size="1536", grid="True", autoscale="False", ymin="-2.5", ymax="2.5", xmin="-2.5",
-                xmax="2.5", nconnections="1", update_time="0.2", gui_hint="(1,0,1,1)",
+                xmax="2.5", nconnections="1", update_time="0.2", gui_hint="(2,0,1,1)",
                 tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS", tr_level="0.0",
                 tr_chan="0", tr_tag='""', legend="False", axislabels="True")
         g.connect("ofdm_rx", "pdus", "const_stream", "pdus")
         g.connect("const_stream", 0, "constellation", 0)
-        g.block("snr_stream", "pdu_pdu_to_tagged_stream", 6, type="float", tag="packet_len")
-        g.block("snr_trace", "qtgui_time_sink_x", 7, type="float", name='"SNR (dB): smoothed, raw"',
+        g.block("snr_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 510), type="float", tag="packet_len")
+        g.block("snr_trace", "qtgui_time_sink_x", (gx, gy + 510), type="float", name='"SNR (dB): smoothed, raw"',
                 ylabel="SNR", yunit='"dB"', size="200", srate="2", grid="True", autoscale="False",
                 ymin="-5", ymax="30", nconnections="1", update_time="0.2", entags="False",
-                gui_hint="(1,1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
+                gui_hint="(2,1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
                 tr_level="0.0", tr_delay="0", tr_chan="0", tr_tag='""', ctrlpanel="False",
                 legend="False", axislabels="True", stemplot="False")
         g.connect("feedback", "snr_pdu", "snr_stream", "pdus")
         g.connect("snr_stream", 0, "snr_trace", 0)
+        g.block("spectrum", "qtgui_freq_sink_x", (gx, gy + 680), type="complex", name='"RX spectrum"',
+                fftsize="1024", bw="samp_rate", fc="0", ymin="-80", ymax="10", grid="True",
+                average="0.2", nconnections="1", update_time="0.2", gui_hint="(3,0,1,2)")
+        g.connect("chan", 0, "spectrum", 0)
     return g.write()
 
 
@@ -163,11 +221,14 @@ def zmq_pair():
     tx.param("interval_s", "eng_float", "0.2", "Interval between images (s)")
     tx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PUSH address (bind)")
     tx.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR SUB address (connect)")
-    tx.block("tx", "medjscc_jscc_tx", 1, **jscc_tx_params())
-    tx.block("ofdm_tx", "medjscc_ofdm_analog_tx", 2, guard="256", amplitude="1.0", burst_tags="False", **OFDM)
-    tx.block("iq_push", "zeromq_push_sink", 3, type="complex", vlen="1", address="iq_address",
+    y = tx.chain_y
+    tx.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params())
+    tx.block("ofdm_tx", "medjscc_ofdm_analog_tx", (80 + COL, y), guard="256", amplitude="1.0",
+             burst_tags="False", **OFDM)
+    tx.block("iq_push", "zeromq_push_sink", (80 + 2 * COL, y), type="complex", vlen="1", address="iq_address",
              timeout="100", pass_tags="True", hwm="-1")
-    tx.block("snr_sub", "zeromq_sub_msg_source", 0, address="snr_address", timeout="100", bind="False")
+    tx.block("snr_sub", "zeromq_sub_msg_source", (80 + COL, y + 300), address="snr_address", timeout="100",
+             bind="False")
     tx.connect("tx", "frames", "ofdm_tx", "pdus")
     tx.connect("ofdm_tx", 0, "iq_push", 0)
     tx.connect("snr_sub", "out", "tx", "snr")
@@ -175,20 +236,21 @@ def zmq_pair():
     rx = Graph("zmq_rx", "Med-JSCC receiver over ZMQ (IQ PULL, SNR PUB)", False,
                "Process 2: ZMQ PULL -> channel preset -> OFDM RX -> JSCC RX; SNR feedback PUB to zmq_tx",
                interactive=True)
+    rx.param("image", "str", "", "Reference image (empty: shipped sample)")
     common_params(rx, image=False, rx=True)
-    rx.param("image", "str", "", "Reference image for PSNR (optional)")
     rx.param("channel", "str", "awgn", "Channel preset")
     rx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PULL address (connect)")
     rx.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR PUB address (bind)")
-    rx.block("iq_pull", "zeromq_pull_source", 0, type="complex", vlen="1", address="iq_address",
+    y = rx.chain_y
+    rx.block("iq_pull", "zeromq_pull_source", (80, y), type="complex", vlen="1", address="iq_address",
              timeout="100", pass_tags="True", hwm="-1")
-    rx.block("chan", "medjscc_channel_preset", 1, preset="channel", snr_db="snr_db", cfo="0.0",
+    rx.block("chan", "medjscc_channel_preset", (80 + COL, y), preset="channel", snr_db="snr_db", cfo="0.0",
              timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
-    rx.block("ofdm_rx", "medjscc_ofdm_analog_rx", 2, equalizer="'mmse'", **OFDM)
-    rx.block("rx", "medjscc_jscc_rx", 3, **jscc_rx_params(snr_source="'frames'"))
-    rx.block("feedback", "medjscc_snr_feedback", 3, alpha="0.3", jump_db="3.0", decimation="1")
-    rx.block("snr_pub", "zeromq_pub_msg_sink", 4, address="snr_address", timeout="100", bind="True")
-    rx.block("metrics_print", "blocks_message_debug", 4, en_uvec="True")
+    rx.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + 2 * COL, y), equalizer="'mmse'", **OFDM)
+    rx.block("rx", "medjscc_jscc_rx", (80 + 3 * COL, y), **jscc_rx_params(snr_source="'frames'"))
+    _snr_feedback_and_print(rx, 80 + 3 * COL, y + 300)
+    rx.block("snr_pub", "zeromq_pub_msg_sink", (80 + 4 * COL, y + 300), address="snr_address", timeout="100",
+             bind="True")
     rx.connect("iq_pull", 0, "chan", 0)
     rx.connect("chan", 0, "ofdm_rx", 0)
     rx.connect("ofdm_rx", "pdus", "rx", "pdus")
@@ -219,9 +281,9 @@ def usrp_pair():
         g = Graph(f"usrp_{kind}", f"Med-JSCC over USRP ({kind.upper()})", False,
                   "Settings as in hw_configs/*.yaml (medjscc %s --hw FILE runs the same chain)" % kind,
                   interactive=True)
-        common_params(g, image=(kind == "tx"), snr=False, rx=(kind == "rx"))
         if kind == "rx":
-            g.param("image", "str", "", "Reference image for PSNR (optional)")
+            g.param("image", "str", "", "Reference image (empty: shipped sample)")
+        common_params(g, image=(kind == "tx"), snr=False, rx=(kind == "rx"))
         g.param("snr_db", "eng_float", "10", "Initial SNR (dB)")
         g.param("dev_args", "str", "type=b200", "UHD device args")
         g.param("center_freq", "eng_float", "2.45e9", "Centre frequency (Hz)")
@@ -235,23 +297,26 @@ def usrp_pair():
             g.param("tx_amplitude", "eng_float", "0.25", "IQ amplitude")
             g.param("repeat", "intx", "0", "Repeat (0 = forever)")
             g.param("interval_s", "eng_float", "0.5", "Interval between images (s)")
-            g.block("tx", "medjscc_jscc_tx", 1, **jscc_tx_params())
-            g.block("ofdm_tx", "medjscc_ofdm_analog_tx", 2, guard="256", amplitude="tx_amplitude",
+            y = g.chain_y
+            g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params())
+            g.block("ofdm_tx", "medjscc_ofdm_analog_tx", (80 + COL, y), guard="256", amplitude="tx_amplitude",
                     burst_tags="True", **OFDM)
-            g.block("usrp", "uhd_usrp_sink", 3, **_uhd_common("tx"))
-            g.block("snr_sub", "zeromq_sub_msg_source", 0, address="snr_address", timeout="100", bind="False")
+            g.block("usrp", "uhd_usrp_sink", (80 + 2 * COL, y), **_uhd_common("tx"))
+            g.block("snr_sub", "zeromq_sub_msg_source", (80 + COL, y + 300), address="snr_address",
+                    timeout="100", bind="False")
             g.connect("tx", "frames", "ofdm_tx", "pdus")
             g.connect("ofdm_tx", 0, "usrp", 0)
             g.connect("snr_sub", "out", "tx", "snr")
         else:
             g.param("rx_gain", "eng_float", "40", "RX gain (dB)")
             g.param("rx_antenna", "str", "RX2", "RX antenna")
-            g.block("usrp", "uhd_usrp_source", 0, **_uhd_common("rx"))
-            g.block("ofdm_rx", "medjscc_ofdm_analog_rx", 1, equalizer="'mmse'", **OFDM)
-            g.block("rx", "medjscc_jscc_rx", 2, **jscc_rx_params())
-            g.block("feedback", "medjscc_snr_feedback", 2, alpha="0.3", jump_db="3.0", decimation="1")
-            g.block("snr_pub", "zeromq_pub_msg_sink", 3, address="snr_address", timeout="100", bind="True")
-            g.block("metrics_print", "blocks_message_debug", 3, en_uvec="True")
+            y = g.chain_y
+            g.block("usrp", "uhd_usrp_source", (80, y), **_uhd_common("rx"))
+            g.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + COL, y), equalizer="'mmse'", **OFDM)
+            g.block("rx", "medjscc_jscc_rx", (80 + 2 * COL, y), **jscc_rx_params())
+            _snr_feedback_and_print(g, 80 + 2 * COL, y + 300)
+            g.block("snr_pub", "zeromq_pub_msg_sink", (80 + 3 * COL, y + 300), address="snr_address",
+                    timeout="100", bind="True")
             g.connect("usrp", 0, "ofdm_rx", 0)
             g.connect("ofdm_rx", "pdus", "rx", "pdus")
             g.connect("ofdm_rx", "pdus", "feedback", "rx")

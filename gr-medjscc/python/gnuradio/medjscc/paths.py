@@ -55,6 +55,21 @@ def hw_configs_dir() -> Path:
     return _shipped_dir("hw_configs", "MEDJSCC_HW_CONFIGS_DIR")
 
 
+def flowgraphs_dir() -> Path:
+    """The shipped ``.grc`` flowgraphs; override with ``MEDJSCC_FLOWGRAPHS_DIR``."""
+    return _shipped_dir("flowgraphs", "MEDJSCC_FLOWGRAPHS_DIR")
+
+
+def sample_image() -> str:
+    """A 256x256 simulated chest radiograph shipped with the flowgraphs (their default image)."""
+    return str(flowgraphs_dir() / "samples" / "chest_drr.png")
+
+
+def sample_mask() -> str:
+    """The lung ROI mask (0/255 PNG) of :func:`sample_image`, for ROI-PSNR."""
+    return str(flowgraphs_dir() / "samples" / "chest_drr_mask.png")
+
+
 def grc_dir() -> Path:
     """Directory holding our ``.block.yml`` files (for ``GRC_BLOCKS_PATH``)."""
     root, share = repo_root(), share_dir()
