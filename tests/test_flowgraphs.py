@@ -127,6 +127,9 @@ def test_zmq_flowgraph_pair_runs_in_two_processes(compiled, image_file, tmp_path
     assert rx.returncode == 0, outs[1][1][-2000:]
 
 
+STRING_DTYPES = ("string", "file_open", "file_save", "dir_select")   # GRC quotes these
+
+
 def _block_ymls():
     return sorted((ROOT / "gr-medjscc" / "grc").glob("medjscc_*.block.yml"))
 
@@ -139,13 +142,13 @@ def test_block_yml_is_documented_and_instantiates_with_defaults(yml):
     import yaml
 
     d = yaml.safe_load(yml.read_text())
-    assert d["category"] == "[Med-JSCC]"
+    assert d["category"] in {f"[Med-JSCC]/{role}" for role in ("Codec", "PHY", "Channel", "ROI", "Instrumentation")}
     assert d["templates"]["imports"] == "from gnuradio import medjscc"
     assert len(d.get("documentation", "")) > 300
     values = {}
     for p in d.get("parameters", []):
         default = str(p.get("default", ""))
-        values[p["id"]] = repr(default) if p["dtype"] == "string" else (default or "None")
+        values[p["id"]] = repr(default) if p["dtype"] in STRING_DTYPES else (default or "None")
     if "allow_random_weights" in values:
         values["allow_random_weights"] = "True"
     make = re.sub(r"\$\{\s*(\w+)\s*\}", lambda m: values[m.group(1)], d["templates"]["make"])
@@ -160,3 +163,16 @@ def test_block_yml_is_documented_and_instantiates_with_defaults(yml):
     for cb in d["templates"].get("callbacks", []):
         eval("block." + re.sub(r"\$\{\s*(\w+)\s*\}", lambda m: values[m.group(1)], cb), {"block": block})
     assert d["id"].replace("medjscc_", "") == type(block).__name__
+
+
+def test_grcc_rejects_a_misspelt_channel_preset(tmp_path):
+    """The block's assert stops a bad preset at compile time (it used to fail only at run time)."""
+    if shutil.which("grcc") is None:
+        pytest.skip("grcc not installed")
+    text = (ROOT / "flowgraphs" / "loopback_nogui.grc").read_text()
+    assert "value: awgn\n" in text
+    bad = tmp_path / "bad.grc"
+    bad.write_text(text.replace("value: awgn\n", "value: awgnn\n"))
+    proc = subprocess.run([sys.executable, shutil.which("grcc"), "-o", str(tmp_path), str(bad)], env=_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "Assertion" in proc.stdout + proc.stderr, proc.stdout[-1500:]
