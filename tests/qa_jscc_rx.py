@@ -209,3 +209,12 @@ class qa_jscc_rx(gr_unittest.TestCase):
 
 if __name__ == "__main__":
     gr_unittest.run(qa_jscc_rx)
+
+
+def test_erasure_snr_tells_the_decoder_what_the_zeros_cost():
+    from gnuradio.medjscc.blocks.jscc_rx import erasure_snr_db
+    assert erasure_snr_db(10.0, 0.0) == 10.0
+    a, b = erasure_snr_db(20.0, 0.1), erasure_snr_db(20.0, 1 / 3)
+    assert 20.0 > a > b > 0.0
+    # one third of the symbols lost: the mean error is dominated by the lost ones
+    assert abs(b - 10 * np.log10(1 / ((2 / 3) / 101 + 1 / 3) - 1)) < 1e-9

@@ -76,6 +76,19 @@ STATUS_FAILED = "failed"                   # the decoder raised (message in ``er
 DECODED_STATUSES = (STATUS_DECODED, STATUS_PARTIAL)
 
 
+def erasure_snr_db(snr_db: float, erased_share: float) -> float:
+    """SNR of an AWGN channel with the same mean error as symbols at ``snr_db`` of which
+    ``erased_share`` were lost and filled with zeros (each lost symbol: error 1, its power). The
+    decoder, told this SNR, smooths what the lost frames took away; told the channel SNR it
+    trusts the zeros (measured on 12 test DRRs with one of 3 frames lost: +2.3 dB ROI-PSNR at 20 dB,
+    +0.1 dB at 10 dB)."""
+    if not erased_share > 0 or not math.isfinite(snr_db):
+        return snr_db
+    s = 10.0 ** (snr_db / 10.0)
+    mse = (1.0 - erased_share) / (1.0 + s) + erased_share
+    return 10.0 * math.log10(max(1.0 / mse - 1.0, 1e-3))
+
+
 def _newer(a: int, b: int) -> bool:
     """image_id ``a`` came after ``b`` (16-bit wrap-around)."""
     return 0 < (a - b) % 65536 < 32768
@@ -206,6 +219,9 @@ class JsccReceiverCore:
                 result["error"] = (f"side info {asm.side_info_status} ({asm.frames_received} of "
                                    f"{asm.frame_count} frames): the model cannot decode without it")
             else:
+                if self.snr_source == "frames" and asm.erased.size:
+                    decode_snr = erasure_snr_db(decode_snr, float(np.mean(asm.erased)))
+                    result["decode_snr_db"] = float(decode_snr)
                 image = self.codec.decode(asm.symbols, asm.side_info, self.shape, snr_db=decode_snr,
                                           erased=asm.erased)
                 complete = asm.frames_received >= asm.frame_count and not asm.erased.any()
