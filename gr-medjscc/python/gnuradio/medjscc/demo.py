@@ -103,6 +103,8 @@ def _air_cbr_fn(cfg: LinkConfig, link: str):
     params = make_params(cfg.ofdm)
 
     def air(r, n_pixels):
+        if np.isfinite(r.get("cbr_air", float("nan"))):   # what the link really sent
+            return float(r["cbr_air"])
         n_payload = int(round(r.get("cbr_payload", 0.0) * n_pixels))
         side_bits = max(0.0, (r.get("cbr_total", 0.0) - r.get("cbr_payload", 0.0)) * n_pixels)
         return overhead_symbols(n_payload, int(np.ceil(side_bits / 8)), params)["total"] / n_pixels
@@ -147,6 +149,7 @@ def run_demo(args) -> int:
             "cbr_payload": r.get("cbr_payload", float("nan")),
             "cbr_air": air_cbr(r, images[i].size),
             "frames_ok": r.get("frames_ok"), "frames_total": r.get("frames_total"),
+            "status": r.get("status", "decoded"),
             "psnr": round(m["psnr"], 3), "roi_psnr": round(m["roi_psnr"], 3), "ms_ssim": round(m["ms_ssim"], 4),
         })
         import PIL.Image

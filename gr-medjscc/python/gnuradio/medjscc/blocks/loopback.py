@@ -5,7 +5,8 @@
     results = run_ofdm_loopback(images, masks, LinkConfig(), [0, 5, 10, 20], channel="awgn")
 
 Each result: ``dict(snr_db, image_index, received (uint8 HxW), snr_est_db, frames_ok,
-frames_total, cbr_total, cbr_payload, decode_snr_db, error)``. The transmitter's CAU uses the
+frames_total, cbr_total, cbr_payload, cbr_air (every sample on air per pixel), status, decoded,
+decode_snr_db, error)``. The transmitter's CAU uses the
 nominal channel SNR (what the feedback loop converges to; see ``snr_feedback`` for the closed
 loop), the receiver decodes with its own per-frame SNR estimates.
 """
@@ -87,7 +88,11 @@ def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=
         try:
             for img, m in zip(images, masks):
                 frames = tx.send_image(np.asarray(img, np.uint8), None if m is None else np.asarray(m, bool))
-                sent.append(frames[0][0] if frames else {})
+                meta = dict(frames[0][0]) if frames else {}
+                # every complex sample this image cost on air (preambles, headers, pilots, CP)
+                meta["air_samples"] = sum(params.frame_len(int(m["payload_len"])) for m, _ in frames)
+                meta["pixels"] = int(np.asarray(img).size)
+                sent.append(meta)
         finally:
             tx.finish()  # eos -> the OFDM TX stream ends -> the whole graph drains and stops
         _wait(tb, timeout_s)
@@ -103,6 +108,8 @@ def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=
                                 frames_total=int(r["frames_total"] or meta.get("frame_count", 0)),
                                 cbr_total=float(meta.get("cbr_total", float("nan"))),
                                 cbr_payload=float(meta.get("cbr_payload", float("nan"))),
+                                cbr_air=float(meta["air_samples"] / meta["pixels"]) if meta else float("nan"),
+                                status=r.get("status", "failed"), decoded=bool(r.get("decoded", False)),
                                 decode_snr_db=float(r.get("decode_snr_db", float("nan"))),
                                 error=r.get("error", "")))
         log.info("loopback %s %.1f dB: %d images in %.2f s", channel, snr, len(images),
