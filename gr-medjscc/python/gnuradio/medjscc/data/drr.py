@@ -333,19 +333,45 @@ def project(volume: Volume, params: DrrParams, size: int = DEFAULT_SIZE,
     return out
 
 
+def ray_geometry(volume: Volume, params: DrrParams, size: int = DEFAULT_SIZE) -> dict:
+    """The rays of ``project`` in the patient frame (mm): ``src`` (3,), ``det`` (size, size, 3)
+    (the pixel centres on the detector) and the lab rotation ``rot``; same arithmetic as
+    ``project`` (used to add analytic objects such as nodules to its line integrals)."""
+    rot = _rotation(params.yaw_deg, params.tilt_deg, params.roll_deg)
+    box = volume.body_box_mm()
+    corners = np.array([[box[i, 0], box[j, 1], box[k, 2]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    lab_y = corners @ rot.T
+    y_hi = lab_y[:, 1].max() + STEP_MM
+    y_det = y_hi + 10.0
+    y_src = y_det - params.sid_mm
+    pix = params.fov_mm / size
+    coords = (np.arange(size) - size / 2 + 0.5) * pix
+    uu, vv = np.meshgrid(coords, -coords)
+    src = np.array([params.shift_x_mm, y_src, params.shift_z_mm])
+    det = np.stack([uu + params.shift_x_mm, np.full_like(uu, y_det), vv + params.shift_z_mm], -1)
+    return {"src": src @ rot, "det": det @ rot, "rot": rot, "y_src": y_src, "y_det": y_det, "pix_mm": pix,
+            "src_lab": src}
+
+
 def render(volume: Volume, params: DrrParams, size: int = DEFAULT_SIZE,
-           rng: np.random.Generator | None = None) -> dict:
-    """One DRR: dict(image=uint8 HxW, mask=bool HxW (lungs), body=bool HxW, lung_mm=float HxW)."""
+           rng: np.random.Generator | None = None, projection: np.ndarray | None = None) -> dict:
+    """One DRR: dict(image=uint8 HxW, mask=bool HxW (lungs), body=bool HxW, lung_mm=float HxW).
+
+    ``projection``: the (3, size, size) line integrals of ``project(volume, params, size)``, when
+    the caller already has them (e.g. with a simulated lesion added, ``data.nodules``)."""
     import torch
     from scipy import ndimage as ndi
 
     rng = rng if rng is not None else np.random.default_rng(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)   # fixed reduction order -> identical bytes whatever the host
-    try:
-        soft, bone, lung_mm = project(volume, params, size)
-    finally:
-        torch.set_num_threads(threads)
+    if projection is not None:
+        soft, bone, lung_mm = np.asarray(projection, dtype=np.float64)
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)   # fixed reduction order -> identical bytes whatever the host
+        try:
+            soft, bone, lung_mm = project(volume, params, size)
+        finally:
+            torch.set_num_threads(threads)
 
     line = params.atten_scale * (soft + params.bone_gain * bone)
     body = soft > 0.2
