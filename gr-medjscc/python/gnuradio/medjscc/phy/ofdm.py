@@ -800,17 +800,22 @@ class OfdmReceiver:
             pay_snr = np.where((n_v > 0) & (perr > 0), 10 * np.log10(np.maximum(psig, 1e-30) / np.maximum(perr, 1e-30)),
                                np.nan)
             Yd = Y[:, n_hdr:][..., self._data_bins]
-            h2 = np.abs(Hdat) ** 2
+            # per symbol and carrier: the tracked gain g (amplitude too, with pilot_amplitude) is part
+            # of the channel the equaliser inverted, so it is part of the error it leaves
+            hd2 = np.abs(Hd) ** 2                                             # (G, max_pay, n_dat)
+            n0b = n02[:, None, None]
             if self.equalizer == "zf":
                 eq = Yd / np.where(np.abs(Hd) > 1e-12, Hd, 1e-12)
-                nv_car = n02[:, None] / np.maximum(h2, 1e-30)
+                nv_sym = n0b / np.maximum(hd2, 1e-30)
             else:
-                eq = np.conj(Hd) * Yd / (np.abs(Hd) ** 2 + n02[:, None, None])
-                nv_car = n02[:, None] / (h2 + n02[:, None])
+                eq = np.conj(Hd) * Yd / (hd2 + n0b)
+                nv_sym = n0b / (hd2 + n0b)
+            vsym = valid[:, n_hdr:, None]
+            nv_car = np.sum(nv_sym * vsym, axis=1) / np.maximum(np.sum(vsym, axis=1), 1)
             erf = np.repeat(~valid[:, n_hdr:], n_dat, axis=1)                 # (G, max_pay*n_dat)
             eqf = eq.reshape(G, -1).astype(np.complex64)
             eqf[erf] = 0
-            nvf = np.tile(nv_car.astype(np.float32), (1, max_pay))
+            nvf = nv_sym.reshape(G, -1).astype(np.float32)
             nvf[erf] = np.inf
             nvc32 = nv_car.astype(np.float32)
             taps2 = taps2.astype(np.complex64)
