@@ -91,6 +91,44 @@ def _check_finite(value: float, key: str, lo: float = -math.inf, hi: float = mat
         raise MedJSCCError(f"{key} must be a finite number in [{lo:g}, {hi:g}], got {value!r}")
 
 
+# CLI glue: allowed values and help of the --<section>-<field> flags. The help of a field is its
+# trailing comment in the dataclass below unless _FIELD_HELP has a line for it.
+FIELD_CHOICES = {
+    "ofdm.equalizer": ("zf", "mmse"),
+    "channel.kind": ("awgn", "rayleigh", "multipath", "erasure"),
+    "roi.backend": ("auto", "litemedsam", "sam2", "oracle", "none"),
+}
+_FIELD_HELP = {
+    "codec.model": "codec: medjscc, ntscc, adjscc, deepjscc (shipped) or the path of a .pt file",
+    "codec.snr_db": "SNR (dB) the encoder's channel-adaptive unit assumes until SNR feedback arrives",
+    "codec.device": "torch device: cpu, cuda, cuda:N or mps",
+    "codec.threads": "torch CPU threads",
+    "ofdm.fft_len": "FFT length (subcarriers)",
+    "ofdm.cp_len": "cyclic prefix length (samples)",
+    "ofdm.n_data_carriers": "data subcarriers per OFDM symbol",
+    "ofdm.n_pilot_carriers": "pilot subcarriers per OFDM symbol",
+    "ofdm.equalizer": "receiver equaliser (switchable at run time)",
+    "channel.kind": "simulated channel model",
+    "roi.sam2_checkpoint": "SAM 2 / MedSAM-2 checkpoint (.pt) for the sam2 backend",
+    "roi.sam2_config": "SAM 2 config name or YAML file (unset: sam2.1 hiera-tiny)",
+    "channel.snr_db": "channel SNR in dB (Es/N0 per data-subcarrier symbol)",
+    "channel.cfo": "carrier frequency offset in subcarrier spacings",
+    "channel.erasure_prob": "probability that a whole frame is lost",
+    "channel.seed": "noise and fading seed",
+}
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """The trailing comments of a dataclass's fields, by field name."""
+    import inspect
+
+    try:
+        src = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return {}
+    return dict(re.findall(r"^\s+(\w+):[^=\n]*=[^#\n]*#\s*(.+?)\s*$", src, re.M))
+
+
 @dataclass
 class CodecConfig:
     model: str = "medjscc"          # medjscc | ntscc | adjscc | deepjscc | path to a .pt
@@ -274,24 +312,34 @@ class LinkConfig:
 
     # --- CLI glue: flags are --<section>-<field> (e.g. --codec-cbr, --channel-snr-db) ---
     @classmethod
-    def add_arguments(cls, parser, sections=None):
+    def add_arguments(cls, parser, sections=None, exclude=()):
+        """--<section>-<field> flags; exclude: "section.field" names a command does not use."""
         cfg = cls()
         for s in sections or cls.SECTIONS:
             group = parser.add_argument_group(f"{s} options")
+            docs = _field_docs(type(getattr(cfg, s)))
             for f in fields(getattr(cfg, s)):
+                if f"{s}.{f.name}" in exclude:
+                    continue
                 default = getattr(getattr(cfg, s), f.name)
                 flag = f"--{s}-{f.name.replace('_', '-')}"
                 kind = type(default) if default is not None else str
+                doc = _FIELD_HELP.get(f"{s}.{f.name}") or docs.get(f.name, f.name.replace("_", " "))
+                shown = "unset" if default in (None, "") else default
                 if kind is bool:
-                    group.add_argument(flag, dest=f"{s}__{f.name}", action="store_true", default=None)
+                    group.add_argument(flag, dest=f"{s}__{f.name}", action="store_true", default=None,
+                                       help=f"{doc} (default: {'on' if default else 'off'})")
                 else:
                     from .snr import parse_number
 
                     conv = parse_number if kind is float else kind
+                    choices = FIELD_CHOICES.get(f"{s}.{f.name}")
+                    metavar = None if choices else ("DB" if f.name.endswith("_db") else
+                                                    {int: "N", float: "X"}.get(kind, "TEXT"))
                     # SUPPRESS: an unset flag leaves no attribute (the YAML/dataclass value stands)
                     # and keeps argparse from printing a second "(default: None)"
                     group.add_argument(flag, dest=f"{s}__{f.name}", type=conv, default=argparse.SUPPRESS,
-                                       help=f"(default: {default})")
+                                       choices=choices, metavar=metavar, help=f"{doc} (default: {shown})")
         parser.add_argument("--config", dest="link_config", default=None,
                             help="YAML file with the same keys (flags override it)")
 

@@ -35,6 +35,15 @@ def _load_images(n: int, seed: int):
     return [r[0] for r in rendered], [r[1] for r in rendered], [it["name"] for it in plan]
 
 
+def _bar(total: int, desc: str, unit: str = "img"):
+    """A progress bar on stderr (shown on a terminal only), so the demo is never silent for long."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=None, leave=False)
+
+
 def _roi_masks(images, gt_masks, backend: str):
     if backend == "oracle":
         return list(gt_masks)
@@ -43,7 +52,12 @@ def _roi_masks(images, gt_masks, backend: str):
     from .roi import get_segmenter
 
     seg = get_segmenter(backend)
-    return [seg.segment(img) for img in images]
+    masks = []
+    with _bar(len(images), f"[demo] ROI ({backend})") as bar:
+        for img in images:
+            masks.append(seg.segment(img))
+            bar.update()
+    return masks
 
 
 def _symbol_link(codec, images, masks, snrs, cbr, channel, seed):
@@ -131,7 +145,8 @@ def run_demo(args) -> int:
     if args.link == "ofdm":
         from .blocks.loopback import run_ofdm_loopback
 
-        results = run_ofdm_loopback(images, tx_masks, cfg, snrs, channel=args.channel)
+        with _bar(len(snrs) * len(images), "[demo] OFDM loopback") as bar:
+            results = run_ofdm_loopback(images, tx_masks, cfg, snrs, channel=args.channel, progress=bar.update)
     else:
         codec = load_codec(args.model, device=cfg.codec.device)
         results = _symbol_link(codec, images, tx_masks, snrs, cbr, args.channel, args.seed)

@@ -62,8 +62,11 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
 
 
 def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=(10.0,),
-                      channel: str = "awgn", codec=None, timeout_s: float = 120.0) -> list[dict]:
+                      channel: str = "awgn", codec=None, timeout_s: float = 120.0,
+                      progress=None) -> list[dict]:
     """Send every image over the OFDM loopback at every SNR; see the module doc for the result keys.
+
+    ``progress``: called with the number of images done after each SNR (e.g. a tqdm bar's update).
 
     ``codec``: a Codec object; default ``load_codec(cfg.codec.model)`` (shipped weights).
     """
@@ -114,6 +117,8 @@ def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=
                                 error=r.get("error", "")))
         log.info("loopback %s %.1f dB: %d images in %.2f s", channel, snr, len(images),
                  time.monotonic() - t0)
+        if progress is not None:
+            progress(len(images))
         del blocks
     return results
 

@@ -32,11 +32,12 @@ def _command_modules():
 
 
 class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show defaults, but not "(default: None)" of optional flags, nor a second default where the
-    help text already describes it."""
+    """Show defaults, but not empty ones, nor a second default where the help text already
+    describes it."""
 
     def _get_help_string(self, action):
-        if action.default is None or "(default" in (action.help or ""):
+        # no "(default: None)" / "(default: )": an empty default means "not set", said in the help
+        if action.default in (None, "", [], ()) or "(default" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 

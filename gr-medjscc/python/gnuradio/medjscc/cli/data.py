@@ -29,7 +29,8 @@ def add_arguments(parser):
     info = sub.add_parser("info", help="check and summarise an images/ (+ masks/) folder")
     info.add_argument("root", help="folder containing images/ and optionally masks/")
     info.add_argument("--size", type=int, default=256, help="side used with --resize pad/resize")
-    info.add_argument("--resize", choices=["pad", "resize", "none"], default="pad")
+    info.add_argument("--resize", choices=["pad", "resize", "none"], default="pad",
+                      help="fit images to --size: pad (keep aspect), resize (stretch) or none")
     parser.set_defaults(_parser=parser)
 
 

@@ -18,8 +18,9 @@ def add_arguments(parser):
                         help="ROI backend for the transmitter's mask")
     parser.add_argument("--link", default="ofdm", choices=["ofdm", "symbol"],
                         help="ofdm: GNU Radio OFDM loopback flowgraph; symbol: symbol-level AWGN")
-    parser.add_argument("--channel", default="awgn", choices=["awgn", "multipath", "rayleigh"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--channel", default="awgn", choices=["awgn", "multipath", "rayleigh"],
+                        help="simulated channel (Channel Preset of the same name)")
+    parser.add_argument("--seed", type=int, default=0, help="channel noise/fading seed")
 
 
 def run(args):

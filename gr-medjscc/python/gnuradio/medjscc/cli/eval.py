@@ -5,7 +5,8 @@ HELP = "evaluate a codec (PSNR, ROI-PSNR, MS-SSIM, CBR) over AWGN/Rayleigh for S
 
 def add_arguments(parser):
     parser.add_argument("--model", default="medjscc", help="medjscc, ntscc, adjscc, deepjscc or a .pt path")
-    parser.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"])
+    parser.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"],
+                        help="symbol-level channel (rayleigh: block fading, MMSE-equalised; see codec.channel)")
     parser.add_argument("--snr", default="10", help="SNR list '0,5,10' or range '-5:25:5' (dB)")
     parser.add_argument("--cbr", default="1/16", help="total CBR list/range, fractions allowed ('1/64,1/16')")
     parser.add_argument("--data", default=None, help="image folder (default: the DRR data set)")
@@ -15,7 +16,7 @@ def add_arguments(parser):
                         help="mask given to the encoder: ground truth or the auto segmenter")
     parser.add_argument("--seed", type=int, default=0, help="channel seed (same draws for every method)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:N or mps")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     # Inference-time allocation experiments: the decoder reads the allocation from the side info,
     # so these change the encoder's choice without retraining.
@@ -61,10 +62,16 @@ def run(args):
     codec.allocation_score = args.alloc_score
     pairs = load_pairs(args.data, args.split, args.limit)
     masks = encoder_masks(pairs, args.roi)
+    from tqdm import tqdm
+
+    # progress on stderr (a terminal only: disable=None), results on stdout
+    bar = tqdm(total=len(snrs) * len(cbrs) * len(pairs), desc="eval", unit="img", file=sys.stderr,
+               disable=None, leave=False)
     if not args.json:
         print(f"{'method':10s} {'channel':8s} {'snr_db':>6s} {'cbr_tgt':>8s} {'cbr_pay':>8s} {'cbr_tot':>8s} "
               f"{'psnr':>6s} {'roi_psnr':>8s} {'ms_ssim':>7s} {'n':>4s}")
-    for row in evaluate(codec, pairs, args.channel, snrs, cbrs, masks, seed=args.seed):
+    for row in evaluate(codec, pairs, args.channel, snrs, cbrs, masks, seed=args.seed, progress=bar.update):
+        bar.clear()
         if args.json:
             out = {k: row[k] for k in KEYS}
             out["side_info_bits"] = row["side_info_bits"]
@@ -75,3 +82,5 @@ def run(args):
                   f"{row['cbr_payload']:8.5f} {row['cbr_total']:8.5f} {row['psnr']:6.2f} {row['roi_psnr']:8.2f} "
                   f"{row['ms_ssim']:7.4f} {row['n_images']:4d}")
         sys.stdout.flush()
+        bar.refresh()
+    bar.close()

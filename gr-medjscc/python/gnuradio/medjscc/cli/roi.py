@@ -37,8 +37,9 @@ def add_arguments(parser):
                         help="box prompt in pixels (repeatable); auto uses it instead of self-prompting")
     parser.add_argument("--point", action="append", default=[], metavar="x,y",
                         help="positive point prompt in pixels (repeatable; sam2)")
-    parser.add_argument("--out", required=True, help="output mask PNG (0/255)")
-    parser.add_argument("--overlay", default=None, help="optional RGB overlay PNG")
+    parser.add_argument("--out", default=None, metavar="MASK.png", help="output mask PNG (0/255)")
+    parser.add_argument("--overlay", default=None, metavar="OVERLAY.png",
+                        help="RGB overlay PNG (image with the ROI outlined); --out and/or --overlay")
     parser.add_argument("--grid", type=int, default=16, help="pixels per latent-grid cell for the side-info size")
     parser.add_argument("--json", action="store_true", help="print a JSON summary")
 
@@ -56,6 +57,10 @@ def run(args):
     from ..roi.prompts import Prompt, parse_box, parse_point
     from ..roi.sideinfo import mask_bits, mask_to_grid
 
+    from ..errors import InputError
+
+    if not args.out and not args.overlay:
+        raise InputError("nothing to write: give --out MASK.png and/or --overlay OVERLAY.png")
     image = read_image(args.image)
     prompt = None
     if args.box or args.point:
@@ -68,21 +73,24 @@ def run(args):
     else:
         mask = seg.segment(image, prompt)
     seconds = time.perf_counter() - t0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mask.astype(np.uint8) * 255).save(out)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(out)
     if args.overlay:
         Path(args.overlay).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(overlay(image, mask)).save(args.overlay)
     h, w = mask.shape
     grid = (max(1, -(-h // args.grid)), max(1, -(-w // args.grid)))
     info = dict(getattr(seg, "last_info", {}) or {})
-    summary = {"image": args.image, "backend": args.backend, "mask": str(out), "roi_fraction": float(mask.mean()),
+    summary = {"image": args.image, "backend": args.backend, "mask": str(out) if out else None,
+               "overlay": args.overlay, "roi_fraction": float(mask.mean()),
                "grid": list(grid), "side_info_bits": mask_bits(mask_to_grid(mask, grid)),
                "seconds": seconds, "source": info.get("source"), "fallback": info.get("fallback")}
     if args.json:
         print(json.dumps(summary))
     else:
-        print(f"wrote {out}: ROI {100 * mask.mean():.1f}% of the image, side info "
+        wrote = " and ".join(str(p) for p in (out, args.overlay) if p)
+        print(f"wrote {wrote}: ROI {100 * mask.mean():.1f}% of the image, side info "
               f"{summary['side_info_bits']} bits on a {grid[0]}x{grid[1]} grid, {seconds:.2f} s"
               + (f" (fallback: {info['fallback']})" if info.get("fallback") else ""))

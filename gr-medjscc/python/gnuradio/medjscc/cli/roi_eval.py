@@ -9,7 +9,7 @@ def add_arguments(parser):
     add_backend_arguments(parser)
     parser.set_defaults(backend=None)
     parser.add_argument("--backends", default=None, help="comma-separated list (overrides --backend)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="DRR data split")
     parser.add_argument("--limit", type=int, default=None, help="first N images of the split")
     parser.add_argument("--data", default=None, help="data set root (default: the DRR set)")
     parser.add_argument("--prompt", default=None, choices=["none", "gt-boxes"],

@@ -14,8 +14,8 @@ def add_arguments(parser):
     parser.add_argument("--limit", type=int, default=None,
                         help="train images (default: all for coarse, 100 for the adapter)")
     parser.add_argument("--val-limit", type=int, default=20, help="litemedsam adapter: val images")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0, help="training seed (weights init, batches)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
 
 
 def run(args):

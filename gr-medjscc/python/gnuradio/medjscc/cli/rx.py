@@ -1,4 +1,6 @@
 """``medjscc rx``: receive Med-JSCC images from a USRP (--hw), ZMQ (--zmq) or a SigMF replay."""
+import argparse
+
 COMMAND = "rx"
 HELP = "receive images from a USRP (--hw FILE), ZMQ (--zmq) or a SigMF recording (--replay)"
 DESCRIPTION = (HELP + ". --record DIR saves the received IQ as SigMF (sample rate, centre frequency, "
@@ -14,26 +16,49 @@ def add_arguments(parser):
                      help="receive IQ from a ZMQ PUSH socket (default tcp://127.0.0.1:5555)")
     src.add_argument("--replay", metavar="FILE.sigmf-meta", help="run the receiver on a SigMF recording")
     parser.add_argument("--record", metavar="DIR", help="write the received IQ as a SigMF recording")
-    parser.add_argument("--out", default="", help="folder for decoded images (PNG, DICOM for DICOM references)")
+    parser.add_argument("--out", default="", metavar="DIR", help="folder for decoded images (PNG, DICOM for DICOM references; default: none)")
     parser.add_argument("--keep-identifiers", action="store_true",
                         help="copy the patient/study identity of a DICOM --reference into the output "
                              "DICOMs (default: de-identified, DICOM PS3.15 Basic Profile)")
     parser.add_argument("--record-hw-identity", action="store_true",
                         help="with --record and --hw: keep the radio's serial/address (device args) "
                              "in the SigMF metadata (default: left out)")
-    parser.add_argument("--reference", default="", help="original image, for PSNR")
-    parser.add_argument("--reference-mask", default="", help="ROI mask of the original, for ROI-PSNR")
-    parser.add_argument("--images", type=int, default=0, help="stop after this many images (0 = no limit)")
-    parser.add_argument("--duration", type=float, default=60.0, help="stop after this many seconds")
-    parser.add_argument("--idle-timeout", type=float, default=5.0,
+    parser.add_argument("--reference", default="", metavar="FILE", help="original image, for PSNR (default: none)")
+    parser.add_argument("--reference-mask", default="", metavar="FILE",
+                        help="ROI mask of the original (PNG 0/255), for ROI-PSNR (default: none)")
+    parser.add_argument("--images", type=int, default=0, metavar="N", help="stop after this many images (0 = no limit)")
+    parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS", help="stop after this many seconds")
+    parser.add_argument("--idle-timeout", type=float, default=5.0, metavar="SECONDS",
                         help="stop when no frame arrived for this long (after the first one)")
-    parser.add_argument("--sim-channel", default=None, choices=["awgn", "multipath", "rayleigh", "rayleigh_fast"],
-                        help="apply a simulated channel to the input (ZMQ/replay tests)")
-    parser.add_argument("--snr-address", default="tcp://127.0.0.1:5556",
+    presets = _channel_presets()
+    parser.add_argument("--sim-channel", default=None, choices=presets, metavar="PRESET",
+                        help="apply a simulated channel (Channel Preset block) to the input, at --channel-snr-db "
+                             "and --channel-cfo (ZMQ/replay tests); one of " + ", ".join(presets))
+    # the channel section's "kind" is the symbol-level model of eval/sweep, not what rx applies:
+    # rx has one name for its channel, --sim-channel; --channel-kind stays as a deprecated alias
+    parser.add_argument("--channel-kind", dest="sim_channel", choices=presets, action=_DeprecatedAlias,
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--snr-address", default="tcp://127.0.0.1:5556", metavar="ADDRESS",
                         help="ZMQ PUB address for SNR feedback to the transmitter ('' = none)")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
-    LinkConfig.add_arguments(parser, sections=("codec", "ofdm", "channel"))
+    LinkConfig.add_arguments(parser, sections=("codec", "ofdm", "channel"),
+                             exclude=("channel.kind", "channel.erasure_prob"))
+
+
+def _channel_presets():
+    """Channel Preset names without importing GNU Radio (keeps --help instant)."""
+    from ..blocks.radio_profiles import radio_profile_names
+
+    return ["awgn", "multipath", "rayleigh", "rayleigh_fast", *radio_profile_names()]
+
+
+class _DeprecatedAlias(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"medjscc rx: {option_string} is deprecated, use --sim-channel", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def run(args):
