@@ -31,6 +31,11 @@ def add_arguments(parser):
     parser.add_argument("--no-plots", action="store_true", help="skip the figures")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object per (method, snr_db, cbr, channel, link) aggregate")
+    parser.add_argument("--task", default=None, choices=["nodule"],
+                        help="add a diagnostic task: 'nodule' = detection AUC of a channelized Hotelling "
+                             "observer for simulated lung nodules (task_auc, task_auc_lo/hi, task_dprime)")
+    parser.add_argument("--task-pairs", type=int, default=80,
+                        help="signal-present/-absent nodule pairs of the test split used by --task (default 80)")
 
 
 def run(args):
@@ -47,7 +52,8 @@ def run(args):
     methods = [m.strip() for m in str(args.methods).split(",") if m.strip()]
     spec = SweepSpec(methods=methods, snrs=spec_list(args.snr, "--snr"), cbrs=spec_list(args.cbr, "--cbr"),
                      channel=args.channel, link=args.link, trials=args.trials, limit=args.limit,
-                     seed=args.seed, data=args.data, split=args.split)
+                     seed=args.seed, data=args.data, split=args.split,
+                     task=getattr(args, "task", None), task_pairs=getattr(args, "task_pairs", 80))
     result = run_sweep(spec, args.out, backend=args.backend, address=args.address, workers=args.workers,
                        progress=True, plots=not args.no_plots)
     if args.json:
@@ -58,6 +64,12 @@ def run(args):
               f"results in {result.out}/results.csv, summary.json, plots/")
         for p in result.points:
             extra = f" mcs={p['mcs']}" if p.get("mcs") else ""
+            if "task_auc" in p:
+                extra += f" auc={p['task_auc']:.3f} [{p['task_auc_lo']:.3f}, {p['task_auc_hi']:.3f}]"
             print(f"  {p['method']:14s} snr={p['snr_db']:5.1f} cbr={p['cbr']:.4f} psnr={p['psnr']:6.2f} "
                   f"roi={p['roi_psnr']:6.2f} ms-ssim={p['ms_ssim']:.4f} ok={p['decode_rate']:.2f} n={p['n']}{extra}")
+        if result.task:
+            ref = result.task["reference"]
+            print(f"  nodule task: original images AUC {ref['task_auc']:.3f} [{ref['task_auc_lo']:.3f}, "
+                  f"{ref['task_auc_hi']:.3f}] over {ref['task_n_pairs']} pairs")
     return 0

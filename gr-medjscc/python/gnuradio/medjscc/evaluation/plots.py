@@ -62,7 +62,7 @@ def _save(fig, path_stem: Path) -> list[Path]:
     return paths
 
 
-def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None) -> list[Path]:
+def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None, task: dict | None = None) -> list[Path]:
     from .sweep import cbr_label
 
     plt = _plt()
@@ -107,7 +107,53 @@ def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None) -
                 ax.legend(fontsize=7)
                 written += _save(fig, pdir / f"{key}_vs_cbr_snr{snr:g}")
                 plt.close(fig)
+    written += make_task_plots(out, points, task)
     written += make_montages(out, points)
+    return written
+
+
+def make_task_plots(out: Path, points: list[dict], task: dict | None = None) -> list[Path]:
+    """``task_auc_vs_snr_cbr<c>``: nodule-detection AUC (95% bootstrap bars) against SNR per method
+    beside ROI-PSNR, with the AUC on the original images as a band (``--task nodule``)."""
+    from .sweep import cbr_label
+
+    pts_all = [p for p in points if p.get("task_auc") is not None]
+    if not pts_all:
+        return []
+    plt = _plt()
+    pdir = Path(out) / "plots"
+    pdir.mkdir(parents=True, exist_ok=True)
+    ref = (task or {}).get("reference") or {}
+    channel, link = pts_all[0]["channel"], pts_all[0]["link"]
+    written = []
+    for cbr in sorted({p["cbr"] for p in pts_all}):
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        for m in sorted({p["method"] for p in pts_all}):
+            pts = sorted((p for p in pts_all if p["method"] == m and p["cbr"] == cbr), key=lambda p: p["snr_db"])
+            if not pts:
+                continue
+            x = [p["snr_db"] for p in pts]
+            y = np.array([p["task_auc"] for p in pts], float)
+            err = np.array([[a - p["task_auc_lo"] for a, p in zip(y, pts)], [p["task_auc_hi"] - a for a, p in zip(y, pts)]])
+            ax.errorbar(x, y, yerr=np.clip(err, 0, None), capsize=3, label=_label(m), **_style(m))
+            roi = [p.get("roi_psnr") for p in pts]
+            if any(v is not None and math.isfinite(v) for v in roi):
+                ax2.plot(x, roi, label=_label(m), **_style(m))
+        if ref.get("task_auc") is not None:
+            ax.axhline(ref["task_auc"], color="k", linewidth=1, label="original images")
+            ax.axhspan(ref["task_auc_lo"], ref["task_auc_hi"], color="k", alpha=0.08)
+        ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel("SNR Es/N0 (dB)")
+        ax.set_ylabel("nodule detection AUC (CHO)")
+        ax.set_title(f"Task AUC vs SNR, CBR {cbr:g}, {channel}, {link} link", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax2.set_xlabel("SNR Es/N0 (dB)")
+        ax2.set_ylabel("ROI-PSNR (dB)")
+        ax2.set_title("ROI-PSNR of the sweep images", fontsize=9)
+        ax2.grid(alpha=0.3)
+        written += _save(fig, pdir / f"task_auc_vs_snr_cbr{cbr_label(cbr)}")
+        plt.close(fig)
     return written
 
 

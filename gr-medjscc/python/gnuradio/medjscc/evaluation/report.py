@@ -32,6 +32,11 @@ def load_summary(results_dir: Path) -> dict:
     if not csv_path.is_file():
         raise InputError(f"no summary.json or results.csv in {results_dir}; run 'medjscc sweep --out {results_dir}' first")
     points, per_mcs = aggregate(read_rows(csv_path))
+    from . import task as task_mod
+
+    task_rows = task_mod.read_task_rows(results_dir)
+    if task_rows:   # --task rows without a summary: figures without the original-image reference
+        task_mod.attach(points, per_mcs, task_rows)
     settings = {}
     if (results_dir / "sweep.json").is_file():
         settings = json.loads((results_dir / "sweep.json").read_text())
@@ -70,6 +75,64 @@ def target_checks(points: list[dict], cbr: float = 1 / 16) -> list[str]:
     return lines or ["- no digital baseline at CBR 1/16 to compare with"]
 
 
+def task_section(summary: dict, results_dir: Path, cbr: float = 1 / 16) -> list[str]:
+    """``--task nodule``: AUC table per CBR and the issue's task targets (AWGN, CBR 1/16)."""
+    points = [p for p in summary.get("points", []) if p.get("task_auc") is not None]
+    if not points:
+        return []
+    task = summary.get("task") or {}
+    ref = task.get("reference") or {}
+    out = ["## Diagnostic task: nodule detection", "",
+           "Channelized Hotelling observer (Laguerre-Gauss channels scaled to the nodule) detecting a "
+           "simulated lung nodule at its known position in the *received* signal-present/-absent images "
+           f"({task.get('pairs', '?')} test-split pairs, `{task.get('observer', '?')}`), trained and tested on "
+           "separate views (2-fold cross-validation). Cells: AUC [95% bootstrap interval], d'. Digital "
+           "methods: the MCS their ROI-PSNR envelope picked.", ""]
+    if ref:
+        out += [f"Original images: AUC **{_fmt(ref['task_auc'], 3)}** [{_fmt(ref['task_auc_lo'], 3)}, "
+                f"{_fmt(ref['task_auc_hi'], 3)}], d' {_fmt(ref['task_dprime'])}.", ""]
+    for c in sorted({p["cbr"] for p in points}):
+        pts = [p for p in points if p["cbr"] == c]
+        ms = sorted({p["method"] for p in pts}, key=lambda m: (meth.METHODS.index(m) if m in meth.METHODS else 99, m))
+        out += [f"### CBR {c:g}", "", "| SNR (dB) | " + " | ".join(ms) + " |", "|---|" + "---|" * len(ms)]
+        for snr in sorted({p["snr_db"] for p in pts}):
+            cells = []
+            for m in ms:
+                p = next((q for q in pts if q["method"] == m and q["snr_db"] == snr), None)
+                cells.append("" if p is None else f"{_fmt(p['task_auc'], 3)} [{_fmt(p['task_auc_lo'], 3)}, "
+                             f"{_fmt(p['task_auc_hi'], 3)}], {_fmt(p['task_dprime'])}")
+            out.append(f"| {snr:g} | " + " | ".join(cells) + " |")
+        out.append("")
+        stem = f"task_auc_vs_snr_cbr{cbr_label(c)}"
+        if (results_dir / "plots" / f"{stem}.png").is_file():
+            out += [f"![task AUC vs SNR](plots/{stem}.png) ([pdf](plots/{stem}.pdf))", ""]
+    at = {(p["method"], p["snr_db"]): p for p in points if abs(p["cbr"] - cbr) < 1e-9 and p["channel"] == "awgn"}
+    med = {s: p for (m, s), p in at.items() if m == "medjscc"}
+    checks = []
+    if med and ref.get("task_auc"):
+        keep = {s: med[s]["task_auc"] / ref["task_auc"] for s in sorted(med)}
+        hi = [s for s in keep if s >= 0]
+        lo = [s for s in keep if -5 <= s < 0]
+        detail = ", ".join(f"{s:g} dB: {100 * v:.1f}%" for s, v in keep.items())
+        checks.append(f"- Med-JSCC AUC / original AUC ({detail}) -> >= 97% at SNR >= 0 dB: "
+                      + ("n/a" if not hi else ("met" if all(keep[s] >= 0.97 for s in hi) else "not met"))
+                      + "; >= 90% at -5 dB: "
+                      + ("n/a" if not lo else ("met" if all(keep[s] >= 0.90 for s in lo) else "not met")))
+    for dig in ("j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
+        env = {s: p for (m, s), p in at.items() if m == dig}
+        common = sorted(set(env) & set(med))
+        if not common:
+            continue
+        diff = {s: med[s]["task_auc"] - env[s]["task_auc"] for s in common}
+        ok = all((diff[s] >= 0) if s <= 5 else (diff[s] >= -0.01) for s in common)
+        detail = ", ".join(f"{s:g} dB: {v:+.3f}" for s, v in diff.items())
+        checks.append(f"- Med-JSCC AUC minus {dig} envelope AUC ({detail}) -> >= 0 at SNR <= 5 dB and "
+                      f">= -0.01 above: {'met' if ok else 'not met'} (point estimates; see the intervals)")
+    if checks:
+        out += ["### Task targets (total CBR 1/16, AWGN)", ""] + checks + [""]
+    return out
+
+
 def write_report(results_dir) -> Path:
     results_dir = Path(results_dir)
     summary = load_summary(results_dir)
@@ -87,6 +150,7 @@ def write_report(results_dir) -> Path:
             "best MCS (LDPC rate x QAM) per SNR on mean ROI-PSNR; a failed LDPC decode counts the image "
             "as mid-grey. Cells: ROI-PSNR / PSNR (dB), MS-SSIM, decoded fraction; n = images x trials.", ""]
     out += ["## Targets (total CBR 1/16, AWGN)", ""] + target_checks(points) + [""]
+    out += task_section(summary, results_dir)
     cbrs = sorted({p["cbr"] for p in points})
     for cbr in cbrs:
         pts = [p for p in points if p["cbr"] == cbr]
