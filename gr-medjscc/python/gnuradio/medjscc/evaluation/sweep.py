@@ -10,7 +10,8 @@ Out folder layout: ``sweep.json`` (settings that define the experiment; a folder
 settings is refused), ``results.csv`` (appended as tasks finish; rows already there are skipped
 on a re-run; rows of neural methods carry the ``model_sha256`` of their weights, and a folder
 whose rows were made with other weights than those loaded now is refused), ``summary.json``, ``recon/`` (reconstructions of the first image, trial 0, at the
-montage SNRs) and ``plots/``.
+montage SNRs) and ``plots/``. With ``--task nodule`` also ``task_nodule.json`` / ``task_nodule.csv``
+(the diagnostic task: evaluation/task.py) and ``task_*`` keys in every point.
 """
 from __future__ import annotations
 
