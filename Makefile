@@ -19,6 +19,7 @@ help:
 	@echo "make bench  - run the benchmarks in bench/ (JSON lines)"
 	@echo "make grc    - open GNU Radio Companion with our blocks on flowgraphs/loopback_sim.grc (FLOWGRAPH=...); Run (F6) works"
 	@echo "make grc-check - compile every flowgraph in flowgraphs/ with grcc (headless)"
+	@echo "make screenshots - docs/screenshots/: GRC with loopback_sim.grc and the running GUI (Xvfb)"
 
 setup:
 	@bash scripts/setup.sh
@@ -48,6 +49,10 @@ grc-check: setup
 	@# grcc drops blocks it cannot find and still exits 0: every script must use our blocks
 	@missing=$$(grep -L "from gnuradio import medjscc" out/grc/*.py); \
 	  if [ -n "$$missing" ]; then echo "grc-check: no gr-medjscc blocks in: $$missing (GRC_BLOCKS_PATH?)"; exit 1; fi
+
+# GRC with loopback_sim.grc open, its canvas, and the running QT GUI -> docs/screenshots/*.png
+screenshots: setup
+	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshots.py --out docs/screenshots
 
 clean:
 	rm -rf out build

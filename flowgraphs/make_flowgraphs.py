@@ -206,7 +206,7 @@ def loopback(gui: bool):
         g.connect("snr_stream", 0, "snr_trace", 0)
         g.block("spectrum", "qtgui_freq_sink_x", (gx, gy + 680), type="complex", name='"RX spectrum"',
                 fftsize="1024", bw="samp_rate", fc="0", ymin="-80", ymax="10", grid="True",
-                average="0.2", nconnections="1", update_time="0.2", gui_hint="(3,0,1,2)")
+                average="0.2", nconnections="1", update_time="0.2", legend="False", gui_hint="(3,0,1,2)")
         g.connect("chan", 0, "spectrum", 0)
     return g.write()
 
