@@ -257,6 +257,8 @@ class jscc_rx(gr.basic_block):
         reference_path, reference_mask_path: original image (and ROI mask) for PSNR / ROI-PSNR.
         timeout_s: decode an incomplete image after this long without new frames.
         fft_len ... symbols_per_frame / params: OFDM layout (frame size for assembly).
+        keep_identifiers: a DICOM reference's patient/study identity goes into the DICOM output
+            (off: the output is de-identified, PS3.15 Basic Profile).
     """
 
     def __init__(self, model="medjscc", image_size: int = 256, cbr: float = 1.0 / 16,
@@ -264,7 +266,8 @@ class jscc_rx(gr.basic_block):
                  reference_path: str = "", reference_mask_path: str = "", timeout_s: float = 1.0,
                  fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
                  n_pilot_carriers: int = 4, symbols_per_frame: int = 32, params=None,
-                 allow_random_weights: bool = False, device: str = "cpu", keep_results: int = 1000):
+                 allow_random_weights: bool = False, device: str = "cpu", keep_results: int = 1000,
+                 keep_identifiers: bool = False):
         gr.basic_block.__init__(self, name="medjscc_jscc_rx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -280,6 +283,7 @@ class jscc_rx(gr.basic_block):
         self.core = JsccReceiverCore(codec, self.params, shape, cbr, snr_source, snr_db,
                                      reference, ref_mask)
         self.out_dir = str(out_dir or "")
+        self.keep_identifiers = bool(keep_identifiers)
         self.timeout_s = float(timeout_s)
         self.results: list[dict] = []
         self._keep = int(keep_results)
@@ -325,7 +329,8 @@ class jscc_rx(gr.basic_block):
             if self.out_dir:
                 try:
                     paths = write_outputs(r["image"], self.out_dir, f"rx_{r['image_id']:05d}",
-                                          self._dicom_template)
+                                          self._dicom_template, keep_identifiers=self.keep_identifiers,
+                                          cbr=self.core.cbr)
                     r["path"] = str(paths[0])
                 except Exception as e:
                     r["error"] = (r.get("error", "") + f"; write: {e}").strip("; ")

@@ -170,12 +170,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
                                         min_batch=cfg.ofdm.min_batch, max_latency_ms=cfg.ofdm.max_latency_ms)
     b["jscc_rx"] = jrx = jscc_rx(model=codec, image_size=cfg.image_size, cbr=cfg.codec.cbr,
                                  out_dir=str(out_dir or ""), reference_path=reference,
-                                 reference_mask_path=reference_mask, params=params, timeout_s=1.0)
-    if getattr(jrx, "_dicom_template", None) is not None:   # DICOM out: de-identified unless asked
-        from ._codecadapt import DicomTemplate
-
-        jrx._dicom_template = DicomTemplate(jrx._dicom_template, keep_identifiers=keep_identifiers,
-                                            cbr=cfg.codec.cbr)
+                                 reference_mask_path=reference_mask, params=params, timeout_s=1.0,
+                                 keep_identifiers=keep_identifiers)   # DICOM out: de-identified unless asked
     b["feedback"] = fb = snr_feedback()
     # frame metadata: every frame when recording (annotations), else only the recent ones
     b["frames"] = frames = pdu_collector(meta_only=True, keep=0 if record_dir else 1000)
