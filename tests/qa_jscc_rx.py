@@ -218,3 +218,25 @@ def test_erasure_snr_tells_the_decoder_what_the_zeros_cost():
     assert 20.0 > a > b > 0.0
     # one third of the symbols lost: the mean error is dominated by the lost ones
     assert abs(b - 10 * np.log10(1 / ((2 / 3) / 101 + 1 / 3) - 1)) < 1e-9
+
+
+def test_results_counter_is_never_frozen_by_the_retention_cap():
+    """keep_results caps what is retained, not what is counted: a run of more images than the cap
+    still ends (``results_total``), and ``results_since`` hands a reader what it has not seen."""
+    from qa_helpers import shared_codec, synthetic_image
+
+    codec = shared_codec()
+    params = make_params({})
+    rx = jscc_rx(model=codec, params=params, keep_results=2)
+    seen = 0
+    for image_id in range(5):
+        _, frames = encode_frames(codec, synthetic_image(256), None, 20.0, 1 / 16, image_id, params, nonce=5)
+        for meta, pay in frames:
+            rx._handle_pdu(make_pdu(dict(meta, snr_db=20.0, crc_ok=True), pay))
+        new, seen_now = rx.results_since(seen)
+        assert [(r["image_id"], r["status"]) for r in new] == [(image_id, "decoded")]
+        assert seen_now == image_id + 1
+        seen = seen_now
+    assert rx.results_total == 5 and [r["image_id"] for r in rx.results] == [3, 4]
+    new, total = rx.results_since(0)          # a reader that fell behind gets what is retained
+    assert total == 5 and [r["image_id"] for r in new] == [3, 4]

@@ -285,7 +285,8 @@ class jscc_rx(gr.basic_block):
         self.out_dir = str(out_dir or "")
         self.keep_identifiers = bool(keep_identifiers)
         self.timeout_s = float(timeout_s)
-        self.results: list[dict] = []
+        self.results: list[dict] = []      # the last keep_results results
+        self.results_total = 0              # every result ever produced (never capped)
         self._keep = int(keep_results)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -320,11 +321,18 @@ class jscc_rx(gr.basic_block):
         if pdu is None:
             return
         meta, data = pdu
+        with self._lock:   # decode and publish under one lock: image/metrics PDUs never interleave
+            self._emit(self.core.add_frame(meta, data))
+
+    def results_since(self, seen: int) -> tuple[list[dict], int]:
+        """(results after the first ``seen`` ever produced, the count produced so far). Only the last
+        ``keep_results`` are retained, so a reader that fell further behind gets those."""
         with self._lock:
-            done = self.core.add_frame(meta, data)
-        self._emit(done)
+            new = self.results_total - int(seen)
+            return (list(self.results[-new:]) if new > 0 else []), self.results_total
 
     def _emit(self, results):
+        """Publish finished images (call with ``self._lock`` held)."""
         for r in results:
             if self.out_dir:
                 try:
@@ -335,6 +343,7 @@ class jscc_rx(gr.basic_block):
                 except Exception as e:
                     r["error"] = (r.get("error", "") + f"; write: {e}").strip("; ")
             self.results.append(r)
+            self.results_total += 1
             if len(self.results) > self._keep:
                 del self.results[0]
             img = r["image"]
@@ -348,15 +357,13 @@ class jscc_rx(gr.basic_block):
     def _expiry_loop(self):
         while not self._stop.wait(min(0.1, max(self.timeout_s / 4, 0.01))):
             with self._lock:
-                done = self.core.expire(self.timeout_s)
-            if done:
-                self._emit(done)
+                self._emit(self.core.expire(self.timeout_s))
 
     def flush(self) -> list[dict]:
         """Decode every pending image now (also done at stop)."""
         with self._lock:
             done = self.core.flush()
-        self._emit(done)
+            self._emit(done)
         return done
 
     def start(self):

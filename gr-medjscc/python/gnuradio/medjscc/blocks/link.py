@@ -198,10 +198,10 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     while True:
         time.sleep(0.05)
         if on_result is not None:
-            while reported < len(jrx.results):
-                on_result(jrx.results[reported])
-                reported += 1
-        if n_images and len(jrx.results) >= n_images:
+            new, reported = jrx.results_since(reported)
+            for r in new:
+                on_result(r)
+        if n_images and jrx.results_total >= n_images:
             reason = "images"
             break
         if finished.is_set():
@@ -216,7 +216,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
             break
     _stop(tb)   # jscc_rx decodes what is pending at stop
     if on_result is not None:
-        for r in jrx.results[reported:]:
+        for r in jrx.results_since(reported)[0]:
             on_result(r)
     meta_path = None
     if data_path is not None:
