@@ -2,7 +2,7 @@
 
 Frame layout (sample counts for the defaults fft_len=64, cp_len=16)::
 
-    short preamble   n_short_reps x (fft_len/2)          256   coarse timing + CFO (|cfo| < 1)
+    short preamble   n_short_reps x (fft_len/2)          256   coarse timing + CFO (mod 2 subcarriers)
     long preamble    2*cp_len CP + n_long x fft_len       288   fine timing, fine CFO, channel, SNR
     header           n_header_symbols x (fft_len+cp_len)        BPSK, K=7 r=1/3 code + CRC32
     payload          ceil(payload_len/48) x (fft_len+cp_len)    analog complex symbols
@@ -13,13 +13,18 @@ project SNR.
 
 Receiver outline: normalised cross-correlation with one short period, summed non-coherently over
 the ``n_short_reps`` periods and divided by the window energy (a CFAR statistic, independent of
-the signal and noise levels) -> coarse peak -> coarse CFO from the phase between adjacent
-period correlations -> fine timing by correlating the CFO-corrected signal with the long
-symbols -> fine CFO from the long-symbol repetition -> channel estimate (LS on occupied
+the signal and noise levels; near hits of a CFO-invariant Schmidl-Cox gate it is repeated for
+CFO hypotheses, so oscillator offsets up to ``max_cfo_subcarriers`` are detected) -> coarse peak
+-> coarse CFO from the phase between adjacent period correlations (modulo 2 subcarriers) ->
+integer CFO + fine timing: long-symbol correlation per hypothesis, checked against the short
+preamble at the implied start (the Zadoff-Chu time/frequency ridge) -> fine CFO from the
+long-symbol repetition -> channel estimate (LS on occupied
 carriers, projected on the first ``chan_est_taps`` taps = DFT-window denoising) -> noise
 variance from the preamble residuals (long symbols around the fit, empty odd carriers and
 repetition differences of the short symbols) -> header decode -> pilot phase tracking
-(residual-CFO slope + moving average) -> ZF/MMSE equalisation. No hard decisions on the payload.
+(residual-CFO slope + moving average; amplitude too with ``pilot_amplitude``) and sampling-rate
+offset tracking (pilot phase slope across carriers growing with the symbol index) -> ZF/MMSE
+equalisation -> payload pilot SNR. No hard decisions on the payload.
 """
 from __future__ import annotations
 
@@ -207,6 +212,8 @@ class OfdmReceiver:
         self._short_energy = float(np.sum(np.abs(self.seq.short_time) ** 2))
         self._short_fft = None
         self._long_tmpl = np.conj(np.tile(self.seq.long_time, p.n_long))
+        self._long_tmpl64 = self._long_tmpl.astype(np.complex64)
+        self._short_conj = np.conj(self.seq.short_time).astype(np.complex64)
         self._long_energy = float(np.sum(np.abs(self._long_tmpl) ** 2))
         self._data_bins = p.bins(p.data_carrier_idx)
         self._pilot_bins = p.bins(p.pilot_carrier_idx)
@@ -239,7 +246,8 @@ class OfdmReceiver:
         # positions (R >= 3), so it can be evaluated every D samples without missing the plateau
         self._gate_W = max(R - 2, 1) * P
         self._gate_D = 8 if R >= 3 and P % 8 == 0 else 1
-        # noise: P(rho > t) ~ exp(-W t^2) per position (~1e-5 at W=192); the gate only costs time
+        # noise: P(rho > t) ~ exp(-W t^2) per position (~6e-6 at W=192); a hit only costs time
+        # (rho ~ SNR/(1+SNR) on a preamble: 0.45 at 0 dB, 0.29 at -3 dB: kept below that)
         self._gate_thr = min(0.5, math.sqrt(12.0 / self._gate_W))
         # a gate peak at n puts the preamble start in [n - P, n] (+- a few D of noise): examine
         # the start positions n - 2P .. n + P
@@ -392,38 +400,43 @@ class OfdmReceiver:
         f = self._cfo_bank(buf, m, seg_energy, floor, search_from) if self._cfo_j.size else None
         return c, m, f
 
-    def _cfo_gate(self, buf: np.ndarray, lo: int):
+    def _cfo_gate(self, buf: np.ndarray, lo: int, seg_energy: np.ndarray, floor: float):
         """CFO-invariant gate -> (positions, cfo mod 2 in (-1, 1], rho) of one peak per cluster of
-        hits at or after ``lo``: rho = |sum_W r[n+P] r*[n]| / sqrt(E_a E_b), evaluated every D."""
+        hits at or after ``lo``: rho = |sum_W r[n+P] r*[n]| / sqrt(E_a E_b), evaluated every D
+        (``seg_energy``: the P-sample window energies of ``_metric``, ``floor`` its floor)."""
         p = self.params
         P, N = p.short_period, p.fft_len
         W, D = self._gate_W, self._gate_D
-        nb = (buf.size - P) // D
-        if nb < W // D + 1:
+        nb = (buf.size - P - W) // D + 1                    # positions n = jD with n + P + W <= size
+        if nb < 1:
             return np.zeros(0, int), np.zeros(0), np.zeros(0)
-        # per-D-block lag-P products and energies (einsum: no full-rate temporaries)
-        U = np.einsum("ij,ij->i", buf[P: P + nb * D].reshape(nb, D), buf[: nb * D].reshape(nb, D).conj())
-        g = buf[: nb * D + P].view(np.float32).reshape(-1, 2 * D)
-        U, E = U.astype(np.complex128), np.einsum("ij,ij->i", g, g).astype(np.float64)
-        A = _window_sum(U, W // D)
-        Ew = _window_sum(E, W // D)
-        Ea, Eb = Ew[: A.size], Ew[P // D: P // D + A.size]
-        med = float(np.median(E)) if E.size else 0.0
-        rho = np.abs(A) / np.sqrt(np.maximum(Ea * Eb, (1e-6 * med * W / D) ** 2 + 1e-60))
-        hits = np.flatnonzero(rho[max(lo, 0) // D:] > self._gate_thr) + max(lo, 0) // D
+        nu = nb + W // D - 1
+        # per-D-block lag-P products (einsum: no full-rate temporaries), summed over W
+        U = np.einsum("ij,ij->i", buf[P: P + nu * D].reshape(nu, D), buf[: nu * D].reshape(nu, D).conj())
+        A = _window_sum(U, W // D)[:nb]
+        # window energies from the P-sample ones: E_W(n) = sum_r E_P(n + rP); E_b(n) = E_W(n + P)
+        eD = np.maximum(seg_energy[: (nb - 1) * D + W + 1: D], floor)   # E_P at n = jD, enough for + W
+        ne = nb + P // D
+        Ew = eD[:ne].copy()
+        for r in range(1, W // P):
+            Ew += eD[r * P // D: r * P // D + ne]
+        a = np.abs(A)
+        rho2 = (a / Ew[:nb]) * (a / Ew[P // D:])          # as two ratios: no float32 overflow on huge input
+        j0 = max(lo, 0) // D
+        hits = np.flatnonzero(rho2[j0:] > np.float32(self._gate_thr ** 2)) + j0
         if not hits.size:
             return hits, np.zeros(0), np.zeros(0)
         # one peak per cluster (a preamble gives a plateau of ~P/D hits)
         brk = np.flatnonzero(np.diff(hits) > (p.short_len // D)) + 1
-        peaks = np.array([g[np.argmax(rho[g])] for g in np.split(hits, brk)])
-        return peaks * D, np.angle(A[peaks]) * N / (2 * math.pi * P), rho[peaks]
+        peaks = np.array([grp[np.argmax(rho2[grp])] for grp in np.split(hits, brk)])
+        return peaks * D, np.angle(A[peaks]) * N / (2 * math.pi * P), np.sqrt(rho2[peaks])
 
     def _cfo_bank(self, buf, m, seg_energy, floor, search_from):
         """Near every gate hit whose CFO-0 statistic lost much (> 1.5 dB below the gate's rho),
         recompute m for the hypotheses cfo = frac + 2j and keep the best (in place in ``m``)."""
         p = self.params
         P, R, N = p.short_period, p.n_short_reps, p.fft_len
-        pos, frac, rho = self._cfo_gate(buf, search_from - R * P)
+        pos, frac, rho = self._cfo_gate(buf, search_from - R * P, seg_energy, floor)
         if not pos.size:
             return None
         span = self._bank_span
@@ -536,8 +549,10 @@ class OfdmReceiver:
         # (|residual| < 1 subcarrier: one period turns it by pi * residual)
         k = np.arange(R * P)
         xs = buf[np.minimum(n_hat[:, None] + k, buf.size - 1)]
-        xs = xs * np.exp((-2j * np.pi / N) * cand_f[:, None] * k)
-        seg = xs.reshape(-1, R, P) @ np.conj(self.seq.short_time)
+        nz = np.flatnonzero(cand_f)
+        if nz.size:
+            xs[nz] *= np.exp((-2j * np.pi / N) * cand_f[nz, None] * k).astype(np.complex64)
+        seg = xs.reshape(-1, R, P) @ self._short_conj
         z = np.sum(seg[:, 1:] * np.conj(seg[:, :-1]), axis=1)
         cfo_c = cand_f + np.angle(z) * N / (2 * math.pi * P)
         expected = n_hat + R * P + p.long_cp
@@ -550,47 +565,31 @@ class OfdmReceiver:
         x = (buf[idx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * (idx - expected[:, None]))).astype(np.complex64)
         e = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(np.abs(x) ** 2, axis=1)], axis=1)
         energy = np.maximum(e[:, T:T + span] - e[:, :span], 1e-20)
-        if not p.max_cfo_subcarriers:
-            win = np.lib.stride_tricks.sliding_window_view(x, T, axis=1)       # (B, span, T)
-            score = np.abs(win @ self._long_tmpl) ** 2 / (self._long_energy * energy)
-        else:
+        win = np.lib.stride_tricks.sliding_window_view(x, T, axis=1)           # (B, span, T)
+        corr = win @ self._long_tmpl64
+        score = (corr.real ** 2 + corr.imag ** 2) / (self._long_energy * energy)
+        if p.max_cfo_subcarriers:
             # The short preamble leaves the CFO ambiguous modulo 2 subcarriers (period N/2), and
-            # both training sequences are Zadoff-Chu: a CFO wrong by 2a subcarriers still
-            # correlates well at a shifted time (the ZC time/frequency ridge). The ridge shifts
-            # differ between the short and the long sequence, so each hypothesis cfo_c + 2a is
-            # scored by its long-symbol peak plus the short-preamble statistic at the start that
-            # peak implies; only the true CFO makes both line up.
-            M = p.max_cfo_subcarriers
-            # hypotheses a with |cfo_c + 2a| <= M + 1 (indices into self._amb = 2 * (-M..M))
-            a0 = np.clip(np.ceil((-M - 1 - cfo_c) / 2).astype(int) + M, 0, self._amb.size - self._n_amb)
-            ai = a0[:, None] + np.arange(self._n_amb)                            # (B, A)
-            hyp = cfo_c[:, None] + self._amb[ai]
-            X = sfft.fft(x, self._long_bank_fft.shape[1], axis=1)
-            corr = sfft.ifft(X[:, None, :] * self._long_bank_fft[ai], axis=2)[..., :span]   # (B, A, span)
-            sc = (corr.real ** 2 + corr.imag ** 2) / (self._long_energy * energy)[:, None, :]
-            b_a = np.argmax(sc, axis=2)                                          # (B, A)
-            s_long = np.take_along_axis(sc, b_a[..., None], axis=2)[..., 0]
-            # short-preamble statistic at the start each long peak implies (+-2 samples of slack for
-            # multipath): per-period correlations of the cfo_c-corrected region with the templates
-            # shifted by 2a, by FFT
-            base0 = lo - p.long_cp - R * P - 2
-            G = self._short_region
-            ridx = np.clip(base0[:, None] + np.arange(G), 0, buf.size - 1)
-            reg = (buf[ridx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * np.arange(G))).astype(np.complex64)
-            cs_all = sfft.ifft(sfft.fft(reg, self._short_bank_fft.shape[1], axis=1)[:, None, :]
-                               * self._short_bank_fft[ai], axis=2)                # (B, A, F)
-            e_reg = _sliding_energy(reg.reshape(-1), P)                          # rows joined: slice per row
-            q_pos = b_a[..., None, None] + np.arange(5)[:, None] + P * np.arange(R)   # (B, A, 5, R)
-            cs = np.take_along_axis(cs_all, q_pos.reshape(rows.size, self._n_amb, -1), axis=2)
-            en = e_reg[rows[:, None, None] * G + q_pos.reshape(rows.size, self._n_amb, -1)]
-            ms = np.mean(((cs.real ** 2 + cs.imag ** 2) / (self._short_energy * np.maximum(en, 1e-30)))
-                         .reshape(q_pos.shape), axis=-1)
-            joint = s_long + ms.max(axis=2)
-            a_best = np.argmax(joint, axis=1)
-            score = sc[rows, a_best]
-            cfo_c = hyp[rows, a_best]
-            x = x * np.exp((-2j * np.pi / N) * self._amb[ai[rows, a_best]][:, None]
-                           * (idx - expected[:, None])).astype(np.complex64)
+            # both training sequences are Zadoff-Chu: under a CFO wrong by 2a subcarriers each
+            # still correlates well, at a shifted time (the ZC time/frequency ridge, <= 0.7 of the
+            # true peak). Fast path: the long peak implies the detected start (+-2 samples) and
+            # reaches 0.75 of the long preamble's CFO-invariant periodicity (signal share). The
+            # ridge shifts of short and long sequences differ by >= 9 samples for 2a = +-2, +-4,
+            # +-8 and the +-6 ridge has 0.34, so no wrong hypothesis passes both; anything else
+            # gets the full hypothesis test (_resolve_integer_cfo), and so does every frame below
+            # ~0 dB (periodicity < 0.5), where these estimates get too noisy to be trusted.
+            b0 = np.argmax(score, axis=1)
+            n0 = lo + b0 - p.long_cp - R * P
+            y0 = x[rows[:, None], np.minimum(b0[:, None] + np.arange(T), x.shape[1] - 1)].reshape(-1, p.n_long, N)
+            zz = np.abs(np.sum(y0[:, 1:] * np.conj(y0[:, :-1]), axis=(1, 2)))
+            ee = 0.5 * np.sum(np.abs(y0[:, 1:]) ** 2 + np.abs(y0[:, :-1]) ** 2, axis=(1, 2))
+            rho_l = zz / np.maximum(ee, 1e-30)
+            fast = (np.abs(n0 - n_hat) <= 2) & (score[rows, b0] >= 0.75 * rho_l) & (rho_l >= 0.5)
+            sub = np.flatnonzero(~fast)
+            if sub.size:
+                sc_s, cfo_s, x_s = self._resolve_integer_cfo(buf, x[sub], energy[sub], cfo_c[sub], lo[sub],
+                                                             idx[sub], expected[sub])
+                score[sub], cfo_c[sub], x[sub] = sc_s, cfo_s, x_s
         best = np.argmax(score, axis=1)
         ok = (score[rows, best] >= 0.6 * p.detect_threshold) & (best >= p.backoff)
         long_start = lo + best - p.backoff
@@ -601,6 +600,43 @@ class OfdmReceiver:
         start = long_start - p.long_cp - R * P
         ok &= start + p.backoff >= 0
         return dict(ok=ok, start=start, long_start=long_start, cfo=cfo)
+
+    def _resolve_integer_cfo(self, buf, x, energy, cfo_c, lo, idx, expected):
+        """Full integer-CFO test for candidates whose fast check failed (see ``_sync``): each
+        hypothesis cfo_c + 2a (|cfo| <= M + 1) is scored by its long-symbol peak plus the
+        short-preamble statistic at the start that peak implies (+-2 samples of slack for
+        multipath); only the true CFO makes both line up. -> (score (B, span), cfo_c, x)."""
+        p = self.params
+        P, R, N, M = p.short_period, p.n_short_reps, p.fft_len, p.max_cfo_subcarriers
+        span = self._long_span
+        rows = np.arange(cfo_c.size)
+        a0 = np.clip(np.ceil((-M - 1 - cfo_c) / 2).astype(int) + M, 0, self._amb.size - self._n_amb)
+        ai = a0[:, None] + np.arange(self._n_amb)                                # (B, A)
+        hyp = cfo_c[:, None] + self._amb[ai]
+        X = sfft.fft(x, self._long_bank_fft.shape[1], axis=1)
+        corr = sfft.ifft(X[:, None, :] * self._long_bank_fft[ai], axis=2)[..., :span]       # (B, A, span)
+        sc = (corr.real ** 2 + corr.imag ** 2) / (self._long_energy * energy)[:, None, :]
+        b_a = np.argmax(sc, axis=2)                                              # (B, A)
+        s_long = np.take_along_axis(sc, b_a[..., None], axis=2)[..., 0]
+        # per-period correlations of the cfo_c-corrected short-preamble region with the templates
+        # shifted by 2a (by FFT), read at the implied starts
+        base0 = lo - p.long_cp - R * P - 2
+        G = self._short_region
+        ridx = np.clip(base0[:, None] + np.arange(G), 0, buf.size - 1)
+        reg = (buf[ridx] * np.exp((-2j * np.pi / N) * cfo_c[:, None] * np.arange(G))).astype(np.complex64)
+        cs_all = sfft.ifft(sfft.fft(reg, self._short_bank_fft.shape[1], axis=1)[:, None, :]
+                           * self._short_bank_fft[ai], axis=2)                    # (B, A, F)
+        e_reg = _sliding_energy(reg.reshape(-1), P)                              # rows joined: index per row
+        q_pos = b_a[..., None, None] + np.arange(5)[:, None] + P * np.arange(R)   # (B, A, 5, R)
+        qf = q_pos.reshape(rows.size, self._n_amb, -1)
+        cs = np.take_along_axis(cs_all, qf, axis=2)
+        en = e_reg[rows[:, None, None] * G + qf]
+        ms = np.mean(((cs.real ** 2 + cs.imag ** 2) / (self._short_energy * np.maximum(en, 1e-30)))
+                     .reshape(q_pos.shape), axis=-1)
+        a_best = np.argmax(s_long + ms.max(axis=2), axis=1)
+        x = x * np.exp((-2j * np.pi / N) * self._amb[ai[rows, a_best]][:, None]
+                       * (idx - expected[:, None])).astype(np.complex64)
+        return sc[rows, a_best], hyp[rows, a_best], x
 
     def _training(self, buf, sy):
         """LS channel rows from the long symbols (B, n_long, n_occ) + short-preamble noise energy."""
@@ -654,7 +690,8 @@ class OfdmReceiver:
             # SRO: the FFT window drifts by `drift` samples per symbol, turning carrier k by
             # 2 pi k drift (s - s_c) / N. Weighted LS fit of the pilot phases (common phase removed,
             # weights |H_p|^2 ~ inverse phase-noise variance), then positive-part shrinkage by its
-            # variance N0 / (2 den): no cost without drift, nearly unbiased once it is clear.
+            # variance N0 / (2 den), zero below 2 sigma: ~no cost without drift, nearly unbiased
+            # once it is clear.
             ds = (np.arange(n) - self._train_centroid)[None, :, None]
             kc = self._pilot_k - np.mean(self._pilot_k)
             phi = np.angle(u * np.conj(g)[..., None])
@@ -662,11 +699,13 @@ class OfdmReceiver:
             den = np.sum(wt * (kc * ds) ** 2, axis=(1, 2))
             slope = np.sum(wt * kc * ds * phi, axis=(1, 2)) / np.maximum(den, 1e-30)    # rad per carrier per symbol
             var = 0.5 * np.asarray(n0) / np.maximum(den, 1e-30)
-            slope *= np.maximum(0.0, 1.0 - var / np.maximum(slope ** 2, 1e-30))
+            # (below 2 sigma: 0, the usual case without SRO, and no ramp to apply)
+            slope *= (slope ** 2 > 4 * var) * (1.0 - var / np.maximum(slope ** 2, 1e-30))
             drift = slope * p.fft_len / (2 * np.pi)
-            Hp = Hp * self._sro_ramp(drift, n, self._pilot_k)
-            u = np.conj(Hp) * Yp
-            g = np.sum(u, axis=2) / np.maximum(np.sum(hp2, axis=2), 1e-30)
+            ramp = self._sro_ramp(drift, n, self._pilot_k)
+            if ramp is not None:
+                Hp = Hp * ramp
+                g = np.sum(np.conj(Hp) * Yp, axis=2) / np.maximum(np.sum(hp2, axis=2), 1e-30)
         g = g * mask
         W = min(p.pilot_smooth, n)
         if W > 1:
@@ -686,10 +725,17 @@ class OfdmReceiver:
             g = np.exp(1j * np.angle(g))
         return g if n0 is None else (g, drift)
 
-    def _sro_ramp(self, drift, n, k):
-        """exp(j 2 pi k drift (s - s_c) / N) for symbols s < n, signed carriers k -> (B, n, len(k))."""
-        ds = np.arange(n) - self._train_centroid
-        return np.exp((2j * np.pi / self.params.fft_len) * drift[:, None, None] * ds[None, :, None] * k[None, None, :])
+    def _sro_ramp(self, drift, n, k, first=0):
+        """exp(j 2 pi k drift (s - s_c) / N) for symbols first <= s < n, signed carriers k ->
+        (B, n - first, len(k)) complex64, or None when no frame drifts (the usual case)."""
+        nz = np.flatnonzero(drift)
+        if not nz.size:
+            return None
+        ds = (np.arange(first, n) - self._train_centroid).astype(np.float32)
+        c = (2 * np.pi / self.params.fft_len) * drift[nz].astype(np.float32)
+        out = np.ones((drift.size, n - first, k.size), np.complex64)
+        out[nz] = np.exp(1j * (c[:, None, None] * ds[None, :, None] * k.astype(np.float32)[None, None, :]))
+        return out
 
     def _decode_headers(self, Yh, gh, H_fit, n0):
         """Soft BPSK demap (MRC-weighted LLRs) + batched Viterbi + CRC -> (info bits, headers|None)."""
@@ -781,14 +827,18 @@ class OfdmReceiver:
             valid[:, :n_hdr] = True
             Y = self._windows(buf, starts, cfo[gidx], ref[gidx])
             g, drift = self._track(Y, H2, valid.astype(float), n0=n02)
-            ramp = self._sro_ramp(drift, K, self._data_k)[:, n_hdr:]
+            ramp = self._sro_ramp(drift, K, self._data_k, n_hdr)
             Hdat = H2[:, self._data_pos]
-            Hd = g[:, n_hdr:, None] * Hdat[:, None, :] * ramp
+            Hd = g[:, n_hdr:, None] * Hdat[:, None, :]
+            if ramp is not None:
+                Hd *= ramp
             # decision-free payload quality: pilot error power after equalisation/tracking
             # (sees what the low-PAPR preamble cannot: clipping, fast fading, phase noise)
             vp = valid[:, n_hdr:]
-            Hpm = (g[:, n_hdr:, None] * H2[:, None, self._pilot_pos] * self.seq.pilots(K, 0)[None, n_hdr:]
-                   * self._sro_ramp(drift, K, self._pilot_k)[:, n_hdr:])
+            Hpm = g[:, n_hdr:, None] * H2[:, None, self._pilot_pos] * self.seq.pilots(K, 0)[None, n_hdr:]
+            ramp_p = self._sro_ramp(drift, K, self._pilot_k, n_hdr)
+            if ramp_p is not None:
+                Hpm *= ramp_p
             perr = np.sum(np.abs(Y[:, n_hdr:][..., self._pilot_bins] - Hpm) ** 2, axis=2)
             psig = np.sum(np.abs(Hpm) ** 2, axis=2)
             n_v = np.sum(vp, axis=1)
