@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES="gnuradio python3-zmq uhd-host python3-uhd python3-venv python3-dev xvfb cmake make g++ git"
 # GNU Radio Companion (make grc): GTK 3 introspection and cairo for PyGObject (--no-install-recommends
-# leaves them out); xauth for xvfb-run and imagemagick's `import` for make screenshots.
-APT_PACKAGES="$APT_PACKAGES gir1.2-gtk-3.0 python3-gi python3-gi-cairo gir1.2-pango-1.0 librsvg2-common adwaita-icon-theme xauth imagemagick"
+# leaves them out); xterm: GRC runs no-GUI flowgraphs in a terminal (their "Press Enter to quit");
+# xauth for xvfb-run and imagemagick's `import` for make screenshots.
+APT_PACKAGES="$APT_PACKAGES gir1.2-gtk-3.0 python3-gi python3-gi-cairo gir1.2-pango-1.0 librsvg2-common adwaita-icon-theme xterm xauth imagemagick"
 VENV=.venv
 PY=$VENV/bin/python
 STAMP=$VENV/.medjscc-setup-stamp
