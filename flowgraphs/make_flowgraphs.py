@@ -128,6 +128,66 @@ def _snr_feedback_and_print(g, x, y):
     g.block("metrics_print", "blocks_message_debug", (x + 60, y + 130), en_uvec="True")
 
 
+def gui_controls(g, channel=True):
+    """Live controls: the blocks' callbacks apply them while the flowgraph runs. Returns the
+    expressions for the channel SNR, CFO and the equaliser."""
+    if channel:
+        g.block("chan_snr", "variable_qtgui_range", g._next_setting_pos(), label='"Channel SNR (dB)"',
+                rangeType="float", value="snr_db", start="-5", stop="30", step="0.5", widget="counter_slider",
+                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,0,1,1)")
+        g.block("chan_cfo", "variable_qtgui_range", g._next_setting_pos(), label='"CFO (subcarriers)"',
+                rangeType="float", value="cfo", start="-3", stop="3", step="0.05", widget="counter_slider",
+                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,1,1,1)")
+    g.block("equalizer", "variable_qtgui_chooser", g._next_setting_pos(), label='"Equaliser"',
+            type="string", num_opts="2", value='"mmse"', option0='"mmse"', label0='"MMSE"',
+            option1='"zf"', label1='"Zero forcing"', widget="combo_box", orient="Qt.QHBoxLayout",
+            gui_hint="(0,2,1,1)")
+    return ("chan_snr", "chan_cfo", "equalizer") if channel else ("snr_db", "0.0", "equalizer")
+
+
+def gui_sinks(g, y, sx, spectrum_src, sent=True):
+    """Received (and sent) image, constellation of the equalised payload, SNR trace and RX
+    spectrum: PDU-to-stream converters in column sx, QT sinks one column to the right."""
+    gx, gy = sx + COL, y
+    images = (("received", "image", "Received image"),) + ((("sent", "sent_image", "Sent image"),) if sent else ())
+    for k, (name, port, title) in enumerate(images):
+        src = "tx" if name == "sent" else "rx"
+        # a whole image is one tagged-stream packet: the output buffer must hold it
+        g.block(f"{name}_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 170 * k), type="byte",
+                tag="packet_len", minoutbuf="(2 * image_size * image_size)", maxoutbuf="0")
+        g.block(f"{name}_raster", "qtgui_time_raster_sink_x", (gx, gy + 170 * k), type="byte",
+                name=f'"{title}"',
+                samp_rate="samp_rate", nrows="image_size", ncols="image_size", zmin="0", zmax="255",
+                grid="False", mult="[]", offset="[]", nconnections="1", update_time="0.2",
+                gui_hint="(1,0,1,1)" if name == "sent" else ("(1,1,1,1)" if sent else "(1,0,1,2)"),
+                axislabels="False",
+                x_label='""', y_label='""', x_start_value="0.0", x_end_value="0.0",
+                y_start_value="0.0", y_end_value="0.0")
+        g.connect(src, port, f"{name}_stream", "pdus")
+        g.connect(f"{name}_stream", 0, f"{name}_raster", 0)
+    g.block("const_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 340), type="complex", tag="packet_len")
+    g.block("constellation", "qtgui_const_sink_x", (gx, gy + 340), type="complex", name='"Equalised payload"',
+            size="1536", grid="True", autoscale="False", ymin="-2.5", ymax="2.5", xmin="-2.5",
+            xmax="2.5", nconnections="1", update_time="0.2", gui_hint="(2,0,1,1)",
+            tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS", tr_level="0.0",
+            tr_chan="0", tr_tag='""', legend="False", axislabels="True")
+    g.connect("ofdm_rx", "pdus", "const_stream", "pdus")
+    g.connect("const_stream", 0, "constellation", 0)
+    g.block("snr_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 510), type="float", tag="packet_len")
+    g.block("snr_trace", "qtgui_time_sink_x", (gx, gy + 510), type="float", name='"SNR (dB): smoothed, raw"',
+            ylabel="SNR", yunit='"dB"', size="200", srate="2", grid="True", autoscale="False",
+            ymin="-5", ymax="30", nconnections="1", update_time="0.2", entags="False",
+            gui_hint="(2,1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
+            tr_level="0.0", tr_delay="0", tr_chan="0", tr_tag='""', ctrlpanel="False",
+            legend="False", axislabels="True", stemplot="False")
+    g.connect("feedback", "snr_pdu", "snr_stream", "pdus")
+    g.connect("snr_stream", 0, "snr_trace", 0)
+    g.block("spectrum", "qtgui_freq_sink_x", (gx, gy + 680), type="complex", name='"RX spectrum"',
+            fftsize="1024", bw="samp_rate", fc="0", ymin="-80", ymax="10", grid="True",
+            average="0.2", nconnections="1", update_time="0.2", legend="False", gui_hint="(3,0,1,2)")
+    g.connect(spectrum_src, 0, "spectrum", 0)
+
+
 def loopback(gui: bool):
     gid = "loopback_sim" if gui else "loopback_nogui"
     g = Graph(gid, "Med-JSCC OFDM loopback" + (" (QT GUI)" if gui else " (headless)"), gui,
@@ -141,18 +201,7 @@ def loopback(gui: bool):
     g.var("samp_rate", "1e6")
     chan_snr, chan_cfo, equalizer = "snr_db", "cfo", "'mmse'"
     if gui:
-        # live controls: the channel blocks' callbacks apply them while the flowgraph runs
-        g.block("chan_snr", "variable_qtgui_range", g._next_setting_pos(), label='"Channel SNR (dB)"',
-                rangeType="float", value="snr_db", start="-5", stop="30", step="0.5", widget="counter_slider",
-                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,0,1,1)")
-        g.block("chan_cfo", "variable_qtgui_range", g._next_setting_pos(), label='"CFO (subcarriers)"',
-                rangeType="float", value="cfo", start="-3", stop="3", step="0.05", widget="counter_slider",
-                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,1,1,1)")
-        g.block("equalizer", "variable_qtgui_chooser", g._next_setting_pos(), label='"Equaliser"',
-                type="string", num_opts="2", value='"mmse"', option0='"mmse"', label0='"MMSE"',
-                option1='"zf"', label1='"Zero forcing"', widget="combo_box", orient="Qt.QHBoxLayout",
-                gui_hint="(0,2,1,1)")
-        chan_snr, chan_cfo, equalizer = "chan_snr", "chan_cfo", "equalizer"
+        chan_snr, chan_cfo, equalizer = gui_controls(g)
     y = g.chain_y
     g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params())
     g.block("ofdm_tx", "medjscc_ofdm_analog_tx", (80 + COL, y), guard="256", amplitude="1.0",
@@ -171,43 +220,7 @@ def loopback(gui: bool):
     g.connect("feedback", "snr", "rx", "snr")
     g.connect("rx", "metrics", "metrics_print", "print")
     if gui:
-        sx, gx, gy = 80 + 5 * COL, 80 + 6 * COL, y      # converters, then the GUI sinks
-        for k, (name, port, title) in enumerate((("received", "image", "Received image"),
-                                                 ("sent", "sent_image", "Sent image"))):
-            src = "tx" if name == "sent" else "rx"
-            # a whole image is one tagged-stream packet: the output buffer must hold it
-            g.block(f"{name}_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 170 * k), type="byte",
-                    tag="packet_len", minoutbuf="(2 * image_size * image_size)", maxoutbuf="0")
-            g.block(f"{name}_raster", "qtgui_time_raster_sink_x", (gx, gy + 170 * k), type="byte",
-                    name=f'"{title}"',
-                    samp_rate="samp_rate", nrows="image_size", ncols="image_size", zmin="0", zmax="255",
-                    grid="False", mult="[]", offset="[]", nconnections="1", update_time="0.2",
-                    gui_hint="(1,0,1,1)" if name == "sent" else "(1,1,1,1)", axislabels="False",
-                    x_label='""', y_label='""', x_start_value="0.0", x_end_value="0.0",
-                    y_start_value="0.0", y_end_value="0.0")
-            g.connect(src, port, f"{name}_stream", "pdus")
-            g.connect(f"{name}_stream", 0, f"{name}_raster", 0)
-        g.block("const_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 340), type="complex", tag="packet_len")
-        g.block("constellation", "qtgui_const_sink_x", (gx, gy + 340), type="complex", name='"Equalised payload"',
-                size="1536", grid="True", autoscale="False", ymin="-2.5", ymax="2.5", xmin="-2.5",
-                xmax="2.5", nconnections="1", update_time="0.2", gui_hint="(2,0,1,1)",
-                tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS", tr_level="0.0",
-                tr_chan="0", tr_tag='""', legend="False", axislabels="True")
-        g.connect("ofdm_rx", "pdus", "const_stream", "pdus")
-        g.connect("const_stream", 0, "constellation", 0)
-        g.block("snr_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 510), type="float", tag="packet_len")
-        g.block("snr_trace", "qtgui_time_sink_x", (gx, gy + 510), type="float", name='"SNR (dB): smoothed, raw"',
-                ylabel="SNR", yunit='"dB"', size="200", srate="2", grid="True", autoscale="False",
-                ymin="-5", ymax="30", nconnections="1", update_time="0.2", entags="False",
-                gui_hint="(2,1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
-                tr_level="0.0", tr_delay="0", tr_chan="0", tr_tag='""', ctrlpanel="False",
-                legend="False", axislabels="True", stemplot="False")
-        g.connect("feedback", "snr_pdu", "snr_stream", "pdus")
-        g.connect("snr_stream", 0, "snr_trace", 0)
-        g.block("spectrum", "qtgui_freq_sink_x", (gx, gy + 680), type="complex", name='"RX spectrum"',
-                fftsize="1024", bw="samp_rate", fc="0", ymin="-80", ymax="10", grid="True",
-                average="0.2", nconnections="1", update_time="0.2", legend="False", gui_hint="(3,0,1,2)")
-        g.connect("chan", 0, "spectrum", 0)
+        gui_sinks(g, y, 80 + 5 * COL, spectrum_src="chan")
     return g.write()
 
 
@@ -233,7 +246,13 @@ def zmq_pair():
     tx.connect("ofdm_tx", 0, "iq_push", 0)
     tx.connect("snr_sub", "out", "tx", "snr")
     tx.write()
-    rx = Graph("zmq_rx", "Med-JSCC receiver over ZMQ (IQ PULL, SNR PUB)", False,
+    zmq_rx(gui=False)
+    zmq_rx(gui=True)
+
+
+def zmq_rx(gui: bool):
+    rx = Graph("zmq_rx_gui" if gui else "zmq_rx",
+               "Med-JSCC receiver over ZMQ (IQ PULL, SNR PUB)" + (" (QT GUI)" if gui else ""), gui,
                "Process 2: ZMQ PULL -> channel preset -> OFDM RX -> JSCC RX; SNR feedback PUB to zmq_tx",
                interactive=True)
     rx.param("image", "str", "", "Reference image (empty: shipped sample)")
@@ -241,12 +260,17 @@ def zmq_pair():
     rx.param("channel", "str", "awgn", "Channel preset")
     rx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PULL address (connect)")
     rx.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR PUB address (bind)")
+    chan_snr, chan_cfo, equalizer = "snr_db", "0.0", "'mmse'"
+    if gui:
+        rx.param("cfo", "eng_float", "0.0", "CFO (subcarriers)")
+        rx.var("samp_rate", "1e6")
+        chan_snr, chan_cfo, equalizer = gui_controls(rx)
     y = rx.chain_y
     rx.block("iq_pull", "zeromq_pull_source", (80, y), type="complex", vlen="1", address="iq_address",
              timeout="100", pass_tags="True", hwm="-1")
-    rx.block("chan", "medjscc_channel_preset", (80 + COL, y), preset="channel", snr_db="snr_db", cfo="0.0",
+    rx.block("chan", "medjscc_channel_preset", (80 + COL, y), preset="channel", snr_db=chan_snr, cfo=chan_cfo,
              timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
-    rx.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + 2 * COL, y), equalizer="'mmse'", **OFDM)
+    rx.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + 2 * COL, y), equalizer=equalizer, **OFDM)
     rx.block("rx", "medjscc_jscc_rx", (80 + 3 * COL, y), **jscc_rx_params(snr_source="'frames'"))
     _snr_feedback_and_print(rx, 80 + 3 * COL, y + 300)
     rx.block("snr_pub", "zeromq_pub_msg_sink", (80 + 4 * COL, y + 300), address="snr_address", timeout="100",
@@ -257,6 +281,8 @@ def zmq_pair():
     rx.connect("ofdm_rx", "pdus", "feedback", "rx")
     rx.connect("feedback", "snr", "snr_pub", "in")
     rx.connect("rx", "metrics", "metrics_print", "print")
+    if gui:
+        gui_sinks(rx, y, 80 + 5 * COL, spectrum_src="chan", sent=False)
     rx.write()
 
 
@@ -277,8 +303,9 @@ def _uhd_common(kind):
 
 
 def usrp_pair():
-    for kind in ("tx", "rx"):
-        g = Graph(f"usrp_{kind}", f"Med-JSCC over USRP ({kind.upper()})", False,
+    for kind, gui in (("tx", False), ("rx", False), ("rx", True)):
+        g = Graph(f"usrp_{kind}" + ("_gui" if gui else ""),
+                  f"Med-JSCC over USRP ({kind.upper()})" + (" (QT GUI)" if gui else ""), gui,
                   "Settings as in hw_configs/*.yaml (medjscc %s --hw FILE runs the same chain)" % kind,
                   interactive=True)
         if kind == "rx":
@@ -310,9 +337,10 @@ def usrp_pair():
         else:
             g.param("rx_gain", "eng_float", "40", "RX gain (dB)")
             g.param("rx_antenna", "str", "RX2", "RX antenna")
+            equalizer = gui_controls(g, channel=False)[2] if gui else "'mmse'"
             y = g.chain_y
             g.block("usrp", "uhd_usrp_source", (80, y), **_uhd_common("rx"))
-            g.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + COL, y), equalizer="'mmse'", **OFDM)
+            g.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + COL, y), equalizer=equalizer, **OFDM)
             g.block("rx", "medjscc_jscc_rx", (80 + 2 * COL, y), **jscc_rx_params())
             _snr_feedback_and_print(g, 80 + 2 * COL, y + 300)
             g.block("snr_pub", "zeromq_pub_msg_sink", (80 + 3 * COL, y + 300), address="snr_address",
@@ -322,6 +350,8 @@ def usrp_pair():
             g.connect("ofdm_rx", "pdus", "feedback", "rx")
             g.connect("feedback", "snr", "snr_pub", "in")
             g.connect("rx", "metrics", "metrics_print", "print")
+            if gui:
+                gui_sinks(g, y, 80 + 4 * COL, spectrum_src="usrp", sent=False)
         g.write()
 
 

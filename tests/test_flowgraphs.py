@@ -11,7 +11,7 @@ pytestmark = pytest.mark.gnuradio
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOWGRAPHS = sorted((ROOT / "flowgraphs").glob("*.grc"))
-EXPECTED = {"loopback_sim", "loopback_nogui", "zmq_tx", "zmq_rx", "usrp_tx", "usrp_rx"}
+EXPECTED = {"loopback_sim", "loopback_nogui", "zmq_tx", "zmq_rx", "zmq_rx_gui", "usrp_tx", "usrp_rx", "usrp_rx_gui"}
 
 
 def _env():
@@ -94,6 +94,31 @@ def test_loopback_sim_runs_offscreen(compiled, image_file):
     assert rc is None, f"GUI flowgraph exited early (rc {rc}): {stderr[-3000:]}"
     assert "Traceback" not in stderr and "thread_body_wrapper" not in stderr, stderr[-3000:]
     assert stdout.count("(psnr . ") >= 1
+
+
+def test_zmq_rx_gui_starts_offscreen(compiled, tmp_path):
+    """The receive GUI builds its widgets and waits for IQ (no transmitter: nothing decoded)."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    env = dict(_env(), QT_QPA_PLATFORM="offscreen")
+    proc = subprocess.Popen([sys.executable, str(out_py(compiled, "zmq_rx_gui")), "--out-dir", str(tmp_path),
+                             "--iq-address", f"tcp://127.0.0.1:{ports[0]}",
+                             "--snr-address", f"tcp://127.0.0.1:{ports[1]}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=20)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:     # still running: good
+        proc.kill()
+        out, err = proc.communicate()
+        rc = None
+    assert rc is None, f"zmq_rx_gui exited (rc {rc}): {err[-3000:]}"
+    assert "Traceback" not in err, err[-3000:]
 
 
 @pytest.mark.slow

@@ -25,15 +25,19 @@ def test_cmake_install(tmp_path):
     assert sorted(p.name for p in blocks) == sorted(p.name for p in (ROOT / "gr-medjscc/grc").glob("medjscc_*.block.yml"))
     grcs = sorted(p.name for p in (ROOT / "flowgraphs").glob("*.grc"))
     assert sorted(p.name for p in (prefix / "share/gr-medjscc/flowgraphs").glob("*.grc")) == grcs
+    samples = sorted(p.name for p in (prefix / "share/gr-medjscc/flowgraphs/samples").glob("*.png"))
+    assert samples == ["chest_drr.png", "chest_drr_mask.png"]       # the flowgraphs' default image
 
     # The installed copy (not the editable checkout) imports under the system python, and the
     # launcher runs; the share/ models folder is found from the installed package.
     site = pkg[0].parents[2]
     code = ("import sys; sys.path.insert(0, %r); from gnuradio import medjscc; "
-            "from gnuradio.medjscc import paths; print(medjscc.__file__); print(paths.models_dir())" % str(site))
+            "from gnuradio.medjscc import paths; print(medjscc.__file__); print(paths.models_dir()); "
+            "print(paths.sample_image())" % str(site))
     out = subprocess.run(["/usr/bin/python3", "-c", code], check=True, capture_output=True, text=True,
                          cwd=tmp_path).stdout.split()
     assert out[0].startswith(str(prefix)), out
     assert out[1].startswith(str(prefix)), out
+    assert out[2].startswith(str(prefix)) and Path(out[2]).is_file(), out
     r = subprocess.run([str(prefix / "bin/medjscc"), "--help"], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0 and "grc-path" in r.stdout, r.stderr
