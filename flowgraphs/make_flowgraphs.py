@@ -255,7 +255,7 @@ def zmq_rx(gui: bool):
                "Med-JSCC receiver over ZMQ (IQ PULL, SNR PUB)" + (" (QT GUI)" if gui else ""), gui,
                "Process 2: ZMQ PULL -> channel preset -> OFDM RX -> JSCC RX; SNR feedback PUB to zmq_tx",
                interactive=True)
-    rx.param("image", "str", "", "Reference image (empty: shipped sample)")
+    rx.param("image", "str", "", "Reference image for PSNR (empty: the shipped sample, what the TX sends by default)")
     common_params(rx, image=False, rx=True)
     rx.param("channel", "str", "awgn", "Channel preset")
     rx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PULL address (connect)")
@@ -309,7 +309,7 @@ def usrp_pair():
                   "Settings as in hw_configs/*.yaml (medjscc %s --hw FILE runs the same chain)" % kind,
                   interactive=True)
         if kind == "rx":
-            g.param("image", "str", "", "Reference image (empty: shipped sample)")
+            g.param("image", "str", "", "Reference image for PSNR (empty: the shipped sample, what the TX sends by default)")
         common_params(g, image=(kind == "tx"), snr=False, rx=(kind == "rx"))
         g.param("snr_db", "eng_float", "10", "Initial SNR (dB)")
         g.param("dev_args", "str", "type=b200", "UHD device args")
