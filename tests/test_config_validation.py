@@ -72,3 +72,16 @@ def test_cli_config_error_exits_1_with_one_line(command, text, words, tmp_path, 
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert str(p) in err and words[0] in err
+
+
+def test_boolean_config_flags_switch_both_ways():
+    """A config flag that is on by default (ofdm.interleave) can be switched off on the CLI."""
+    import argparse
+
+    from gnuradio.medjscc.config import LinkConfig
+
+    ap = argparse.ArgumentParser()
+    LinkConfig.add_arguments(ap, sections=("ofdm",))
+    assert LinkConfig.from_args(ap.parse_args([])).ofdm.interleave is True
+    assert LinkConfig.from_args(ap.parse_args(["--no-ofdm-interleave"])).ofdm.interleave is False
+    assert LinkConfig.from_args(ap.parse_args(["--ofdm-pilot-amplitude"])).ofdm.pilot_amplitude is True

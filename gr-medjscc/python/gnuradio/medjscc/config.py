@@ -327,8 +327,9 @@ class LinkConfig:
                 doc = _FIELD_HELP.get(f"{s}.{f.name}") or docs.get(f.name, f.name.replace("_", " "))
                 shown = "unset" if default in (None, "") else default
                 if kind is bool:
-                    group.add_argument(flag, dest=f"{s}__{f.name}", action="store_true", default=None,
-                                       help=f"{doc} (default: {'on' if default else 'off'})")
+                    # --x / --no-x: a flag that is on by default can be switched off too
+                    group.add_argument(flag, dest=f"{s}__{f.name}", action=argparse.BooleanOptionalAction,
+                                       default=None, help=f"{doc} (default: {'on' if default else 'off'})")
                 else:
                     from .snr import parse_number
 
