@@ -369,9 +369,9 @@ class OfdmReceiver:
 
     def _metric(self, buf: np.ndarray, search_from: int = 0):
         """Detection statistic m[n] in [0, 1] for a short preamble starting at n -> (c, m, f):
-        f (None when no large-CFO hypothesis won anywhere) is the CFO hypothesis (subcarriers) of
-        m[n]; m is the larger of the CFO-0 statistic below and, near gate hits, that of the best
-        hypothesis (``_cfo_bank``).
+        f is None (CFO 0 everywhere) or (positions, CFO hypotheses in subcarriers) where m[n]
+        comes from a hypothesis: m is the larger of the CFO-0 statistic below and, near gate hits,
+        that of the best hypothesis (``_cfo_bank``).
 
         Each of the R periods is a normalised cross-correlation |<r_seg, s>|^2 / (|s|^2 |r_seg|^2)
         (~1/P on noise or data, ~SNR/(1+SNR) on the preamble); m is their mean. Normalising each
@@ -427,13 +427,17 @@ class OfdmReceiver:
         if not hits.size:
             return hits, np.zeros(0), np.zeros(0)
         # one peak per cluster (a preamble gives a plateau of ~P/D hits)
-        brk = np.flatnonzero(np.diff(hits) > (p.short_len // D)) + 1
-        peaks = np.array([grp[np.argmax(rho2[grp])] for grp in np.split(hits, brk)])
+        first = np.r_[0, np.flatnonzero(np.diff(hits) > (p.short_len // D)) + 1]
+        rh = rho2[hits]
+        cl = np.repeat(np.arange(first.size), np.diff(np.r_[first, hits.size]))
+        top = np.flatnonzero(rh == np.maximum.reduceat(rh, first)[cl])
+        peaks = hits[top[np.r_[True, np.diff(cl[top]) > 0]]]
         return peaks * D, np.angle(A[peaks]) * N / (2 * math.pi * P), np.sqrt(rho2[peaks])
 
     def _cfo_bank(self, buf, m, seg_energy, floor, search_from):
         """Near every gate hit whose CFO-0 statistic lost much (> 1.5 dB below the gate's rho),
-        recompute m for the hypotheses cfo = frac + 2j and keep the best (in place in ``m``)."""
+        recompute m for the hypotheses cfo = frac + 2j and keep the best (in place in ``m``).
+        -> None, or (positions, hypotheses) where a hypothesis beat the CFO-0 statistic."""
         p = self.params
         P, R, N = p.short_period, p.n_short_reps, p.fft_len
         pos, frac, rho = self._cfo_gate(buf, search_from - R * P, seg_energy, floor)
@@ -441,8 +445,14 @@ class OfdmReceiver:
             return None
         span = self._bank_span
         lo = np.clip(pos - self._bank_back, 0, None)
-        need = np.array([float(m[a: a + span].max()) if a < m.size else 0.0 for a in lo])
-        sel = np.flatnonzero((need < 0.7 * rho) & (lo < m.size))
+        inside = lo < m.size
+        need = np.zeros(lo.size)
+        if inside.any():
+            a = lo[inside]
+            b = np.minimum(a + span, m.size - 1)          # reduceat needs indices < size: m[-1] below
+            need[inside] = np.maximum.reduceat(m, np.stack([a, np.maximum(b, a + 1)], axis=1).reshape(-1))[::2]
+            need[inside] = np.where(a + span >= m.size, np.maximum(need[inside], m[-1]), need[inside])
+        sel = np.flatnonzero((need < 0.7 * rho) & inside)
         if not sel.size:
             return None
         lo, frac = lo[sel], frac[sel]
@@ -461,15 +471,22 @@ class OfdmReceiver:
         best = np.argmax(mf, axis=1)                                            # (G, span)
         mb = np.take_along_axis(mf, best[:, None, :], axis=1)[:, 0]
         fb = frac[:, None] + 2.0 * self._cfo_j[best]
-        f = np.zeros(m.size, np.float32)
+        won_pos, won_f = [], []
         for g in range(G):
             a = int(lo[g])
             b = min(a + span, m.size)
             cur = m[a:b]
-            win = mb[g, : b - a] > cur
-            cur[win] = mb[g, : b - a][win]
-            f[a:b][win] = fb[g, : b - a][win]
-        return f
+            win = np.flatnonzero(mb[g, : b - a] > cur)
+            cur[win] = mb[g, win]
+            won_pos.append(a + win)
+            won_f.append(fb[g, win])
+        pos = np.concatenate(won_pos)
+        if not pos.size:
+            return None
+        order = np.argsort(pos, kind="stable")        # overlapping regions: the later write wins
+        pos, fv = pos[order], np.concatenate(won_f)[order]
+        last = np.r_[pos[1:] != pos[:-1], True]
+        return pos[last], fv[last]
 
     # ------------------------------------------------------------------ main loop
     def _run(self, buf: np.ndarray, flush: bool) -> list[RxFrame]:
@@ -504,7 +521,11 @@ class OfdmReceiver:
         frames: list[RxFrame] = []
         if cand_hat:
             cand_hat = np.array(cand_hat)
-            cand_f = fhyp[cand_hat].astype(np.float64) if fhyp is not None else np.zeros(cand_hat.size)
+            cand_f = np.zeros(cand_hat.size)
+            if fhyp is not None:
+                k = np.clip(np.searchsorted(fhyp[0], cand_hat), 0, fhyp[0].size - 1)
+                hit = fhyp[0][k] == cand_hat
+                cand_f[hit] = fhyp[1][k[hit]]
             frames, deferred, need = self._decode(buf, cand_f, np.array(cand_idx), cand_hat, defer_from, flush)
             if deferred is not None:
                 defer_from = deferred
