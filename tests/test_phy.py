@@ -493,3 +493,20 @@ def test_payload_snr_sees_what_the_preamble_cannot(rng):
     assert abs(np.mean(clean[:, 0]) - 20.0) < 0.7
     assert abs(np.mean(hurt[:, 0]) - 9.6) < 0.7            # 20 dB and 10 dB noise together
     assert np.all(hurt[:, 1] > 18.0)                         # the preamble estimate does not see it
+
+
+def test_front_end_dc_offset_and_iq_imbalance_are_removed(rng):
+    """A zero-IF front end: IQ imbalance 1 dB / 5 deg (image -23 dBc) and a DC offset of -15 dBc,
+    with a large CFO (the DC then sits on a data carrier after CFO correction). Uncorrected this
+    costs ~10 dB at 25 dB; the blind per-frame estimate from preamble + header removes most of it."""
+    g, ph = 10 ** (1.0 / 20), math.radians(5.0)
+    mu, nu = (1 + g * np.exp(-1j * ph)) / 2, (1 - g * np.exp(1j * ph)) / 2
+    err = []
+    for k in range(4):
+        hdr, x, iq = _frame(rng, seq=k)
+        y = apply_iq_channel(iq, "awgn", 25.0, cfo=2.7, delay=300, tail=300, rng=rng, params=P)
+        y = (mu * y + nu * np.conj(y) + 10 ** (-15 / 20) * np.exp(1j * k)).astype(np.complex64)
+        (f,) = OfdmReceiver(P, "zf").process(y)
+        assert f.header == hdr
+        err.append(np.mean(np.abs(f.payload - x) ** 2))
+    assert -10 * math.log10(np.mean(err)) > 22.5

@@ -548,8 +548,9 @@ class OfdmReceiver:
         return frames
 
     # ------------------------------------------------------------------ batched stages
-    def _windows(self, buf, starts, cfo, ref):
-        """FFT (RX scaling) of fft_len-sample windows; starts (B, K), CFO corrected per frame."""
+    def _windows(self, buf, starts, cfo, ref, iq=None):
+        """FFT (RX scaling) of fft_len-sample windows; starts (B, K), CFO corrected per frame
+        (and DC offset / IQ imbalance, ``iq`` = (dc, beta) per frame, see ``_front_end``)."""
         p = self.params
         N = p.fft_len
         idx = starts[..., None] + np.arange(N)
@@ -557,6 +558,10 @@ class OfdmReceiver:
         w = (-2 * np.pi / N) * cfo
         # exp(j w (start + n - ref)) = exp(j w (start - ref)) * exp(j w n): B*K + B*N exponentials
         x = buf[idx]
+        if iq is not None:
+            # the front end's imbalance acts on the received (CFO-rotated) samples: undo it first
+            x = x - iq[0].astype(np.complex64)[:, None, None]
+            x -= iq[1].astype(np.complex64)[:, None, None] * np.conj(x)
         x *= np.exp(1j * w[:, None] * (starts - ref[:, None])).astype(np.complex64)[..., None]
         x *= np.exp(1j * w[:, None] * np.arange(N)).astype(np.complex64)[:, None, :]
         return sfft.fft(x, axis=-1) * np.float32(p.rx_scale)
@@ -659,19 +664,47 @@ class OfdmReceiver:
                        * (idx - expected[:, None])).astype(np.complex64)
         return sc[rows, a_best], hyp[rows, a_best], x
 
-    def _training(self, buf, sy):
+    def _front_end(self, buf, start):
+        """Receiver front-end DC offset and IQ imbalance per frame, blind, from the preamble and
+        header samples (B frames starting at ``start`` + backoff) -> None or (dc, beta): the
+        corrected signal is (y - dc) - beta conj(y - dc).
+
+        DC: the sample mean (the signal has no DC carrier), kept only above 2.2 sigma of its own
+        estimation noise (|y|^2 / n) and shrunk by it. IQ: y = mu s + nu conj(s) (+ CFO rotation,
+        which |s|^2 does not see) gives E[y^2] / (2 E|y|^2) ~ nu / conj(mu) = beta for a proper
+        (circular) signal; the preamble and header are not quite proper (pseudo-covariance ~0.035
+        of their power), so beta is used only above 0.035 (images above ~-29 dBc)."""
+        p = self.params
+        n = p.preamble_len + p.n_header_symbols * p.symbol_len
+        idx = np.clip((start + p.backoff)[:, None] + np.arange(n), 0, buf.size - 1)
+        y = buf[idx].astype(np.complex128)
+        pw = np.mean(y.real ** 2 + y.imag ** 2, axis=1)
+        dc = np.mean(y, axis=1)
+        var = pw / n
+        d2 = np.abs(dc) ** 2
+        dc = dc * (d2 > 5 * var) * (1 - var / np.maximum(d2, 1e-300))
+        z = y - dc[:, None]
+        beta = np.mean(z * z, axis=1) / (2 * np.maximum(np.mean(z.real ** 2 + z.imag ** 2, axis=1), 1e-300))
+        beta = beta * (np.abs(beta) > 0.035)
+        ok = np.isfinite(dc) & np.isfinite(beta)
+        dc, beta = np.where(ok, dc, 0), np.where(ok, beta, 0)
+        if not (np.any(dc) or np.any(beta)):
+            return None
+        return dc, beta
+
+    def _training(self, buf, sy, iq=None):
         """LS channel rows from the long symbols (B, n_long, n_occ) + short-preamble noise energy."""
         p = self.params
         N, P, R = p.fft_len, p.short_period, p.n_short_reps
         cfo, ref = sy["cfo"], sy["long_start"]
-        Y = self._windows(buf, ref[:, None] + N * np.arange(p.n_long), cfo, ref)[..., self._occ_bins]
+        Y = self._windows(buf, ref[:, None] + N * np.arange(p.n_long), cfo, ref, iq)[..., self._occ_bins]
         rows = Y * self._long_freq_inv
         B = rows.shape[0]
         resid, dof = np.zeros(B), 0
         # short preamble: odd carriers are empty, even ones repeat in every fft_len block
         n_blocks = ((R - 1) * P) // N
         if n_blocks >= 1:
-            Ys = self._windows(buf, (sy["start"] + P)[:, None] + N * np.arange(n_blocks), cfo, ref)[..., self._occ_bins]
+            Ys = self._windows(buf, (sy["start"] + P)[:, None] + N * np.arange(n_blocks), cfo, ref, iq)[..., self._occ_bins]
             resid += np.sum(np.abs(Ys[..., self._odd_pos]) ** 2, axis=(1, 2))
             dof += n_blocks * self._odd_pos.size
             if n_blocks >= 2:
@@ -792,11 +825,12 @@ class OfdmReceiver:
         cand_idx = cand_idx[keep]
         B = keep.size
         cfo, ref, start = sy["cfo"], sy["long_start"], sy["start"]
-        rows, s_resid, s_dof = self._training(buf, sy)
+        iq = self._front_end(buf, start)
+        rows, s_resid, s_dof = self._training(buf, sy, iq)
         H_fit, taps, n0, snr_db = self._fit(rows, s_resid, s_dof)
         first = ref + p.n_long * N + p.cp_len                       # first header FFT window
         hdr_end = start + p.backoff + p.preamble_len + n_hdr * S
-        Yh = self._windows(buf, first[:, None] + S * np.arange(n_hdr), cfo, ref)
+        Yh = self._windows(buf, first[:, None] + S * np.arange(n_hdr), cfo, ref, iq)
         gh = self._track(Yh, H_fit, np.ones((B, n_hdr)))
         info_bits, headers = self._decode_headers(Yh, gh, H_fit, n0)
         good = np.array([h is not None for h in headers])
@@ -846,7 +880,7 @@ class OfdmReceiver:
             cut = np.minimum(next_start[gidx], L)
             valid = (np.arange(K)[None, :] < (n_hdr + n_pay[gidx])[:, None]) & (starts + N <= cut[:, None])
             valid[:, :n_hdr] = True
-            Y = self._windows(buf, starts, cfo[gidx], ref[gidx])
+            Y = self._windows(buf, starts, cfo[gidx], ref[gidx], None if iq is None else (iq[0][gidx], iq[1][gidx]))
             g, drift = self._track(Y, H2, valid.astype(float), n0=n02)
             ramp = self._sro_ramp(drift, K, self._data_k, n_hdr)
             Hdat = H2[:, self._data_pos]
