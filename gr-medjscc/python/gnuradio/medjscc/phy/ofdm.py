@@ -672,8 +672,9 @@ class OfdmReceiver:
         DC: the sample mean (the signal has no DC carrier), kept only above 2.2 sigma of its own
         estimation noise (|y|^2 / n) and shrunk by it. IQ: y = mu s + nu conj(s) (+ CFO rotation,
         which |s|^2 does not see) gives E[y^2] / (2 E|y|^2) ~ nu / conj(mu) = beta for a proper
-        (circular) signal; the preamble and header are not quite proper (pseudo-covariance ~0.035
-        of their power), so beta is used only above 0.035 (images above ~-29 dBc)."""
+        (circular) signal; the preamble and header are not quite proper (|beta| up to 0.04 measured
+        on clean multipath frames without CFO), so beta is used only above 0.06 (images above
+        ~-24 dBc, e.g. 1 dB / 5 deg)."""
         p = self.params
         n = p.preamble_len + p.n_header_symbols * p.symbol_len
         idx = np.clip((start + p.backoff)[:, None] + np.arange(n), 0, buf.size - 1)
@@ -685,7 +686,7 @@ class OfdmReceiver:
         dc = dc * (d2 > 5 * var) * (1 - var / np.maximum(d2, 1e-300))
         z = y - dc[:, None]
         beta = np.mean(z * z, axis=1) / (2 * np.maximum(np.mean(z.real ** 2 + z.imag ** 2, axis=1), 1e-300))
-        beta = beta * (np.abs(beta) > 0.035)
+        beta = beta * (np.abs(beta) > 0.06)
         ok = np.isfinite(dc) & np.isfinite(beta)
         dc, beta = np.where(ok, dc, 0), np.where(ok, beta, 0)
         if not (np.any(dc) or np.any(beta)):
