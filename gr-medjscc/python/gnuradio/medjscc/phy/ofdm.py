@@ -678,14 +678,17 @@ class OfdmReceiver:
         p = self.params
         n = p.preamble_len + p.n_header_symbols * p.symbol_len
         idx = np.clip((start + p.backoff)[:, None] + np.arange(n), 0, buf.size - 1)
-        y = buf[idx].astype(np.complex128)
-        pw = np.mean(y.real ** 2 + y.imag ** 2, axis=1)
-        dc = np.mean(y, axis=1)
+        y = buf[idx]
+        yf = y.view(np.float32)
+        pw = np.einsum("ij,ij->i", yf, yf).astype(np.float64) / n
+        my = np.mean(y, axis=1, dtype=np.complex128)
         var = pw / n
-        d2 = np.abs(dc) ** 2
-        dc = dc * (d2 > 5 * var) * (1 - var / np.maximum(d2, 1e-300))
-        z = y - dc[:, None]
-        beta = np.mean(z * z, axis=1) / (2 * np.maximum(np.mean(z.real ** 2 + z.imag ** 2, axis=1), 1e-300))
+        d2 = np.abs(my) ** 2
+        dc = my * (d2 > 5 * var) * (1 - var / np.maximum(d2, 1e-300))
+        # moments of z = y - dc from those of y (no second pass over the samples)
+        m2 = np.einsum("ij,ij->i", y, y).astype(np.complex128) / n - 2 * dc * my + dc * dc
+        pz = pw - 2 * np.real(np.conj(dc) * my) + np.abs(dc) ** 2
+        beta = m2 / (2 * np.maximum(pz, 1e-300))
         beta = beta * (np.abs(beta) > 0.06)
         ok = np.isfinite(dc) & np.isfinite(beta)
         dc, beta = np.where(ok, dc, 0), np.where(ok, beta, 0)
