@@ -44,6 +44,7 @@ def ours(n_frames: int, snr_db: float, cfo: float, rx_kwargs: dict | None = None
     from gnuradio.medjscc.blocks._msgtools import pdu_collector, post
     from gnuradio.medjscc.blocks._pmtutil import make_pdu
     from gnuradio.medjscc.blocks.channel_preset import channel_preset
+    from phy_common import stream_frame
     from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx
     from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx
 
@@ -57,8 +58,7 @@ def ours(n_frames: int, snr_db: float, cfo: float, rx_kwargs: dict | None = None
     n = tx.params.max_payload_len
     pay = ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / np.sqrt(2)).astype(np.complex64)
     for i in range(n_frames):
-        post(tx, "pdus", make_pdu({"seq": i, "image_id": 1, "frame_count": n_frames, "payload_len": n,
-                                   "side_info_chunk": b""}, pay))
+        post(tx, "pdus", make_pdu({**stream_frame(i), "payload_len": n, "side_info_chunk": b""}, pay))
     post(tx, "pdus", pmt.intern("eos"))
     t0, c0 = time.perf_counter(), time.process_time()
     tb.run()

@@ -145,3 +145,9 @@ def stock_analog_rx_genie_timing(frames_iq: list[np.ndarray], n_data_symbols: in
     out = np.asarray(snk.data(), np.complex64).reshape(-1, n_data_symbols, 64)
     bins = np.array(occ[0]) + 32                      # shifted spectrum
     return [o[:, bins].reshape(-1) for o in out]
+
+
+def stream_frame(k: int) -> dict:
+    """Header fields of the k-th frame of a long benchmark stream: the header holds at most 255
+    frames per image, so the stream is cut into 255-frame images (k = 255 * image_id + seq)."""
+    return {"seq": k % 255, "image_id": (k // 255) % 65536, "frame_count": 255}

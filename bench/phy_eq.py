@@ -52,7 +52,7 @@ def main(argv=None):
 
     from gnuradio.medjscc.phy import FrameHeader, OfdmParams, OfdmReceiver, OfdmTransmitter, apply_iq_channel
     from gnuradio.medjscc.snr import parse_spec
-    from phy_common import complex_symbols, emit, have_gnuradio
+    from phy_common import complex_symbols, emit, have_gnuradio, stream_frame
 
     use_stock = not args.no_stock and have_gnuradio()
     if use_stock:
@@ -72,7 +72,7 @@ def main(argv=None):
             sent, pieces, trueH = [], [], None
             for k in range(n_frames):
                 x = complex_symbols(rng, p.max_payload_len)
-                hdr = FrameHeader(k, 1, n_frames, x.size)
+                hdr = FrameHeader(payload_len=x.size, **stream_frame(k))
                 cfo = float(rng.uniform(-0.4, 0.4)) if channel.endswith("_cfo") else 0.0
                 y, info = apply_iq_channel(tx.modulate(hdr, x), preset, snr, cfo=cfo,
                                            delay=int(rng.integers(100, 600)), tail=300, rng=rng, params=p,
@@ -90,7 +90,7 @@ def main(argv=None):
                 rx.set_equalizer(eq)
                 detected = rx.process(stream) + rx.flush()
                 frames = [f for f in detected if f.crc_ok]
-                err = [np.mean(np.abs(f.payload - sent[f.seq]) ** 2) for f in frames]
+                err = [np.mean(np.abs(f.payload - sent[255 * f.image_id + f.seq]) ** 2) for f in frames]
                 # the estimate exists for every detected frame (preamble-only when the header failed)
                 est = np.array([f.snr_db - true_snr for f in detected])
                 eff = 10 * math.log10(1 / np.mean(err)) if err else float("nan")

@@ -53,7 +53,7 @@ def main(argv=None):
     from gnuradio.medjscc.phy import FrameHeader, OfdmParams, OfdmReceiver, OfdmTransmitter, apply_iq_channel
     from gnuradio.medjscc.snr import parse_spec
     from phy_common import (complex_symbols, emit, have_gnuradio, match_detections, stock_ofdm_burst,
-                            stock_sync_triggers, stream_of_bursts)
+                            stock_sync_triggers, stream_frame, stream_of_bursts)
 
     snrs = parse_spec("-3,0,3,5,10" if args.quick else args.snr)
     n_frames = 40 if args.quick else args.frames
@@ -64,7 +64,7 @@ def main(argv=None):
     p = OfdmParams()
     tx = OfdmTransmitter(p)
     rng = np.random.default_rng(args.seed)
-    ours_bursts = [tx.modulate(FrameHeader(k % 65536, 1, n_frames, p.n_data_carriers),
+    ours_bursts = [tx.modulate(FrameHeader(payload_len=p.n_data_carriers, **stream_frame(k)),
                                complex_symbols(rng, p.n_data_carriers)) for k in range(n_frames)]
     stock_burst = stock_ofdm_burst(48) if use_stock else None
     stock_offset = p.fft_len + p.cp_len - 8      # sc_cfb flags the symbol after the S&C symbol

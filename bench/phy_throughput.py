@@ -79,7 +79,7 @@ def main(argv=None):
     import numpy as np
 
     from gnuradio.medjscc.phy import FrameHeader, OfdmParams, OfdmReceiver, OfdmTransmitter, apply_iq_channel
-    from phy_common import complex_symbols, emit, have_gnuradio
+    from phy_common import complex_symbols, emit, have_gnuradio, stream_frame
 
     n_target = 5e5 if args.quick else args.samples
     repeats = 2 if args.quick else args.repeats
@@ -88,7 +88,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     n_frames = max(1, int(n_target // p.max_frame_len))
     payloads = [complex_symbols(rng, p.max_payload_len) for _ in range(n_frames)]
-    headers = [FrameHeader(k % 65536, 1, n_frames, p.max_payload_len) for k in range(n_frames)]
+    headers = [FrameHeader(payload_len=p.max_payload_len, **stream_frame(k)) for k in range(n_frames)]
     best = None
     best_cpu = None
     for _ in range(repeats):

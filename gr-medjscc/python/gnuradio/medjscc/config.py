@@ -197,7 +197,7 @@ class OfdmConfig:
     # receiver tracking (the OFDM Analog RX block's parameters of the same names)
     max_cfo_subcarriers: int = 4       # CFO search range, +- subcarrier spacings (4: +-25 ppm at 2.45 GHz, 1 Msps)
     pilot_smooth: int = 9              # pilot tracking window in OFDM symbols (1 = every symbol alone)
-    pilot_amplitude: bool = False      # track the pilot amplitude too (fast fading; costs ~0.1-0.5 dB when static)
+    pilot_amplitude: bool = True       # track the pilot amplitude too (moving radios; costs 0.1-0.6 dB when static)
     # receiver batching (the OFDM Analog RX block's parameters of the same names); 65536 samples
     # = ~15 full-size default frames per decoding run (measured with bench/grblocks_speed.py)
     min_batch: int = 65536             # new samples per detection/decoding run (0 = every call)

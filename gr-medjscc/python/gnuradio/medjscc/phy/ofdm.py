@@ -88,17 +88,16 @@ class OfdmTransmitter:
         n = data_grid.shape[0]
         X = np.zeros((n, p.fft_len), np.complex128)
         X[:, self._data_bins] = data_grid
-        pilots = self.seq.pilots(n, first_symbol)
-        X[:, self._pilot_bins] = pilots
+        X[:, self._pilot_bins] = self.seq.pilots(n, first_symbol)
         x = np.fft.ifft(X, axis=1) * p.tx_scale
         if clip and p.tx_clip_ratio:
-            x = self._clip_and_filter(x, pilots)
+            x = self._clip_and_filter(x)
         return np.concatenate([x[:, -p.cp_len:], x], axis=1).reshape(-1)
 
-    def _clip_and_filter(self, x: np.ndarray, pilots: np.ndarray) -> np.ndarray:
+    def _clip_and_filter(self, x: np.ndarray) -> np.ndarray:
         """Peak control: limit |x| to ``tx_clip_ratio`` x the nominal RMS (1), then remove what the
-        clipping spread outside the occupied band and restore the exact pilots (the receiver tracks
-        on them). The in-band clipping noise that stays is what the receiver's payload SNR sees."""
+        clipping spread outside the occupied band. The pilots keep their share of the in-band
+        clipping noise (not restored), so the receiver's pilot-based ``payload_snr_db`` shows it."""
         p = self.params
         limit = float(p.tx_clip_ratio)
         keep = np.zeros(p.fft_len, bool)
@@ -111,7 +110,6 @@ class OfdmTransmitter:
             x = np.where(over, x * (limit / np.maximum(mag, 1e-30)), x)
             X = np.fft.fft(x, axis=1)
             X[:, ~keep] = 0
-            X[:, self._pilot_bins] = pilots * p.tx_scale      # fft(ifft(X) * tx_scale) = X * tx_scale
             x = np.fft.ifft(X, axis=1)
         return x
 
