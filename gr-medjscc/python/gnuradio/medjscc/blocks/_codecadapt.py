@@ -14,8 +14,9 @@ log = logging.getLogger(__name__)
 def get_codec(model="medjscc", device: str = "cpu", allow_random: bool = False):
     """``codec.load_codec(model)``; an object with encode/decode is returned as is.
 
-    ``allow_random`` falls back to ``build_codec`` (random weights) when the weights are missing:
-    for tests and flowgraph smoke runs only, and it logs a warning.
+    ``allow_random`` falls back to ``build_codec`` (random weights) when the weights file does not
+    exist (never when it exists but fails its checksum or does not load): for tests and flowgraph
+    smoke runs only, and it logs a warning.
     """
     if hasattr(model, "encode") and hasattr(model, "decode"):
         return model
@@ -24,7 +25,15 @@ def get_codec(model="medjscc", device: str = "cpu", allow_random: bool = False):
     try:
         return load_codec(model, device=device)
     except Exception as e:
-        if not allow_random:
+        # only a model that is not there falls back; a damaged or tampered file (checksum, format)
+        # is an error even in smoke tests
+        from ..codec.api import resolve_weights
+
+        try:
+            missing = not resolve_weights(model).is_file()
+        except MedJSCCError:
+            missing = True
+        if not allow_random or not missing:
             raise
         from ..codec import build_codec
 

@@ -47,6 +47,11 @@ def make_params(ofdm: OfdmConfig | dict | None = None, **overrides):
         accepted = set(inspect.signature(OfdmParams).parameters)
     except (TypeError, ValueError):
         accepted = set(values)
+    # OfdmConfig's receiver-block fields (batching) are not phy parameters; anything else unknown
+    # is a typo that must not silently fall back to a default
+    unknown = sorted(set(values) - accepted - {f.name for f in dataclasses.fields(OfdmConfig)})
+    if unknown:
+        raise MedJSCCError(f"unknown OFDM parameter {unknown[0]!r} (known: {', '.join(sorted(accepted))})")
     kwargs = {k: v for k, v in values.items() if k in accepted}
     try:
         params = OfdmParams(**kwargs)
