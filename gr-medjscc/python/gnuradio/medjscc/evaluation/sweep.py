@@ -340,6 +340,35 @@ def _ray_init(address: str | None, workers: int):
     return ray
 
 
+def _run_to_csv(tasks, csv_path: Path, columns, execution, progress_label, on_done=None) -> None:
+    """Run ``tasks`` (``_execute(tasks, *execution)``), appending their rows to ``csv_path`` as they
+    finish (a header first for a new file; flushed per task, so an interrupted sweep resumes),
+    with a progress bar labelled ``progress_label`` (falsy: none); ``on_done(rows, recons, name)``
+    per finished task."""
+    new_file = not csv_path.is_file()
+    bar = None
+    if progress_label and tasks:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(tasks), desc=progress_label, unit="task", leave=False)
+    try:
+        with csv_path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns)
+            if new_file:
+                writer.writeheader()
+            for rows, recons, image_name in _execute(tasks, *execution):
+                for r in rows:
+                    writer.writerow({k: r[k] for k in columns})
+                f.flush()
+                if on_done is not None:
+                    on_done(rows, recons, image_name)
+                if bar:
+                    bar.update(1)
+    finally:
+        if bar:
+            bar.close()
+
+
 def _execute(tasks, backend: str, address: str | None, workers: int):
     """Yield task results as they finish."""
     if backend == "local":
@@ -474,27 +503,12 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
     # biggest tasks first keeps the pool busy at the end
     tasks.sort(key=lambda t: (t["method"] not in meth.DIGITAL, -len(t["snrs"])))
     result = SweepResult(out=out, n_tasks_run=len(tasks))
-    new_file = not csv_path.is_file()
-    bar = None
-    if progress and tasks:
-        from tqdm import tqdm
+    def on_done(rows, recons, image_name):
+        result.n_rows_new += len(rows)
+        if recons:
+            save_recons(out, rows[0]["method"], rows[0]["cbr"], image_name, recons)
 
-        bar = tqdm(total=len(tasks), desc="sweep", unit="point", leave=False)
-    with csv_path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS)
-        if new_file:
-            writer.writeheader()
-        for rows, recons, image_name in _execute(tasks, backend, address, workers):
-            for r in rows:
-                writer.writerow({k: r[k] for k in CSV_COLUMNS})
-            f.flush()
-            result.n_rows_new += len(rows)
-            if recons:
-                save_recons(out, rows[0]["method"], rows[0]["cbr"], image_name, recons)
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
+    _run_to_csv(tasks, csv_path, CSV_COLUMNS, (backend, address, workers), progress and "sweep", on_done)
     all_rows = read_rows(csv_path)
     result.all_points, result.per_mcs = aggregate(all_rows)
     task_info = None
@@ -532,25 +546,8 @@ def _run_task_phase(spec: SweepSpec, out: Path, backend, address, workers, progr
     tasks = task_mod.build_tasks(spec, out, root, done, task_mod.envelope_mcs(envelope))
     tasks.sort(key=lambda t: (t["method"] not in meth.DIGITAL, -len(t["snrs"])))
     result.n_tasks_run += len(tasks)
-    cols = task_mod.columns()
-    new_file = not csv_path.is_file()
-    bar = None
-    if progress and tasks:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(tasks), desc="sweep --task nodule", unit="image", leave=False)
-    with csv_path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=cols)
-        if new_file:
-            writer.writeheader()
-        for rows, _, _ in _execute(tasks, backend, address, workers):
-            for r in rows:
-                writer.writerow({k: r[k] for k in cols})
-            f.flush()
-            if bar:
-                bar.update(1)
-    if bar:
-        bar.close()
+    _run_to_csv(tasks, csv_path, task_mod.columns(), (backend, address, workers),
+                progress and "sweep --task nodule")
     return dict(settings, pairs=spec.task_pairs, nodule_set=str(root),
                 reference=task_mod.reference(root, spec.split, spec.task_pairs))
 
