@@ -90,6 +90,7 @@ def test_two_processes_with_feedback_then_sigmf_replay(image_file, tmp_path):
     assert rx.returncode == 0, rx_err[-3000:]
     tx_res = json_lines(tx_out)[-1]
     assert tx_res["images_sent"] == 2 and tx_res["completed"]
+    assert tx_res["receiver_heard"] is True and tx_res["feedback_received"] >= 2
     # closed loop across processes: the 2nd image was encoded with the RX's fed-back SNR
     assert tx_res["cau_snr_db"][0] == 10.0
     assert abs(tx_res["cau_snr_db"][1] - 12.0) < 1.0
@@ -159,6 +160,8 @@ def test_absent_peers_are_bounded(image_file):
                                   snr_address=f"tcp://127.0.0.1:{free_port()}", wait_for_feedback=True,
                                   timeout_s=5.0, codec=codec))
     assert out["images_sent"] == 1 and out["errors"] == []
+    # nobody listened: the transmitter says so instead of only "completed"
+    assert out["feedback_received"] == 0 and out["receiver_heard"] is False
 
 
 def test_replay_of_truncated_simulated_recording(tmp_path):

@@ -106,6 +106,7 @@ class jscc_tx(gr.basic_block):
         self._thread = None
         self._next_image_id = 0
         self.nonce = new_nonce()   # this transmission session (frames carry it)
+        self.feedback_count = 0    # SNR messages received on port snr
         self.history: list[dict] = []  # one entry per sent image: image_id, snr_db, frames, time
         self.errors: list[str] = []
         for port in ("image", "snr"):
@@ -135,6 +136,7 @@ class jscc_tx(gr.basic_block):
     def _handle_snr(self, msg):
         value = snr_from_message(msg)
         if value is not None:
+            self.feedback_count += 1    # evidence that a receiver hears us
             self.set_snr_db(value)
             self._feedback.set()
 

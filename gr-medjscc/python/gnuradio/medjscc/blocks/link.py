@@ -46,7 +46,9 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            interval_s: float = 0.0, wait_for_feedback: bool = False,
            feedback_timeout_s: float = 10.0, timeout_s: float = 120.0,
            codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5) -> dict:
-    """Send image files; returns dict(images_sent, frames_sent, cau_snr_db list, completed, errors)."""
+    """Send image files; returns dict(images_sent, frames_sent, completed (all frames left this
+    process), feedback_received, receiver_heard (True/False from the SNR feedback; None without
+    ``snr_address``: unknown), cau_snr_db list, errors)."""
     from gnuradio import zeromq
 
     cfg = (cfg or LinkConfig()).validate()
@@ -97,9 +99,19 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
             completed = True
             break
         time.sleep(0.05)
+    if snr_address and completed and tx.feedback_count == 0:
+        # a receiver answers every image with its SNR estimate: give the last one time to arrive
+        end = time.monotonic() + max(feedback_timeout_s, 1.0)
+        while tx.feedback_count == 0 and time.monotonic() < end:
+            time.sleep(0.05)
     time.sleep(linger_s if completed else 0)   # let the sink flush the last burst
     _stop(tb)
+    # "sent" is what left this process; whether anybody received it only the feedback can say
+    heard = (tx.feedback_count > 0) if snr_address else None
+    if heard is False:
+        log.warning("no SNR feedback arrived on %s: nobody may have received the images", snr_address)
     return {"images_sent": len(tx.history), "frames_sent": otx.frames_sent, "completed": completed,
+            "feedback_received": tx.feedback_count, "receiver_heard": heard,
             "cau_snr_db": [h["snr_db"] for h in tx.history], "errors": list(tx.errors)}
 
 
