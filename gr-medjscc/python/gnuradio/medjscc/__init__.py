@@ -21,6 +21,7 @@ _BLOCKS = {
     "snr_feedback": "snr_feedback",
     "roi_segmenter": "roi_segmenter",
     "channel_preset": "channel_preset",
+    "image_sink": "image_sink",
 }
 
 
