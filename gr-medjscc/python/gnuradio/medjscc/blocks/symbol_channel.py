@@ -4,8 +4,11 @@ For fast studies: ``jscc_tx`` frames go straight through this block into ``jscc_
 follows the project convention (``snr.py``): unit-power symbols, complex noise variance
 ``10**(-snr_db/10)``. Rayleigh fading assumes perfect channel knowledge at the receiver: the
 output is ``y / h`` (zero-forcing), so the effective per-symbol SNR is ``snr_db + 20 log10|h|``;
-``fading="block"`` draws one ``h`` per PDU (slow), ``"fast"`` one per symbol. ``erasure_prob``
-drops whole PDUs (a lost frame, erased at the receiver) for every kind.
+``fading="block"`` draws one ``h`` per PDU (slow), ``"fast"`` one per symbol: the bare kind
+``rayleigh`` is an alias of ``channel_models``' ``rayleigh_frame`` (block) or ``rayleigh_iid``
+(fast). ``kind`` may also name any Rayleigh model of ``channel_models`` (``rayleigh_block256``,
+...): its coherence then counts symbols from the start of each PDU and ``fading`` is not used.
+``erasure_prob`` drops whole PDUs (a lost frame, erased at the receiver) for every kind.
 
 Output metadata adds ``snr_db`` (the SNR the receiver would estimate: the true SNR for AWGN, the
 frame's mean effective SNR for Rayleigh), ``channel`` and keeps all input keys.
@@ -19,28 +22,40 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from .. import channel_models as cm
 from ..snr import noise_variance
 from ._pmtutil import complex_pdu, make_pdu
 
-KINDS = ("awgn", "rayleigh", "erasure")
+# "erasure" is AWGN plus PDU drops; the others are channel_models names (multipath needs OFDM)
+KINDS = ("erasure",) + tuple(n for n in cm.names("block") if n not in ("multipath", "rayleigh_fast"))
+
+
+def _model(kind: str, fading: str) -> cm.ChannelModel:
+    if kind == "erasure":
+        return cm.MODELS["awgn"]
+    if kind == "rayleigh" and fading == "fast":
+        return cm.resolve("rayleigh_fast", "block")
+    return cm.resolve(kind, "block")
 
 
 def apply_symbol_channel(symbols: np.ndarray, kind: str, snr_db: float, rng: np.random.Generator,
-                         fading: str = "block") -> tuple[np.ndarray, float]:
-    """Return ``(received equalised symbols, effective SNR in dB)`` for one frame."""
+                         fading: str = "block", return_gains: bool = False):
+    """Return ``(received equalised symbols, effective SNR in dB)`` for one frame (PDU), and
+    with ``return_gains`` the per-symbol gains (None without fading)."""
+    if kind not in KINDS:
+        raise ValueError(f"symbol_channel kind must be one of {KINDS}, got {kind!r}")
     x = np.asarray(symbols, dtype=np.complex64)
     n0 = noise_variance(snr_db)
     noise = (rng.standard_normal(x.size) + 1j * rng.standard_normal(x.size)) * math.sqrt(n0 / 2)
-    if kind in ("awgn", "erasure"):
-        return (x + noise).astype(np.complex64), float(snr_db)
-    if kind == "rayleigh":
-        size = 1 if fading == "block" else x.size
-        h = (rng.standard_normal(size) + 1j * rng.standard_normal(size)) / math.sqrt(2)
+    # the frame is the PDU: rayleigh_frame has one gain per PDU
+    h = cm.gains(_model(kind, fading), x.size, rng, frame_len=max(x.size, 1), layout="split")
+    if h is None:
+        y, eff = (x + noise).astype(np.complex64), float(snr_db)
+    else:
         h = np.where(np.abs(h) < 1e-6, 1e-6, h)  # ZF on an exact null would divide by zero
-        y = (h * x + noise) / h
+        y = ((h * x + noise) / h).astype(np.complex64)
         eff = float(snr_db) + 10 * math.log10(max(float(np.mean(np.abs(h) ** 2)), 1e-12))
-        return y.astype(np.complex64), eff
-    raise ValueError(f"symbol_channel kind must be one of {KINDS}, got {kind!r}")
+    return (y, eff, h) if return_gains else (y, eff)
 
 
 class symbol_channel(gr.basic_block):

@@ -5,8 +5,11 @@ HELP = "evaluate a codec (PSNR, ROI-PSNR, MS-SSIM, CBR) over AWGN/Rayleigh for S
 
 def add_arguments(parser):
     parser.add_argument("--model", default="medjscc", help="medjscc, ntscc, adjscc, deepjscc or a .pt path")
-    parser.add_argument("--channel", default="awgn", choices=["awgn", "rayleigh"],
-                        help="symbol-level channel (rayleigh: block fading, MMSE-equalised; see codec.channel)")
+    parser.add_argument("--channel", default="awgn",
+                        choices=["awgn", "rayleigh", "rayleigh_iid", "rayleigh_block256", "rayleigh_block1536",
+                                 "rayleigh_frame"],
+                        help="symbol-level channel, MMSE-equalised (rayleigh = rayleigh_block256, 256-symbol "
+                             "blocks as in training; see channel_models)")
     parser.add_argument("--snr", default="10", help="SNR list '0,5,10' or range '-5:25:5' (dB)")
     parser.add_argument("--cbr", default="1/16", help="total CBR list/range, fractions allowed ('1/64,1/16')")
     parser.add_argument("--data", default=None, help="image folder (default: the DRR data set)")

@@ -16,7 +16,8 @@ def add_arguments(parser):
     parser.add_argument("--snr", default="0:20:5",
                         help="SNR list/range in dB, e.g. 0,5,10 or 0:20:5; write --snr=-5:25:5 when it starts negative")
     parser.add_argument("--cbr", default="1/16", help="CBR list, e.g. 1/64,1/32,1/16")
-    parser.add_argument("--channel", default="awgn", help="awgn | rayleigh | multipath")
+    parser.add_argument("--channel", default="awgn", help="awgn | rayleigh (= rayleigh_iid, i.i.d. per symbol) | multipath | rayleigh_block256 | "
+                             "rayleigh_block1536 | rayleigh_frame (see channel_models)")
     parser.add_argument("--link", default="symbol", help="symbol (per-symbol channel) | ofdm (numpy OFDM PHY)")
     parser.add_argument("--trials", type=int, default=1, help="channel realisations per image")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")

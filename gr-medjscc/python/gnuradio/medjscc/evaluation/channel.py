@@ -6,11 +6,13 @@ same whatever N a method transmits (a method that sends fewer symbols sees a pre
 noise). Models (all with perfect CSI at the receiver, project SNR convention of ``snr.py``):
 
 * ``awgn``: ``y = x + n``.
-* ``rayleigh``: fast flat fading, ``h ~ CN(0, 1)`` i.i.d. per symbol.
+* ``rayleigh``: alias of ``rayleigh_iid`` (fast flat fading, ``h ~ CN(0, 1)`` i.i.d. per symbol).
 * ``multipath``: the symbol-level view of OFDM over a frequency-selective channel: symbols fill
   the 48 data subcarriers of a 64-point FFT; each frame of 32 OFDM symbols (1536 symbols) sees
   one 8-tap exponential-power-delay-profile Rayleigh channel (taps normalised to unit energy),
   i.e. block fading in time, correlated across subcarriers.
+* every named model of ``channel_models`` (``rayleigh_block256``, ``rayleigh_block1536``,
+  ``rayleigh_frame``, ...), with the coherence it states.
 """
 from __future__ import annotations
 
@@ -18,13 +20,11 @@ import zlib
 
 import numpy as np
 
+from .. import channel_models as cm
 from .. import snr as snr_mod
 from ..errors import InputError
 
-CHANNELS = ("awgn", "rayleigh", "multipath")
-_FFT, _N_DATA, _SYMS_PER_FRAME, _TAPS = 64, 48, 32, 8
-# data subcarrier indices of the 802.11a-like layout (DC and guards/pilots excluded)
-_DATA_BINS = np.array([k for k in range(-26, 27) if k not in (0, -21, -7, 7, 21)]) % _FFT
+CHANNELS = cm.names("sweep")
 
 
 def channel_seed(base_seed: int, image_name: str, snr_db: float, trial: int) -> list[int]:
@@ -46,25 +46,13 @@ def _cn(rng, n):
 
 
 def gains(kind: str, n: int, rng) -> np.ndarray | None:
-    if kind == "awgn":
-        return None
-    if kind == "rayleigh":
-        return _cn(rng, n)
-    if kind == "multipath":
-        n_frames = -(-n // (_N_DATA * _SYMS_PER_FRAME))
-        pdp = np.exp(-np.arange(_TAPS) / 2.0)
-        pdp /= pdp.sum()
-        taps = _cn(rng, n_frames * _TAPS).reshape(n_frames, _TAPS) * np.sqrt(pdp)
-        freq = np.fft.fft(taps, _FFT, axis=1)[:, _DATA_BINS]          # (frames, 48)
-        per_frame = np.repeat(freq, _SYMS_PER_FRAME, axis=0)            # (frames*32, 48) rows = OFDM symbols
-        return per_frame.reshape(-1)[:n]
-    raise InputError(f"unknown channel {kind!r}; choose one of {', '.join(CHANNELS)}")
+    """Fading gains of ``n`` symbols for channel ``kind`` (``channel_models``; None for AWGN)."""
+    return cm.gains(cm.resolve(kind, "sweep"), n, rng)
 
 
 def transmit(symbols: np.ndarray, kind: str, snr_db: float, seed_words) -> tuple[np.ndarray, np.ndarray | None, float]:
     """Send complex symbols through the channel: returns (y, h or None, N0)."""
-    if kind not in CHANNELS:
-        raise InputError(f"unknown channel {kind!r}; choose one of {', '.join(CHANNELS)}")
+    cm.resolve(kind, "sweep")
     x = np.asarray(symbols, dtype=np.complex128).reshape(-1)
     fading_rng, noise_rng = _streams(seed_words)
     h = gains(kind, x.size, fading_rng)
@@ -86,7 +74,7 @@ def capacity_bits_per_symbol(kind: str, snr_db: float) -> float:
     E[log2(1 + |h|^2 SNR)] with h ~ CN(0,1) for the fading channels (CSI at the receiver)."""
     if kind == "awgn":
         return snr_mod.capacity_bits_per_symbol(snr_db)
-    if kind in ("rayleigh", "multipath"):
+    if kind in CHANNELS and cm.resolve(kind, "sweep").fading != "none":
         from scipy.special import exp1
 
         g = 10 ** (snr_db / 10)
