@@ -1,5 +1,6 @@
 """QA: jscc_rx assembles frames (loss, duplicates, reordering, bad headers), decodes, reports."""
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -240,3 +241,111 @@ def test_results_counter_is_never_frozen_by_the_retention_cap():
     assert rx.results_total == 5 and [r["image_id"] for r in rx.results] == [3, 4]
     new, total = rx.results_since(0)          # a reader that fell behind gets what is retained
     assert total == 5 and [r["image_id"] for r in new] == [3, 4]
+
+
+class _GatedCodec:
+    """The shared codec with a decoder that waits for ``gate``: makes 'the decoder fell behind'
+    happen by construction instead of by timing."""
+
+    def __init__(self, codec):
+        self._codec, self.gate, self.entered = codec, threading.Event(), threading.Event()
+
+    def __getattr__(self, name):
+        return getattr(self._codec, name)
+
+    def decode(self, *a, **kw):
+        self.entered.set()
+        if not self.gate.wait(HANG_S):
+            raise RuntimeError("test gate never opened")
+        return self._codec.decode(*a, **kw)
+
+
+def _image_frames(codec, params, n):
+    from qa_helpers import synthetic_image
+
+    out = []
+    for image_id in range(n):
+        _, frames = encode_frames(codec, synthetic_image(256, seed=image_id), None, 20.0, 1 / 16,
+                                  image_id, params, nonce=7)
+        out.append([make_pdu(dict(m, snr_db=20.0, crc_ok=True), p) for m, p in frames])
+    return out
+
+
+def _wait_until(cond, what):
+    deadline = time.monotonic() + HANG_S
+    while not cond():
+        assert time.monotonic() < deadline, f"{what} (hang)"
+        time.sleep(0.01)
+
+
+def test_decoder_behind_drops_the_oldest_waiting_images_and_counts_them():
+    """Issue #14: a decoder that falls behind must not queue without bound nor lose images
+    silently. With max_pending_images=2, images 1-3 are dropped (reported, counted) while image 0
+    decodes; 4 and 5 wait and are decoded; every image has exactly one result."""
+    from qa_helpers import shared_codec
+
+    codec = _GatedCodec(shared_codec())
+    params = make_params({})
+    images = _image_frames(codec, params, 6)
+    rx = jscc_rx(model=codec, params=params, max_pending_images=2, timeout_s=HANG_S)
+    tb = gr.top_block()
+    col = pdu_collector()
+    tb.msg_connect(rx, "metrics", col, "in")
+    tb.start()
+    try:
+        for pdu in images[0]:
+            post(rx, "pdus", pdu)
+        assert codec.entered.wait(HANG_S), "image 0 never reached the decoder"
+        for frames in images[1:]:
+            for pdu in frames:
+                post(rx, "pdus", pdu)
+        _wait_until(lambda: rx.images_dropped == 3, "three images dropped")
+        assert rx.backlog() == 3          # image 0 decoding, 4 and 5 waiting
+        codec.gate.set()
+        _wait_until(lambda: rx.results_total == 6, "every image reported")
+    finally:
+        codec.gate.set()
+        tb.stop()
+        tb.wait()
+    by_id = {r["image_id"]: r for r in rx.results}
+    assert sorted(by_id) == list(range(6)) and rx.results_total == 6
+    assert [by_id[i]["status"] for i in range(6)] == ["decoded", "dropped", "dropped", "dropped",
+                                                      "decoded", "decoded"]
+    assert (rx.images_decoded, rx.images_dropped) == (3, 3)
+    for i in (1, 2, 3):
+        assert not by_id[i]["decoded"] and "fell behind" in by_id[i]["error"]
+        assert by_id[i]["frames_ok"] == by_id[i]["frames_total"] > 0   # the frames did arrive
+    assert sorted(m["status"] for m in col.items).count("dropped") == 3   # on the GRC port too
+
+
+def test_stop_decodes_what_waits_within_its_bound_and_reports_the_rest():
+    """Stopping never aborts and never hangs on a backlog: images that could not be decoded
+    within stop_timeout_s come out as 'dropped' results, and the block's threads end."""
+    from qa_helpers import shared_codec
+
+    codec = _GatedCodec(shared_codec())
+    params = make_params({})
+    images = _image_frames(codec, params, 4)
+    rx = jscc_rx(model=codec, params=params, stop_timeout_s=0.2, timeout_s=HANG_S)
+    tb = gr.top_block()
+    col = pdu_collector()
+    tb.msg_connect(rx, "metrics", col, "in")
+    tb.start()
+    # opens the gate only once stop() has given up on images 1-3 (the decoder is stuck on 0)
+    opener = threading.Thread(target=lambda: (_wait_until(lambda: rx.images_dropped == 3, "drop at stop"),
+                                              codec.gate.set()), daemon=True)
+    try:
+        for frames in images:
+            for pdu in frames:
+                post(rx, "pdus", pdu)
+        _wait_until(lambda: rx.backlog() == 4, "four images ended")
+        opener.start()
+    finally:
+        tb.stop()
+        tb.wait()
+        codec.gate.set()
+    assert not rx._worker.is_alive()
+    by_id = {r["image_id"]: r for r in rx.results}
+    assert [by_id[i]["status"] for i in range(4)] == ["decoded", "dropped", "dropped", "dropped"]
+    assert "receiver stopped" in by_id[1]["error"]
+    assert (rx.results_total, rx.images_decoded, rx.images_dropped) == (4, 1, 3)

@@ -22,6 +22,7 @@ each image is written as PNG (and as DICOM when the reference file is DICOM).
 """
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -73,6 +74,7 @@ STATUS_PARTIAL = "decoded_partial"         # decoded with some frames lost (thei
 STATUS_SIDE_MISSING = "side_info_missing"  # too few frames to rebuild the side info the model needs
 STATUS_SIDE_CORRUPT = "side_info_corrupt"  # the rebuilt side info failed its CRC
 STATUS_FAILED = "failed"                   # the decoder raised (message in ``error``)
+STATUS_DROPPED = "dropped"                 # never decoded: the decoder fell behind or the receiver stopped
 DECODED_STATUSES = (STATUS_DECODED, STATUS_PARTIAL)
 
 
@@ -131,6 +133,12 @@ class JsccReceiverCore:
         self._pending: dict[tuple[int, int], dict] = {}   # (nonce, image_id) -> {snrs, last, first}
         self._done: dict[tuple[int, int], float] = {}     # recently finished keys -> time
         self.frames_dropped = 0
+        # jscc_rx with a decode thread sets this: an image that ends is handed back as a job
+        # (``take``) for ``decode_job`` instead of being decoded in the caller
+        self.defer = False
+
+    def _end(self, key):
+        return self.take(key) if self.defer else self.finish(key)
 
     def add_frame(self, meta: dict, payload) -> list[dict]:
         """Add one frame; returns the results of images finished by it (possibly several)."""
@@ -168,17 +176,17 @@ class JsccReceiverCore:
         # arrive in order) and every image of another transmission (the sender restarted)
         for other in [k for k in self._pending if k != key]:
             if other[0] != key[0] or _newer(key[1], other[1]):
-                finished.append(self.finish(other))
+                finished.append(self._end(other))
         if self.assembler.is_complete(key):
-            finished.append(self.finish(key))
+            finished.append(self._end(key))
         return finished
 
     def expire(self, timeout_s: float) -> list[dict]:
         now = time.monotonic()
-        return [self.finish(k) for k, st in list(self._pending.items()) if now - st["last"] > timeout_s]
+        return [self._end(k) for k, st in list(self._pending.items()) if now - st["last"] > timeout_s]
 
     def flush(self) -> list[dict]:
-        return [self.finish(k) for k in list(self._pending)]
+        return [self._end(k) for k in list(self._pending)]
 
     def decode_snr(self, snr_est_db: float) -> float:
         if self.snr_source == "feedback" and self.feedback_snr_db is not None:
@@ -188,7 +196,13 @@ class JsccReceiverCore:
         return self.fixed_snr_db
 
     def finish(self, key) -> dict:
-        from ..phy.framing import SIDE_CORRUPT, SIDE_OK
+        """End an image and decode it now."""
+        return self.decode_job(self.take(key))
+
+    def take(self, key) -> dict:
+        """End an image's gathering: its frames assembled (cheap; the decoding SNR is fixed now,
+        e.g. the feedback value at this moment), ready for ``decode_job`` or ``drop_job``."""
+        from ..phy.framing import SIDE_OK
 
         if not isinstance(key, tuple):    # an image_id: its newest transmission
             key = next((k for k in reversed(list(self._pending)) if k[1] == int(key)), (0, int(key)))
@@ -199,7 +213,7 @@ class JsccReceiverCore:
         result = {"image_id": int(key[1]), "nonce": int(key[0]), "snr_est_db": snr_est,
                   "decode_snr_db": float(decode_snr), "error": "", "status": STATUS_FAILED,
                   "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False}
-        image = None
+        job = {"result": result, "asm": None}
         try:
             count = self.assembler.frame_count(key)
             n_sym = None
@@ -213,7 +227,32 @@ class JsccReceiverCore:
                           side_info_ok=asm.side_info_status == SIDE_OK,
                           side_info_status=asm.side_info_status,
                           erased_fraction=float(np.mean(asm.erased)) if asm.erased.size else 1.0)
-            if asm.side_info_status not in ("ok", "none") and needs_side_info(self.codec):
+            job["asm"] = asm
+        except Exception as e:  # garbled input: reported as failed, never a crash
+            log.warning("jscc_rx: image %d could not be assembled: %s", key[1], e)
+            result["error"] = str(e)
+        finally:
+            self.assembler.discard(key)
+        return job
+
+    def drop_job(self, job, why: str) -> dict:
+        """The result of an image that is not decoded (status ``dropped``, ``why`` in ``error``)."""
+        result = job["result"]
+        result.update(status=STATUS_DROPPED, decoded=False, error=why,
+                      image=np.full(self.shape, 128, np.uint8))
+        return result
+
+    def decode_job(self, job) -> dict:
+        """Decode an image ended by ``take`` (the expensive part; needs no receiver state but the codec)."""
+        from ..phy.framing import SIDE_CORRUPT
+
+        result, asm, key = job["result"], job["asm"], (job["result"]["nonce"], job["result"]["image_id"])
+        decode_snr = result["decode_snr_db"]
+        image = None
+        try:
+            if asm is None:
+                pass   # assembly failed: reported by take
+            elif asm.side_info_status not in ("ok", "none") and needs_side_info(self.codec):
                 result["status"] = STATUS_SIDE_CORRUPT if asm.side_info_status == SIDE_CORRUPT \
                     else STATUS_SIDE_MISSING
                 result["error"] = (f"side info {asm.side_info_status} ({asm.frames_received} of "
@@ -230,8 +269,6 @@ class JsccReceiverCore:
         except Exception as e:  # partial/garbled input: reported as failed, never a crash
             log.warning("jscc_rx: image %d could not be decoded: %s", key[1], e)
             result["error"] = str(e)
-        finally:
-            self.assembler.discard(key)
         if image is None:
             image = np.full(self.shape, 128, np.uint8)   # what a display shows; not counted as decoded
         result["image"] = image
@@ -259,6 +296,15 @@ class jscc_rx(gr.basic_block):
         fft_len ... symbols_per_frame / params: OFDM layout (frame size for assembly).
         keep_identifiers: a DICOM reference's patient/study identity goes into the DICOM output
             (off: the output is de-identified, PS3.15 Basic Profile).
+        max_pending_images: while the flowgraph runs, images are decoded in a thread of their own
+            (the message handler only gathers frames, so GNU Radio's unbounded message queue never
+            fills up with undecoded frames). When more than this many ended images wait for the
+            decoder, the oldest waiting one is dropped: a result with status ``dropped``, counted
+            in ``images_dropped``. 0 = no bound (a finite run such as the loopback keeps every image).
+        stop_timeout_s: at stop, waiting images are decoded for at most this long; those left are
+            reported ``dropped``. 0 = decode them all.
+
+    Results may leave out of image order when an image is dropped while an older one decodes.
     """
 
     def __init__(self, model="medjscc", image_size: int = 256, cbr: float = 1.0 / 16,
@@ -267,7 +313,7 @@ class jscc_rx(gr.basic_block):
                  fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
                  n_pilot_carriers: int = 4, symbols_per_frame: int = 32, params=None,
                  allow_random_weights: bool = False, device: str = "cpu", keep_results: int = 1000,
-                 keep_identifiers: bool = False):
+                 keep_identifiers: bool = False, max_pending_images: int = 0, stop_timeout_s: float = 0.0):
         gr.basic_block.__init__(self, name="medjscc_jscc_rx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -288,7 +334,20 @@ class jscc_rx(gr.basic_block):
         self.results: list[dict] = []      # the last keep_results results
         self.results_total = 0              # every result ever produced (never capped)
         self._keep = int(keep_results)
+        if int(max_pending_images) < 0 or not float(stop_timeout_s) >= 0:
+            raise ValueError("jscc_rx max_pending_images and stop_timeout_s must be >= 0, got "
+                             f"{max_pending_images!r}, {stop_timeout_s!r}")
+        self.max_pending_images = int(max_pending_images)
+        self.stop_timeout_s = float(stop_timeout_s)
+        self.images_decoded = 0             # results with decoded true
+        self.images_dropped = 0             # results with status "dropped"
+        self.last_result_time = None        # time.monotonic() of the latest result
         self._lock = threading.Lock()
+        self._work = threading.Condition(self._lock)   # decode queue changed / a decode ended
+        self._jobs: collections.deque = collections.deque()   # ended images waiting for the decoder
+        self._busy = 0                      # images being decoded now (0 or 1)
+        self._quit = False
+        self._worker = None
         self._stop = threading.Event()
         self._timer = None
         for port in ("pdus", "snr"):
@@ -321,8 +380,65 @@ class jscc_rx(gr.basic_block):
         if pdu is None:
             return
         meta, data = pdu
-        with self._lock:   # decode and publish under one lock: image/metrics PDUs never interleave
-            self._emit(self.core.add_frame(meta, data))
+        with self._lock:   # gather (and, without a decode thread, decode) and publish under one lock
+            self._queue(self.core.add_frame(meta, data))
+
+    def _queue(self, jobs):
+        """Hand ended images to the decode thread, dropping the oldest waiting ones beyond
+        ``max_pending_images``; without a running decode thread (the block is not started, e.g.
+        driven from Python) decode them here. Call with ``self._lock`` held."""
+        if not jobs:
+            return
+        if not self.core.defer:   # the core decoded them already (block not started)
+            self._emit(jobs)
+            return
+        if self._worker is None or not self._worker.is_alive() or self._quit:
+            self._emit([self.core.decode_job(j) for j in jobs])
+            return
+        self._jobs.extend(jobs)
+        while self.max_pending_images and len(self._jobs) > self.max_pending_images:
+            self._emit([self.core.drop_job(
+                self._jobs.popleft(), f"dropped: the decoder fell behind ({self.max_pending_images} "
+                "images were waiting)")])
+        self._work.notify_all()
+
+    def backlog(self) -> int:
+        """Ended images not yet published: waiting for the decoder or being decoded."""
+        with self._lock:
+            return len(self._jobs) + self._busy
+
+    def drain(self, timeout_s: float | None = None) -> bool:
+        """Wait until every ended image is decoded and published (True) or ``timeout_s`` passed."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        with self._work:
+            while self._jobs or self._busy:
+                if self._worker is None or not self._worker.is_alive():
+                    self._emit([self.core.decode_job(j) for j in self._jobs])
+                    self._jobs.clear()
+                    break
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._work.wait(0.1 if left is None else min(left, 0.1))
+        return True
+
+    def _decode_loop(self):
+        while True:
+            with self._work:
+                while not self._jobs and not self._quit:
+                    self._work.wait()
+                if not self._jobs:
+                    return
+                job = self._jobs.popleft()
+                self._busy = 1
+            try:   # decoded outside the lock: frames keep being gathered meanwhile
+                result = self.core.decode_job(job)
+            except Exception as e:   # decode_job reports its own errors; this is a last guard
+                result = self.core.drop_job(job, f"decode thread error: {e}")
+            with self._work:
+                self._busy = 0
+                self._emit([result])
+                self._work.notify_all()
 
     def results_since(self, seen: int) -> tuple[list[dict], int]:
         """(results after the first ``seen`` ever produced, the count produced so far). Only the last
@@ -334,7 +450,7 @@ class jscc_rx(gr.basic_block):
     def _emit(self, results):
         """Publish finished images (call with ``self._lock`` held)."""
         for r in results:
-            if self.out_dir:
+            if self.out_dir and r.get("status") != STATUS_DROPPED:
                 try:
                     paths = write_outputs(r["image"], self.out_dir, f"rx_{r['image_id']:05d}",
                                           self._dicom_template, keep_identifiers=self.keep_identifiers,
@@ -344,6 +460,9 @@ class jscc_rx(gr.basic_block):
                     r["error"] = (r.get("error", "") + f"; write: {e}").strip("; ")
             self.results.append(r)
             self.results_total += 1
+            self.images_decoded += bool(r.get("decoded"))
+            self.images_dropped += r.get("status") == STATUS_DROPPED
+            self.last_result_time = time.monotonic()
             if len(self.results) > self._keep:
                 del self.results[0]
             img = r["image"]
@@ -357,24 +476,44 @@ class jscc_rx(gr.basic_block):
     def _expiry_loop(self):
         while not self._stop.wait(min(0.1, max(self.timeout_s / 4, 0.01))):
             with self._lock:
-                self._emit(self.core.expire(self.timeout_s))
+                self._queue(self.core.expire(self.timeout_s))
 
-    def flush(self) -> list[dict]:
-        """Decode every pending image now (also done at stop)."""
+    def flush(self, timeout_s: float | None = None) -> list[dict]:
+        """End every image still gathering frames and decode everything waiting (also done at
+        stop); returns the results this produced (up to ``timeout_s`` seconds of decoding)."""
         with self._lock:
-            done = self.core.flush()
-            self._emit(done)
-        return done
+            seen = self.results_total
+            self._queue(self.core.flush())
+        self.drain(timeout_s)
+        return self.results_since(seen)[0]
 
     def start(self):
         self._stop.clear()
+        with self._lock:
+            self._quit = False
+            self.core.defer = True
+        self._worker = threading.Thread(target=self._decode_loop, name="jscc_rx_decode", daemon=True)
+        self._worker.start()
         self._timer = threading.Thread(target=self._expiry_loop, name="jscc_rx_timeout", daemon=True)
         self._timer.start()
         return True
 
     def stop(self):
+        """Decode what is pending (at most ``stop_timeout_s``), report the rest ``dropped``, end
+        the threads. Runs in the block's scheduler thread: tb.wait() returns after it."""
         self._stop.set()
         if self._timer is not None:
             self._timer.join(timeout=2)
-        self.flush()
+        self.flush(self.stop_timeout_s or None)
+        with self._work:
+            left = list(self._jobs)
+            self._jobs.clear()
+            self._emit([self.core.drop_job(j, "dropped: the receiver stopped before decoding it")
+                        for j in left])
+            self._quit = True
+            self._work.notify_all()
+        if self._worker is not None:
+            self._worker.join()   # at most the one decode in progress
+        with self._lock:
+            self.core.defer = False
         return True

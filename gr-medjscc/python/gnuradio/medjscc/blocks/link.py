@@ -121,14 +121,22 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
            reference_mask: str = "", n_images: int = 0, duration_s: float = 60.0,
            idle_timeout_s: float = 5.0, channel: str | None = None, snr_db: float | None = None,
            codec=None, allow_random: bool = False, on_result=None, keep_identifiers: bool = False,
-           record_hw_identity: bool = False) -> dict:
-    """Receive until ``n_images`` decoded, ``duration_s`` elapsed or ``idle_timeout_s`` without frames.
+           record_hw_identity: bool = False, max_pending_images: int = 32,
+           stop_timeout_s: float = 10.0) -> dict:
+    """Receive until ``n_images`` results, ``duration_s`` elapsed or ``idle_timeout_s`` without
+    frames or results while nothing waits for the decoder (a decoder that falls behind keeps the
+    run going; the idle clock starts at the last frame or the last result, whichever is later).
+
+    Nothing is lost silently: when more than ``max_pending_images`` ended images wait for the
+    decoder the oldest is reported with status ``dropped``; at stop the waiting images are decoded
+    for at most ``stop_timeout_s``, the rest reported ``dropped``.
 
     DICOM outputs (``out_dir`` with a DICOM ``reference``) are de-identified unless
     ``keep_identifiers``; a recording leaves the radio's serial/address out unless
     ``record_hw_identity``.
 
-    Returns dict(results=[...], frames_ok, frames_bad, recording=meta path or None, reason).
+    Returns dict(results=[...] (the last 1000), frames_ok, frames_bad, recording=meta path or
+    None, reason, images_total (every result), images_decoded, images_dropped).
     """
     from gnuradio import blocks as gr_blocks
     from gnuradio import zeromq
@@ -137,6 +145,9 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     sources = [s for s in (hw, iq_address, replay) if s]
     if len(sources) != 1:
         raise MedJSCCError("choose exactly one input: --hw FILE (USRP), --zmq ADDRESS or --replay FILE.sigmf-meta")
+    if int(max_pending_images) < 0 or not float(stop_timeout_s) >= 0:
+        raise InputError(f"--max-pending and --stop-timeout must be >= 0, got {max_pending_images}, "
+                         f"{stop_timeout_s}")
     if iq_address:   # the PULL source connects, the SNR PUB binds
         check_zmq_address(iq_address, bind=False, what="--zmq")
     if snr_address:
@@ -183,7 +194,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     b["jscc_rx"] = jrx = jscc_rx(model=codec, image_size=cfg.image_size, cbr=cfg.codec.cbr,
                                  out_dir=str(out_dir or ""), reference_path=reference,
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0,
-                                 keep_identifiers=keep_identifiers)   # DICOM out: de-identified unless asked
+                                 keep_identifiers=keep_identifiers,   # DICOM out: de-identified unless asked
+                                 max_pending_images=max_pending_images, stop_timeout_s=stop_timeout_s)
     b["feedback"] = fb = snr_feedback()
     # frame metadata: every frame when recording (annotations), else only the recent ones
     b["frames"] = frames = pdu_collector(meta_only=True, keep=0 if record_dir else 1000)
@@ -222,11 +234,14 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         now = time.monotonic()
         if now - t0 > duration_s:
             break
-        last = frames.last_time
-        if last is not None and now - last > idle_timeout_s:
+        # idle = nothing arrived and nothing came out of the decoder for a while, and nothing waits
+        # for it: demodulated frames alone would stop a receiver whose decoder is behind
+        last = max((t for t in (frames.last_time, jrx.last_result_time) if t is not None), default=None)
+        if last is not None and now - last > idle_timeout_s and jrx.backlog() == 0:
             reason = "idle"
             break
-    _stop(tb)   # jscc_rx decodes what is pending at stop
+    # jscc_rx decodes what is pending at stop (bounded by stop_timeout_s) within tb.wait()
+    _stop(tb, stop_timeout_s + 10.0)
     if on_result is not None:
         for r in jrx.results_since(reported)[0]:
             on_result(r)
@@ -244,4 +259,6 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         meta_path = write_recording(data_path, sample_rate, center_freq, rec_hw, ann, ofdm,
                                     hw_identity=record_hw_identity)
     return {"results": list(jrx.results), "frames_ok": orx.frames_ok, "frames_bad": orx.frames_bad,
-            "recording": str(meta_path) if meta_path else None, "reason": reason}
+            "recording": str(meta_path) if meta_path else None, "reason": reason,
+            "images_total": jrx.results_total, "images_decoded": jrx.images_decoded,
+            "images_dropped": jrx.images_dropped}

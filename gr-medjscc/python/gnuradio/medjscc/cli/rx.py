@@ -30,6 +30,12 @@ def add_arguments(parser):
     parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS", help="stop after this many seconds")
     parser.add_argument("--idle-timeout", type=float, default=5.0, metavar="SECONDS",
                         help="stop when no frame arrived for this long (after the first one)")
+    parser.add_argument("--max-pending", type=int, default=32, metavar="N",
+                        help="images that may wait for the decoder; beyond that the oldest is reported "
+                             "with status 'dropped' (0 = no bound)")
+    parser.add_argument("--stop-timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="at stop, decode waiting images for at most this long; the rest are "
+                             "reported 'dropped'")
     presets = _channel_presets()
     parser.add_argument("--sim-channel", default=None, choices=presets, metavar="PRESET",
                         help="apply a simulated channel (Channel Preset block) to the input, at --channel-snr-db "
@@ -86,7 +92,8 @@ def run(args):
                  reference_mask=args.reference_mask, n_images=args.images, duration_s=args.duration,
                  idle_timeout_s=args.idle_timeout, channel=args.sim_channel,
                  allow_random=args.random_weights, on_result=show,
-                 keep_identifiers=args.keep_identifiers, record_hw_identity=args.record_hw_identity)
+                 keep_identifiers=args.keep_identifiers, record_hw_identity=args.record_hw_identity,
+                 max_pending_images=args.max_pending, stop_timeout_s=args.stop_timeout)
     print(json.dumps({"summary": {k: v for k, v in res.items() if k != "results"},
                       "images": len(res["results"])}), flush=True)
     return 0
