@@ -147,24 +147,19 @@ def gui_controls(g, channel=True):
 
 def gui_sinks(g, y, sx, spectrum_src, sent=True):
     """Received (and sent) image, constellation of the equalised payload, SNR trace and RX
-    spectrum: PDU-to-stream converters in column sx, QT sinks one column to the right."""
+    spectrum: image sinks and PDU-to-stream converters in column sx, QT stream sinks one column
+    to the right."""
     gx, gy = sx + COL, y
     images = (("received", "image", "Received image"),) + ((("sent", "sent_image", "Sent image"),) if sent else ())
     for k, (name, port, title) in enumerate(images):
         src = "tx" if name == "sent" else "rx"
-        # a whole image is one tagged-stream packet: the output buffer must hold it
-        g.block(f"{name}_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 170 * k), type="byte",
-                tag="packet_len", minoutbuf="(2 * image_size * image_size)", maxoutbuf="0")
-        g.block(f"{name}_raster", "qtgui_time_raster_sink_x", (gx, gy + 170 * k), type="byte",
-                name=f'"{title}"',
-                samp_rate="samp_rate", nrows="image_size", ncols="image_size", zmin="0", zmax="255",
-                grid="False", mult="[]", offset="[]", nconnections="1", update_time="0.2",
-                gui_hint="(1,0,1,1)" if name == "sent" else ("(1,1,1,1)" if sent else "(1,0,1,2)"),
-                axislabels="False",
-                x_label='""', y_label='""', x_start_value="0.0", x_end_value="0.0",
-                y_start_value="0.0", y_end_value="0.0")
-        g.connect(src, port, f"{name}_stream", "pdus")
-        g.connect(f"{name}_stream", 0, f"{name}_raster", 0)
+        # grayscale picture with the ROI contour of the mask; the receiver's metrics as text
+        g.block(f"{name}_image", "medjscc_image_sink", (sx, gy + 170 * k), title=f'"{title}"',
+                mask_path="mask_file", min_size="256",
+                gui_hint="(1,0,1,1)" if name == "sent" else ("(1,1,1,1)" if sent else "(1,0,1,2)"))
+        g.connect(src, port, f"{name}_image", "image")
+        if src == "rx":
+            g.connect("rx", "metrics", f"{name}_image", "metrics")
     g.block("const_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 340), type="complex", tag="packet_len")
     g.block("constellation", "qtgui_const_sink_x", (gx, gy + 340), type="complex", name='"Equalised payload"',
             size="1536", grid="True", autoscale="False", ymin="-2.5", ymax="2.5", xmin="-2.5",
