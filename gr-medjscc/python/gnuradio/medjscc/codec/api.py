@@ -458,7 +458,11 @@ class Codec:
 
 
 def build_codec(cfg_or_name="medjscc", device: str = "cpu", seed: int | None = 0) -> Codec:
-    """Random-init codec (tests): a ModelConfig, a dict, an ablation name or a YAML config path."""
+    """Random-init codec (tests): a ModelConfig, a dict, an ablation name or a YAML config path.
+
+    ``seed``: the initial weights are drawn from torch's RNG seeded with it inside a forked RNG
+    state, so the same seed gives the same weights and the caller's global torch RNG is neither
+    reseeded nor advanced. ``seed=None`` draws from the global RNG (and advances it)."""
     if isinstance(cfg_or_name, ModelConfig):
         cfg = cfg_or_name
     elif isinstance(cfg_or_name, dict):
@@ -471,9 +475,12 @@ def build_codec(cfg_or_name="medjscc", device: str = "cpu", seed: int | None = 0
         from .train import load_run_config
 
         _, cfg, _ = load_run_config(path)
-    if seed is not None:
-        torch.manual_seed(seed)
-    return Codec(build_model(cfg), device=device)
+    if seed is None:
+        return Codec(build_model(cfg), device=device)
+    with torch.random.fork_rng(devices=[]):   # CPU state only; weights are built on the CPU
+        torch.manual_seed(int(seed))
+        model = build_model(cfg)
+    return Codec(model, device=device)
 
 
 def load_codec(name_or_path="medjscc", device: str = "cpu") -> Codec:

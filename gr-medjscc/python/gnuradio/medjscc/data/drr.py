@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MedJSCCError
+from ..torchthreads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -366,12 +367,8 @@ def render(volume: Volume, params: DrrParams, size: int = DEFAULT_SIZE,
     if projection is not None:
         soft, bone, lung_mm = np.asarray(projection, dtype=np.float64)
     else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)   # fixed reduction order -> identical bytes whatever the host
-        try:
+        with torch_threads(1):   # fixed reduction order -> identical bytes whatever the host
             soft, bone, lung_mm = project(volume, params, size)
-        finally:
-            torch.set_num_threads(threads)
 
     line = params.atten_scale * (soft + params.bone_gain * bone)
     body = soft > 0.2
@@ -561,19 +558,41 @@ def _dataset_complete(root: Path, counts: dict[str, int], size: int | None = Non
                for item in meta["images"] for sub in ("images", "masks"))
 
 
-def ensure_drr_dataset(root: str | os.PathLike | None = None, count: int | None = None) -> Path:
-    """The default DRR set (train 480 / val 40 / test 80 at 256x256, seed 0) at
-    ``paths.default_data_dir()`` or ``root``; generated on first use, reused afterwards."""
+def _check_recipe(root: Path, counts: dict[str, int], size: int, seed: int) -> None:
+    """A set already at ``root`` must be the one asked for: a set built with another seed, size
+    or image count is stale for this caller (one-line error naming both; nothing overwritten)."""
+    try:
+        meta = json.loads((root / "meta.json").read_text())
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as e:
+        raise InputError(f"{root / 'meta.json'} is unreadable ({e}); remove {root} to regenerate it") from None
+    have = {"seed": meta.get("seed"), "size": meta.get("size"), "counts": meta.get("counts")}
+    want = {"seed": int(seed), "size": int(size), "counts": counts}
+    if have != want:
+        def fmt(d):
+            return f"seed {d['seed']}, size {d['size']}, counts {d['counts']}"
+        raise InputError(f"DRR set {root} was built with {fmt(have)} but {fmt(want)} was asked for; "
+                         f"remove it or use another folder")
+
+
+def ensure_drr_dataset(root: str | os.PathLike | None = None, count: int | None = None,
+                       size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) -> Path:
+    """The DRR set (default: train 480 / val 40 / test 80 at 256x256, seed 0) at
+    ``paths.default_data_dir()`` or ``root``; generated on first use, reused afterwards. A set
+    there made with another seed, size or count is an ``InputError``, never reused or mixed."""
     from .. import paths
 
     root = Path(root) if root is not None else paths.default_data_dir()
     counts = split_counts(count)
-    if _dataset_complete(root, counts):
+    _check_recipe(root, counts, size, seed)
+    if _dataset_complete(root, counts, size):
         return root
     with _DirLock(root):
-        if not _dataset_complete(root, counts):   # another process may have just finished it
+        _check_recipe(root, counts, size, seed)   # another process may have just written one
+        if not _dataset_complete(root, counts, size):
             log.info("generating the DRR data set in %s", root)
-            generate_dataset(root, count=count, size=DEFAULT_SIZE, seed=DEFAULT_SEED)
+            generate_dataset(root, count=count, size=size, seed=seed)
     return root
 
 

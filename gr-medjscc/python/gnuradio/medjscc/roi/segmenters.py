@@ -21,6 +21,7 @@ describes what happened in the last call (boxes, source, fallback reason).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, MedJSCCError, WeightsError
+from ..torchthreads import torch_threads
 from .imageutil import (as_gray_float, box_mask, box_of, clean_mask, dice, is_blank, regions, warn_fallback,
                         whole_image)
 from .prompts import Prompt
@@ -38,17 +40,36 @@ BACKENDS = ("auto", "litemedsam", "sam2", "oracle")
 
 
 class Segmenter:
-    """Base class: ``segment(image, prompt=None) -> bool HxW``."""
+    """Base class: ``segment(image, prompt=None) -> bool HxW``.
+
+    ``threads`` (set by ``get_segmenter``): torch CPU threads while ``segment`` runs; the
+    process's previous count is restored after each call (None: leave it alone)."""
 
     backend = "base"
+    threads: int | None = None
 
     def __init__(self):
         self.last_info: dict = {}
 
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        inner = cls.__dict__.get("segment")
+        if inner is None:
+            return
+
+        @functools.wraps(inner)
+        def segment(self, *args, **kwargs):
+            with torch_threads(self.threads):
+                return inner(self, *args, **kwargs)
+
+        cls.segment = segment
+        cls.__call__ = segment
+
     def segment(self, image, prompt=None) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
 
-    __call__ = segment
+    def __call__(self, image, prompt=None, **kwargs) -> np.ndarray:
+        return self.segment(image, prompt, **kwargs)
 
     def _fallback(self, shape, reason: str) -> np.ndarray:
         warn_fallback(f"roi[{self.backend}]: {reason}; using the whole image as ROI")
@@ -259,13 +280,6 @@ class OracleSegmenter(Segmenter):
         return m
 
 
-def _set_threads(threads):
-    if threads:
-        import torch
-
-        torch.set_num_threads(int(threads))
-
-
 def get_segmenter(backend: str = "auto", *, sam2_checkpoint=None, sam2_config=None, coarse_path=None,
                   litemedsam_checkpoint=None, litemedsam_adapter="default", device: str = "cpu", threads: int | None = None,
                   data_root=None, allow_random_sam2: bool = False, **auto_options) -> Segmenter:
@@ -275,7 +289,16 @@ def get_segmenter(backend: str = "auto", *, sam2_checkpoint=None, sam2_config=No
     b = (backend or "auto").lower()
     if b not in BACKENDS:
         raise InputError(f"unknown ROI backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    _set_threads(threads)
+    # the thread count applies while this segmenter runs (segment/__call__), then is put back
+    with torch_threads(threads):
+        seg = _build(b, sam2_checkpoint, sam2_config, coarse_path, litemedsam_checkpoint,
+                     litemedsam_adapter, device, data_root, allow_random_sam2, auto_options)
+    seg.threads = int(threads) if threads else None
+    return seg
+
+
+def _build(b, sam2_checkpoint, sam2_config, coarse_path, litemedsam_checkpoint, litemedsam_adapter,
+           device, data_root, allow_random_sam2, auto_options) -> Segmenter:
     if b == "oracle":
         return OracleSegmenter(data_root)
     if b == "sam2" or (b == "auto" and sam2_checkpoint):
