@@ -115,7 +115,8 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         cut = iq[: 300 + p.frame_len(p.max_payload_len) + 300 + p.frame_len(p.max_payload_len) // 2]
         t0 = time.monotonic()
         out = run_rx(rx, np.concatenate([noise, cut]), eos=False)
-        self.assertLess(time.monotonic() - t0, 30)
+        # a hang bound, not a speed test (speed is bench/): 30 s failed on a machine at load ~11
+        self.assertLess(time.monotonic() - t0, 300)
         ok = [m for m, _ in out if m["crc_ok"]]
         self.assertEqual(len(ok), 1)             # the complete frame; no false frame from noise
         self.assertEqual(ok[0]["seq"], 0)
@@ -174,7 +175,8 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
                 t0 = time.monotonic()
                 post(tx, "pdus", make_pdu({"seq": 0, "image_id": 1, "frame_count": 1, "payload_len": n,
                                            "side_info_chunk": b""}, pay))
-                got = col.wait_for(1, timeout=5.0 if expect_frame else 1.0)
+                # waiting for a frame that must come: a hang bound; for one that must not: 1 s
+                got = col.wait_for(1, timeout=120.0 if expect_frame else 1.0)
                 waited = time.monotonic() - t0
             finally:
                 post(tx, "pdus", pmt.intern("eos"))
@@ -204,13 +206,15 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
         t0 = time.monotonic()
         tb.start()
         try:
-            got = col.wait_for(1, timeout=5.0)
+            # the throttle makes this wall-clock by nature: the frame must come well before the
+            # 20 s a batch fill takes (it comes after ~50 ms; 15 s leaves room for a loaded machine)
+            got = col.wait_for(1, timeout=15.0)
             waited = time.monotonic() - t0
         finally:
             tb.stop()
             tb.wait()
-        self.assertTrue(got)
-        self.assertLess(waited, 5.0)
+        self.assertTrue(got, "no frame before the batch filled: the latency bound did not act")
+        self.assertLess(waited, 15.0)
         m, d = col.items[0]
         self.assertTrue(m["crc_ok"] and m["seq"] == 0 and "erased" not in m)
 

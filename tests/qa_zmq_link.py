@@ -18,10 +18,7 @@ pytestmark = pytest.mark.gnuradio
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from qa_helpers import free_port  # noqa: E402,F401  (ports below the ephemeral range)
 
 
 def wait_listening(address: str, timeout_s: float = 60.0):

@@ -1,10 +1,8 @@
 """medjscc sweep: schema, envelope, resume, seeds across methods/backends, bad input."""
 import csv
 import json
-import socket
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -172,20 +170,24 @@ def test_cli_empty_snr_range_and_json(images, tmp_path):
 
 
 def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    from qa_helpers import free_port   # below the ephemeral range: see there
+
+    return free_port()
 
 
-def test_unreachable_ray_address_fails_fast(images, tmp_path):
+def test_unreachable_ray_address_fails_fast(images, tmp_path, monkeypatch):
     pytest.importorskip("ray")
-    t = time.time()
+    from gnuradio.medjscc.evaluation import sweep
+
+    # "fast" = the address probe (bounded connect) refuses it before Ray is ever started; checked
+    # by construction, not by a wall-clock bound (that failed on a machine at load ~11)
+    def no_ray(*a, **kw):
+        raise AssertionError("ray.init reached with an address that does not answer")
+
+    monkeypatch.setattr(sweep, "_ray_init", no_ray)
     with pytest.raises(MedJSCCError, match="does not answer"):
         run_sweep(_spec(images), tmp_path / "r", backend="ray", address=f"127.0.0.1:{_free_port()}",
                   progress=False)
-    assert time.time() - t < 15
     with pytest.raises(InputError, match="unknown --backend 'mpi'"):
         run_sweep(_spec(images), tmp_path / "r", backend="mpi", progress=False)
     with pytest.raises(InputError, match="--address only applies"):
