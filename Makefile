@@ -10,7 +10,7 @@ export OMP_NUM_THREADS ?= 2
 # bench/phy_common.py is a helper module shared by the PHY benchmarks, not a benchmark.
 BENCHES := $(filter-out bench/phy_common.py,$(wildcard bench/*.py))
 
-.PHONY: setup demo test test-fast data train bench grc grc-check screenshots clean help
+.PHONY: setup demo test test-fast data train bench grc grc-check screenshots notebooks clean help
 
 help:
 	@echo "make demo   - DRR test images -> ROI -> Med-JSCC -> OFDM loopback at several SNRs -> out/demo/"
@@ -20,6 +20,7 @@ help:
 	@echo "make grc    - open GNU Radio Companion with our blocks on flowgraphs/loopback_sim.grc (FLOWGRAPH=...); Run (F6) works"
 	@echo "make grc-check - compile every flowgraph in flowgraphs/ with grcc (headless)"
 	@echo "make screenshots - docs/screenshots/: GRC with loopback_sim.grc and the running GUI (Xvfb)"
+	@echo "make notebooks - execute notebooks/*.ipynb and save them with outputs and figures"
 
 setup:
 	@bash scripts/setup.sh
@@ -53,6 +54,10 @@ grc-check: setup
 # GRC with loopback_sim.grc open, its canvas, and the running QT GUI -> docs/screenshots/*.png
 screenshots: setup
 	xvfb-run -a -s "-screen 0 1600x1000x24" $(PY) scripts/screenshots.py --out docs/screenshots
+
+# run the notebooks (shipped weights, DRR test split) and save them with their outputs
+notebooks: setup
+	$(PY) scripts/execute_notebooks.py
 
 clean:
 	rm -rf out build

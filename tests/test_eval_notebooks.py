@@ -78,3 +78,23 @@ def test_phy_diagnostics(monkeypatch, kernel_env, tmp_path):
     assert [float(p[1]) for p in lines] == [5.0, 20.0], text  # one line per SNR asked for
     for parts in lines:
         assert abs(float(parts[1]) - float(parts[4])) < 2.0, parts
+
+
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_roi_vs_snr.ipynb", "03_phy_diagnostics.ipynb"])
+def test_saved_notebooks_read_with_outputs_and_no_machine_paths(name):
+    """The committed notebooks (scripts/execute_notebooks.py) carry every cell's output and their
+    figures, ran in order without errors, and name no absolute path of the machine that ran them."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("execute_notebooks", NB_DIR.parent / "scripts" / "execute_notebooks.py")
+    ex = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ex)
+    nb = nbformat.read(NB_DIR / name, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "run top to bottom, once"
+    outputs = [o for c in code for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1, "figures saved"
+    assert sum(o.get("output_type") == "stream" for o in outputs) >= 2
+    assert not ex.leaks(nb), ex.leaks(nb)[:3]
+    assert not any("/work/" in o.get("text", "") or "/home/" in o.get("text", "") for o in outputs)
