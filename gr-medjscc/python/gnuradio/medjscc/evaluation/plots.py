@@ -3,7 +3,8 @@
 * ``<metric>_vs_snr_cbr<c>``: ROI-PSNR / PSNR / MS-SSIM against SNR, one line per method
   (digital methods as their MCS envelope, capacity bounds dashed), per CBR.
 * ``<metric>_vs_cbr_snr<s>``: the same against CBR at each swept SNR (when >1 CBR).
-* ``montage_cbr<c>``: the first test image through every method at 0, 5 and 10 dB.
+* ``montage_cbr<c>``: the first test image through every method at every swept SNR (at most
+  ``sweep.MONTAGE_COLUMNS``, evenly spread).
 """
 from __future__ import annotations
 
@@ -161,7 +162,7 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
     """Grid: rows = methods, columns = original + montage SNRs, from ``recon/<first image>/``."""
     from PIL import Image
 
-    from .sweep import MONTAGE_SNRS, cbr_label, recon_path
+    from .sweep import cbr_label, montage_snrs, recon_path
 
     plt = _plt()
     rdir = out / "recon"
@@ -174,7 +175,7 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
     original, roi_mask = _find_original(out, name)
     written = []
     for cbr in sorted({p["cbr"] for p in points}):
-        snrs = [s for s in MONTAGE_SNRS if any(p["snr_db"] == s and p["cbr"] == cbr for p in points)]
+        snrs = montage_snrs(p["snr_db"] for p in points if p["cbr"] == cbr)
         methods = sorted({p["method"] for p in points if p["cbr"] == cbr})
         cells = {}
         for m in methods:

@@ -180,7 +180,12 @@ def write_report(results_dir) -> Path:
                 cells = []
                 for s in snrs:
                     r = next((q for q in rows if q["mcs"] == name and q["snr_db"] == s), None)
-                    cells.append("" if r is None else f"{_fmt(r['roi_psnr'])} / {_fmt(r['decode_rate'])}")
+                    if r is None:
+                        cells.append("")
+                    elif r.get("infeasible"):
+                        cells.append("infeasible (no source byte fits)")
+                    else:
+                        cells.append(f"{_fmt(r['roi_psnr'])} / {_fmt(r['decode_rate'])}")
                 out.append(f"| {name} | " + " | ".join(cells) + " |")
             out += ["", "</details>", ""]
         plots = results_dir / "plots"

@@ -34,7 +34,16 @@ from . import methods as meth
 CSV_COLUMNS = ["method", "mcs", "snr_db", "cbr", "channel", "link", "trial", "image", "psnr", "roi_psnr",
                "ms_ssim", "cbr_total", "decode_ok", "source_bytes", "model_sha256"]
 AGG_KEYS = ["method", "snr_db", "cbr", "channel", "link", "psnr", "roi_psnr", "ms_ssim", "decode_rate", "n"]
-MONTAGE_SNRS = (0.0, 5.0, 10.0)
+MONTAGE_COLUMNS = 6   # SNR columns of the montage at most (evenly spread over the swept SNRs)
+
+
+def montage_snrs(snrs) -> list[float]:
+    """The swept SNRs the montage shows: all of them, or MONTAGE_COLUMNS evenly spread (ends kept)."""
+    s = sorted({float(x) for x in snrs})
+    if len(s) <= MONTAGE_COLUMNS:
+        return s
+    idx = np.round(np.linspace(0, len(s) - 1, MONTAGE_COLUMNS)).astype(int)
+    return [s[i] for i in sorted(set(idx.tolist()))]
 SETTINGS_VERSION = 2   # 2: results.csv gained model_sha256 (older folders are refused, not mixed)
 RANDOM_CODECS_ENV = meth.RANDOM_CODECS_ENV  # test hook: random-init neural codecs, recorded in sweep.json
 RAY_START_TIMEOUT_S = 60.0
@@ -232,6 +241,8 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             "ms_ssim": _nanmean(r["ms_ssim"] for r in rs),
             "decode_rate": float(np.mean([bool(r["decode_ok"]) for r in rs])), "n": len(rs),
             "cbr_total": _nanmean(r["cbr_total"] for r in rs), "mcs": mcs,
+            # a digital MCS whose budget holds not one source byte was never tried: not a failed decode
+            "infeasible": bool(method in meth.DIGITAL and all(int(r.get("source_bytes") or 0) == 0 for r in rs)),
         }
         shas = sorted({r.get("model_sha256", "") for r in rs} - {""})
         if shas:
@@ -488,7 +499,7 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
     check_weights(existing, spec.methods, csv_path)
     done = {_point_key(r["method"], r["snr_db"], r["cbr"], r["trial"], r["image"]) for r in existing}
     names = [p.stem for p in ds.files]
-    montage = [s for s in MONTAGE_SNRS if any(abs(s - x) < 1e-9 for x in spec.snrs)]
+    montage = montage_snrs(spec.snrs)
     tasks = []
     for m in spec.methods:
         for cbr in spec.cbrs:
