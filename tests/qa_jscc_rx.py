@@ -349,3 +349,17 @@ def test_stop_decodes_what_waits_within_its_bound_and_reports_the_rest():
     assert [by_id[i]["status"] for i in range(4)] == ["decoded", "dropped", "dropped", "dropped"]
     assert "receiver stopped" in by_id[1]["error"]
     assert (rx.results_total, rx.images_decoded, rx.images_dropped) == (4, 1, 3)
+
+
+def test_set_model_switches_the_codec_while_running_and_keeps_it_on_a_bad_name():
+    from gnuradio.medjscc.blocks.jscc_tx import jscc_tx
+    from gnuradio.medjscc.errors import MedJSCCError
+
+    rx = jscc_rx(model="medjscc", params=make_params({}))
+    tx = jscc_tx(model="medjscc", params=make_params({}))
+    rx.set_model("ntscc")
+    tx.set_model("ntscc")
+    assert rx.core.codec.name == "ntscc" and tx.codec.name == "ntscc"
+    with pytest.raises(MedJSCCError):
+        rx.set_model("nosuchmodel")
+    assert rx.core.codec.name == "ntscc"

@@ -247,12 +247,13 @@ class JsccReceiverCore:
         from ..phy.framing import SIDE_CORRUPT
 
         result, asm, key = job["result"], job["asm"], (job["result"]["nonce"], job["result"]["image_id"])
+        codec = self.codec   # one model for the whole image (set_model may swap it meanwhile)
         decode_snr = result["decode_snr_db"]
         image = None
         try:
             if asm is None:
                 pass   # assembly failed: reported by take
-            elif asm.side_info_status not in ("ok", "none") and needs_side_info(self.codec):
+            elif asm.side_info_status not in ("ok", "none") and needs_side_info(codec):
                 result["status"] = STATUS_SIDE_CORRUPT if asm.side_info_status == SIDE_CORRUPT \
                     else STATUS_SIDE_MISSING
                 result["error"] = (f"side info {asm.side_info_status} ({asm.frames_received} of "
@@ -261,7 +262,7 @@ class JsccReceiverCore:
                 if self.snr_source == "frames" and asm.erased.size:
                     decode_snr = erasure_snr_db(decode_snr, float(np.mean(asm.erased)))
                     result["decode_snr_db"] = float(decode_snr)
-                image = self.codec.decode(asm.symbols, asm.side_info, self.shape, snr_db=decode_snr,
+                image = codec.decode(asm.symbols, asm.side_info, self.shape, snr_db=decode_snr,
                                           erased=asm.erased)
                 complete = asm.frames_received >= asm.frame_count and not asm.erased.any()
                 result["status"] = STATUS_DECODED if complete else STATUS_PARTIAL
@@ -325,6 +326,7 @@ class jscc_rx(gr.basic_block):
             reference = fit_image(reference, shape)
             if reference_mask_path:
                 ref_mask = read_mask(reference_mask_path, shape)
+        self._device = device
         codec = get_codec(model, device=device, allow_random=allow_random_weights)
         self.core = JsccReceiverCore(codec, self.params, shape, cbr, snr_source, snr_db,
                                      reference, ref_mask)
@@ -368,6 +370,11 @@ class jscc_rx(gr.basic_block):
 
     def set_timeout_s(self, timeout_s: float):
         self.timeout_s = float(timeout_s)
+
+    def set_model(self, model):
+        """Switch the codec while running (GRC callback): the next image decodes with it. Loads
+        first, so a bad name raises here and the running model stays."""
+        self.core.codec = get_codec(model, device=self._device)
 
     # --- handlers ---
     def _handle_snr(self, msg):

@@ -88,6 +88,7 @@ class jscc_tx(gr.basic_block):
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
             n_pilot_carriers=n_pilot_carriers, symbols_per_frame=symbols_per_frame))
+        self._device = device
         self.codec = get_codec(model, device=device, allow_random=allow_random_weights)
         self.image_paths = [p.strip() for p in str(image_path or "").split(";") if p.strip()]
         self.mask_path = str(mask_path or "")
@@ -128,6 +129,13 @@ class jscc_tx(gr.basic_block):
         if not (0 < float(cbr) <= 1):
             raise ValueError(f"jscc_tx cbr must be in (0, 1], got {cbr}")
         self._cbr = float(cbr)
+
+    def set_model(self, model):
+        """Switch the codec while running (GRC callback): the next image is encoded with it. Loads
+        first, so a bad name raises here and the running model stays."""
+        codec = get_codec(model, device=self._device)
+        with self._lock:
+            self.codec = codec
 
     def set_interval_s(self, interval_s: float):
         self.interval_s = max(0.0, float(interval_s))
@@ -179,10 +187,10 @@ class jscc_tx(gr.basic_block):
             mask = fit_image(mask.astype(np.uint8) * 255, shape) > 127
         mask = self._mask_for(image, mask)
         with self._lock:
-            snr_db, cbr = self._snr_db, self._cbr
+            snr_db, cbr, codec = self._snr_db, self._cbr, self.codec
             image_id = self._next_image_id
             self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
-        _, frames = encode_frames(self.codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce)
+        _, frames = encode_frames(codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce)
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source})
         self._feedback.clear()
