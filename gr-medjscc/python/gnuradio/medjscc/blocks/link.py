@@ -33,6 +33,18 @@ DEFAULT_IQ_ADDRESS = "tcp://127.0.0.1:5555"
 DEFAULT_SNR_ADDRESS = "tcp://127.0.0.1:5556"
 
 
+class _msg_counter(pdu_collector):
+    """Counts the messages it gets (keeps only the last)."""
+
+    def __init__(self):
+        pdu_collector.__init__(self, keep=1)
+        self.count = 0
+
+    def _handle(self, msg):
+        self.count += 1
+        pdu_collector._handle(self, msg)
+
+
 def _stop(tb, timeout_s: float = 10.0):
     tb.stop()
     done = threading.Event()
@@ -88,6 +100,10 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     if snr_address:
         blocks["snr_sub"] = zeromq.sub_msg_source(snr_address, 100, False)
         tb.msg_connect(blocks["snr_sub"], "out", tx, "snr")
+        # jscc_tx stops handling messages once it has sent everything (it marks itself done):
+        # feedback for the last images, or for all of a short unpaced run, is counted here
+        blocks["fb_count"] = _msg_counter()
+        tb.msg_connect(blocks["snr_sub"], "out", blocks["fb_count"], "in")
     with quiet_gr_logs():   # hier-block buffer settings are applied (and logged) at start
         tb.start()
     deadline = time.monotonic() + timeout_s
@@ -99,19 +115,21 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
             completed = True
             break
         time.sleep(0.05)
-    if snr_address and completed and tx.feedback_count == 0:
+    fb_count = blocks.get("fb_count")
+    if snr_address and completed and fb_count.count == 0:
         # a receiver answers every image with its SNR estimate: give the last one time to arrive
         end = time.monotonic() + max(feedback_timeout_s, 1.0)
-        while tx.feedback_count == 0 and time.monotonic() < end:
+        while fb_count.count == 0 and time.monotonic() < end:
             time.sleep(0.05)
     time.sleep(linger_s if completed else 0)   # let the sink flush the last burst
     _stop(tb)
     # "sent" is what left this process; whether anybody received it only the feedback can say
-    heard = (tx.feedback_count > 0) if snr_address else None
+    feedback = max(tx.feedback_count, fb_count.count if fb_count is not None else 0)
+    heard = (feedback > 0) if snr_address else None
     if heard is False:
         log.warning("no SNR feedback arrived on %s: nobody may have received the images", snr_address)
     return {"images_sent": len(tx.history), "frames_sent": otx.frames_sent, "completed": completed,
-            "feedback_received": tx.feedback_count, "receiver_heard": heard,
+            "feedback_received": feedback, "receiver_heard": heard,
             "cau_snr_db": [h["snr_db"] for h in tx.history], "errors": list(tx.errors)}
 
 
