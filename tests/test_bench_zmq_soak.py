@@ -22,7 +22,7 @@ def test_zmq_soak_accounts_for_every_image():
     # every image sent has exactly one result, and on a quiet loopback all three decode
     assert rec["images_decoded"] + rec["images_dropped"] + rec["images_failed"] + rec["images_lost"] == 3
     assert (rec["images_decoded"], rec["images_lost"]) == (3, 0), rec
-    assert rec["rx_reason"] == "images" and not rec["timed_out"]
+    assert rec["rx_reason"] == "images" and rec["rx_stopped_cleanly"] is True and not rec["timed_out"]
     assert 0 < rec["rx_rss_start_mb"] <= rec["rx_rss_peak_mb"] and rec["rx_rss_end_mb"] > 0
 
 

@@ -45,12 +45,15 @@ class _msg_counter(pdu_collector):
         pdu_collector._handle(self, msg)
 
 
-def _stop(tb, timeout_s: float = 10.0):
+def _stop(tb, timeout_s: float = 10.0) -> bool:
+    """Stop and wait at most ``timeout_s``; False (and an error line) when the graph did not stop."""
     tb.stop()
     done = threading.Event()
     threading.Thread(target=lambda: (tb.wait(), done.set()), daemon=True).start()
     if not done.wait(timeout_s):
         log.error("flowgraph did not stop within %.0f s", timeout_s)
+        return False
+    return True
 
 
 def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
@@ -154,7 +157,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     ``record_hw_identity``.
 
     Returns dict(results=[...] (the last 1000), frames_ok, frames_bad, recording=meta path or
-    None, reason, images_total (every result), images_decoded, images_dropped).
+    None, reason, images_total (every result), images_decoded, images_dropped, stopped_cleanly).
     """
     from gnuradio import blocks as gr_blocks
     from gnuradio import zeromq
@@ -259,7 +262,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
             reason = "idle"
             break
     # jscc_rx decodes what is pending at stop (bounded by stop_timeout_s) within tb.wait()
-    _stop(tb, stop_timeout_s + 10.0)
+    stopped = _stop(tb, stop_timeout_s + 10.0)
     if on_result is not None:
         for r in jrx.results_since(reported)[0]:
             on_result(r)
@@ -279,4 +282,4 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     return {"results": list(jrx.results), "frames_ok": orx.frames_ok, "frames_bad": orx.frames_bad,
             "recording": str(meta_path) if meta_path else None, "reason": reason,
             "images_total": jrx.results_total, "images_decoded": jrx.images_decoded,
-            "images_dropped": jrx.images_dropped}
+            "images_dropped": jrx.images_dropped, "stopped_cleanly": stopped}
