@@ -213,14 +213,16 @@ class JsccReceiverCore:
         result = {"image_id": int(key[1]), "nonce": int(key[0]), "snr_est_db": snr_est,
                   "decode_snr_db": float(decode_snr), "error": "", "status": STATUS_FAILED,
                   "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False}
-        job = {"result": result, "asm": None}
+        # the model that sizes the image also decodes it, even if set_model swaps it before the
+        # decode thread gets to this image
+        job = {"result": result, "asm": None, "codec": self.codec}
         try:
             count = self.assembler.frame_count(key)
             n_sym = None
             if count and not self.assembler.is_complete(key):
                 # frames of a transmitter that does not state the image size: size a fixed-budget image
                 probe = self.assembler.assemble(key)
-                n_sym = expected_symbols(self.codec, probe.side_info, self.shape, self.cbr, count,
+                n_sym = expected_symbols(job["codec"], probe.side_info, self.shape, self.cbr, count,
                                          self.assembler.per)
             asm = self.assembler.assemble(key, n_sym)
             result.update(frames_ok=int(asm.frames_received), frames_total=int(asm.frame_count),
@@ -247,7 +249,7 @@ class JsccReceiverCore:
         from ..phy.framing import SIDE_CORRUPT
 
         result, asm, key = job["result"], job["asm"], (job["result"]["nonce"], job["result"]["image_id"])
-        codec = self.codec   # one model for the whole image (set_model may swap it meanwhile)
+        codec = job.get("codec") or self.codec   # one model for the whole image (see take)
         decode_snr = result["decode_snr_db"]
         image = None
         try:
