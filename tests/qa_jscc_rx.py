@@ -326,7 +326,7 @@ def test_stop_decodes_what_waits_within_its_bound_and_reports_the_rest():
     codec = _GatedCodec(shared_codec())
     params = make_params({})
     images = _image_frames(codec, params, 4)
-    rx = jscc_rx(model=codec, params=params, stop_timeout_s=0.2, timeout_s=HANG_S)
+    rx = jscc_rx(model=codec, params=params, stop_timeout_s=0.2, timeout_s=HANG_S, max_pending_images=100)
     tb = gr.top_block()
     col = pdu_collector()
     tb.msg_connect(rx, "metrics", col, "in")

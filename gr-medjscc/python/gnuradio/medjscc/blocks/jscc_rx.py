@@ -299,11 +299,13 @@ class jscc_rx(gr.basic_block):
         fft_len ... symbols_per_frame / params: OFDM layout (frame size for assembly).
         keep_identifiers: a DICOM reference's patient/study identity goes into the DICOM output
             (off: the output is de-identified, PS3.15 Basic Profile).
-        max_pending_images: while the flowgraph runs, images are decoded in a thread of their own
-            (the message handler only gathers frames, so GNU Radio's unbounded message queue never
-            fills up with undecoded frames). When more than this many ended images wait for the
-            decoder, the oldest waiting one is dropped: a result with status ``dropped``, counted
-            in ``images_dropped``. 0 = no bound (a finite run such as the loopback keeps every image).
+        max_pending_images: > 0: images are decoded in a thread of their own (the message handler
+            only gathers frames, so GNU Radio's unbounded message queue never fills up with
+            undecoded frames), and when more than this many ended images wait for the decoder, the
+            oldest waiting one is dropped: a result with status ``dropped``, counted in
+            ``images_dropped`` (``medjscc rx``: 32). 0 = decode in the message handler, every image
+            kept and published while the flowgraph runs (GRC and loopback flowgraphs end with their
+            stream, and a message sink downstream stops with them).
         stop_timeout_s: at stop, waiting images are decoded for at most this long; those left are
             reported ``dropped``. 0 = decode them all.
 
@@ -498,11 +500,13 @@ class jscc_rx(gr.basic_block):
 
     def start(self):
         self._stop.clear()
+        threaded = self.max_pending_images > 0
         with self._lock:
             self._quit = False
-            self.core.defer = True
-        self._worker = threading.Thread(target=self._decode_loop, name="jscc_rx_decode", daemon=True)
-        self._worker.start()
+            self.core.defer = threaded
+        if threaded:
+            self._worker = threading.Thread(target=self._decode_loop, name="jscc_rx_decode", daemon=True)
+            self._worker.start()
         self._timer = threading.Thread(target=self._expiry_loop, name="jscc_rx_timeout", daemon=True)
         self._timer.start()
         return True
