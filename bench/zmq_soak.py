@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -36,23 +35,10 @@ COLUMNS = ["images_sent", "images_decoded", "images_dropped", "images_failed", "
            "rx_rss_start_mb", "rx_rss_end_mb", "rx_rss_peak_mb", "rx_reason", "wall_s"]
 
 
-def free_port(rng=random) -> int:
-    """A free TCP port on 127.0.0.1 below the ephemeral range: the kernel hands ephemeral ports to
-    outgoing connections (other jobs' ZMQ links), which could take a port between the check and
-    the bind; a random pick keeps two concurrent runs apart."""
-    try:
-        lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        lo = 32768
-    for _ in range(200):
-        port = rng.randrange(20000, max(lo, 20001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free TCP port on 127.0.0.1")
+def free_port() -> int:
+    from gnuradio.medjscc.netaddr import free_loopback_port   # random, below the ephemeral range
+
+    return free_loopback_port()
 
 
 def rss_mb(pid: int) -> float | None:

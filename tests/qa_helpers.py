@@ -101,28 +101,8 @@ def run_message_block(block, in_port: str, messages, out_port: str, expected: in
 
 
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1, picked at random below the kernel's ephemeral range.
+    """A free TCP port on 127.0.0.1 (``netaddr.free_loopback_port``: random, below the ephemeral
+    range, so concurrent test runs keep apart)."""
+    from gnuradio.medjscc.netaddr import free_loopback_port
 
-    ``bind(0)`` hands out an ephemeral port: the range every outgoing connection (other jobs' ZMQ
-    links, a ZMQ socket retrying connect to a peer not up yet) also draws from, so between the
-    check and the bind the port can be taken -- even by a connect to that very port (TCP
-    self-connect). Below the range only another explicit bind can take it, and a random pick
-    keeps two concurrent test runs apart."""
-    import random
-    import socket
-    from pathlib import Path
-
-    try:
-        lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        lo = 32768
-    rng = random.SystemRandom()
-    for _ in range(200):
-        port = rng.randrange(20000, max(lo, 20001))
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free TCP port on 127.0.0.1")
+    return free_loopback_port()

@@ -80,3 +80,29 @@ def check_zmq_address(address: str, *, bind: bool, what: str = "ZMQ address") ->
                     "encryption); use tcp://127.0.0.1:PORT unless another machine must connect",
                     what, address)
     return address
+
+
+def free_loopback_port() -> int:
+    """A free TCP port on 127.0.0.1, picked at random below the kernel's ephemeral range.
+
+    ``bind(0)`` hands out an ephemeral port: the range every outgoing connection (other jobs' ZMQ
+    links, a socket retrying a connect) draws from, so the port can be taken between the check and
+    the bind. A random pick below that range keeps concurrent runs (tests, benches) apart."""
+    import random
+    import socket
+    from pathlib import Path
+
+    try:
+        lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        lo = 32768
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, max(lo, 20001))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1")
