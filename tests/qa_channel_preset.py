@@ -245,4 +245,6 @@ class qa_burst_dropper(gr_unittest.TestCase):
         col.wait_for(expect, 120.0)                # messages may still be in flight after run()
         got = sorted(m["image_id"] for m, _ in col.items if m.get("crc_ok"))
         self.assertEqual(len(got), expect)         # exactly the dropped ones are lost
+        # and nothing else is touched: no neighbour frame fails its header
+        self.assertEqual([m for m, _ in col.items if not m.get("crc_ok")], [])
         self.assertEqual(len(set(got)), len(got))

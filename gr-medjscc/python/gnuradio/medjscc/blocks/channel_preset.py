@@ -134,6 +134,8 @@ class burst_dropper(gr.sync_block):
         n = len(x)
         start = self.nitems_read(0)
         y[:] = x
+        if self._drop_until > start:     # a burst dropped in an earlier call continues here
+            y[: min(n, self._drop_until - start)] = 0
         for tag in self.get_tags_in_window(0, 0, n, pmt.intern("frame")):
             self.frames_seen += 1
             if self._rng.random() < self.p:
@@ -141,8 +143,6 @@ class burst_dropper(gr.sync_block):
                 length = pmt.dict_ref(tag.value, pmt.intern("samples"), pmt.from_long(0))
                 self._drop_until = max(self._drop_until, int(tag.offset) + int(pmt.to_long(length)))
                 y[int(tag.offset) - start: min(n, self._drop_until - start)] = 0
-        if self._drop_until > start:     # a burst dropped in an earlier call continues here
-            y[: min(n, self._drop_until - start)] = 0
         return n
 
 
