@@ -111,3 +111,19 @@ def test_blocks_pad_instead_of_stretching(tmp_path):
     Image.fromarray(m).save(tmp_path / "m.png")
     fitted = block_read_mask(tmp_path / "m.png", (256, 256), tmp_path / "i.png", (64, 128))
     assert not fitted[:64].any() and fitted[64:192, :128].all() and not fitted[64:192, 128:].any()
+
+
+def test_compressed_dicoms_decode_with_the_shipped_plugins():
+    """JPEG-LS (pylibjpeg-libjpeg), JPEG baseline and JPEG 2000 (Pillow) DICOMs decode; a
+    compressed file no plugin can decode names its transfer syntax and the plugins, not 'malformed'."""
+    import pytest
+    from pydicom.data import get_testdata_file
+
+    from gnuradio.medjscc.data import read_image
+    from gnuradio.medjscc.errors import InputError
+
+    for name in ("MR_small_jpeg_ls_lossless.dcm", "SC_rgb_jpeg_dcmtk.dcm", "JPEG2000.dcm"):
+        img = read_image(get_testdata_file(name))
+        assert img.ndim == 2 and img.std() > 1, name          # a real picture, not a blank
+    with pytest.raises(InputError, match="cannot decode the .* pixel data .*pylibjpeg"):
+        read_image(get_testdata_file("JPEG-lossy.dcm"))     # a damaged 12-bit JPEG test file

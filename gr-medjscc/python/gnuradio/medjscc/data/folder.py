@@ -148,8 +148,19 @@ def _read_dicom(path: Path) -> np.ndarray:
 
     try:
         ds = pydicom.dcmread(str(path))
-        arr = ds.pixel_array
     except Exception as e:  # pydicom raises many types for truncated / odd files
+        raise InputError(f"malformed DICOM file {path}: {e}") from None
+    try:
+        arr = ds.pixel_array
+    except Exception as e:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        e = " ".join(str(e).split())    # pydicom lists each plugin's error on its own line
+        if syntax is not None and syntax.is_compressed:
+            # a compressed image we cannot decode is not a malformed file: say which decoder to add
+            raise InputError(f"cannot decode the {syntax.name} pixel data of DICOM file {path}: {e}. "
+                             f"pydicom decodes JPEG baseline and JPEG 2000 with Pillow and JPEG-LS / "
+                             f"JPEG extended with pylibjpeg + pylibjpeg-libjpeg (installed by make setup; "
+                             f"pip install pylibjpeg pylibjpeg-libjpeg)") from None
         raise InputError(f"malformed DICOM file {path}: {e}") from None
     if "PixelData" not in ds:
         raise InputError(f"malformed DICOM file {path}: no pixel data")
