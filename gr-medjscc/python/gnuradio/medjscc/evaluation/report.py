@@ -43,6 +43,16 @@ def load_summary(results_dir: Path) -> dict:
     return {"settings": settings, "points": points, "per_mcs": per_mcs}
 
 
+
+def _digital_pairs(at: dict, med: dict):
+    """(digital method, its points by SNR, the SNRs it shares with Med-JSCC) for each digital
+    envelope in ``at`` ((method, snr) -> point) that has SNRs in common with ``med``."""
+    for dig in ("j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
+        env = {s: p for (m, s), p in at.items() if m == dig}
+        common = sorted(set(env) & set(med))
+        if common:
+            yield dig, env, common
+
 def target_checks(points: list[dict], cbr: float = 1 / 16) -> list[str]:
     """The issue's targets at total CBR 1/16 (AWGN), evaluated on whatever the sweep measured."""
     lines = []
@@ -50,11 +60,7 @@ def target_checks(points: list[dict], cbr: float = 1 / 16) -> list[str]:
     med = {s: p for (m, s), p in at.items() if m == "medjscc"}
     if not med:
         return ["- Med-JSCC was not in this sweep at CBR 1/16 on AWGN: targets not evaluated."]
-    for dig in ("j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
-        env = {s: p for (m, s), p in at.items() if m == dig}
-        common = sorted(set(env) & set(med))
-        if not common:
-            continue
+    for dig, env, common in _digital_pairs(at, med):
         margins = {s: med[s]["roi_psnr"] - env[s]["roi_psnr"] for s in common}
         low = [s for s in common if s <= 10]
         ok2 = all(margins[s] >= 2.0 for s in low) if low else None
@@ -118,11 +124,7 @@ def task_section(summary: dict, results_dir: Path, cbr: float = 1 / 16) -> list[
                       + ("n/a" if not hi else ("met" if all(keep[s] >= 0.97 for s in hi) else "not met"))
                       + "; >= 90% at -5 dB: "
                       + ("n/a" if not lo else ("met" if all(keep[s] >= 0.90 for s in lo) else "not met")))
-    for dig in ("j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
-        env = {s: p for (m, s), p in at.items() if m == dig}
-        common = sorted(set(env) & set(med))
-        if not common:
-            continue
+    for dig, env, common in _digital_pairs(at, med):
         diff = {s: med[s]["task_auc"] - env[s]["task_auc"] for s in common}
         ok = all((diff[s] >= 0) if s <= 5 else (diff[s] >= -0.01) for s in common)
         detail = ", ".join(f"{s:g} dB: {v:+.3f}" for s, v in diff.items())
