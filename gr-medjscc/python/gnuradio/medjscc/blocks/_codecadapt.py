@@ -62,19 +62,22 @@ def read_image(path: str | Path) -> tuple[np.ndarray, object | None]:
 
 def read_mask(path: str | Path, shape, image_path: str | Path | None = None,
               image_shape=None) -> np.ndarray:
-    """ROI mask (any non-zero pixel is ROI, as the data reader reads it) fitted to ``shape``.
+    """ROI mask (any non-zero pixel is ROI, as the data reader reads it) for an image of ``shape``.
 
-    With ``image_shape`` (the size of the image as read, before fitting) a mask of another size is
-    an error naming both files; it is then fitted like its image. Without it (callers that only know
-    the fitted size) a mask of another size is fitted to ``shape``.
+    The mask must have the size of the image it belongs to: ``image_shape`` (the image as read,
+    before fitting; it is then fitted to ``shape`` exactly as its image is), or ``shape`` itself
+    when ``image_shape`` is not given. A mask of any other size is an :class:`InputError` naming
+    the mask file, its size, the image (``image_path``) and the image's size: stretching it would
+    put the ROI on the wrong anatomy without a word.
     """
     from ..data import read_mask as data_read_mask
 
     m = data_read_mask(path)
-    if image_shape is not None and m.shape != tuple(image_shape):
-        h, w = tuple(image_shape)
-        raise InputError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but its image "
-                         f"{image_path or '(image)'} is {w}x{h} (width x height)")
+    want = tuple(int(n) for n in (image_shape if image_shape is not None else shape))
+    if m.shape != want:
+        image = f"its image {image_path}" if image_path else "the image it belongs to"
+        raise InputError(f"mask {path} is {m.shape[1]}x{m.shape[0]} but {image} is "
+                         f"{want[1]}x{want[0]} (width x height); give the mask of that image")
     if m.shape != tuple(shape):
         m = fit_image(m.astype(np.uint8) * 255, shape) >= 128
     return m

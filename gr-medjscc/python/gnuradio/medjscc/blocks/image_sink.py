@@ -6,7 +6,8 @@ image is assumed when they are missing), optionally ``mask`` (uint8 vector of th
 non-zero = ROI) and any of ``psnr``, ``roi_psnr``, ``snr_est_db``, ``status``, ``image_id``.
 Input ``metrics`` (optional): the metrics dicts of ``jscc_rx``; those of the image on show (same
 ``image_id``) fill the text line. Without a ``mask`` in the PDU the outline comes from
-``mask_path`` (a 0/255 PNG, fitted to the image as ``jscc_tx``/``jscc_rx`` fit theirs).
+``mask_path`` (non-zero = ROI), which must have the size of the image on show (the codec size:
+a mask of another size is never stretched onto it; a warning names both sizes, no outline).
 
 GNU Radio calls the message handlers from its own thread; Qt widgets may only be touched from the
 GUI thread, so the handler only decodes the PDU and emits a Qt signal, which Qt queues to the
@@ -134,7 +135,8 @@ class image_sink(gr.basic_block):
 
     Args:
         title: shown above the picture.
-        mask_path: ROI mask PNG for the outline when the PDUs carry no ``mask`` ('' = none).
+        mask_path: ROI mask for the outline when the PDUs carry no ``mask`` ('' = none), of the
+            size of the images on show.
         min_size: minimum edge of the picture in pixels.
     """
 
@@ -172,7 +174,8 @@ class image_sink(gr.basic_block):
             self._mask_path, self._mask_cache = str(mask_path or ""), {}
 
     def _file_mask(self, shape):
-        """The mask file fitted to ``shape`` (cached per shape); None when unset or unreadable."""
+        """The mask file for images of ``shape`` (cached per shape); None when unset, unreadable or
+        of another size."""
         with self._lock:
             path = self._mask_path
             if not path:

@@ -327,9 +327,9 @@ class jscc_rx(gr.basic_block):
         reference, ref_mask, self._dicom_template = None, None, None
         if reference_path:
             reference, self._dicom_template = read_image(reference_path)
+            if reference_mask_path:   # of the reference's own size (an InputError naming both)
+                ref_mask = read_mask(reference_mask_path, shape, reference_path, reference.shape)
             reference = fit_image(reference, shape)
-            if reference_mask_path:
-                ref_mask = read_mask(reference_mask_path, shape)
         self._device = device
         codec = get_codec(model, device=device, allow_random=allow_random_weights)
         self.core = JsccReceiverCore(codec, self.params, shape, cbr, snr_source, snr_db,

@@ -27,6 +27,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ..errors import InputError
 from ._codecadapt import fit_image, get_codec, read_image, read_mask
 from ._phyadapt import make_params
 from ._pmtutil import make_pdu, snr_from_message, split_pdu
@@ -65,7 +66,8 @@ class jscc_tx(gr.basic_block):
 
     Args:
         image_path: file(s) to send (``;``-separated); empty = only images arriving on ``image``.
-        mask_path: ROI mask PNG for the file image(s) (0/255); empty = ``roi_backend``.
+        mask_path: ROI mask for the file image(s) (any non-zero pixel is ROI), of the same size as
+            each image (another size is an error naming both); empty = ``roi_backend``.
         roi_backend: ``none`` or a ``roi.get_segmenter`` backend (``auto``, ``litemedsam``, ...).
         model: codec name (``medjscc``...) or weights path; or a Codec object (Python API).
         cbr: target total channel bandwidth ratio.
@@ -181,10 +183,16 @@ class jscc_tx(gr.basic_block):
 
     def send_image(self, image: np.ndarray, mask=None, source: str = "") -> list:
         """Encode ``image`` with the current CAU SNR and publish its frames. Returns the frames."""
+        image = np.asarray(image, np.uint8)
         shape = (self.image_size, self.image_size) if self.image_size > 0 else image.shape
-        image = fit_image(np.asarray(image, np.uint8), shape)
-        if mask is not None and mask.shape != image.shape:
-            mask = fit_image(mask.astype(np.uint8) * 255, shape) > 127
+        if mask is not None:
+            mask = np.asarray(mask, bool)
+            if mask.shape != image.shape:   # never stretched onto the image: wrong anatomy
+                raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]} but its image {source or '(image)'} "
+                                 f"is {image.shape[1]}x{image.shape[0]} (width x height)")
+            if mask.shape != shape:         # fitted exactly as its image is
+                mask = fit_image(mask.astype(np.uint8) * 255, shape) >= 128
+        image = fit_image(image, shape)
         mask = self._mask_for(image, mask)
         with self._lock:
             snr_db, cbr, codec = self._snr_db, self._cbr, self.codec
@@ -208,8 +216,9 @@ class jscc_tx(gr.basic_block):
             for p in self.image_paths:
                 img, _ = read_image(p)
                 shape = (self.image_size, self.image_size) if self.image_size > 0 else img.shape
+                # the mask must have its image's size (an InputError naming both otherwise)
+                mask = read_mask(self.mask_path, shape, p, img.shape) if self.mask_path else None
                 img = fit_image(img, shape)
-                mask = read_mask(self.mask_path, img.shape) if self.mask_path else None
                 items.append((img, mask, p))
             n = 0
             while not self._stop.is_set() and (self.repeat <= 0 or n < self.repeat):

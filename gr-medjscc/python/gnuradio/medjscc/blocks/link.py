@@ -18,7 +18,7 @@ from gnuradio import gr
 from ..config import LinkConfig
 from ..errors import InputError, MedJSCCError
 from ..netaddr import check_zmq_address
-from ._codecadapt import get_codec
+from ._codecadapt import get_codec, read_image, read_mask
 from ._msgtools import pdu_collector, quiet_gr_logs
 from ._phyadapt import make_params
 from .channel_preset import channel_preset
@@ -74,6 +74,9 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     for path in list(images) + ([mask_path] if mask_path else []):
         if not Path(path).is_file():   # fail before loading the codec or opening the radio
             raise InputError(f"image file not found: {path}")
+    if mask_path:    # a mask of another size than an image is an InputError naming both, here too
+        for path in images:
+            read_mask(mask_path, read_image(path)[0].shape, path)
     if iq_address:   # the PUSH sink binds, the SNR SUB connects
         check_zmq_address(iq_address, bind=True, what="--zmq")
     if snr_address:
@@ -173,6 +176,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         check_zmq_address(iq_address, bind=False, what="--zmq")
     if snr_address:
         check_zmq_address(snr_address, bind=True, what="--snr-address")
+    if reference and reference_mask:   # its size checked before the radio opens (jscc_rx checks too)
+        read_mask(reference_mask, read_image(reference)[0].shape, reference)
     params = make_params(cfg.ofdm)
     b = {"tb": gr.top_block("medjscc_rx")}
     tb = b["tb"]

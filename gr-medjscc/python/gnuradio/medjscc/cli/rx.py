@@ -25,7 +25,7 @@ def add_arguments(parser):
                              "in the SigMF metadata (default: left out)")
     parser.add_argument("--reference", default="", metavar="FILE", help="original image, for PSNR (default: none)")
     parser.add_argument("--reference-mask", default="", metavar="FILE",
-                        help="ROI mask of the original (PNG 0/255), for ROI-PSNR (default: none)")
+                        help="ROI mask of the original (non-zero = ROI, the size of --reference), for ROI-PSNR (default: none)")
     parser.add_argument("--images", type=int, default=0, metavar="N", help="stop after this many images (0 = no limit)")
     parser.add_argument("--duration", type=float, default=60.0, metavar="SECONDS", help="stop after this many seconds")
     parser.add_argument("--idle-timeout", type=float, default=5.0, metavar="SECONDS",

@@ -15,7 +15,7 @@ def add_arguments(parser):
                      help="send IQ over a ZMQ PUSH socket (default tcp://127.0.0.1:5555)")
     parser.add_argument("--snr-address", default="tcp://127.0.0.1:5556",
                         help="ZMQ SUB address of the receiver's SNR feedback ('' = none)")
-    parser.add_argument("--mask", default="", help="ROI mask PNG for the images")
+    parser.add_argument("--mask", default="", help="ROI mask for the images (non-zero = ROI; the size of each image, else an error)")
     parser.add_argument("--repeat", type=int, default=1, help="send the images this many times")
     parser.add_argument("--interval", type=float, default=0.0, help="seconds between images")
     parser.add_argument("--wait-feedback", action="store_true",
