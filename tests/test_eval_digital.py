@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from gnuradio.medjscc import snr
+from gnuradio.medjscc.errors import MedJSCCError
 from gnuradio.medjscc.evaluation import ldpc, qam, source
 from gnuradio.medjscc.evaluation.codes import generate_80211n
 
@@ -198,3 +199,41 @@ def test_alist_files_load_in_gr_fec_soft_decoder(name):
     code = ldpc.load_code(name)
     dec = fec.ldpc_decoder.make(str(ldpc.available_codes()[name]), 0.5, 20)
     assert (dec.get_input_size(), dec.get_output_size()) == (code.n, code.k)
+
+
+def test_j2k_sends_only_packet_data_and_rebuilds_headers_bit_exact():
+    """The main header + tile-part header + EOC are rebuilt from the receiver's template: the
+    payload is the codestream less those bytes, decodes to the very same pixels, and trailing link
+    padding after it does not change the image."""
+    import io
+
+    from PIL import Image
+
+    codec = source.J2kCodec()
+    img, _ = _xray_like(5, size=256)
+    for ratio in (30.0, 400.0):
+        full = codec._codestream(img, ratio)
+        sent = codec._encode_ratio(img, ratio)
+        overhead = len(codec.template(img.shape)) + 16  # SOT 12 + SOD 2 + EOC 2
+        assert overhead >= 100 and len(sent) == len(full) - overhead
+        ref = np.asarray(Image.open(io.BytesIO(full)).convert("L"))
+        assert np.array_equal(codec.decode(sent, img.shape), ref)
+        pad = np.random.default_rng(7).integers(0, 256, 300, dtype=np.uint8).tobytes()
+        assert np.array_equal(codec.decode(sent + pad, img.shape), ref)
+
+
+def test_j2k_refuses_a_header_the_receiver_would_not_rebuild():
+    codec = source.J2kCodec()
+    img, _ = _xray_like(6)
+    codec._templates[img.shape] = codec.template(img.shape)[:-1] + b"\x00"
+    with pytest.raises(MedJSCCError, match="template"):
+        codec.encode(img, 500)
+
+
+@pytest.mark.parametrize("name", ["hevc", "j2k-roi"])
+def test_payload_delimits_itself_under_link_padding(name):
+    codec = source.get_source_codec(name)
+    img, mask = _xray_like(7)
+    data = codec.encode(img, 1200, mask)
+    pad = np.random.default_rng(3).integers(0, 256, 150, dtype=np.uint8).tobytes()
+    assert np.array_equal(codec.decode(data, img.shape), codec.decode(data + pad, img.shape))

@@ -14,6 +14,15 @@ Method families (``METHODS``):
   the envelope.
 * capacity bounds (``j2k-capacity``, ``hevc-capacity``): the source codec at
   ``floor(cbr*H*W) * C(SNR) / 8`` bytes, no errors (an ideal code).
+
+Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
+plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
+complex sample of its bursts per pixel: preambles, headers, pilots, cyclic prefix, guard carriers,
+padding; ``OfdmLink.total_symbols``). The symbol link has no framing, so ``cbr_air`` is NaN there.
+
+Budget (``BUDGETS``): ``codec`` gives every method ``cbr`` as its own CBR; ``air`` (OFDM link
+only) reads ``cbr`` as an air budget and gives each method the largest codec CBR whose bursts
+fit it on the same framing (``air_payload``), so the digital chain pays the same overhead.
 """
 from __future__ import annotations
 
@@ -33,6 +42,7 @@ DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY)
 LINKS = ("symbol", "ofdm")
+BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
 
 # LDPC rate -> candidate codes (lengths); the longest that wastes least of the budget is used.
 RATE_CODES = {
@@ -149,6 +159,9 @@ class SymbolLink:
     def total_symbols(self, n_payload: int, side_info_bytes: int) -> int | None:
         return None  # symbol link: no framing overhead beyond what the method counts itself
 
+    def payload_for_air(self, air_samples: int, side_info_bytes: int):
+        raise InputError("an air budget needs the OFDM link (--link ofdm): the symbol link has no framing")
+
     def capacity(self, snr_db: float) -> float:
         return chan.capacity_bits_per_symbol(self.kind, snr_db)
 
@@ -168,11 +181,40 @@ def get_link(link: str, kind: str):
     raise InputError(f"unknown link {link!r}; choose one of {', '.join(LINKS)}")
 
 
+def check_budget(budget: str) -> str:
+    if budget not in BUDGETS:
+        raise InputError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+    return budget
+
+
+def air_payload(cbr: float, shape, link, side_info_bytes: int = 0) -> int:
+    """Payload symbols an image of ``shape`` may send so that its bursts on ``link`` take at most
+    ``floor(cbr*H*W)`` samples on air (``cbr`` read as an air CBR)."""
+    n = link.payload_for_air(n_symbols(cbr, shape), side_info_bytes)
+    if not n:
+        raise MedJSCCError(f"air CBR {cbr:g} is below what one burst of this framing costs for a "
+                           f"{shape[1]}x{shape[0]} image; use a larger --cbr")
+    return n
+
+
+def symbol_budget(cbr: float, shape, link, budget: str = "codec") -> int:
+    """Symbols a digital or capacity method may send: ``floor(cbr*H*W)`` (codec budget), or the
+    most whose bursts fit ``cbr`` on air (air budget; the digital chain has no side info)."""
+    return n_symbols(cbr, shape) if check_budget(budget) == "codec" else air_payload(cbr, shape, link)
+
+
+def air_cbr(link, n_payload: int, side_info_bytes: int, n_pix: int) -> float:
+    """Samples on air per pixel for an image's bursts, NaN on a link without framing."""
+    total = link.total_symbols(n_payload, side_info_bytes)
+    return math.nan if total is None else total / float(n_pix)
+
+
 # ----------------------------------------------------------------------------- digital
-def digital_mcs(image, mask, source_name, mcs: Mcs, snr_db, cbr, link, seed_words, max_iter=40):
-    """One MCS: returns (recon uint8, decode_ok, source_bytes, used_symbols)."""
+def digital_mcs(image, mask, source_name, mcs: Mcs, snr_db, cbr, link, seed_words, max_iter=40, n_sym=None):
+    """One MCS: returns (recon uint8, decode_ok, source_bytes, used_symbols). ``n_sym``: the symbol
+    budget (default ``floor(cbr*H*W)``); ``used_symbols`` counts the QAM symbols sent, no framing."""
     shape = image.shape
-    n_sym = n_symbols(cbr, shape)
+    n_sym = n_symbols(cbr, shape) if n_sym is None else int(n_sym)
     bps = mcs.bits_per_symbol
     code = choose_code(mcs.rate, n_sym * bps)
     if code is None:
@@ -200,6 +242,7 @@ def digital_mcs(image, mask, source_name, mcs: Mcs, snr_db, cbr, link, seed_word
     llr[perm] = llr_tx[:n_coded]
     llr = llr.reshape(n_cw, code.n)
     ok = True
+    rx_info = []
     # decode a few codewords first: a hopeless MCS fails there without decoding the rest
     start = 0
     for size in (min(4, n_cw), n_cw):
@@ -214,19 +257,20 @@ def digital_mcs(image, mask, source_name, mcs: Mcs, snr_db, cbr, link, seed_word
         if not conv.all() or not np.array_equal(code.info_bits(out), bits[start:stop]):
             ok = False
             break
+        rx_info.append(code.info_bits(out))
         start = stop
     used = symbols.size
-    total = link.total_symbols(used, 0)
-    if total is not None:
-        used = total
     if not ok:
         return source.grey_image(shape), False, len(data), used
-    return _source(source_name).decode(data, shape), True, len(data), used
+    # the receiver sees every information byte (payload + padding) and no length: the payload delimits itself
+    received = np.packbits(np.concatenate(rx_info).reshape(-1)).tobytes()
+    return _source(source_name).decode(received, shape), True, len(data), used
 
 
-def capacity_point(image, mask, source_name, snr_db, cbr, link):
-    """Ideal code at the link's capacity per payload symbol (framing overhead not charged)."""
-    n_sym = n_symbols(cbr, image.shape)
+def capacity_point(image, mask, source_name, snr_db, cbr, link, n_sym=None):
+    """Ideal code at the link's capacity per payload symbol on ``n_sym`` symbols (default
+    ``floor(cbr*H*W)``); the framing's samples are not charged here (the row's cbr_air shows them)."""
+    n_sym = n_symbols(cbr, image.shape) if n_sym is None else int(n_sym)
     budget = int(math.floor(n_sym * link.capacity(snr_db) / 8))
     data = _source(source_name).encode(image, budget, mask)
     if data is None:
@@ -235,8 +279,7 @@ def capacity_point(image, mask, source_name, snr_db, cbr, link):
 
 
 # ----------------------------------------------------------------------------- neural
-RANDOM_CODECS_ENV = "MEDJSCC_EVAL_RANDOM_CODECS"  # test hook: random-init neural codecs (recorded in sweep.json)
-RANDOM_INIT_SHA = "random-init"   # model_sha256 of the test hook's untrained codecs
+RANDOM_INIT_SHA = "random-init"   # model_sha256 of untrained codecs (random_init=True: plumbing tests)
 
 
 @dataclass(frozen=True)
@@ -249,24 +292,26 @@ class NeuralModel:
 
 # Per-process cache of loaded codecs (a sweep task must not reload 4 MB of weights per image).
 # The key names what was loaded: the method with the weights file it resolves to now (so a
-# different MEDJSCC_MODELS_DIR loads again) or the random-init test hook. Entries are frozen; the
+# different MEDJSCC_MODELS_DIR loads again) or its random-init codec. Entries are frozen; the
 # codec objects themselves are only used for encode/decode here. Tests may clear it.
 _NEURAL_CACHE: dict = {}
 
 
-def neural_model(name: str) -> NeuralModel:
-    """The codec of a neural method with the SHA-256 of its weights (cached per process)."""
-    import os
+def neural_model(name: str, random_init: bool = False) -> NeuralModel:
+    """The codec of a neural method with the SHA-256 of its weights (cached per process).
 
+    ``random_init``: an untrained codec (``build_codec(name, seed=0)``, ``sha256`` =
+    ``RANDOM_INIT_SHA``) instead of the weights: exercises the plumbing in tests without trained
+    weights; the caller asks for it explicitly and every row says so.
+    """
     try:
         from ..codec import build_codec, load_codec
         from ..codec.api import resolve_weights
     except ImportError as e:
         raise MedJSCCError(f"method {name}: the codec package is not available ({e})") from None
-    if os.environ.get(RANDOM_CODECS_ENV):
+    if random_init:
         key = (name, RANDOM_INIT_SHA)
         if key not in _NEURAL_CACHE:
-            # test hook: untrained codecs exercise the plumbing; sweep.json and every row record it
             _NEURAL_CACHE[key] = NeuralModel(build_codec(name, seed=0), RANDOM_INIT_SHA)
         return _NEURAL_CACHE[key]
     try:
@@ -291,13 +336,37 @@ def neural_model(name: str) -> NeuralModel:
     return _NEURAL_CACHE[key]
 
 
-def neural_codec(name: str):
+def neural_codec(name: str, random_init: bool = False):
     """The codec for a neural method (cached per process; see ``neural_model``)."""
-    return neural_model(name).codec
+    return neural_model(name, random_init).codec
 
 
-def neural_point(codec, image, mask, snr_db, cbr, link, seed_words):
-    enc = codec.encode(image, mask, snr_db=snr_db, cbr=cbr)
+def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
+    """``codec.encode`` at ``cbr`` (codec budget), or at the largest codec CBR whose bursts fit
+    ``floor(cbr*H*W)`` samples on air (air budget). The side info's size depends a little on the
+    allocation, so the payload is solved for the side info of the last encode until it holds."""
+    if check_budget(budget) == "codec":
+        return codec.encode(image, mask, snr_db=snr_db, cbr=cbr)
+    n_pix, budget_air = image.size, n_symbols(cbr, image.shape)
+    side_bytes, side_symbols, best, enc = 0, 0.0, None, None
+    for _ in range(4):
+        n = air_payload(cbr, image.shape, link, side_bytes)
+        # encode gives floor(c*H*W - side symbols) payload symbols: + 0.5 lands on n exactly
+        enc = codec.encode(image, mask, snr_db=snr_db, cbr=(n + side_symbols + 0.5) / n_pix)
+        if link.total_symbols(enc.n_payload_symbols, len(enc.side_info)) <= budget_air and (
+                best is None or enc.n_payload_symbols > best.n_payload_symbols):
+            best = enc
+        if len(enc.side_info) == side_bytes and enc.n_payload_symbols == n:
+            break
+        side_bytes, side_symbols = len(enc.side_info), enc.side_info_symbols
+    if best is None:
+        raise MedJSCCError(f"no codec CBR of this model fits air CBR {cbr:g} with its side info; use a larger --cbr")
+    return best
+
+
+def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
+    """-> (recon, decode_ok, cbr_total, cbr_air)."""
+    enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
     rx, side_info, erased = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words)
     import warnings
 
@@ -305,20 +374,22 @@ def neural_point(codec, image, mask, snr_db, cbr, link, seed_words):
         warnings.simplefilter("ignore", RuntimeWarning)  # codec warns when it falls back to grey
         recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, erased=erased)
     ok = side_info is not None and (erased is None or not np.asarray(erased).any())
-    total = link.total_symbols(enc.symbols.size, len(enc.side_info))
-    cbr_total = float(enc.cbr_total) if total is None else total / float(image.size)
-    return recon, ok, cbr_total
+    return recon, ok, float(enc.cbr_total), air_cbr(link, enc.symbols.size, len(enc.side_info), image.size)
 
 
 # ----------------------------------------------------------------------------- one point
 def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: float,
-              channel: str, link: str, trial: int, seed: int, keep_recon_snrs=()):
-    """All rows of one (method, image, trial, cbr) for every SNR in ``snrs``.
+              channel: str, link: str, trial: int, seed: int, keep_recon_snrs=(), budget: str = "codec",
+              random_codecs: bool = False):
+    """All rows of one (method, image, trial, cbr) for every SNR in ``snrs``; ``budget``: what
+    ``cbr`` fixes (``BUDGETS``); ``random_codecs``: neural methods use untrained codecs
+    (``neural_model(random_init=True)``; their rows' ``model_sha256`` says ``RANDOM_INIT_SHA``).
 
     Returns ``(rows, recons)``: rows are dicts with the CSV columns; ``recons`` maps
     ``(snr_db, mcs)`` -> uint8 image for the SNRs in ``keep_recon_snrs`` (montage).
     """
     check_method(method)
+    check_budget(budget)
     image = np.ascontiguousarray(image, dtype=np.uint8)
     mask = None if mask is None else np.asarray(mask, bool)
     lk = get_link(link, channel)
@@ -326,25 +397,30 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
     n_pix = image.size
     base = dict(method=method, cbr=float(cbr), channel=channel, link=link, trial=int(trial), image=image_name)
 
-    def emit(snr_db, mcs, recon, ok, cbr_total, nbytes, model_sha256=""):
+    def emit(snr_db, mcs, recon, ok, cbr_total, cbr_air, nbytes, model_sha256=""):
         m = _metrics(image, recon, mask)
         rows.append(dict(base, snr_db=float(snr_db), mcs=mcs, psnr=m["psnr"], roi_psnr=m["roi_psnr"],
-                         ms_ssim=m["ms_ssim"], cbr_total=cbr_total, decode_ok=bool(ok), source_bytes=nbytes,
-                         model_sha256=model_sha256))
+                         ms_ssim=m["ms_ssim"], cbr_total=cbr_total, cbr_air=cbr_air, decode_ok=bool(ok),
+                         source_bytes=nbytes, model_sha256=model_sha256))
         if any(abs(snr_db - s) < 1e-9 for s in keep_recon_snrs):
             recons[(float(snr_db), mcs)] = recon
 
+    n_sym = None if method in NEURAL else symbol_budget(cbr, image.shape, lk, budget)
     for snr_db in snrs:
         seed_words = chan.channel_seed(seed, image_name, snr_db, trial)
         if method in NEURAL:
-            model = neural_model(method)
-            recon, ok, cbr_total = neural_point(model.codec, image, mask, snr_db, cbr, lk, seed_words)
-            emit(snr_db, "", recon, ok, cbr_total, 0, model.sha256)
+            model = neural_model(method, random_codecs)
+            recon, ok, cbr_total, cbr_air = neural_point(model.codec, image, mask, snr_db, cbr, lk, seed_words, budget)
+            emit(snr_db, "", recon, ok, cbr_total, cbr_air, 0, model.sha256)
         elif method in CAPACITY:
-            recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, lk)
-            emit(snr_db, "", recon, ok, n_symbols(cbr, image.shape) / n_pix, nbytes)
+            recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, lk, n_sym)
+            emit(snr_db, "", recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix), nbytes)
         else:
             for mcs in MCS_TABLE:
-                recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words)
-                emit(snr_db, mcs.name, recon, ok, used / n_pix, nbytes)
+                recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words,
+                                                      n_sym=n_sym)
+                air = air_cbr(lk, used, 0, n_pix)
+                if not used:   # an MCS that sends nothing sends no burst either (NaN stays NaN)
+                    air *= 0.0
+                emit(snr_db, mcs.name, recon, ok, used / n_pix, air, nbytes)
     return rows, recons

@@ -1,24 +1,34 @@
 """Source codecs of the digital baselines, each fitted to a byte budget.
 
-* ``J2kCodec``: JPEG 2000 (OpenJPEG through Pillow), irreversible 9/7 wavelet, raw codestream
-  (no JP2 box) with the COM marker ("Created by OpenJPEG") removed: the receiver does not need it.
-  The compression ratio is binary-searched so the file is the *largest* that fits the budget.
+* ``J2kCodec``: JPEG 2000 (OpenJPEG through Pillow), irreversible 9/7 wavelet, one tile, one
+  quality layer. Only the packet data is sent: the main header (SIZ, COD, QCD: 96 bytes for a
+  256x256 image) depends only on the image size and the encoder setting, so the receiver rebuilds
+  it from a template (checked against every encoded stream); the tile-part header is rebuilt with
+  Psot = 0 ("to the end of the codestream") and EOC appended, so the stream needs no length field
+  and bytes after it (link padding) are ignored by the decoder. That keeps 112 bytes off the
+  budget of every image. The compression ratio is binary-searched so the payload is the
+  *largest* that fits the budget. (No lossless mode: it would need a second template and a flag.)
 * ``HeifCodec``: HEVC-intra through pillow-heif (x265/libde265), quality 0..100 binary-searched.
   Only the HEVC bitstream (the ``mdat`` payload) is counted and sent: the HEIF container (ftyp,
   meta with hvcC parameter sets, ispe, ...) is identical for every image of a given size and
   encoder setting (checked at run time), so the receiver rebuilds it from a template, as a BPG
-  decoder would rebuild its header. This keeps ~360 bytes of container off the budget.
+  decoder would rebuild its header. This keeps ~360 bytes of container off the budget. The payload
+  is one length-prefixed NAL unit (checked), so it delimits itself: link padding after it is
+  dropped at the receiver.
 * ``RoiJ2kCodec``: ROI-aware JPEG 2000 with the same budget. Pillow has no ROI max-shift, so two
   standard-decodable substitutes compete per image: (a) two J2K codestreams, the whole image at a
   low rate plus the ROI's bounding box at a higher rate (pasted over the first at the receiver),
-  with a 10-byte header (bounding box, split); (b) one J2K stream of the image whose background
+  with a 10-byte header (bounding box, length of the first stream; all zero box: no crop); (b) one
+  J2K stream of the image whose background
   was low-pass filtered first (Gaussian, several widths), so the wavelet coder spends its bits on
   the ROI. The encoder keeps the candidate with the lowest ``0.9 * MSE(ROI) + 0.1 *
   MSE(background)`` (an encoder-side rate-distortion choice using only the image and the mask,
   which the transmitter has).
 
 ``encode(image, budget_bytes, mask=None) -> bytes | None`` (None: even the smallest stream does
-not fit) and ``decode(data, shape) -> uint8`` are the whole interface.
+not fit) and ``decode(data, shape) -> uint8`` are the whole interface. Every byte ``encode``
+returns is sent and counted; ``decode`` accepts the received bytes with trailing padding (the
+digital link fills its codewords with it), so no length travels outside the payload.
 """
 from __future__ import annotations
 
@@ -56,10 +66,32 @@ def _strip_j2k_comments(cs: bytes) -> bytes:
     return cs
 
 
+J2K_SOT = b"\xff\x90"
+J2K_SOD = b"\xff\x93"
+J2K_EOC = b"\xff\xd9"
+# tile 0, Psot = 0 (the tile-part runs to EOC), tile-part 0 of 1: what the receiver rebuilds
+J2K_TILE_HEADER = J2K_SOT + struct.pack(">HHIBB", 10, 0, 0, 0, 1) + J2K_SOD
+
+
+def _split_j2k(cs: bytes) -> tuple[bytes, bytes]:
+    """(main header, packet data) of a one-tile, one-tile-part codestream; MedJSCCError otherwise."""
+    pos = 2  # walk the main header's marker segments up to the first SOT
+    while pos + 4 <= len(cs) and cs[pos:pos + 2] != J2K_SOT:
+        pos += 2 + struct.unpack(">H", cs[pos + 2:pos + 4])[0]
+    if cs[:2] != b"\xff\x4f" or cs[pos:pos + 2] != J2K_SOT or cs[-2:] != J2K_EOC:
+        raise MedJSCCError("JPEG 2000 codestream layout not supported (SOC ... SOT ... EOC expected)")
+    _, isot, psot, tpsot, tnsot = struct.unpack(">HHIBB", cs[pos + 2:pos + 12])
+    if isot != 0 or tpsot != 0 or tnsot != 1 or pos + psot != len(cs) - 2 or cs[pos + 12:pos + 14] != J2K_SOD:
+        raise MedJSCCError("JPEG 2000 codestream is not one tile in one tile-part; cannot strip its headers")
+    return cs[:pos], cs[pos + 14:-2]
+
+
 class J2kCodec:
     name = "j2k"
     # a ratio this large gives OpenJPEG's smallest stream (headers + almost no data)
     MAX_RATIO = 5000.0
+    # a ratio this small keeps every coding pass (the finest stream of the 9/7 path)
+    MIN_RATIO = 1.0
 
     def __init__(self, search_steps: int = 9):
         from PIL import features
@@ -68,43 +100,55 @@ class J2kCodec:
             raise MedJSCCError("Pillow was built without OpenJPEG (JPEG 2000); j2k baselines unavailable")
         self.search_steps = search_steps
         self._memo: dict = {}
+        self._templates: dict = {}
 
-    def _encode_ratio(self, image: np.ndarray, ratio: float | None) -> bytes:
+    def _codestream(self, image: np.ndarray, ratio: float) -> bytes:
+        """Full codestream (COM marker removed) at compression ``ratio``."""
         from PIL import Image
 
         key = (image.shape, hash(image.tobytes()), ratio)
         if key in self._memo:
             return self._memo[key]
         buf = io.BytesIO()
-        im = Image.fromarray(image, "L")
-        if ratio is None:  # lossless
-            im.save(buf, format="JPEG2000", irreversible=False, no_jp2=True)
-        else:
-            im.save(buf, format="JPEG2000", quality_mode="rates", quality_layers=[ratio],
-                    irreversible=True, no_jp2=True)
+        Image.fromarray(image, "L").save(buf, format="JPEG2000", quality_mode="rates", quality_layers=[ratio],
+                                         irreversible=True, no_jp2=True)
         data = _strip_j2k_comments(buf.getvalue())
         if len(self._memo) > 4096:
             self._memo.clear()
         self._memo[key] = data
         return data
 
+    def template(self, shape) -> bytes:
+        """Main header the receiver rebuilds for this image size (encoder setting fixed)."""
+        shape = tuple(int(v) for v in shape)
+        if shape not in self._templates:
+            flat = np.full(shape, GREY, dtype=np.uint8)
+            self._templates[shape] = _split_j2k(self._codestream(flat, 50.0))[0]
+        return self._templates[shape]
+
+    def _encode_ratio(self, image: np.ndarray, ratio: float) -> bytes:
+        """What is sent at compression ``ratio``: the packet data only (headers are the template's)."""
+        header, body = _split_j2k(self._codestream(image, ratio))
+        if header != self.template(image.shape):
+            raise MedJSCCError("JPEG 2000 main header differs from the receiver's template; cannot strip it")
+        return body
+
     def encode(self, image: np.ndarray, budget_bytes: int, mask=None) -> bytes | None:
         image = np.ascontiguousarray(image, dtype=np.uint8)
         budget_bytes = int(budget_bytes)
         if budget_bytes <= 0:
             return None
-        lossless = self._encode_ratio(image, None)
-        if len(lossless) <= budget_bytes:
-            return lossless
-        best = None
+        finest = self._encode_ratio(image, self.MIN_RATIO)
+        if len(finest) <= budget_bytes:
+            return finest
         smallest = self._encode_ratio(image, self.MAX_RATIO)
         if len(smallest) > budget_bytes:
             return None
         best = smallest
-        # OpenJPEG's rate control lands near raw/ratio bytes: bracket around that first
+        # OpenJPEG's rate control lands near raw/ratio bytes, headers included: bracket around that
         raw = image.size
-        guess = raw / budget_bytes
-        lo, hi = math.log(max(1.0, guess * 0.8)), math.log(min(self.MAX_RATIO, guess * 3.0))
+        guess = raw / (budget_bytes + len(self.template(image.shape)) + len(J2K_TILE_HEADER) + len(J2K_EOC))
+        lo, hi = math.log(max(1.0, guess * 0.5)), math.log(min(self.MAX_RATIO, guess * 3.0))
         if len(self._encode_ratio(image, round(math.exp(hi), 4))) > budget_bytes:
             lo, hi = hi, math.log(self.MAX_RATIO)
         for _ in range(self.search_steps):
@@ -119,10 +163,15 @@ class J2kCodec:
         return best
 
     def decode(self, data: bytes, shape) -> np.ndarray:
+        """Packet data (trailing padding allowed) -> image: template header + SOT(Psot=0) + data + EOC."""
         from PIL import Image
 
-        im = Image.open(io.BytesIO(data))
-        arr = np.asarray(im.convert("L"), dtype=np.uint8)
+        cs = self.template(shape) + J2K_TILE_HEADER + bytes(data) + J2K_EOC
+        try:
+            im = Image.open(io.BytesIO(cs))
+            arr = np.asarray(im.convert("L"), dtype=np.uint8)
+        except (OSError, ValueError) as e:
+            raise MedJSCCError(f"j2k stream does not decode: {e}") from None
         if arr.shape != tuple(shape):
             raise MedJSCCError(f"j2k decoded shape {arr.shape} != {tuple(shape)}")
         return arr
@@ -182,6 +231,13 @@ def _iloc_length_field(data: bytes):
     return p, length_size
 
 
+def _nal_length(data: bytes) -> int:
+    """Bytes of the first length-prefixed (4-byte, hvcC lengthSizeMinusOne = 3) NAL unit, prefix included."""
+    if len(data) < 4:
+        raise MedJSCCError("hevc payload shorter than its NAL length prefix")
+    return 4 + struct.unpack(">I", bytes(data[:4]))[0]
+
+
 class HeifCodec:
     name = "hevc"
 
@@ -232,6 +288,8 @@ class HeifCodec:
         if len(template) != len(header) or template[:off] != header[:off] or \
                 template[off + width:] != header[off + width:]:
             raise MedJSCCError("HEIF container differs from the template; cannot strip it")
+        if _nal_length(payload) != len(payload):
+            raise MedJSCCError("HEVC payload is not one length-prefixed NAL unit; it would not delimit itself")
         return payload
 
     def encode(self, image: np.ndarray, budget_bytes: int, mask=None) -> bytes | None:
@@ -254,9 +312,14 @@ class HeifCodec:
                     if len(self._payload(image, q)) <= budget_bytes), key=len)
         return best
 
-    def decode(self, payload: bytes, shape) -> np.ndarray:
+    def decode(self, data: bytes, shape) -> np.ndarray:
+        """Received bytes (trailing padding allowed: the NAL length prefix ends the payload) -> image."""
         from PIL import Image
 
+        n = _nal_length(data)
+        if n > len(data):
+            raise MedJSCCError(f"hevc payload claims {n} bytes, {len(data)} received")
+        payload = bytes(data[:n])
         header = bytearray(self._template(shape))
         off, width = _iloc_length_field(bytes(header))
         header[off:off + width] = len(payload).to_bytes(width, "big")
@@ -319,7 +382,8 @@ class RoiJ2kCodec:
             full = self.j2k.encode(image, usable - len(crop))
             if full is None:
                 continue
-            data = self.HEADER.pack(r0, r1, c0, c1, len(full)) + full + crop
+            box_sent = (r0, r1, c0, c1) if crop else (0, 0, 0, 0)  # zero box: no crop follows
+            data = self.HEADER.pack(*box_sent, len(full)) + full + crop
             cost = self._objective(image, self.decode(data, image.shape), mask)
             if cost < best_cost:
                 best, best_cost = data, cost
@@ -342,9 +406,8 @@ class RoiJ2kCodec:
         r0, r1, c0, c1, n_full = self.HEADER.unpack(data[:self.HEADER.size])
         body = data[self.HEADER.size:]
         out = self.j2k.decode(body[:n_full], shape).copy()
-        crop = body[n_full:]
-        if crop:
-            out[r0:r1, c0:c1] = self.j2k.decode(crop, (r1 - r0, c1 - c0))
+        if r1 > r0 and c1 > c0:  # the crop stream runs to the end (padding after it is ignored)
+            out[r0:r1, c0:c1] = self.j2k.decode(body[n_full:], (r1 - r0, c1 - c0))
         return out
 
 
