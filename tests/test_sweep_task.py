@@ -65,6 +65,12 @@ def test_task_sweep_adds_auc_to_every_point_and_resumes(images, data_dir, tmp_pa
     assert failed["decode_rate"] == 0.0
     assert failed["task_auc"] == 0.5 and failed["task_auc_lo"] == 0.5 and failed["task_auc_hi"] == 0.5
     assert not any(r["decode_ok"] == "True" for r in rows if r["method"] == "j2k-ldpc" and float(r["snr_db"]) == -10.0)
+    # dice_vs_original: the grey image's whole-image fallback vs the lungs; a clean 10 dB image keeps them
+    assert failed["dice_vs_original"] < 0.6
+    good = env[("j2k-capacity", 10.0)]
+    assert good["dice_vs_original_lo"] <= good["dice_vs_original"] <= good["dice_vs_original_hi"]
+    assert good["dice_vs_original"] > 0.9 > failed["dice_vs_original_hi"]
+    assert all(0.0 <= float(r["dice_vs_original"]) <= 1.0 for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     ref = summary["task"]["reference"]
     assert 0.0 <= ref["task_auc"] <= 1.0 and ref["task_n_pairs"] == PAIRS
