@@ -86,6 +86,8 @@ def test_task_sweep_adds_auc_to_every_point_and_resumes(images, data_dir, tmp_pa
     text = write_report(out).read_text()
     assert "## Diagnostic task: nodule detection" in text and "Original images: AUC" in text
     assert "task_auc_vs_snr_cbr1_16.png" in text
+    assert "; Dice " in text and "roi-auto-coarse-" in text
+    assert summary["task"]["dice_segmenter"].startswith("roi-auto-coarse-")
     # rows made with another observer or nodule population are not mixed in
     st = json.loads((out / task_mod.TASK_JSON).read_text())
     st["observer"] = "cho-other"

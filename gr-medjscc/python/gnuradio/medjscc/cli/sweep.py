@@ -67,6 +67,8 @@ def run(args):
             extra = f" mcs={p['mcs']}" if p.get("mcs") else ""
             if "task_auc" in p:
                 extra += f" auc={p['task_auc']:.3f} [{p['task_auc_lo']:.3f}, {p['task_auc_hi']:.3f}]"
+            if p.get("dice_vs_original") is not None:
+                extra += f" dice={p['dice_vs_original']:.3f}"
             print(f"  {p['method']:14s} snr={p['snr_db']:5.1f} cbr={p['cbr']:.4f} psnr={p['psnr']:6.2f} "
                   f"roi={p['roi_psnr']:6.2f} ms-ssim={p['ms_ssim']:.4f} ok={p['decode_rate']:.2f} n={p['n']}{extra}")
         if result.task:

@@ -92,8 +92,10 @@ def task_section(summary: dict, results_dir: Path, cbr: float = 1 / 16) -> list[
            "Channelized Hotelling observer (Laguerre-Gauss channels scaled to the nodule) detecting a "
            "simulated lung nodule at its known position in the *received* signal-present/-absent images "
            f"({task.get('pairs', '?')} test-split pairs, `{task.get('observer', '?')}`), trained and tested on "
-           "separate views (2-fold cross-validation). Cells: AUC [95% bootstrap interval], d'. Digital "
-           "methods: the MCS their ROI-PSNR envelope picked.", ""]
+           "separate views (2-fold cross-validation). Cells: AUC [95% bootstrap interval], d'; Dice "
+           "[95% bootstrap interval] of the lung mask the ROI segmenter finds in the received image vs the one "
+           f"it finds in the original (`{task.get('dice_segmenter', '?')}`; a grey failed decode scores ~0.4). "
+           "Digital methods: the MCS their ROI-PSNR envelope picked.", ""]
     if ref:
         out += [f"Original images: AUC **{_fmt(ref['task_auc'], 3)}** [{_fmt(ref['task_auc_lo'], 3)}, "
                 f"{_fmt(ref['task_auc_hi'], 3)}], d' {_fmt(ref['task_dprime'])}.", ""]
@@ -105,8 +107,12 @@ def task_section(summary: dict, results_dir: Path, cbr: float = 1 / 16) -> list[
             cells = []
             for m in ms:
                 p = next((q for q in pts if q["method"] == m and q["snr_db"] == snr), None)
-                cells.append("" if p is None else f"{_fmt(p['task_auc'], 3)} [{_fmt(p['task_auc_lo'], 3)}, "
-                             f"{_fmt(p['task_auc_hi'], 3)}], {_fmt(p['task_dprime'])}")
+                cell = "" if p is None else (f"{_fmt(p['task_auc'], 3)} [{_fmt(p['task_auc_lo'], 3)}, "
+                                             f"{_fmt(p['task_auc_hi'], 3)}], {_fmt(p['task_dprime'])}")
+                if p is not None and p.get("dice_vs_original") is not None:
+                    cell += (f"; Dice {_fmt(p['dice_vs_original'], 3)} [{_fmt(p.get('dice_vs_original_lo'), 3)}, "
+                             f"{_fmt(p.get('dice_vs_original_hi'), 3)}]")
+                cells.append(cell)
             out.append(f"| {snr:g} | " + " | ".join(cells) + " |")
         out.append("")
         stem = f"task_auc_vs_snr_cbr{cbr_label(c)}"

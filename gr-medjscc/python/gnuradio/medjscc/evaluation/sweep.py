@@ -611,5 +611,7 @@ def write_summary(out: Path, spec: SweepSpec, result: SweepResult) -> None:
             "nodule at its known position in the received images of signal-present/-absent pairs, "
             "2-fold cross-validated over views, empirical AUC with 95% bootstrap interval "
             "(task_auc_lo/hi), task_dprime of the same scores; digital envelopes use the MCS the "
-            "envelope picked; task.reference = the same observer on the original images")
+            "envelope picked; task.reference = the same observer on the original images; dice_vs_original: "
+            "Dice of the lung mask the ROI segmenter (task.dice_segmenter) finds in each received task image "
+            "vs the one it finds in the original, mean with 95% bootstrap interval over pairs (_lo/_hi)")
     (out / "summary.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
