@@ -208,6 +208,81 @@ class qa_channel_preset_profiles(gr_unittest.TestCase):
         self.assertAlmostEqual(float(np.sum(np.abs(h[peaks]) ** 2)), 1.0, delta=0.01)
 
 
+class qa_channel_preset_switching(gr_unittest.TestCase):
+    """set_preset (GRC callback of a preset chooser) changes the preset of a running channel."""
+
+    def setUp(self):
+        self.params = make_params({})
+
+    def test_switched_preset_equals_a_channel_built_for_it(self):
+        # every stage is set, nothing of the first preset stays: sample for sample the same output
+        # as a channel made with the new preset (same seed)
+        p = self.params
+        x = _tx_iq(p, n_frames=2)
+        for first, second in (("awgn", "b200_pair_2g4"), ("b200_pair_2g4", "awgn"),
+                              ("rayleigh", "rician_k3_100hz"), ("rayleigh_3tap_100hz", "multipath"),
+                              ("phase_noise_3deg", "rayleigh_fast"), ("clip_0p25", "pa_cubic_0p25"),
+                              ("awgn", "rayleigh_3tap_100hz"), ("dc_offset", "iq_1db_5deg")):
+            ch = channel_preset(first, 12.0, cfo=0.1, params=p, seed=5)
+            ch.set_preset(second)
+            self.assertEqual(ch.preset, second)
+            np.testing.assert_array_equal(_run(x, ch), _run(x, channel_preset(second, 12.0, cfo=0.1, params=p, seed=5)),
+                                          err_msg=f"{first} -> {second}")
+
+    def test_unknown_preset_names_the_valid_ones_and_keeps_the_current(self):
+        from gnuradio.medjscc.errors import InputError
+
+        ch = channel_preset("cfo_1p5", 20.0, params=self.params)
+        with self.assertRaises(InputError) as cm:
+            ch.set_preset("awgnn")
+        msg = str(cm.exception)
+        self.assertIn("'awgnn'", msg)
+        for name in preset_names():
+            self.assertIn(name, msg)
+        self.assertEqual(ch.preset, "cfo_1p5")
+        with self.assertRaises(InputError):
+            channel_preset("moon_bounce")
+
+    def test_set_preset_while_running_changes_the_cfo_and_keeps_the_stream(self):
+        """A throttled tone runs through the channel; the preset goes awgn -> cfo_1p5 -> awgn
+        mid-run: the output's frequency follows, and no sample is lost or stalls."""
+        import time
+
+        p = self.params
+        rate = 1.0e6
+        tb = gr.top_block()
+        src = blocks.vector_source_c(_tone(4096).tolist(), True)
+        thr = blocks.throttle(gr.sizeof_gr_complex, rate)
+        ch = channel_preset("awgn", 200.0, params=p)
+        snk = blocks.vector_sink_c()
+        tb.connect(src, thr, ch, snk)
+        tb.start()
+        marks = []
+        try:
+            for preset in ("cfo_1p5", "awgn"):
+                time.sleep(1.0)
+                marks.append(len(snk.data()))      # samples out before the switch: old preset
+                ch.set_preset(preset)
+            time.sleep(1.0)
+        finally:
+            tb.stop()
+            tb.wait()
+        y = np.array(snk.data(), np.complex64)
+
+        def cfo(seg):
+            return float(np.angle(np.vdot(seg[:-1], seg[1:])) / (2 * np.pi) * p.fft_len)
+
+        # the last ~0.3 s of each period were certainly made after the switch (buffers < 0.3 s)
+        tail = int(0.3 * rate)
+        self.assertGreater(marks[0], 2 * tail, marks)
+        self.assertGreater(marks[1] - marks[0], 2 * tail, marks)
+        self.assertGreater(len(y) - marks[1], 2 * tail, (marks, len(y)))
+        self.assertAlmostEqual(cfo(y[1000:marks[0]]), 0.0, delta=2e-3)
+        self.assertAlmostEqual(cfo(y[marks[1] - tail:marks[1]]), 1.5, delta=2e-3)
+        self.assertAlmostEqual(cfo(y[-tail:]), 0.0, delta=2e-3)
+        self.assertTrue(np.all(np.isfinite(y)))
+
+
 if __name__ == "__main__":
     gr_unittest.run(qa_channel_preset)
 

@@ -27,10 +27,15 @@ The DAC clips before the PA because that is where a USRP saturates: on the digit
 the PA then compresses the analog signal. Scaling back by 1/amplitude keeps the SNR convention
 relative to the *nominal* TX RMS, so clipping/compression losses show up as distortion, not as
 a changed noise level. ``cfo`` / ``timing_offset_ppm`` add to the profile's own values.
+
+Every preset runs through this same chain, unused stages at their neutral setting (exact
+identities: gain 1, beta 0, 0 dB / 0 deg, zero phase noise, a 0/1 switch around the fading
+blocks), so ``set_preset(name)`` switches preset while the flowgraph runs (GRC chooser).
 """
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from gnuradio import channels, gr
@@ -211,8 +216,52 @@ def phase_noise_mag(deg_rms: float, alpha: float) -> float:
     return math.radians(deg_rms) / math.sqrt(alpha / (2.0 - alpha))
 
 
+def _resolve(preset):
+    """(profile or None, name) of a preset name or RadioProfile; one InputError line listing the
+    valid names otherwise."""
+    if isinstance(preset, RadioProfile):
+        return preset, preset.name
+    if isinstance(preset, str) and preset in LEGACY_PRESETS:
+        return None, preset
+    profiles = load_radio_profiles()
+    if isinstance(preset, str) and preset in profiles:
+        return profiles[preset], preset
+    valid = LEGACY_PRESETS + tuple(n for n in profiles if n not in LEGACY_PRESETS)
+    raise InputError(f"channel_preset: unknown preset {preset!r}; valid presets: {', '.join(valid)}")
+
+
+def _fading_spec(profile, name):
+    """``(key, fDTs, K)`` of a preset's fading stage, None without fading. Presets with the same
+    key share one gr-channels block: fDTs and K have setters, LOS and the taps are fixed when the
+    block is made."""
+    if profile is None:
+        return ((("flat", False, (), ()), FADING_FDTS[name], 4.0) if name in FADING_FDTS else None)
+    if profile.fading == "none":
+        return None
+    los = profile.fading == "rician"
+    if profile.taps:
+        h = profile_taps(profile)
+        delays = tuple(float(t.delay) for t in profile.taps)
+        mags = tuple(float(abs(h[t.delay])) for t in profile.taps)
+        return ("selective", los, delays, mags), profile.fdts, profile.rician_k
+    return ("flat", los, (), ()), profile.fdts, profile.rician_k
+
+
+def _static_taps(profile, name) -> np.ndarray:
+    """channel_model taps: the static multipath of a preset (fading presets fade their own taps)."""
+    if profile is not None:
+        return profile_taps(profile) if profile.fading == "none" else np.array([1.0 + 0j])
+    return multipath_taps() if name == "multipath" else np.array([1.0 + 0j])
+
+
 class channel_preset(gr.hier_block2):
     """Complex stream in -> complex stream out: fading/multipath, CFO, timing offset and AWGN.
+
+    Every stage any preset uses is always in the graph, at its neutral setting when the current
+    preset does not use it (gain 1, beta 0, no IQ imbalance, zero phase noise, a 0/1 switch around
+    the fading blocks); so ``set_preset`` switches presets while the flowgraph runs by setters
+    alone: no lock()/reconnect, which would stop and restart every block of the flowgraph (the
+    JSCC receiver flushes a half-received image at stop) and drop the samples in flight.
 
     Args:
         preset: ``awgn`` | ``multipath`` | ``rayleigh`` | ``rayleigh_fast`` | a radio profile name
@@ -234,111 +283,141 @@ class channel_preset(gr.hier_block2):
         gr.hier_block2.__init__(self, "medjscc_channel_preset",
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        if isinstance(preset, RadioProfile):   # a profile object (tests, custom profiles)
-            self.profile, preset = preset, preset.name
-        elif preset in LEGACY_PRESETS:
-            self.profile = None
-        else:
-            try:
-                self.profile = get_radio_profile(preset)
-            except InputError as e:
-                raise InputError(f"channel_preset preset must be one of {LEGACY_PRESETS} or a radio "
-                                 f"profile: {e}") from None
-        self.preset = preset
+        from gnuradio import blocks
+
+        profile, name = _resolve(preset)
+        self._lock = threading.Lock()
         self._fft_len = int(getattr(params, "fft_len", fft_len))
         self._n_occupied = int(getattr(params, "n_occupied", n_occupied))
         self._params = params
         self._snr_db = float(snr_db)
         self._cfo = float(cfo)
         self._ppm = float(timing_offset_ppm)
-        prof = self.profile
-        self._cfo0 = prof.cfo_subcarriers if prof else 0.0
-        self._ppm0 = prof.sro_ppm if prof else 0.0
-        if prof is not None:
-            taps = profile_taps(prof) if prof.fading == "none" else np.array([1.0 + 0j])
-        else:
-            taps = multipath_taps() if preset == "multipath" else np.array([1.0 + 0j])
+        self._cfo0 = self._ppm0 = 0.0
+        seed = int(seed)
+        # TX side, in signal order (neutral settings; _apply sets the preset's)
+        self.dropper = burst_dropper(0.0, seed)
+        self._amp_in = blocks.multiply_const_cc(1.0)          # x TX amplitude (full-scale units)
+        self.dac = dac_clip(1.0, clip=False)
+        self._pa = channels.distortion_3_gen(0.0)
+        self._amp_out = blocks.multiply_const_cc(1.0)         # x 1/amplitude
+        self._iq = channels.iqbal_gen(0.0, 0.0, 0)            # mode 0 = TX
+        # its noise source has a fixed seed (42) inside gr-channels: the same draw every run
+        self._phase_noise = channels.phase_noise_gen(0.0, 0.1)
+        # one fading block per fading structure of every known preset, the current preset's first
+        # (made with its own fDTs/K, as a block made for it alone would be)
+        specs = [_fading_spec(profile, name)] + [_fading_spec(None, n) for n in FADING_FDTS]
+        try:
+            specs += [_fading_spec(p, n) for n, p in load_radio_profiles().items()]
+        except InputError:
+            pass        # a broken profile file: the built-in presets still switch
+        self._fading = {}
+        for spec in filter(None, specs):
+            key, fdts, k = spec
+            if key in self._fading:
+                continue
+            kind, los, delays, mags = key
+            if kind == "flat":
+                self._fading[key] = channels.fading_model(8, fdts, los, k, seed + 1)
+            else:
+                self._fading[key] = channels.selective_fading_model(8, fdts, los, k, seed + 1, list(delays),
+                                                                    list(mags), int(max(delays)) + 1)
+        # the switch: a gain of 1 on the chosen path (input 0: no fading), 0 on the others, summed
+        # (exact: y + 0*x == y). Not blocks.selector: its index cannot be set before the flowgraph
+        # starts. Tags pass on path 0 only (the same offsets on every path: all are 1:1), else
+        # each would arrive once per path.
+        self._fading_gain = [blocks.multiply_const_cc(0j) for _ in range(len(self._fading) + 1)]
+        for gain in self._fading_gain[1:]:
+            gain.set_tag_propagation_policy(gr.TPP_DONT)
+        self._fading_sum = blocks.add_cc()
+        self.fading = None
         # channel_model does the multipath, CFO and clock offset; the AWGN is added outside it
         # because its internal noise source runs ahead by a whole buffer (~32k samples = several
         # frames at the old level after an SNR change).
         self.model = channels.channel_model(
-            noise_voltage=0.0, frequency_offset=(self._cfo0 + self._cfo) / self._fft_len,
-            epsilon=1.0 + (self._ppm0 + self._ppm) * 1e-6, taps=[complex(t) for t in taps],
-            noise_seed=int(seed), block_tags=False)  # let frame/eos tags through
+            noise_voltage=0.0, frequency_offset=self._cfo / self._fft_len,
+            epsilon=1.0 + self._ppm * 1e-6, taps=[1.0 + 0j],
+            noise_seed=seed, block_tags=False)  # let frame/eos tags through
+        self._dc = blocks.add_const_cc(0j)                   # RX DC offset (LO leakage)
         self.noise = awgn_adder(noise_voltage_for_snr(snr_db, params, self._fft_len, self._n_occupied),
-                                int(seed) + 12345)
-        self.dac = None
-        self.dropper = None
-        self.fading = None
-        self._post = []
-        if prof is not None:
-            chain = self._profile_chain(prof, int(seed))
-        elif preset in FADING_FDTS:
-            self.fading = channels.fading_model(8, FADING_FDTS[preset], False, 4.0, int(seed) + 1)
-            chain = [self.fading]
-        else:
-            chain = []
-        self._chain = chain   # Python references to every block in the graph
-        self.connect(self, *chain, self.model, *self._post, self.noise, self)
+                                seed + 12345)
+        tx = [self.dropper, self._amp_in, self.dac, self._pa, self._amp_out, self._iq, self._phase_noise]
+        # Python references to every block in the graph
+        self._blocks = (tx + list(self._fading.values()) + self._fading_gain
+                        + [self._fading_sum, self.model, self._dc, self.noise])
+        self.connect(self, *tx)
+        self.connect(self._phase_noise, self._fading_gain[0], (self._fading_sum, 0))
+        for i, blk in enumerate(self._fading.values(), 1):
+            self.connect(self._phase_noise, blk, self._fading_gain[i], (self._fading_sum, i))
+        self.connect(self._fading_sum, self.model, self._dc, self.noise, self)
+        self._apply(profile, name)
         if big_buffers:
             # big buffers -> big chunks for the Python receiver downstream (its cost is per call)
             with quiet_gr_logs():
                 self.model.set_min_output_buffer(BIG_BUFFER)
                 self.noise.set_min_output_buffer(BIG_BUFFER)
 
-    def _profile_chain(self, p: RadioProfile, seed: int) -> list:
-        """Blocks before channel_model for radio profile ``p``; sets self._post (after it)."""
-        from gnuradio import blocks
-
-        chain = []
-        self.dropper = None
-        if p.frame_loss:
-            self.dropper = burst_dropper(p.frame_loss, seed)
-            chain.append(self.dropper)
-        if p.tx_amplitude is not None:
-            chain.append(blocks.multiply_const_cc(complex(p.tx_amplitude)))
-        self.dac = dac_clip(1.0, clip=p.tx_amplitude is not None)
-        chain.append(self.dac)
-        if p.pa_beta:
-            chain.append(channels.distortion_3_gen(p.pa_beta))
-        if p.tx_amplitude is not None:
-            chain.append(blocks.multiply_const_cc(complex(1.0 / p.tx_amplitude)))
-        if p.iq_gain_db or p.iq_phase_deg:
-            chain.append(channels.iqbal_gen(p.iq_gain_db, p.iq_phase_deg, 0))   # mode 0 = TX
-        if p.phase_noise_deg_rms:
-            # its noise source has a fixed seed (42) inside gr-channels: the same draw every run
-            chain.append(channels.phase_noise_gen(phase_noise_mag(p.phase_noise_deg_rms, p.phase_noise_alpha),
-                                                  p.phase_noise_alpha))
-        if p.fading != "none":
-            los, k = p.fading == "rician", p.rician_k
-            if p.taps:
-                h = profile_taps(p)
-                delays = [float(t.delay) for t in p.taps]
-                mags = [float(abs(h[t.delay])) for t in p.taps]
-                self.fading = channels.selective_fading_model(8, p.fdts, los, k, seed + 1, delays, mags,
-                                                              int(max(delays)) + 1)
-            else:
-                self.fading = channels.fading_model(8, p.fdts, los, k, seed + 1)
-            chain.append(self.fading)
-        self._post = []
-        if p.dc_offset_dbc is not None:
+    def _apply(self, p, name):
+        """Set every stage for preset ``name`` (profile ``p``, None for the built-in presets)."""
+        spec = _fading_spec(p, name)
+        if spec is not None and spec[0] not in self._fading:
+            raise InputError(f"channel_preset: preset {name!r} needs a fading block this channel was not "
+                             f"built with (a profile added after start); build a new channel_preset")
+        amp = p.tx_amplitude if p is not None else None
+        with self._lock:
+            self.dropper.p = float(p.frame_loss) if p is not None else 0.0
+            self._amp_in.set_k(complex(amp if amp is not None else 1.0))
+            self.dac.clip = amp is not None
+            self._pa.set_beta(float(p.pa_beta) if p is not None else 0.0)
+            self._amp_out.set_k(complex(1.0 / amp if amp is not None else 1.0))
+            self._iq.set_magnitude(float(p.iq_gain_db) if p is not None else 0.0)
+            self._iq.set_phase(float(p.iq_phase_deg) if p is not None else 0.0)
+            pn = p is not None and p.phase_noise_deg_rms > 0
+            self._phase_noise.set_alpha(float(p.phase_noise_alpha) if p is not None else 0.1)
+            self._phase_noise.set_noise_mag(phase_noise_mag(p.phase_noise_deg_rms, p.phase_noise_alpha)
+                                            if pn else 0.0)
+            path = 0
+            self.fading = None
+            if spec is not None:
+                key, fdts, k = spec
+                self.fading = self._fading[key]
+                self.fading.set_fDTs(float(fdts))
+                self.fading.set_K(float(k))
+                path = list(self._fading).index(key) + 1
+            for i, gain in enumerate(self._fading_gain):
+                gain.set_k(1.0 + 0j if i == path else 0j)
+            self.model.set_taps([complex(t) for t in _static_taps(p, name)])
+            self._cfo0 = p.cfo_subcarriers if p is not None else 0.0
+            self._ppm0 = p.sro_ppm if p is not None else 0.0
+            self.model.set_frequency_offset((self._cfo0 + self._cfo) / self._fft_len)
+            self.model.set_timing_offset(1.0 + (self._ppm0 + self._ppm) * 1e-6)
+            dc = (10.0 ** (p.dc_offset_dbc / 20.0) * np.exp(1j * np.pi / 4)
+                  if p is not None and p.dc_offset_dbc is not None else 0.0)
             # LO leakage at the receiver: a constant at DC, relative to the unit-power signal
-            dc = 10.0 ** (p.dc_offset_dbc / 20.0) * np.exp(1j * np.pi / 4)
-            self._post.append(blocks.add_const_cc(complex(dc)))
-        return chain
+            self._dc.set_k(complex(dc))
+            self.dac.reset_stats()       # the DAC figures describe the current preset
+            self.profile, self.preset = p, name
+
+    def set_preset(self, preset):
+        """Switch to another preset (name or RadioProfile) while running (GRC callback): every
+        stage is re-set; SNR, CFO and clock offset parameters are kept (CFO and clock offset add to
+        the new profile's own). An unknown name raises InputError listing the valid ones and
+        leaves the channel as it was."""
+        profile, name = _resolve(preset)
+        self._apply(profile, name)
 
     def frames_dropped(self) -> int:
         """Bursts this channel lost on purpose (profiles with ``frame_loss``; 0 otherwise)."""
-        return self.dropper.frames_dropped if self.dropper is not None else 0
+        return self.dropper.frames_dropped
 
     # --- measurements of the TX signal at the DAC (radio profiles; NaN for the built-in presets) ---
     def clip_fraction(self) -> float:
         """Fraction of I/Q values of the non-zero TX samples that hit the DAC full scale."""
-        return self.dac.clip_fraction() if self.dac is not None else float("nan")
+        return self.dac.clip_fraction() if self.profile is not None else float("nan")
 
     def papr_db(self) -> float:
         """Peak-to-average power ratio (dB) of the non-zero TX samples entering the DAC."""
-        return self.dac.papr_db() if self.dac is not None else float("nan")
+        return self.dac.papr_db() if self.profile is not None else float("nan")
 
     # --- setters (GRC callbacks; also used by the closed-loop test to step the SNR) ---
     def set_snr_db(self, snr_db: float):
@@ -350,13 +429,15 @@ class channel_preset(gr.hier_block2):
 
     def set_cfo(self, cfo: float):
         """CFO in subcarrier spacings, on top of the profile's own."""
-        self._cfo = float(cfo)
-        self.model.set_frequency_offset((self._cfo0 + self._cfo) / self._fft_len)
+        with self._lock:
+            self._cfo = float(cfo)
+            self.model.set_frequency_offset((self._cfo0 + self._cfo) / self._fft_len)
 
     def set_timing_offset_ppm(self, ppm: float):
         """Sample clock offset in ppm, on top of the profile's own."""
-        self._ppm = float(ppm)
-        self.model.set_timing_offset(1.0 + (self._ppm0 + self._ppm) * 1e-6)
+        with self._lock:
+            self._ppm = float(ppm)
+            self.model.set_timing_offset(1.0 + (self._ppm0 + self._ppm) * 1e-6)
 
     def noise_voltage(self) -> float:
         """Total complex noise RMS per sample (channel_model's own getter reports it / sqrt(2))."""
