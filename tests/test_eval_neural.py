@@ -10,10 +10,10 @@ codec_mod = pytest.importorskip("gnuradio.medjscc.codec")
 
 
 @pytest.fixture
-def random_codecs(monkeypatch):
-    monkeypatch.setenv(sweep.RANDOM_CODECS_ENV, "1")
+def random_codecs():
+    """Sweeps of untrained codecs, asked for through the API (``SweepSpec(random_codecs=True)``)."""
     methods._NEURAL_CACHE.clear()
-    yield
+    yield dict(random_codecs=True)
     methods._NEURAL_CACHE.clear()
 
 
@@ -35,7 +35,6 @@ def images(tmp_path_factory):
 
 
 def test_missing_weights_is_a_clear_error_for_that_method(monkeypatch, tmp_path, images):
-    monkeypatch.delenv(sweep.RANDOM_CODECS_ENV, raising=False)
     monkeypatch.setenv("MEDJSCC_MODELS_DIR", str(tmp_path))
     methods._NEURAL_CACHE.clear()
     spec = SweepSpec(methods=["j2k-capacity", "ntscc"], snrs=[5.0], cbrs=[1 / 8], data=str(images))
@@ -47,7 +46,7 @@ def test_missing_weights_is_a_clear_error_for_that_method(monkeypatch, tmp_path,
 @pytest.mark.parametrize("link", ["symbol", "ofdm"])
 def test_neural_method_runs_through_the_sweep(random_codecs, images, tmp_path, link):
     spec = SweepSpec(methods=["medjscc", "j2k-capacity"], snrs=[0.0, 10.0], cbrs=[1 / 8], data=str(images),
-                     link=link)
+                     link=link, **random_codecs)
     res = run_sweep(spec, tmp_path / link, workers=1, progress=False, plots=False)
     rows = sweep.read_rows(tmp_path / link / "results.csv")
     neural = [r for r in rows if r["method"] == "medjscc"]
@@ -63,7 +62,8 @@ def test_neural_method_runs_through_the_sweep(random_codecs, images, tmp_path, l
 
 
 def test_neural_sees_the_same_noise_as_a_rerun(random_codecs, images, tmp_path):
-    spec = dict(methods=["deepjscc"], snrs=[3.0], cbrs=[1 / 8], data=str(images), limit=1, channel="rayleigh")
+    spec = dict(methods=["deepjscc"], snrs=[3.0], cbrs=[1 / 8], data=str(images), limit=1, channel="rayleigh",
+                **random_codecs)
     run_sweep(SweepSpec(**spec), tmp_path / "a", workers=1, progress=False, plots=False)
     run_sweep(SweepSpec(**spec), tmp_path / "b", workers=1, progress=False, plots=False)
     a = sweep.read_rows(tmp_path / "a" / "results.csv")
@@ -88,7 +88,6 @@ def test_rows_carry_the_weights_hash_and_resume_refuses_other_weights(images, tm
     models.mkdir()
     shutil.copy(src, models / "deepjscc.pt")
     write_sha256(models / "deepjscc.pt")
-    monkeypatch.delenv(sweep.RANDOM_CODECS_ENV, raising=False)
     monkeypatch.setenv("MEDJSCC_MODELS_DIR", str(models))
     methods._NEURAL_CACHE.clear()
     try:
@@ -112,5 +111,30 @@ def test_rows_carry_the_weights_hash_and_resume_refuses_other_weights(images, tm
         with pytest.raises(InputError, match="deepjscc rows made with other weights"):
             run_sweep(SweepSpec(**spec), out, workers=1, progress=False, plots=False)
         assert (out / "results.csv").read_text() == before
+    finally:
+        methods._NEURAL_CACHE.clear()
+
+
+def test_random_codecs_only_on_request(images, tmp_path, monkeypatch):
+    """Untrained codecs come only from the explicit argument: the old environment switch does
+    nothing any more, and a folder of random-codec rows is not resumed with the real weights."""
+    from gnuradio.medjscc.codec.api import shipped_models_dir
+    from gnuradio.medjscc.errors import InputError
+
+    if not (shipped_models_dir() / "deepjscc.pt").is_file():
+        pytest.skip("deepjscc weights not shipped")
+    monkeypatch.setenv("MEDJSCC_EVAL_RANDOM_CODECS", "1")
+    methods._NEURAL_CACHE.clear()
+    try:
+        assert methods.neural_model("deepjscc").sha256 != methods.RANDOM_INIT_SHA
+        assert methods.neural_model("deepjscc", random_init=True).sha256 == methods.RANDOM_INIT_SHA
+        spec = dict(methods=["deepjscc"], snrs=[5.0], cbrs=[1 / 8], data=str(images), limit=1)
+        run_sweep(SweepSpec(**spec, random_codecs=True), tmp_path / "o", workers=1, progress=False, plots=False)
+        with pytest.raises(InputError, match="random_init_codecs: True there vs False now"):
+            run_sweep(SweepSpec(**spec), tmp_path / "o", workers=1, progress=False, plots=False)
+        run_sweep(SweepSpec(**spec), tmp_path / "real", workers=1, progress=False, plots=False)
+        assert '"random_init_codecs": false' in (tmp_path / "real" / "sweep.json").read_text()
+        rows = sweep.read_rows(tmp_path / "real" / "results.csv")
+        assert rows and all(r["model_sha256"] not in ("", methods.RANDOM_INIT_SHA) for r in rows)
     finally:
         methods._NEURAL_CACHE.clear()

@@ -45,7 +45,6 @@ def montage_snrs(snrs) -> list[float]:
     idx = np.round(np.linspace(0, len(s) - 1, MONTAGE_COLUMNS)).astype(int)
     return [s[i] for i in sorted(set(idx.tolist()))]
 SETTINGS_VERSION = 2   # 2: results.csv gained model_sha256 (older folders are refused, not mixed)
-RANDOM_CODECS_ENV = meth.RANDOM_CODECS_ENV  # test hook: random-init neural codecs, recorded in sweep.json
 RAY_START_TIMEOUT_S = 60.0
 
 
@@ -63,6 +62,9 @@ class SweepSpec:
     split: str = "test"
     task: str | None = None     # "nodule": CHO detection AUC on nodule pairs (evaluation/task.py)
     task_pairs: int = 80        # nodule pairs (signal-present + -absent view) of the task
+    # untrained neural codecs (plumbing tests only, never a result): recorded in sweep.json
+    # (random_init_codecs) and in every neural row (model_sha256 = methods.RANDOM_INIT_SHA)
+    random_codecs: bool = False
 
     def validate(self) -> "SweepSpec":
         if not self.methods:
@@ -142,7 +144,8 @@ def run_task(task: dict):
     item = ds[task["index"]]
     rows, recons = meth.run_point(task["method"], item["image"], item["mask"], item["name"], task["snrs"],
                                   task["cbr"], task["channel"], task["link"], task["trial"], task["seed"],
-                                  keep_recon_snrs=task["keep_recon_snrs"])
+                                  keep_recon_snrs=task["keep_recon_snrs"],
+                                  random_codecs=bool(task.get("random_codecs", False)))
     return rows, {f"{s}|{m}": img for (s, m), img in recons.items()}, item["name"]
 
 
@@ -154,7 +157,7 @@ def cbr_label(cbr: float) -> str:
 
 def settings_of(spec: SweepSpec, root: Path) -> dict:
     return {"version": SETTINGS_VERSION, "channel": spec.channel, "link": spec.link, "seed": spec.seed,
-            "data": str(root), "random_init_codecs": bool(os.environ.get(RANDOM_CODECS_ENV))}
+            "data": str(root), "random_init_codecs": bool(spec.random_codecs)}
 
 
 def prepare_out(out: Path, settings: dict) -> None:
@@ -197,7 +200,7 @@ def parse_row(r: dict) -> dict:
     return out
 
 
-def check_weights(existing: list[dict], methods: list, csv_path: Path) -> None:
+def check_weights(existing: list[dict], methods: list, csv_path: Path, random_codecs: bool = False) -> None:
     """Refuse to resume onto neural rows made with other weights than those loaded now."""
     for m in methods:
         if m not in meth.NEURAL:
@@ -205,7 +208,7 @@ def check_weights(existing: list[dict], methods: list, csv_path: Path) -> None:
         old = {r["model_sha256"] for r in existing if r["method"] == m}
         if not old:
             continue
-        now = meth.neural_model(m).sha256
+        now = meth.neural_model(m, random_codecs).sha256
         other = sorted(old - {now})
         if other:
             raise InputError(f"{csv_path} holds {m} rows made with other weights (model_sha256 "
@@ -320,8 +323,8 @@ def _ray_init(address: str | None, workers: int):
         _probe_address(address)
         kwargs["address"] = address
         # a remote cluster's workers do not inherit our environment: pass what the tasks read
-        env = {k: os.environ[k] for k in (RANDOM_CODECS_ENV, "OMP_NUM_THREADS", "MEDJSCC_MODELS_DIR",
-                                          "MEDJSCC_DATA_DIR") if k in os.environ}
+        env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MEDJSCC_MODELS_DIR", "MEDJSCC_DATA_DIR")
+               if k in os.environ}
         if env:
             kwargs["runtime_env"] = {"env_vars": env}
     else:
@@ -483,7 +486,7 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
         raise InputError(f"no images in {root}")
     for m in spec.methods:
         if m in meth.NEURAL:
-            meth.neural_codec(m)  # weights present? (clear error for that method)
+            meth.neural_codec(m, spec.random_codecs)  # weights present? (clear error for that method)
     first = ds[0]
     check_reachable(spec, first["image"], first["mask"])
 
@@ -496,7 +499,7 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
             header = next(csv.reader(f), [])
         if header and header != CSV_COLUMNS:
             raise InputError(f"{csv_path} has other columns than this version writes; use another --out folder")
-    check_weights(existing, spec.methods, csv_path)
+    check_weights(existing, spec.methods, csv_path, spec.random_codecs)
     done = {_point_key(r["method"], r["snr_db"], r["cbr"], r["trial"], r["image"]) for r in existing}
     names = [p.stem for p in ds.files]
     montage = montage_snrs(spec.snrs)
@@ -510,6 +513,7 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
                         tasks.append(dict(method=m, cbr=float(cbr), index=idx, trial=trial, snrs=todo,
                                           root=str(root), limit=spec.limit, channel=spec.channel,
                                           link=spec.link, seed=spec.seed,
+                                          random_codecs=spec.random_codecs,
                                           keep_recon_snrs=montage if (idx == 0 and trial == 0) else []))
     # biggest tasks first keeps the pool busy at the end
     tasks.sort(key=lambda t: (t["method"] not in meth.DIGITAL, -len(t["snrs"])))
@@ -551,7 +555,7 @@ def _run_task_phase(spec: SweepSpec, out: Path, backend, address, workers, progr
     csv_path = out / task_mod.TASK_CSV
     existing = task_mod.read_task_rows(out)
     check_weights([{"method": r["method"], "model_sha256": r.get("model_sha256", "")} for r in existing],
-                  spec.methods, csv_path)
+                  spec.methods, csv_path, spec.random_codecs)
     done = {task_mod._key(r["method"], r["snr_db"], r["cbr"], r["trial"], r["image"], r["mcs"]) for r in existing}
     envelope = [p for p in result.all_points if p["method"] in meth.DIGITAL]
     tasks = task_mod.build_tasks(spec, out, root, done, task_mod.envelope_mcs(envelope))
