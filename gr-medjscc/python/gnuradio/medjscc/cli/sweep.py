@@ -5,8 +5,11 @@ DESCRIPTION = (
     "Send the test images through each method at every SNR and CBR and write a tidy results.csv, "
     "summary.json and plots to --out. Methods: medjscc, ntscc, adjscc, deepjscc (neural, need "
     "weights), j2k-ldpc, hevc-ldpc, j2k-roi-ldpc (digital: every LDPC x QAM MCS, the envelope is "
-    "reported), j2k-capacity, hevc-capacity (ideal-code bounds). Re-running with the same --out "
-    "skips finished points."
+    "reported), j2k-capacity, hevc-capacity (ideal-code bounds). Every row reports cbr_total (the "
+    "method's own symbols per pixel, side info included) and, with --link ofdm, cbr_air (every sample "
+    "on air per pixel: preambles, headers, pilots, cyclic prefix, padding). --budget air compares "
+    "methods at equal cbr_air instead of equal codec CBR. Re-running with the same --out skips "
+    "finished points."
 )
 
 
@@ -15,7 +18,13 @@ def add_arguments(parser):
                         help="comma-separated list of methods")
     parser.add_argument("--snr", default="0:20:5",
                         help="SNR list/range in dB, e.g. 0,5,10 or 0:20:5; write --snr=-5:25:5 when it starts negative")
-    parser.add_argument("--cbr", default="1/16", help="CBR list, e.g. 1/64,1/32,1/16")
+    parser.add_argument("--cbr", default="1/16",
+                        help="CBR list, e.g. 1/64,1/32,1/16: each method's codec CBR, or with --budget air its "
+                             "samples on air per pixel")
+    parser.add_argument("--budget", default="codec", choices=["codec", "air"],
+                        help="what --cbr fixes: 'codec' (default) = every method's own CBR (symbols + side info); "
+                             "'air' (--link ofdm only) = samples on air per pixel, each method getting the largest "
+                             "codec CBR whose bursts fit it on the same OFDM framing")
     parser.add_argument("--channel", default="awgn", help="awgn | rayleigh (= rayleigh_iid, i.i.d. per symbol) | multipath | rayleigh_block256 | "
                              "rayleigh_block1536 | rayleigh_frame (see channel_models)")
     parser.add_argument("--link", default="symbol", help="symbol (per-symbol channel) | ofdm (numpy OFDM PHY)")
@@ -40,6 +49,8 @@ def add_arguments(parser):
 
 
 def run(args):
+    import math
+
     from ..errors import InputError
     from ..evaluation.sweep import SweepSpec, json_line, run_sweep
     from ..snr import parse_spec
@@ -54,7 +65,8 @@ def run(args):
     spec = SweepSpec(methods=methods, snrs=spec_list(args.snr, "--snr"), cbrs=spec_list(args.cbr, "--cbr"),
                      channel=args.channel, link=args.link, trials=args.trials, limit=args.limit,
                      seed=args.seed, data=args.data, split=args.split,
-                     task=getattr(args, "task", None), task_pairs=getattr(args, "task_pairs", 80))
+                     task=getattr(args, "task", None), task_pairs=getattr(args, "task_pairs", 80),
+                     budget=getattr(args, "budget", "codec"))
     result = run_sweep(spec, args.out, backend=args.backend, address=args.address, workers=args.workers,
                        progress=True, plots=not args.no_plots)
     if args.json:
@@ -69,8 +81,10 @@ def run(args):
                 extra += f" auc={p['task_auc']:.3f} [{p['task_auc_lo']:.3f}, {p['task_auc_hi']:.3f}]"
             if p.get("dice_vs_original") is not None:
                 extra += f" dice={p['dice_vs_original']:.3f}"
-            print(f"  {p['method']:14s} snr={p['snr_db']:5.1f} cbr={p['cbr']:.4f} psnr={p['psnr']:6.2f} "
-                  f"roi={p['roi_psnr']:6.2f} ms-ssim={p['ms_ssim']:.4f} ok={p['decode_rate']:.2f} n={p['n']}{extra}")
+            air = f" cbr_air={p['cbr_air']:.4f}" if math.isfinite(p.get("cbr_air", math.nan)) else ""
+            print(f"  {p['method']:14s} snr={p['snr_db']:5.1f} cbr={p['cbr']:.4f} cbr_total={p['cbr_total']:.4f}{air} "
+                  f"psnr={p['psnr']:6.2f} roi={p['roi_psnr']:6.2f} ms-ssim={p['ms_ssim']:.4f} "
+                  f"ok={p['decode_rate']:.2f} n={p['n']}{extra}")
         if result.task:
             ref = result.task["reference"]
             print(f"  nodule task: original images AUC {ref['task_auc']:.3f} [{ref['task_auc_lo']:.3f}, "

@@ -57,7 +57,31 @@ class OfdmLink:
         return asm.assemble(0, n_symbols=symbols.size)
 
     def total_symbols(self, n_payload: int, side_info_bytes: int) -> int:
+        """Complex samples on air for one image (``phy.overhead_symbols``: preambles, headers,
+        pilots, cyclic prefix, guard carriers, padding); the noise-only gaps between bursts are not
+        counted, as in the GNU Radio loopback's ``cbr_air``."""
         return int(self.phy.overhead_symbols(n_payload, side_info_bytes, self.params)["total"])
+
+    def payload_for_air(self, air_samples: int, side_info_bytes: int) -> int | None:
+        """Most payload symbols an image with ``side_info_bytes`` of side info can send within
+        ``air_samples`` samples on air (None when not even an empty burst fits). Bisection on
+        ``total_symbols``, which never decreases with the payload; air >= payload bounds it."""
+        def fits(n):
+            try:
+                return self.total_symbols(n, side_info_bytes) <= air_samples
+            except MedJSCCError:   # more frames than the header can number: too long
+                return False
+
+        lo, hi = 0, int(air_samples) + 1
+        if not fits(lo):
+            return None
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+        return lo
 
     def capacity(self, snr_db: float) -> float:
         """Bits per data-subcarrier symbol: the PHY's fixed multipath channel gives

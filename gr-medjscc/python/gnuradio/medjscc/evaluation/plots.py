@@ -77,6 +77,8 @@ def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None, t
     cbrs = sorted({p["cbr"] for p in points})
     snrs = sorted({p["snr_db"] for p in points})
     channel, link = points[0]["channel"], points[0]["link"]
+    # --budget air: the swept cbr is samples on air per pixel, not the codec's CBR
+    cbr_name = "air CBR" if points[0].get("budget") == "air" else "CBR"
     for key, label in METRICS:
         for cbr in cbrs:
             fig, ax = plt.subplots(figsize=(6, 4))
@@ -88,7 +90,7 @@ def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None, t
                 ax.plot([p["snr_db"] for p in pts], ys, label=_label(m), **_style(m))
             ax.set_xlabel("SNR Es/N0 (dB)")
             ax.set_ylabel(label)
-            ax.set_title(f"{label} vs SNR, CBR {cbr:g}, {channel}, {link} link")
+            ax.set_title(f"{label} vs SNR, {cbr_name} {cbr:g}, {channel}, {link} link")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
             written += _save(fig, pdir / f"{key}_vs_snr_cbr{cbr_label(cbr)}")
@@ -101,7 +103,8 @@ def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None, t
                     if pts:
                         ax.plot([p["cbr"] for p in pts], [p[key] for p in pts], label=_label(m), **_style(m))
                 ax.set_xscale("log", base=2)
-                ax.set_xlabel("CBR (channel symbols / pixel)")
+                ax.set_xlabel("air CBR (samples on air / pixel)" if cbr_name == "air CBR"
+                              else "CBR (channel symbols / pixel)")
                 ax.set_ylabel(label)
                 ax.set_title(f"{label} vs CBR at {snr:g} dB, {channel}, {link} link")
                 ax.grid(alpha=0.3)

@@ -156,7 +156,11 @@ def write_report(results_dir) -> Path:
         out.append("**Warning: neural codecs were random-initialised (test hook); their numbers mean nothing.**")
     out += ["", "SNR is Es/N0 per complex symbol (unit power). Digital methods show their envelope: the "
             "best MCS (LDPC rate x QAM) per SNR on mean ROI-PSNR; a failed LDPC decode counts the image "
-            "as mid-grey. Cells: ROI-PSNR / PSNR (dB), MS-SSIM, decoded fraction; n = images x trials.", ""]
+            "as mid-grey. Cells: ROI-PSNR / PSNR (dB), MS-SSIM, decoded fraction, on the OFDM link the samples "
+            "on air per pixel (air); n = images x trials.", ""]
+    if st.get("budget") == "air":
+        out += ["Budget **air**: each CBR below is the samples on air per pixel every method may use; its codec "
+                "CBR is the largest whose bursts fit it on the same framing.", ""]
     out += ["## Targets (total CBR 1/16, AWGN)", ""] + target_checks(points) + [""]
     out += task_section(summary, results_dir)
     cbrs = sorted({p["cbr"] for p in points})
@@ -164,7 +168,8 @@ def write_report(results_dir) -> Path:
         pts = [p for p in points if p["cbr"] == cbr]
         ms = sorted({p["method"] for p in pts}, key=lambda m: (meth.METHODS.index(m) if m in meth.METHODS else 99, m))
         snrs = sorted({p["snr_db"] for p in pts})
-        out += [f"## CBR {cbr:g}", "", "| SNR (dB) | " + " | ".join(ms) + " |",
+        out += [f"## {'air CBR' if st.get('budget') == 'air' else 'CBR'} {cbr:g}", "",
+                "| SNR (dB) | " + " | ".join(ms) + " |",
                 "|---|" + "---|" * len(ms)]
         for s in snrs:
             cells = []
@@ -176,6 +181,8 @@ def write_report(results_dir) -> Path:
                 c = f"{_fmt(p['roi_psnr'])} / {_fmt(p['psnr'])}, {_fmt(p['ms_ssim'], 3)}, {_fmt(p['decode_rate'])}"
                 if p.get("mcs"):
                     c += f" ({p['mcs']})"
+                if p.get("cbr_air") is not None and math.isfinite(p["cbr_air"]):
+                    c += f", air {p['cbr_air']:.4f}"
                 cells.append(c + f", n={p['n']}")
             out.append(f"| {s:g} | " + " | ".join(cells) + " |")
         out.append("")

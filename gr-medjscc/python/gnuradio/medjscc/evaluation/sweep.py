@@ -32,7 +32,7 @@ from ..errors import InputError, MedJSCCError
 from . import methods as meth
 
 CSV_COLUMNS = ["method", "mcs", "snr_db", "cbr", "channel", "link", "trial", "image", "psnr", "roi_psnr",
-               "ms_ssim", "cbr_total", "decode_ok", "source_bytes", "model_sha256"]
+               "ms_ssim", "cbr_total", "cbr_air", "decode_ok", "source_bytes", "model_sha256"]
 AGG_KEYS = ["method", "snr_db", "cbr", "channel", "link", "psnr", "roi_psnr", "ms_ssim", "decode_rate", "n"]
 MONTAGE_COLUMNS = 6   # SNR columns of the montage at most (evenly spread over the swept SNRs)
 
@@ -44,7 +44,7 @@ def montage_snrs(snrs) -> list[float]:
         return s
     idx = np.round(np.linspace(0, len(s) - 1, MONTAGE_COLUMNS)).astype(int)
     return [s[i] for i in sorted(set(idx.tolist()))]
-SETTINGS_VERSION = 2   # 2: results.csv gained model_sha256 (older folders are refused, not mixed)
+SETTINGS_VERSION = 3   # 2: results.csv gained model_sha256; 3: cbr_air and the budget (older folders are refused, not mixed)
 RAY_START_TIMEOUT_S = 60.0
 
 
@@ -62,6 +62,7 @@ class SweepSpec:
     split: str = "test"
     task: str | None = None     # "nodule": CHO detection AUC on nodule pairs (evaluation/task.py)
     task_pairs: int = 80        # nodule pairs (signal-present + -absent view) of the task
+    budget: str = "codec"       # what cbr fixes: each method's own CBR, or its samples on air (methods.BUDGETS)
     # untrained neural codecs (plumbing tests only, never a result): recorded in sweep.json
     # (random_init_codecs) and in every neural row (model_sha256 = methods.RANDOM_INIT_SHA)
     random_codecs: bool = False
@@ -78,7 +79,8 @@ class SweepSpec:
         if not self.cbrs:
             raise InputError("--cbr gives no CBR values")
         for c in self.cbrs:
-            if not (0 < c <= 1):
+            # an air budget may exceed 1 sample per pixel: a small image pays whole bursts
+            if not (0 < c <= 1) and not (self.budget == "air" and 0 < c < math.inf):
                 raise InputError(f"--cbr {c} is outside (0, 1]")
         from .channel import CHANNELS
 
@@ -90,6 +92,11 @@ class SweepSpec:
             raise InputError(f"--trials must be at least 1, got {self.trials}")
         if self.limit is not None and self.limit < 1:
             raise InputError(f"--limit must be at least 1, got {self.limit}")
+        meth.check_budget(self.budget)
+        if self.budget == "air" and self.link != "ofdm":
+            raise InputError("--budget air needs --link ofdm (the symbol link has no framing: air = codec CBR)")
+        if self.budget == "air" and self.task:
+            raise InputError("--task with --budget air is not supported yet; use --budget codec")
         from .task import check_task
 
         check_task(self.task, self.task_pairs)
@@ -144,7 +151,7 @@ def run_task(task: dict):
     item = ds[task["index"]]
     rows, recons = meth.run_point(task["method"], item["image"], item["mask"], item["name"], task["snrs"],
                                   task["cbr"], task["channel"], task["link"], task["trial"], task["seed"],
-                                  keep_recon_snrs=task["keep_recon_snrs"],
+                                  keep_recon_snrs=task["keep_recon_snrs"], budget=task.get("budget", "codec"),
                                   random_codecs=bool(task.get("random_codecs", False)))
     return rows, {f"{s}|{m}": img for (s, m), img in recons.items()}, item["name"]
 
@@ -157,7 +164,7 @@ def cbr_label(cbr: float) -> str:
 
 def settings_of(spec: SweepSpec, root: Path) -> dict:
     return {"version": SETTINGS_VERSION, "channel": spec.channel, "link": spec.link, "seed": spec.seed,
-            "data": str(root), "random_init_codecs": bool(spec.random_codecs)}
+            "budget": spec.budget, "data": str(root), "random_init_codecs": bool(spec.random_codecs)}
 
 
 def prepare_out(out: Path, settings: dict) -> None:
@@ -191,8 +198,8 @@ def read_rows(path: Path) -> list[dict]:
 
 def parse_row(r: dict) -> dict:
     out = dict(r)
-    for k in ("snr_db", "cbr", "psnr", "roi_psnr", "ms_ssim", "cbr_total"):
-        out[k] = float(r[k]) if r[k] not in ("", None) else math.nan
+    for k in ("snr_db", "cbr", "psnr", "roi_psnr", "ms_ssim", "cbr_total", "cbr_air"):
+        out[k] = float(r[k]) if r.get(k) not in ("", None) else math.nan
     out["trial"] = int(r["trial"])
     out["source_bytes"] = int(r["source_bytes"] or 0)
     out["decode_ok"] = str(r["decode_ok"]).lower() in ("true", "1")
@@ -243,7 +250,8 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             "psnr": _nanmean(r["psnr"] for r in rs), "roi_psnr": _nanmean(r["roi_psnr"] for r in rs),
             "ms_ssim": _nanmean(r["ms_ssim"] for r in rs),
             "decode_rate": float(np.mean([bool(r["decode_ok"]) for r in rs])), "n": len(rs),
-            "cbr_total": _nanmean(r["cbr_total"] for r in rs), "mcs": mcs,
+            "cbr_total": _nanmean(r["cbr_total"] for r in rs),
+            "cbr_air": _nanmean(r.get("cbr_air", math.nan) for r in rs), "mcs": mcs,
             # a digital MCS whose budget holds not one source byte was never tried: not a failed decode
             "infeasible": bool(method in meth.DIGITAL and all(int(r.get("source_bytes") or 0) == 0 for r in rs)),
         }
@@ -282,6 +290,9 @@ def json_line(point: dict) -> str:
     if point.get("mcs"):
         obj["mcs"] = point["mcs"]
     obj["cbr_total"] = point.get("cbr_total")
+    obj["cbr_air"] = point.get("cbr_air")   # NaN -> null: the symbol link has no framing
+    if point.get("budget"):
+        obj["budget"] = point["budget"]
     if point.get("model_sha256"):
         obj["model_sha256"] = point["model_sha256"]
     from .task import TASK_KEYS
@@ -419,16 +430,21 @@ def _execute(tasks, backend: str, address: str | None, workers: int):
 def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> None:
     """Refuse CBRs no requested method can reach; name neural methods that cannot reach one."""
     shape = first_image.shape
+    link = meth.get_link(spec.link, spec.channel)
     for cbr in spec.cbrs:
         reachable = []
-        n_sym = meth.n_symbols(cbr, shape)
+        try:
+            n_sym = meth.symbol_budget(cbr, shape, link, spec.budget)
+        except MedJSCCError as e:
+            raise InputError(f"--cbr {cbr:g}: {e}") from None
         for m in spec.methods:
             if m in meth.NEURAL:
-                codec = meth.neural_codec(m)
+                codec = meth.neural_codec(m, spec.random_codecs)
                 try:
-                    codec.encode(first_image, first_mask, snr_db=max(spec.snrs), cbr=cbr)
+                    meth.neural_encode(codec, first_image, first_mask, max(spec.snrs), cbr, link, spec.budget)
                 except MedJSCCError as e:
-                    raise InputError(f"method {m} cannot reach --cbr {cbr:g}: {e}") from None
+                    raise InputError(f"method {m} cannot reach --cbr {cbr:g}"
+                                     f"{' on air' if spec.budget == 'air' else ''}: {e}") from None
                 reachable.append(m)
             elif m in meth.DIGITAL:
                 budget = 0
@@ -512,7 +528,7 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
                     if todo:
                         tasks.append(dict(method=m, cbr=float(cbr), index=idx, trial=trial, snrs=todo,
                                           root=str(root), limit=spec.limit, channel=spec.channel,
-                                          link=spec.link, seed=spec.seed,
+                                          link=spec.link, seed=spec.seed, budget=spec.budget,
                                           random_codecs=spec.random_codecs,
                                           keep_recon_snrs=montage if (idx == 0 and trial == 0) else []))
     # biggest tasks first keeps the pool busy at the end
@@ -526,6 +542,8 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
     _run_to_csv(tasks, csv_path, CSV_COLUMNS, (backend, address, workers), progress and "sweep", on_done)
     all_rows = read_rows(csv_path)
     result.all_points, result.per_mcs = aggregate(all_rows)
+    for p in result.all_points + result.per_mcs:   # sweep.json holds one budget per folder
+        p["budget"] = spec.budget
     task_info = None
     if spec.task:   # after the main images: digital methods send the task images at their envelope's MCS
         task_info = _run_task_phase(spec, out, backend, address, workers, progress, result)
@@ -604,6 +622,11 @@ def write_summary(out: Path, spec: SweepSpec, result: SweepResult) -> None:
             "failed_images": "a digital image whose LDPC decoding failed counts as mid-grey (128); "
                              "decode_rate = fraction of images decoded",
             "snr": "Es/N0 per complex symbol, unit power (snr.py)",
+            "cbr": "settings.budget 'codec': cbr is each method's own CBR; 'air': cbr is the samples on air per "
+                   "pixel each method may use, its codec CBR solved on the link's framing",
+            "cbr_total": "the method's symbols per pixel: analog symbols + side info (neural), QAM symbols (digital)",
+            "cbr_air": "OFDM link: every complex sample of the image's bursts per pixel (preambles, headers, "
+                       "pilots, cyclic prefix, guard carriers, padding); null on the symbol link (no framing)",
         },
         "points": result.all_points,
         "per_mcs": result.per_mcs,
