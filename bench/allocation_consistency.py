@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Training vs inference allocation: do the two code paths give every latent position the same
+number of channel symbols? (issue #16, "allocation is written twice")
+
+    python bench/allocation_consistency.py --json [--model medjscc] [--limit 20] [--cbr 1/8,1/16,1/32,1/64]
+
+Two implementations decide the symbols per latent position (the k-map) of a variable-length model:
+
+* training: ``JSCCModel.allocate`` (called by ``JSCCModel.forward``): cells of ``cfg.rate_block``
+  positions, the training ROI weight (``train.roi_rate_weight`` of the checkpoint), a payload
+  target of ``round(cbr * H * W)`` (training draws a *payload* CBR), no side info, no remainder
+  (the total stays at or below the target);
+* inference: ``Codec.encode``: cell size from ``rate_block_for`` (doubled while the rate map would
+  cost too much side info), the model's inference ROI weight, a payload of ``floor(cbr * H * W -
+  side-info symbols)`` solved to a fixed point, then ``add_remainder`` (+1 on the first positions
+  in raster order up to the exact payload).
+
+The inference k-map is read back from the encoded image's side info and symbol count, as the
+decoder derives it. Per CBR the bench compares it with training k-maps on a ladder that switches
+one setting at a time from the training value to the inference value:
+
+* ``as_trained``: the training path exactly as training runs it (eval-mode rate estimate);
+* ``with_inference_roi_weight``: + the inference ROI weight;
+* ``with_inference_payload``: + the inference payload count (side info and fixed point);
+* ``with_inference_block``: + the inference cell size. A control: only the remainder may differ
+  now, so ``positions_differ`` x positions <= ``remainder`` and the totals differ by it.
+
+Reported per variant: the fraction of latent positions whose symbol count differs, the mean and
+largest absolute difference (symbols per position), and the mean totals. ``as_trained_train_mode``
+adds what training really feeds the allocator: the rate estimate in train mode (CompressAI's
+uniform-noise proxy instead of rounding), seeded.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def inference_kmap(codec, enc, shape):
+    """(k-map, cell size, remainder) the decoder derives from the side info and the symbol count."""
+    from gnuradio.medjscc.codec import allocation, sideinfo
+
+    cfg = codec.cfg
+    latent = codec.latent_shape(shape)
+    block = sideinfo.rate_block_of(enc.side_info)
+    rate_idx, _ = sideinfo.unpack(enc.side_info, codec.cell_shape(shape, block), len(cfg.levels))
+    k = allocation.symbols_per_position(rate_idx, latent, block, cfg.levels)
+    remainder = int(enc.symbols.size - k.sum())
+    return allocation.add_remainder(k, remainder, cfg.k_max), block, remainder
+
+
+class TrainingPath:
+    """``JSCCModel.allocate`` on one image as ``JSCCModel.forward`` calls it (ROI grid from
+    ``train.roi_grid_from_masks``, rate from the hyperprior)."""
+
+    def __init__(self, codec, image, mask, snr_db: float, train_mode: bool = False, seed: int = 0):
+        import numpy as np
+        import torch
+
+        from gnuradio.medjscc.codec.train import roi_grid_from_masks
+
+        model = codec.model
+        self.codec = codec
+        h, w = image.shape
+        if h % 16 or w % 16:
+            raise SystemExit(f"images must be multiples of 16 pixels (training crops are), got {w}x{h}")
+        x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
+        m = torch.from_numpy((mask if mask is not None else np.zeros_like(image, bool)).astype(np.float32))[None, None]
+        self.roi = roi_grid_from_masks(m) if codec.cfg.use_roi else None
+        roi_in = self.roi if self.roi is not None else torch.zeros(1, 1, h // 16, w // 16)
+        snr = model.effective_snr(torch.tensor([float(snr_db)]))
+        self.latent = (h // 16, w // 16)
+        with torch.no_grad():
+            y = model.analysis(x, roi_in, snr)
+            if train_mode:   # CompressAI's training proxy: uniform noise instead of rounding
+                model.train()
+                try:
+                    with torch.random.fork_rng(devices=[]):
+                        torch.manual_seed(seed)
+                        self.bits, _ = model.rate(y)
+                finally:
+                    model.eval()
+            else:
+                self.bits, _ = model.rate(y)
+
+    def kmap(self, n_target: int, roi_weight: float, block: int):
+        import torch
+
+        cfg = self.codec.cfg
+        saved = cfg.roi_rate_weight, cfg.rate_block
+        cfg.roi_rate_weight, cfg.rate_block = float(roi_weight), int(block)
+        try:
+            k = self.codec.model.allocate(self.bits, self.roi, torch.tensor([int(n_target)]), (1,) + self.latent)
+        finally:
+            cfg.roi_rate_weight, cfg.rate_block = saved
+        return k[0].numpy()
+
+
+def compare(k_train, k_inf) -> dict:
+    import numpy as np
+
+    d = np.abs(k_train.astype(np.int64) - k_inf.astype(np.int64))
+    return {"positions_differ": float((d > 0).mean()), "mean_abs_diff": float(d.mean()),
+            "max_abs_diff": int(d.max()), "total_train": int(k_train.sum()), "total_inference": int(k_inf.sum())}
+
+
+def _mean_rows(rows: list[dict]) -> dict:
+    import numpy as np
+
+    out = {}
+    for key in rows[0]:
+        vals = [r[key] for r in rows]
+        out[key] = int(max(vals)) if key == "max_abs_diff" else float(np.mean(vals))
+    out["images_identical"] = int(sum(r["positions_differ"] == 0 for r in rows))
+    return out
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="medjscc", help="variable-length model name or .pt path")
+    ap.add_argument("--data", default=None, help="image folder (default: the DRR set)")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--limit", type=int, default=20, help="first N images")
+    ap.add_argument("--cbr", default="1/8,1/16,1/32,1/64", help="total CBR list (inference) = payload CBR (training)")
+    ap.add_argument("--snr", type=float, default=10.0, help="SNR the encoder's CAUs are told (dB)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", action="store_true", help="one JSON object per CBR")
+    args = ap.parse_args(argv)
+
+    import numpy as np
+    import torch
+
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.datasets import load_pairs
+    from gnuradio.medjscc.snr import parse_spec
+
+    torch.set_num_threads(max(1, args.threads))
+    codec = load_codec(args.model)
+    if not codec.cfg.variable_length:
+        raise SystemExit(f"model {args.model} is fixed length: both paths use allocate_fixed")
+    train_roi_weight = (codec.meta.get("train") or {}).get("roi_rate_weight")
+    train_roi_weight = codec.cfg.roi_rate_weight if train_roi_weight is None else float(train_roi_weight)
+    train_block = codec.cfg.rate_block
+    pairs = load_pairs(args.data, args.split, args.limit)
+    cbrs = parse_spec(args.cbr)
+    ladder = ("as_trained", "with_inference_roi_weight", "with_inference_payload", "with_inference_block")
+    per_cbr = {c: {**{v: [] for v in ladder}, "as_trained_train_mode": [],
+                   "blocks": [], "remainder": [], "side_info_symbols": [], "roi_grid_differ": []} for c in cbrs}
+    for i, p in enumerate(pairs):
+        image, mask = p["image"], p["mask"]
+        shape = image.shape
+        n_pix = image.size
+        positions = (shape[0] // 16) * (shape[1] // 16)
+        train_path = TrainingPath(codec, image, mask, args.snr)
+        noisy_path = TrainingPath(codec, image, mask, args.snr, train_mode=True, seed=i)
+        inf_roi = codec._roi_grid(mask, shape)   # the grid the encoder sends (rule "any")
+        for c in cbrs:
+            enc = codec.encode(image, mask, snr_db=args.snr, cbr=c)
+            k_inf, block, remainder = inference_kmap(codec, enc, shape)
+            n_payload = int(enc.symbols.size)
+            row = per_cbr[c]
+            row["blocks"].append(block)
+            row["remainder"].append(remainder)
+            row["side_info_symbols"].append(float(enc.side_info_bits))
+            if train_path.roi is not None and inf_roi is not None:
+                row["roi_grid_differ"].append(float(((train_path.roi[0, 0].numpy() > 0.5) != inf_roi).mean()))
+            trained_target = int(min(round(c * n_pix), codec.cfg.k_max * positions))
+            row["as_trained"].append(compare(train_path.kmap(trained_target, train_roi_weight, train_block), k_inf))
+            row["as_trained_train_mode"].append(
+                compare(noisy_path.kmap(trained_target, train_roi_weight, train_block), k_inf))
+            w_inf = codec.cfg.roi_rate_weight
+            row["with_inference_roi_weight"].append(compare(train_path.kmap(trained_target, w_inf, train_block), k_inf))
+            row["with_inference_payload"].append(compare(train_path.kmap(n_payload, w_inf, train_block), k_inf))
+            row["with_inference_block"].append(compare(train_path.kmap(n_payload, w_inf, block), k_inf))
+    for c in cbrs:
+        r = per_cbr[c]
+        blocks = sorted(set(r["blocks"]))
+        out = {"model": args.model, "split": args.split, "n_images": len(pairs), "snr_db": args.snr, "cbr": c,
+               "train": {"rate_block": train_block, "roi_rate_weight": train_roi_weight,
+                         "payload_target": "round(cbr*H*W), no side info, no remainder"},
+               "inference": {"rate_block": blocks[0] if len(blocks) == 1 else blocks,
+                             "roi_rate_weight": codec.cfg.roi_rate_weight,
+                             "side_info_symbols_mean": float(np.mean(r["side_info_symbols"])),
+                             "remainder_mean": float(np.mean(r["remainder"]))},
+               "roi_grid_cells_differ": float(np.mean(r["roi_grid_differ"])) if r["roi_grid_differ"] else None}
+        for v in ladder + ("as_trained_train_mode",):
+            out[v] = _mean_rows(r[v])
+        if args.json:
+            print(json.dumps(out))
+        else:
+            print(f"cbr {c:.5f}: inference block {out['inference']['rate_block']} vs training {train_block}, "
+                  f"ROI weight {codec.cfg.roi_rate_weight:g} vs {train_roi_weight:g}; positions with another "
+                  f"symbol count: as trained {100 * out['as_trained']['positions_differ']:.1f}% "
+                  f"(mean |dk| {out['as_trained']['mean_abs_diff']:.2f}); "
+                  + "; ".join(f"{v} {100 * out[v]['positions_differ']:.1f}%" for v in ladder[1:])
+                  + f" ({len(pairs)} images)")
+
+
+if __name__ == "__main__":
+    main()
