@@ -22,8 +22,12 @@ one setting at a time from the training value to the inference value:
 * ``as_trained``: the training path exactly as training runs it (eval-mode rate estimate);
 * ``with_inference_roi_weight``: + the inference ROI weight;
 * ``with_inference_payload``: + the inference payload count (side info and fixed point);
-* ``with_inference_block``: + the inference cell size. A control: only the remainder may differ
-  now, so ``positions_differ`` x positions <= ``remainder`` and the totals differ by it.
+* ``with_inference_block``: + the inference cell size. Then the same ``allocate_variable`` runs on
+  the same scores and payload, so only the remainder should differ; ``level_maps_equal`` counts
+  the images where the level maps (before the remainder) agree. Where they do not, the encoder's
+  side-info fixed point (4 iterations: the side info's size depends on the rate map it carries)
+  did not settle, and the encoder's allocation is not ``allocate_variable``'s at its own final
+  payload (trimmed by its drop-the-weakest-cell loop, or a larger remainder).
 
 Reported per variant: the fraction of latent positions whose symbol count differs, the mean and
 largest absolute difference (symbols per position), and the mean totals. ``as_trained_train_mode``
@@ -37,7 +41,8 @@ import json
 
 
 def inference_kmap(codec, enc, shape):
-    """(k-map, cell size, remainder) the decoder derives from the side info and the symbol count."""
+    """(k-map, k-map before the remainder, cell size, remainder) the decoder derives from the side
+    info and the symbol count."""
     from gnuradio.medjscc.codec import allocation, sideinfo
 
     cfg = codec.cfg
@@ -46,7 +51,7 @@ def inference_kmap(codec, enc, shape):
     rate_idx, _ = sideinfo.unpack(enc.side_info, codec.cell_shape(shape, block), len(cfg.levels))
     k = allocation.symbols_per_position(rate_idx, latent, block, cfg.levels)
     remainder = int(enc.symbols.size - k.sum())
-    return allocation.add_remainder(k, remainder, cfg.k_max), block, remainder
+    return allocation.add_remainder(k, remainder, cfg.k_max), k, block, remainder
 
 
 class TrainingPath:
@@ -110,6 +115,9 @@ def _mean_rows(rows: list[dict]) -> dict:
     out = {}
     for key in rows[0]:
         vals = [r[key] for r in rows]
+        if key == "level_map_equal":
+            out["level_maps_equal"] = int(sum(vals))
+            continue
         out[key] = int(max(vals)) if key == "max_abs_diff" else float(np.mean(vals))
     out["images_identical"] = int(sum(r["positions_differ"] == 0 for r in rows))
     return out
@@ -156,7 +164,7 @@ def main(argv=None):
         inf_roi = codec._roi_grid(mask, shape)   # the grid the encoder sends (rule "any")
         for c in cbrs:
             enc = codec.encode(image, mask, snr_db=args.snr, cbr=c)
-            k_inf, block, remainder = inference_kmap(codec, enc, shape)
+            k_inf, k_levels, block, remainder = inference_kmap(codec, enc, shape)
             n_payload = int(enc.symbols.size)
             row = per_cbr[c]
             row["blocks"].append(block)
@@ -171,7 +179,9 @@ def main(argv=None):
             w_inf = codec.cfg.roi_rate_weight
             row["with_inference_roi_weight"].append(compare(train_path.kmap(trained_target, w_inf, train_block), k_inf))
             row["with_inference_payload"].append(compare(train_path.kmap(n_payload, w_inf, train_block), k_inf))
-            row["with_inference_block"].append(compare(train_path.kmap(n_payload, w_inf, block), k_inf))
+            k_same = train_path.kmap(n_payload, w_inf, block)
+            row["with_inference_block"].append(dict(compare(k_same, k_inf),
+                                                    level_map_equal=bool((k_same == k_levels).all())))
     for c in cbrs:
         r = per_cbr[c]
         blocks = sorted(set(r["blocks"]))
