@@ -1,4 +1,6 @@
 """QA: channel_preset sets the noise so Es/N0 on the OFDM data subcarriers equals the SNR."""
+import threading
+
 import numpy as np
 import pytest
 
@@ -223,7 +225,7 @@ class qa_channel_preset_switching(gr_unittest.TestCase):
                               ("rayleigh", "rician_k3_100hz"), ("rayleigh_3tap_100hz", "multipath"),
                               ("phase_noise_3deg", "rayleigh_fast"), ("clip_0p25", "pa_cubic_0p25"),
                               ("awgn", "rayleigh_3tap_100hz"), ("dc_offset", "iq_1db_5deg")):
-            ch = channel_preset(first, 12.0, cfo=0.1, params=p, seed=5)
+            ch = channel_preset(first, 12.0, cfo=0.1, params=p, seed=5, switchable=True)
             ch.set_preset(second)
             self.assertEqual(ch.preset, second)
             np.testing.assert_array_equal(_run(x, ch), _run(x, channel_preset(second, 12.0, cfo=0.1, params=p, seed=5)),
@@ -243,45 +245,71 @@ class qa_channel_preset_switching(gr_unittest.TestCase):
         with self.assertRaises(InputError):
             channel_preset("moon_bounce")
 
-    def test_set_preset_while_running_changes_the_cfo_and_keeps_the_stream(self):
-        """A throttled tone runs through the channel; the preset goes awgn -> cfo_1p5 -> awgn
-        mid-run: the output's frequency follows, and no sample is lost or stalls."""
+    def test_set_preset_while_running_follows_and_loses_no_sample(self):
+        """A throttled tone runs through the channel; the preset goes awgn -> cfo_1p5 ->
+        rayleigh_100hz -> awgn mid-run: the output follows (frequency, fading), nothing stalls, and
+        exactly as many samples come out as from a channel left alone (the fading path switch
+        drains the old path first)."""
         import time
 
         p = self.params
-        rate = 1.0e6
-        tb = gr.top_block()
-        src = blocks.vector_source_c(_tone(4096).tolist(), True)
-        thr = blocks.throttle(gr.sizeof_gr_complex, rate)
-        ch = channel_preset("awgn", 200.0, params=p)
-        snk = blocks.vector_sink_c()
-        tb.connect(src, thr, ch, snk)
+        period, tail = 700_000, 300_000
+        n_in = 4 * period + 50_000
+
+        def flowgraph(ch):
+            tb = gr.top_block()
+            src = blocks.vector_source_c(_tone(4096).tolist(), True)
+            head = blocks.head(gr.sizeof_gr_complex, n_in)
+            thr = blocks.throttle(gr.sizeof_gr_complex, 2.0e6)
+            snk = blocks.vector_sink_c()
+            tb.connect(src, head, thr, ch, snk)
+            tb._keep = [src, head, thr, ch, snk]   # Python blocks must outlive the run
+            return tb, snk
+
+        # each period lasts until 700k samples are out: its last 300k left the channel after the
+        # switch (the buffers between the channel's stages hold < 400k samples)
+        ch = channel_preset("awgn", 200.0, params=p, switchable=True)
+        tb, snk = flowgraph(ch)
+
+        def wait_for(n):
+            deadline = time.monotonic() + 120.0      # only a stalled flowgraph gets there
+            while snk.nitems_read(0) < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return snk.nitems_read(0)
+
         tb.start()
         marks = []
         try:
-            for preset in ("cfo_1p5", "awgn"):
-                time.sleep(1.0)
-                marks.append(len(snk.data()))      # samples out before the switch: old preset
+            for preset in ("cfo_1p5", "rayleigh_100hz", "awgn"):
+                marks.append(wait_for((marks[-1] if marks else 0) + period))   # out before: old preset
                 ch.set_preset(preset)
-            time.sleep(1.0)
+                self.assertGreaterEqual(marks[-1], len(marks) * period, f"stalled: {marks}")
         finally:
-            tb.stop()
-            tb.wait()
+            done = threading.Event()
+            threading.Thread(target=lambda: (tb.wait(), done.set()), daemon=True).start()
+            finished = done.wait(120.0)
+            if not finished:
+                tb.stop()
+        self.assertTrue(finished, f"the flowgraph did not finish after the switches: {marks}")
         y = np.array(snk.data(), np.complex64)
+        ref_tb, ref_snk = flowgraph(channel_preset("awgn", 200.0, params=p, switchable=True))
+        ref_tb.run()
+        self.assertEqual(len(y), len(ref_snk.data()))
 
         def cfo(seg):
             return float(np.angle(np.vdot(seg[:-1], seg[1:])) / (2 * np.pi) * p.fft_len)
 
-        # the last ~0.3 s of each period were certainly made after the switch (buffers < 0.3 s)
-        tail = int(0.3 * rate)
-        self.assertGreater(marks[0], 2 * tail, marks)
-        self.assertGreater(marks[1] - marks[0], 2 * tail, marks)
-        self.assertGreater(len(y) - marks[1], 2 * tail, (marks, len(y)))
-        self.assertAlmostEqual(cfo(y[1000:marks[0]]), 0.0, delta=2e-3)
-        self.assertAlmostEqual(cfo(y[marks[1] - tail:marks[1]]), 1.5, delta=2e-3)
-        self.assertAlmostEqual(cfo(y[-tail:]), 0.0, delta=2e-3)
-        self.assertTrue(np.all(np.isfinite(y)))
+        def fading_depth(seg):
+            return float(np.std(np.abs(seg)))
 
+        before = y[1000:marks[0]]
+        self.assertAlmostEqual(cfo(before), 0.0, delta=2e-3)
+        self.assertLess(fading_depth(before), 0.01)
+        self.assertAlmostEqual(cfo(y[marks[1] - tail:marks[1]]), 1.5, delta=2e-3)
+        self.assertGreater(fading_depth(y[marks[2] - tail:marks[2]]), 0.1)     # Rayleigh: |h| varies
+        self.assertAlmostEqual(cfo(y[-tail:]), 0.0, delta=2e-3)
+        self.assertLess(fading_depth(y[-tail:]), 0.01)
+        self.assertTrue(np.all(np.isfinite(y)))
 
 if __name__ == "__main__":
     gr_unittest.run(qa_channel_preset)

@@ -28,12 +28,14 @@ the PA then compresses the analog signal. Scaling back by 1/amplitude keeps the 
 relative to the *nominal* TX RMS, so clipping/compression losses show up as distortion, not as
 a changed noise level. ``cfo`` / ``timing_offset_ppm`` add to the profile's own values.
 
-Every preset runs through this same chain, unused stages at their neutral setting (exact
-identities: gain 1, beta 0, 0 dB / 0 deg, zero phase noise, a 0/1 switch around the fading
-blocks), so ``set_preset(name)`` switches preset while the flowgraph runs (GRC chooser).
+``switchable=True`` (GRC) builds the stages of every preset, the unused ones at their neutral
+setting (exact identities: gain 1, beta 0, 0 dB / 0 deg, zero phase noise, a switch that routes
+the samples past the fading blocks), so ``set_preset(name)`` switches preset while the flowgraph
+runs (GRC chooser) by setters alone. Without it only the given preset's stages are built.
 """
 from __future__ import annotations
 
+import collections
 import math
 import threading
 
@@ -199,6 +201,93 @@ class dac_clip(gr.sync_block):
         return 10.0 * math.log10(self.peak / (self.energy / self.n_samples))
 
 
+class _PathPlan:
+    """Which path (0 = no fading, i = fading block i) each stretch of samples took, in order:
+    ``_route`` appends, ``_merge`` drains. Shared by the two; ``path`` is where new samples go."""
+
+    def __init__(self, path: int = 0):
+        self.lock = threading.Lock()
+        self.path = int(path)
+        self.segments = collections.deque([[self.path, 0]])    # [path, samples not yet merged]
+
+    def routed(self, path: int, n: int):
+        if self.segments[-1][0] != path:
+            self.segments.append([path, 0])
+        self.segments[-1][1] += n
+
+    def head(self) -> list:
+        while len(self.segments) > 1 and self.segments[0][1] == 0:
+            self.segments.popleft()
+        return self.segments[0]
+
+
+def _copy_tags(blk, src_port, dst_port, n):
+    """Tags of the next ``n`` items of input ``src_port`` onto the next ``n`` of output ``dst_port``."""
+    r0, w0 = blk.nitems_read(src_port), blk.nitems_written(dst_port)
+    for t in blk.get_tags_in_range(src_port, r0, r0 + n):
+        blk.add_item_tag(dst_port, w0 + t.offset - r0, t.key, t.value, t.srcid)
+
+
+class _route(gr.basic_block):
+    """1 -> n_paths: every sample goes to the current path only, so the fading blocks of the other
+    presets get nothing to do (gr-channels' selective fading model alone runs < 1 Msps)."""
+
+    def __init__(self, n_paths: int, plan: _PathPlan):
+        gr.basic_block.__init__(self, name="medjscc_fading_route", in_sig=[np.complex64],
+                                out_sig=[np.complex64] * n_paths)
+        self._plan = plan
+        self.set_tag_propagation_policy(gr.TPP_DONT)     # copied by hand to the path taken
+
+    def forecast(self, noutput_items, ninputs):
+        return [noutput_items]
+
+    def general_work(self, input_items, output_items):
+        with self._plan.lock:
+            k = self._plan.path
+        n = min(len(input_items[0]), len(output_items[k]))
+        if n <= 0:
+            return 0
+        output_items[k][:n] = input_items[0][:n]
+        _copy_tags(self, 0, k, n)
+        with self._plan.lock:
+            self._plan.routed(k, n)
+        self.consume(0, n)
+        self.produce(k, n)
+        return int(gr.WORK_CALLED_PRODUCE)
+
+
+class _merge(gr.basic_block):
+    """n_paths -> 1: the paths' samples back in the order ``_route`` sent them (a path switch takes
+    effect once the samples already on the old path are out: none lost, none reordered)."""
+
+    def __init__(self, n_paths: int, plan: _PathPlan):
+        gr.basic_block.__init__(self, name="medjscc_fading_merge", in_sig=[np.complex64] * n_paths,
+                                out_sig=[np.complex64])
+        self._plan = plan
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+
+    def forecast(self, noutput_items, ninputs):
+        need = [0] * ninputs
+        with self._plan.lock:
+            path, left = self._plan.head()
+        need[path] = max(1, min(noutput_items, left))
+        return need
+
+    def general_work(self, input_items, output_items):
+        with self._plan.lock:
+            seg = self._plan.head()
+            path, left = seg
+        n = min(len(input_items[path]), left, len(output_items[0]))
+        if n <= 0:
+            return 0
+        output_items[0][:n] = input_items[path][:n]
+        _copy_tags(self, path, 0, n)
+        with self._plan.lock:
+            seg[1] -= n
+        self.consume(path, n)
+        return n
+
+
 def profile_taps(profile: RadioProfile) -> np.ndarray:
     """Static FIR taps of a profile's delay profile, unit energy (``[1]`` without taps)."""
     if not profile.taps:
@@ -254,14 +343,32 @@ def _static_taps(profile, name) -> np.ndarray:
     return multipath_taps() if name == "multipath" else np.array([1.0 + 0j])
 
 
+# stages before channel_model (besides fading), in signal order; "amplitude" is the pair x amp, x 1/amp
+STAGES = ("frame_loss", "amplitude", "dac", "pa", "iq", "phase_noise", "dc")
+
+
+def _stages(profile) -> set:
+    """The optional stages a preset uses (the built-in presets: none; fading is separate)."""
+    p = profile
+    if p is None:
+        return set()
+    used = {"dac"}                  # every radio profile measures clipping / PAPR at the DAC
+    used |= {s for s, on in (("frame_loss", p.frame_loss), ("amplitude", p.tx_amplitude is not None),
+                             ("pa", p.pa_beta), ("iq", p.iq_gain_db or p.iq_phase_deg),
+                             ("phase_noise", p.phase_noise_deg_rms), ("dc", p.dc_offset_dbc is not None)) if on}
+    return used
+
+
 class channel_preset(gr.hier_block2):
     """Complex stream in -> complex stream out: fading/multipath, CFO, timing offset and AWGN.
 
-    Every stage any preset uses is always in the graph, at its neutral setting when the current
-    preset does not use it (gain 1, beta 0, no IQ imbalance, zero phase noise, a 0/1 switch around
-    the fading blocks); so ``set_preset`` switches presets while the flowgraph runs by setters
-    alone: no lock()/reconnect, which would stop and restart every block of the flowgraph (the
-    JSCC receiver flushes a half-received image at stop) and drop the samples in flight.
+    ``switchable=True`` (GRC's default) builds every stage any preset uses, at its neutral setting
+    when the current preset does not use it (gain 1, beta 0, no IQ imbalance, zero phase noise, a
+    switch that routes the samples past the fading blocks), so ``set_preset`` changes the preset
+    while the flowgraph runs by setters alone: no lock()/reconnect, which would stop and restart
+    every block of the flowgraph (the JSCC receiver flushes a half-received image at stop) and
+    drop the samples in flight. ``switchable=False`` builds only the stages of the given preset
+    (the fastest chain; ``set_preset`` then reaches only presets that need no other stage).
 
     Args:
         preset: ``awgn`` | ``multipath`` | ``rayleigh`` | ``rayleigh_fast`` | a radio profile name
@@ -275,11 +382,12 @@ class channel_preset(gr.hier_block2):
         seed: noise/fading seed.
         params: optional phy ``OfdmParams`` (overrides fft_len / n_occupied).
         big_buffers: 64k-sample output buffers (fewer, larger work calls downstream).
+        switchable: build the stages of every preset so that ``set_preset`` reaches all of them.
     """
 
     def __init__(self, preset: str = "awgn", snr_db: float = 20.0, cfo: float = 0.0,
                  timing_offset_ppm: float = 0.0, fft_len: int = 64, n_occupied: int = 52,
-                 seed: int = 0, params=None, big_buffers: bool = True):
+                 seed: int = 0, params=None, big_buffers: bool = True, switchable: bool = False):
         gr.hier_block2.__init__(self, "medjscc_channel_preset",
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
@@ -294,42 +402,47 @@ class channel_preset(gr.hier_block2):
         self._cfo = float(cfo)
         self._ppm = float(timing_offset_ppm)
         self._cfo0 = self._ppm0 = 0.0
+        self.switchable = bool(switchable)
         seed = int(seed)
-        # TX side, in signal order (neutral settings; _apply sets the preset's)
-        self.dropper = burst_dropper(0.0, seed)
-        self._amp_in = blocks.multiply_const_cc(1.0)          # x TX amplitude (full-scale units)
-        self.dac = dac_clip(1.0, clip=False)
-        self._pa = channels.distortion_3_gen(0.0)
-        self._amp_out = blocks.multiply_const_cc(1.0)         # x 1/amplitude
-        self._iq = channels.iqbal_gen(0.0, 0.0, 0)            # mode 0 = TX
+        # the presets this channel can take: the given one first (its fading block is made with
+        # its own fDTs/K, as a block made for it alone would be)
+        reach = [(profile, name)]
+        if self.switchable:
+            reach += [(None, n) for n in LEGACY_PRESETS]
+            try:
+                reach += [(p, n) for n, p in load_radio_profiles().items()]
+            except InputError:
+                pass        # a broken profile file: the built-in presets still switch
+        used = set().union(*(_stages(p) for p, _ in reach))
+        self._stage_set = used
+        # TX side, in signal order, at neutral settings (_apply sets the preset's)
+        self.dropper = burst_dropper(0.0, seed) if "frame_loss" in used else None
+        amp = "amplitude" in used
+        self._amp_in = blocks.multiply_const_cc(1.0) if amp else None    # x TX amplitude (full-scale units)
+        self.dac = dac_clip(1.0, clip=False) if "dac" in used else None
+        self._pa = channels.distortion_3_gen(0.0) if "pa" in used else None
+        self._amp_out = blocks.multiply_const_cc(1.0) if amp else None   # x 1/amplitude
+        self._iq = channels.iqbal_gen(0.0, 0.0, 0) if "iq" in used else None   # mode 0 = TX
         # its noise source has a fixed seed (42) inside gr-channels: the same draw every run
-        self._phase_noise = channels.phase_noise_gen(0.0, 0.1)
-        # one fading block per fading structure of every known preset, the current preset's first
-        # (made with its own fDTs/K, as a block made for it alone would be)
-        specs = [_fading_spec(profile, name)] + [_fading_spec(None, n) for n in FADING_FDTS]
-        try:
-            specs += [_fading_spec(p, n) for n, p in load_radio_profiles().items()]
-        except InputError:
-            pass        # a broken profile file: the built-in presets still switch
+        self._phase_noise = channels.phase_noise_gen(0.0, 0.1) if "phase_noise" in used else None
+        # fading: one block per fading structure (fDTs and K have setters; LOS and taps do not)
         self._fading = {}
-        for spec in filter(None, specs):
-            key, fdts, k = spec
-            if key in self._fading:
+        paths = []                       # None = no fading, else a fading key
+        for p, n in reach:
+            spec = _fading_spec(p, n)
+            key = spec[0] if spec is not None else None
+            if key not in paths:
+                paths.append(key)
+            if spec is None or key in self._fading:
                 continue
             kind, los, delays, mags = key
+            fdts, k = spec[1], spec[2]
             if kind == "flat":
                 self._fading[key] = channels.fading_model(8, fdts, los, k, seed + 1)
             else:
                 self._fading[key] = channels.selective_fading_model(8, fdts, los, k, seed + 1, list(delays),
                                                                     list(mags), int(max(delays)) + 1)
-        # the switch: a gain of 1 on the chosen path (input 0: no fading), 0 on the others, summed
-        # (exact: y + 0*x == y). Not blocks.selector: its index cannot be set before the flowgraph
-        # starts. Tags pass on path 0 only (the same offsets on every path: all are 1:1), else
-        # each would arrive once per path.
-        self._fading_gain = [blocks.multiply_const_cc(0j) for _ in range(len(self._fading) + 1)]
-        for gain in self._fading_gain[1:]:
-            gain.set_tag_propagation_policy(gr.TPP_DONT)
-        self._fading_sum = blocks.add_cc()
+        self._paths = paths
         self.fading = None
         # channel_model does the multipath, CFO and clock offset; the AWGN is added outside it
         # because its internal noise source runs ahead by a whole buffer (~32k samples = several
@@ -338,18 +451,32 @@ class channel_preset(gr.hier_block2):
             noise_voltage=0.0, frequency_offset=self._cfo / self._fft_len,
             epsilon=1.0 + self._ppm * 1e-6, taps=[1.0 + 0j],
             noise_seed=seed, block_tags=False)  # let frame/eos tags through
-        self._dc = blocks.add_const_cc(0j)                   # RX DC offset (LO leakage)
+        self._dc = blocks.add_const_cc(0j) if "dc" in used else None   # RX DC offset (LO leakage)
         self.noise = awgn_adder(noise_voltage_for_snr(snr_db, params, self._fft_len, self._n_occupied),
                                 seed + 12345)
-        tx = [self.dropper, self._amp_in, self.dac, self._pa, self._amp_out, self._iq, self._phase_noise]
-        # Python references to every block in the graph
-        self._blocks = (tx + list(self._fading.values()) + self._fading_gain
-                        + [self._fading_sum, self.model, self._dc, self.noise])
-        self.connect(self, *tx)
-        self.connect(self._phase_noise, self._fading_gain[0], (self._fading_sum, 0))
-        for i, blk in enumerate(self._fading.values(), 1):
-            self.connect(self._phase_noise, blk, self._fading_gain[i], (self._fading_sum, i))
-        self.connect(self._fading_sum, self.model, self._dc, self.noise, self)
+        tx = [b for b in (self.dropper, self._amp_in, self.dac, self._pa, self._amp_out, self._iq,
+                          self._phase_noise) if b is not None]
+        post = [b for b in (self.model, self._dc, self.noise) if b is not None]
+        self._plan = self._route = self._merge = None
+        if len(paths) > 1:
+            # the switch: only the current path gets samples (blocks.selector or a 0/1 gain and
+            # a sum would run every fading block all the time; selector's index cannot even be
+            # set before the flowgraph starts)
+            self._plan = _PathPlan(0)
+            self._route = _route(len(paths), self._plan)
+            self._merge = _merge(len(paths), self._plan)
+            self.connect(self, *tx, self._route)
+            for i, key in enumerate(paths):
+                if key is None:
+                    self.connect((self._route, i), (self._merge, i))
+                else:
+                    self.connect((self._route, i), self._fading[key], (self._merge, i))
+            self.connect(self._merge, *post, self)
+            mid = [self._route, *self._fading.values(), self._merge]
+        else:
+            mid = list(self._fading.values())           # one fading block or none
+            self.connect(self, *tx, *mid, *post, self)
+        self._blocks = tx + mid + post     # Python references to every block in the graph
         self._apply(profile, name)
         if big_buffers:
             # big buffers -> big chunks for the Python receiver downstream (its cost is per call)
@@ -360,42 +487,50 @@ class channel_preset(gr.hier_block2):
     def _apply(self, p, name):
         """Set every stage for preset ``name`` (profile ``p``, None for the built-in presets)."""
         spec = _fading_spec(p, name)
-        if spec is not None and spec[0] not in self._fading:
-            raise InputError(f"channel_preset: preset {name!r} needs a fading block this channel was not "
-                             f"built with (a profile added after start); build a new channel_preset")
+        key = spec[0] if spec is not None else None
+        missing = sorted(_stages(p) - self._stage_set) + ([] if key in self._paths else ["fading"])
+        if missing:
+            raise InputError(f"channel_preset: preset {name!r} needs stages this channel was built without "
+                             f"({', '.join(missing)}); build it with switchable=True (GRC: 'Switchable "
+                             f"at run time') to change to any preset while running")
         amp = p.tx_amplitude if p is not None else None
         with self._lock:
-            self.dropper.p = float(p.frame_loss) if p is not None else 0.0
-            self._amp_in.set_k(complex(amp if amp is not None else 1.0))
-            self.dac.clip = amp is not None
-            self._pa.set_beta(float(p.pa_beta) if p is not None else 0.0)
-            self._amp_out.set_k(complex(1.0 / amp if amp is not None else 1.0))
-            self._iq.set_magnitude(float(p.iq_gain_db) if p is not None else 0.0)
-            self._iq.set_phase(float(p.iq_phase_deg) if p is not None else 0.0)
-            pn = p is not None and p.phase_noise_deg_rms > 0
-            self._phase_noise.set_alpha(float(p.phase_noise_alpha) if p is not None else 0.1)
-            self._phase_noise.set_noise_mag(phase_noise_mag(p.phase_noise_deg_rms, p.phase_noise_alpha)
-                                            if pn else 0.0)
-            path = 0
+            if self.dropper is not None:
+                self.dropper.p = float(p.frame_loss) if p is not None else 0.0
+            if self._amp_in is not None:
+                self._amp_in.set_k(complex(amp if amp is not None else 1.0))
+                self._amp_out.set_k(complex(1.0 / amp if amp is not None else 1.0))
+            if self.dac is not None:
+                self.dac.clip = amp is not None
+                self.dac.reset_stats()       # the DAC figures describe the current preset
+            if self._pa is not None:
+                self._pa.set_beta(float(p.pa_beta) if p is not None else 0.0)
+            if self._iq is not None:
+                self._iq.set_magnitude(float(p.iq_gain_db) if p is not None else 0.0)
+                self._iq.set_phase(float(p.iq_phase_deg) if p is not None else 0.0)
+            if self._phase_noise is not None:
+                pn = p is not None and p.phase_noise_deg_rms > 0
+                self._phase_noise.set_alpha(float(p.phase_noise_alpha) if p is not None else 0.1)
+                self._phase_noise.set_noise_mag(phase_noise_mag(p.phase_noise_deg_rms, p.phase_noise_alpha)
+                                                if pn else 0.0)
             self.fading = None
             if spec is not None:
-                key, fdts, k = spec
                 self.fading = self._fading[key]
-                self.fading.set_fDTs(float(fdts))
-                self.fading.set_K(float(k))
-                path = list(self._fading).index(key) + 1
-            for i, gain in enumerate(self._fading_gain):
-                gain.set_k(1.0 + 0j if i == path else 0j)
+                self.fading.set_fDTs(float(spec[1]))
+                self.fading.set_K(float(spec[2]))
+            if self._plan is not None:
+                with self._plan.lock:
+                    self._plan.path = self._paths.index(key)
             self.model.set_taps([complex(t) for t in _static_taps(p, name)])
             self._cfo0 = p.cfo_subcarriers if p is not None else 0.0
             self._ppm0 = p.sro_ppm if p is not None else 0.0
             self.model.set_frequency_offset((self._cfo0 + self._cfo) / self._fft_len)
             self.model.set_timing_offset(1.0 + (self._ppm0 + self._ppm) * 1e-6)
-            dc = (10.0 ** (p.dc_offset_dbc / 20.0) * np.exp(1j * np.pi / 4)
-                  if p is not None and p.dc_offset_dbc is not None else 0.0)
-            # LO leakage at the receiver: a constant at DC, relative to the unit-power signal
-            self._dc.set_k(complex(dc))
-            self.dac.reset_stats()       # the DAC figures describe the current preset
+            if self._dc is not None:
+                # LO leakage at the receiver: a constant at DC, relative to the unit-power signal
+                dc = (10.0 ** (p.dc_offset_dbc / 20.0) * np.exp(1j * np.pi / 4)
+                      if p is not None and p.dc_offset_dbc is not None else 0.0)
+                self._dc.set_k(complex(dc))
             self.profile, self.preset = p, name
 
     def set_preset(self, preset):
@@ -408,7 +543,7 @@ class channel_preset(gr.hier_block2):
 
     def frames_dropped(self) -> int:
         """Bursts this channel lost on purpose (profiles with ``frame_loss``; 0 otherwise)."""
-        return self.dropper.frames_dropped
+        return self.dropper.frames_dropped if self.dropper is not None else 0
 
     # --- measurements of the TX signal at the DAC (radio profiles; NaN for the built-in presets) ---
     def clip_fraction(self) -> float:
