@@ -84,8 +84,9 @@ def test_jscc_tx_sends_a_matching_mask_fitted_like_its_image(tmp_path):
     img, roi = _files(tmp_path)
     tx = _tx(img, roi, codec)
     tb = gr.top_block()
-    col = pdu_collector()
+    col, sent_col = pdu_collector(), pdu_collector()
     tb.msg_connect(tx, "frames", col, "in")
+    tb.msg_connect(tx, "sent_image", sent_col, "in")
     tb.run()
     assert tx.errors == [] and len(tx.history) == 1
     asm = ImageAssembler(tx.params)
@@ -101,6 +102,32 @@ def test_jscc_tx_sends_a_matching_mask_fitted_like_its_image(tmp_path):
     no_mask = codec.encode(want_img, None, snr_db=10.0, cbr=1 / 16)
     assert sent.side_info == enc.side_info
     assert enc.side_info != no_mask.side_info               # the mask is really in the side info
+    sent_meta, sent_pixels = sent_col.items[0]              # displays get the mask as encoded
+    assert np.array_equal(np.asarray(sent_pixels, np.uint8).reshape(64, 64), want_img)
+    assert np.array_equal(np.asarray(sent_meta["mask"]).reshape(64, 64) > 0, want_mask)
+
+
+def test_jscc_tx_pdu_mask_of_another_size_is_reported():
+    from gnuradio import gr
+    from gnuradio.medjscc.blocks._msgtools import pdu_collector, post
+    from gnuradio.medjscc.blocks._pmtutil import make_pdu
+    from gnuradio.medjscc.blocks.jscc_tx import jscc_tx
+    from qa_helpers import shared_codec, synthetic_image, wait_until
+
+    tx = jscc_tx(model=shared_codec(), image_size=64)
+    tb = gr.top_block()
+    col = pdu_collector()
+    tb.msg_connect(tx, "frames", col, "in")
+    tb.start()
+    try:
+        post(tx, "image", make_pdu({"height": 64, "width": 64, "mask": np.ones(32 * 32, np.uint8)},
+                                   synthetic_image(64).reshape(-1)))
+        wait_until(lambda: tx.errors, what="the bad PDU reported")
+    finally:
+        tb.stop()
+        tb.wait()
+    assert tx.history == [] and col.items == []
+    assert "1024 pixels" in tx.errors[0] and "64x64" in tx.errors[0], tx.errors
 
 
 def test_jscc_tx_send_image_mask_of_another_size_is_an_error():

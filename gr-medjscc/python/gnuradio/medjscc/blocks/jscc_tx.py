@@ -62,7 +62,8 @@ def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, ima
 
 class jscc_tx(gr.basic_block):
     """Message ports: in ``image``, in ``snr``; out ``frames``, out ``sent_image`` (the image as
-    encoded: u8 pixels, metadata image_id/height/width, for displays and references).
+    encoded: u8 pixels, metadata image_id/height/width and the encoded ``mask`` when there is one,
+    for displays and references).
 
     Args:
         image_path: file(s) to send (``;``-separated); empty = only images arriving on ``image``.
@@ -162,7 +163,11 @@ class jscc_tx(gr.basic_block):
                                  f"expected height*width = {h * w}")
             image = np.asarray(data, np.uint8).reshape(h, w)
             mask = meta.get("mask")
-            mask = None if mask is None else np.asarray(mask).reshape(h, w).astype(bool)
+            if mask is not None:
+                mask = np.asarray(mask)
+                if mask.size != h * w:   # never reshaped or stretched onto another image size
+                    raise ValueError(f"mask has {mask.size} pixels but its image is {w}x{h} (width x height)")
+                mask = mask.reshape(h, w).astype(bool)
         except Exception as e:
             self.errors.append(f"bad image PDU: {e}")
             log.warning("jscc_tx: dropped image PDU: %s", e)
@@ -202,9 +207,10 @@ class jscc_tx(gr.basic_block):
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source})
         self._feedback.clear()
-        self.message_port_pub(pmt.intern("sent_image"), make_pdu(
-            {"image_id": image_id, "height": image.shape[0], "width": image.shape[1], "source": source},
-            image.reshape(-1)))
+        sent = {"image_id": image_id, "height": image.shape[0], "width": image.shape[1], "source": source}
+        if mask is not None:   # the ROI as encoded, fitted with its image (displays draw it)
+            sent["mask"] = np.asarray(mask, np.uint8).reshape(-1)
+        self.message_port_pub(pmt.intern("sent_image"), make_pdu(sent, image.reshape(-1)))
         for meta, payload in frames:
             meta["source"] = source
             self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))
