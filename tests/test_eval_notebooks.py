@@ -81,7 +81,29 @@ def test_phy_diagnostics(monkeypatch, kernel_env, tmp_path):
         assert abs(float(parts[1]) - float(parts[4])) < 2.0, parts
 
 
-@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_roi_vs_snr.ipynb", "03_phy_diagnostics.ipynb"])
+@pytest.mark.slow   # renders 4 nodule pairs (~1.5 min on 2 shared cores)
+def test_nodule_task(monkeypatch, kernel_env, tmp_path):
+    """04: 4 pairs rendered into a scratch data folder, two SNRs; the printed task figures come
+    from the sweep's code and must show what a working and a failed link do."""
+    text, images = _run("04_nodule_task.ipynb", monkeypatch, kernel_env, tmp_path,
+                        MEDJSCC_DATA_DIR=str(tmp_path / "data" / "drr"), MEDJSCC_NB_PAIRS="4",
+                        MEDJSCC_NB_SNRS="-10,10", MEDJSCC_NB_SHOW="1")
+    assert images >= 3, "full images, nodule crops, AUC/Dice vs SNR"
+    assert "original images: AUC" in text
+    figs = {}
+    for ln in text.splitlines():
+        parts = ln.split()
+        if len(parts) > 3 and parts[1] == "snr" and parts[0] in ("medjscc", "j2k-ldpc"):
+            figs[(parts[0], float(parts[2]))] = (float(parts[5]), float(parts[parts.index("Dice") + 1]))
+    assert set(figs) == {(m, s) for m in ("medjscc", "j2k-ldpc") for s in (-10.0, 10.0)}, text
+    auc, dice = figs[("j2k-ldpc", -10.0)]   # every LDPC decode fails at -10 dB: grey for both images
+    assert auc == 0.5 and dice < 0.6
+    assert figs[("medjscc", 10.0)][1] > 0.9    # a clean 10 dB image keeps its lungs
+    assert "j2k-ldpc at 10 dB:" in text
+
+
+@pytest.mark.parametrize("name", ["01_quickstart.ipynb", "02_roi_vs_snr.ipynb", "03_phy_diagnostics.ipynb",
+                                  "04_nodule_task.ipynb"])
 def test_saved_notebooks_read_with_outputs_and_no_machine_paths(name):
     """The committed notebooks (scripts/execute_notebooks.py) carry every cell's output and their
     figures, ran in order without errors, and name no absolute path of the machine that ran them."""
