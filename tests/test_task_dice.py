@@ -86,3 +86,24 @@ def test_group_results_aggregates_dice_per_point():
 def test_settings_name_the_dice_segmenter():
     tag = task_mod.settings("test")["dice_segmenter"]
     assert tag.startswith("roi-auto-coarse-") and tag != "roi-auto-coarse-missing"
+
+
+def test_task_plot_has_a_dice_panel(tmp_path):
+    """The task figure gains a Dice panel when points carry dice_vs_original (one method without it:
+    no bars for it, no crash)."""
+    from PIL import Image
+
+    from gnuradio.medjscc.evaluation.plots import make_task_plots
+
+    pts = []
+    for m in ("medjscc", "j2k-ldpc"):
+        for s in (-5.0, 0.0, 5.0):
+            p = dict(method=m, snr_db=s, cbr=0.0625, channel="awgn", link="symbol", roi_psnr=30 + s,
+                     task_auc=0.6, task_auc_lo=0.5, task_auc_hi=0.7)
+            if m == "medjscc":
+                p.update(dice_vs_original=0.97, dice_vs_original_lo=0.96, dice_vs_original_hi=0.98)
+            pts.append(p)
+    with_dice = make_task_plots(tmp_path / "a", pts)
+    without = make_task_plots(tmp_path / "b", [{k: v for k, v in p.items() if not k.startswith("dice")} for p in pts])
+    png = [Image.open(next(p for p in ps if p.suffix == ".png")) for ps in (with_dice, without)]
+    assert png[0].size[0] > 1.3 * png[1].size[0]   # a third panel

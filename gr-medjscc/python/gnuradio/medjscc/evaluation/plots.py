@@ -118,7 +118,8 @@ def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None, t
 
 def make_task_plots(out: Path, points: list[dict], task: dict | None = None) -> list[Path]:
     """``task_auc_vs_snr_cbr<c>``: nodule-detection AUC (95% bootstrap bars) against SNR per method
-    beside ROI-PSNR, with the AUC on the original images as a band (``--task nodule``)."""
+    beside ROI-PSNR, with the AUC on the original images as a band (``--task nodule``), and
+    ``dice_vs_original`` (95% bootstrap bars) when the points carry it."""
     from .sweep import cbr_label
 
     pts_all = [p for p in points if p.get("task_auc") is not None]
@@ -131,7 +132,9 @@ def make_task_plots(out: Path, points: list[dict], task: dict | None = None) -> 
     channel, link = pts_all[0]["channel"], pts_all[0]["link"]
     written = []
     for cbr in sorted({p["cbr"] for p in pts_all}):
-        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+        with_dice = any(p.get("dice_vs_original") is not None for p in pts_all if p["cbr"] == cbr)
+        fig, axes = plt.subplots(1, 3 if with_dice else 2, figsize=(16 if with_dice else 11, 4))
+        ax, ax2 = axes[0], axes[1]
         for m in sorted({p["method"] for p in pts_all}):
             pts = sorted((p for p in pts_all if p["method"] == m and p["cbr"] == cbr), key=lambda p: p["snr_db"])
             if not pts:
@@ -143,6 +146,13 @@ def make_task_plots(out: Path, points: list[dict], task: dict | None = None) -> 
             roi = [p.get("roi_psnr") for p in pts]
             if any(v is not None and math.isfinite(v) for v in roi):
                 ax2.plot(x, roi, label=_label(m), **_style(m))
+            dpts = [p for p in pts if p.get("dice_vs_original") is not None]
+            if with_dice and dpts:
+                d = np.array([p["dice_vs_original"] for p in dpts], float)
+                derr = np.array([[a - p["dice_vs_original_lo"] for a, p in zip(d, dpts)],
+                                 [p["dice_vs_original_hi"] - a for a, p in zip(d, dpts)]])
+                axes[2].errorbar([p["snr_db"] for p in dpts], d, yerr=np.clip(derr, 0, None), capsize=3,
+                                 label=_label(m), **_style(m))
         if ref.get("task_auc") is not None:
             ax.axhline(ref["task_auc"], color="k", linewidth=1, label="original images")
             ax.axhspan(ref["task_auc_lo"], ref["task_auc_hi"], color="k", alpha=0.08)
@@ -156,6 +166,12 @@ def make_task_plots(out: Path, points: list[dict], task: dict | None = None) -> 
         ax2.set_ylabel("ROI-PSNR (dB)")
         ax2.set_title("ROI-PSNR of the sweep images", fontsize=9)
         ax2.grid(alpha=0.3)
+        if with_dice:
+            axes[2].set_xlabel("SNR Es/N0 (dB)")
+            axes[2].set_ylabel("Dice, lung mask received vs original")
+            axes[2].set_title("ROI segmentation of the received task images", fontsize=9)
+            axes[2].grid(alpha=0.3)
+            axes[2].legend(fontsize=7)
         written += _save(fig, pdir / f"task_auc_vs_snr_cbr{cbr_label(cbr)}")
         plt.close(fig)
     return written
