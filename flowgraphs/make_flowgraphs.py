@@ -128,27 +128,61 @@ def _snr_feedback_and_print(g, x, y):
     g.block("metrics_print", "blocks_message_debug", (x + 60, y + 130), en_uvec="True")
 
 
-def gui_controls(g, channel=True):
-    """Live controls: the blocks' callbacks apply them while the flowgraph runs. Returns the
-    expressions for the channel SNR, CFO and the equaliser."""
+CONTROLS_PER_ROW = 3     # GUI grid: rows of controls on top, then the images and plots
+
+
+def _block_choices(block, param):
+    """(options, labels) of a parameter of one of our .block.yml files: the GUI choosers offer
+    exactly what the block offers (tests check the block's lists against the presets/models)."""
+    doc = yaml.safe_load((HERE.parent / "gr-medjscc" / "grc" / f"medjscc_{block}.block.yml").read_text())
+    par = next(p for p in doc["parameters"] if p["id"] == param)
+    return [str(o) for o in par["options"]], [str(x) for x in par["option_labels"]]
+
+
+def gui_controls(g, channel=True, tx_in_graph=True):
+    """Live controls: the blocks' callbacks apply them while the flowgraph runs (sliders for the
+    channel SNR and CFO, choosers for the equaliser, the channel preset and the codec model).
+    Returns the expressions for the channel SNR, CFO, equaliser, preset and model, and the number
+    of GUI grid rows the controls take."""
+    hints = iter(f"({k // CONTROLS_PER_ROW},{k % CONTROLS_PER_ROW},1,1)" for k in range(12))
     if channel:
         g.block("chan_snr", "variable_qtgui_range", g._next_setting_pos(), label='"Channel SNR (dB)"',
                 rangeType="float", value="snr_db", start="-5", stop="30", step="0.5", widget="counter_slider",
-                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,0,1,1)")
+                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint=next(hints))
         g.block("chan_cfo", "variable_qtgui_range", g._next_setting_pos(), label='"CFO (subcarriers)"',
                 rangeType="float", value="cfo", start="-3", stop="3", step="0.05", widget="counter_slider",
-                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint="(0,1,1,1)")
+                orient="QtCore.Qt.Horizontal", min_len="200", gui_hint=next(hints))
     g.block("equalizer", "variable_qtgui_chooser", g._next_setting_pos(), label='"Equaliser"',
             type="string", num_opts="2", value='"mmse"', option0='"mmse"', label0='"MMSE"',
             option1='"zf"', label1='"Zero forcing"', widget="combo_box", orient="Qt.QHBoxLayout",
-            gui_hint="(0,2,1,1)")
-    return ("chan_snr", "chan_cfo", "equalizer") if channel else ("snr_db", "0.0", "equalizer")
+            gui_hint=next(hints))
+    n = 3 if channel else 1
+    if channel:
+        # every preset of the Channel Preset block (built-in and radio profiles); starts at the
+        # 'channel' option; the block's set_preset callback switches it while running
+        options, labels = _block_choices("channel_preset", "preset")
+        g.block("chan_preset", "variable_qtgui_chooser", g._next_setting_pos(), label='"Channel preset"',
+                type="string", num_opts="0", value="channel", options=repr(options), labels=repr(labels),
+                widget="combo_box", orient="Qt.QHBoxLayout", gui_hint=next(hints))
+        n += 1
+    # the shipped codecs; set_model of JSCC TX and RX (here only the RX when the TX is another
+    # process: it must then match what that TX sends)
+    options, labels = _block_choices("jscc_rx", "model")
+    g.block("codec_model", "variable_qtgui_chooser", g._next_setting_pos(),
+            label='"Codec model"' if tx_in_graph else '"Codec model (as the TX)"', type="string", num_opts="0",
+            value="model", options=repr(options), labels=repr(labels), widget="combo_box",
+            orient="Qt.QHBoxLayout", gui_hint=next(hints))
+    n += 1
+    rows = (n + CONTROLS_PER_ROW - 1) // CONTROLS_PER_ROW
+    if channel:
+        return "chan_snr", "chan_cfo", "equalizer", "chan_preset", "codec_model", rows
+    return "snr_db", "0.0", "equalizer", "channel", "codec_model", rows
 
 
-def gui_sinks(g, y, sx, spectrum_src, sent=True):
+def gui_sinks(g, y, sx, spectrum_src, sent=True, row=1):
     """Received (and sent) image, constellation of the equalised payload, SNR trace and RX
     spectrum: image sinks and PDU-to-stream converters in column sx, QT stream sinks one column
-    to the right."""
+    to the right; in the GUI grid from row ``row`` down (the controls are above)."""
     gx, gy = sx + COL, y
     images = (("received", "image", "Received image"),) + ((("sent", "sent_image", "Sent image"),) if sent else ())
     for k, (name, port, title) in enumerate(images):
@@ -156,14 +190,14 @@ def gui_sinks(g, y, sx, spectrum_src, sent=True):
         # grayscale picture with the ROI contour of the mask; the receiver's metrics as text
         g.block(f"{name}_image", "medjscc_image_sink", (sx, gy + 170 * k), title=f'"{title}"',
                 mask_path="mask_file", min_size="256",
-                gui_hint="(1,0,1,1)" if name == "sent" else ("(1,1,1,1)" if sent else "(1,0,1,2)"))
+                gui_hint=f"({row},0,1,1)" if name == "sent" else (f"({row},1,1,1)" if sent else f"({row},0,1,2)"))
         g.connect(src, port, f"{name}_image", "image")
         if src == "rx":
             g.connect("rx", "metrics", f"{name}_image", "metrics")
     g.block("const_stream", "pdu_pdu_to_tagged_stream", (sx, gy + 340), type="complex", tag="packet_len")
     g.block("constellation", "qtgui_const_sink_x", (gx, gy + 340), type="complex", name='"Equalised payload"',
             size="1536", grid="True", autoscale="False", ymin="-2.5", ymax="2.5", xmin="-2.5",
-            xmax="2.5", nconnections="1", update_time="0.2", gui_hint="(2,0,1,1)",
+            xmax="2.5", nconnections="1", update_time="0.2", gui_hint=f"({row + 1},0,1,1)",
             tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS", tr_level="0.0",
             tr_chan="0", tr_tag='""', legend="False", axislabels="True")
     g.connect("ofdm_rx", "pdus", "const_stream", "pdus")
@@ -172,14 +206,14 @@ def gui_sinks(g, y, sx, spectrum_src, sent=True):
     g.block("snr_trace", "qtgui_time_sink_x", (gx, gy + 510), type="float", name='"SNR (dB): smoothed, raw"',
             ylabel="SNR", yunit='"dB"', size="200", srate="2", grid="True", autoscale="False",
             ymin="-5", ymax="30", nconnections="1", update_time="0.2", entags="False",
-            gui_hint="(2,1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
+            gui_hint=f"({row + 1},1,1,1)", tr_mode="qtgui.TRIG_MODE_FREE", tr_slope="qtgui.TRIG_MODE_POS",
             tr_level="0.0", tr_delay="0", tr_chan="0", tr_tag='""', ctrlpanel="False",
             legend="False", axislabels="True", stemplot="False")
     g.connect("feedback", "snr_pdu", "snr_stream", "pdus")
     g.connect("snr_stream", 0, "snr_trace", 0)
     g.block("spectrum", "qtgui_freq_sink_x", (gx, gy + 680), type="complex", name='"RX spectrum"',
             fftsize="1024", bw="samp_rate", fc="0", ymin="-80", ymax="10", grid="True",
-            average="0.2", nconnections="1", update_time="0.2", legend="False", gui_hint="(3,0,1,2)")
+            average="0.2", nconnections="1", update_time="0.2", legend="False", gui_hint=f"({row + 2},0,1,2)")
     g.connect(spectrum_src, 0, "spectrum", 0)
 
 
@@ -194,17 +228,17 @@ def loopback(gui: bool):
     g.param("channel", "str", "awgn", "Channel preset (see Channel Preset block)")
     g.param("cfo", "eng_float", "0.05", "CFO (subcarriers)")
     g.var("samp_rate", "1e6")
-    chan_snr, chan_cfo, equalizer = "snr_db", "cfo", "'mmse'"
+    chan_snr, chan_cfo, equalizer, preset, model, rows = "snr_db", "cfo", "'mmse'", "channel", "model", 0
     if gui:
-        chan_snr, chan_cfo, equalizer = gui_controls(g)
+        chan_snr, chan_cfo, equalizer, preset, model, rows = gui_controls(g)
     y = g.chain_y
-    g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params())
+    g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params(model=model))
     g.block("ofdm_tx", "medjscc_ofdm_analog_tx", (80 + COL, y), guard="256", amplitude="1.0",
             burst_tags="False", **OFDM)
-    g.block("chan", "medjscc_channel_preset", (80 + 2 * COL, y), preset="channel", snr_db=chan_snr,
-            cfo=chan_cfo, timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
+    g.block("chan", "medjscc_channel_preset", (80 + 2 * COL, y), preset=preset, snr_db=chan_snr,
+            cfo=chan_cfo, timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0", switchable=str(gui))
     g.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + 3 * COL, y), equalizer=equalizer, **OFDM)
-    g.block("rx", "medjscc_jscc_rx", (80 + 4 * COL, y), **jscc_rx_params())
+    g.block("rx", "medjscc_jscc_rx", (80 + 4 * COL, y), **jscc_rx_params(model=model))
     _snr_feedback_and_print(g, 80 + 4 * COL, y + 300)
     g.connect("tx", "frames", "ofdm_tx", "pdus")
     g.connect("ofdm_tx", 0, "chan", 0)
@@ -215,7 +249,7 @@ def loopback(gui: bool):
     g.connect("feedback", "snr", "rx", "snr")
     g.connect("rx", "metrics", "metrics_print", "print")
     if gui:
-        gui_sinks(g, y, 80 + 5 * COL, spectrum_src="chan")
+        gui_sinks(g, y, 80 + 5 * COL, spectrum_src="chan", row=rows)
     return g.write()
 
 
@@ -255,18 +289,18 @@ def zmq_rx(gui: bool):
     rx.param("channel", "str", "awgn", "Channel preset")
     rx.param("iq_address", "str", "tcp://127.0.0.1:5555", "IQ PULL address (connect)")
     rx.param("snr_address", "str", "tcp://127.0.0.1:5556", "SNR PUB address (bind)")
-    chan_snr, chan_cfo, equalizer = "snr_db", "0.0", "'mmse'"
+    chan_snr, chan_cfo, equalizer, preset, model, rows = "snr_db", "0.0", "'mmse'", "channel", "model", 0
     if gui:
         rx.param("cfo", "eng_float", "0.0", "CFO (subcarriers)")
         rx.var("samp_rate", "1e6")
-        chan_snr, chan_cfo, equalizer = gui_controls(rx)
+        chan_snr, chan_cfo, equalizer, preset, model, rows = gui_controls(rx, tx_in_graph=False)
     y = rx.chain_y
     rx.block("iq_pull", "zeromq_pull_source", (80, y), type="complex", vlen="1", address="iq_address",
              timeout="100", pass_tags="True", hwm="-1")
-    rx.block("chan", "medjscc_channel_preset", (80 + COL, y), preset="channel", snr_db=chan_snr, cfo=chan_cfo,
-             timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0")
+    rx.block("chan", "medjscc_channel_preset", (80 + COL, y), preset=preset, snr_db=chan_snr, cfo=chan_cfo,
+             timing_offset_ppm="0", fft_len="64", n_occupied="52", seed="0", switchable=str(gui))
     rx.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + 2 * COL, y), equalizer=equalizer, **OFDM)
-    rx.block("rx", "medjscc_jscc_rx", (80 + 3 * COL, y), **jscc_rx_params(snr_source="'frames'"))
+    rx.block("rx", "medjscc_jscc_rx", (80 + 3 * COL, y), **jscc_rx_params(snr_source="'frames'", model=model))
     _snr_feedback_and_print(rx, 80 + 3 * COL, y + 300)
     rx.block("snr_pub", "zeromq_pub_msg_sink", (80 + 4 * COL, y + 300), address="snr_address", timeout="100",
              bind="True")
@@ -277,7 +311,7 @@ def zmq_rx(gui: bool):
     rx.connect("feedback", "snr", "snr_pub", "in")
     rx.connect("rx", "metrics", "metrics_print", "print")
     if gui:
-        gui_sinks(rx, y, 80 + 5 * COL, spectrum_src="chan", sent=False)
+        gui_sinks(rx, y, 80 + 5 * COL, spectrum_src="chan", sent=False, row=rows)
     rx.write()
 
 
@@ -332,11 +366,12 @@ def usrp_pair():
         else:
             g.param("rx_gain", "eng_float", "40", "RX gain (dB)")
             g.param("rx_antenna", "str", "RX2", "RX antenna")
-            equalizer = gui_controls(g, channel=False)[2] if gui else "'mmse'"
+            _, _, equalizer, _, model, rows = (gui_controls(g, channel=False, tx_in_graph=False) if gui
+                                               else (None, None, "'mmse'", None, "model", 0))
             y = g.chain_y
             g.block("usrp", "uhd_usrp_source", (80, y), **_uhd_common("rx"))
             g.block("ofdm_rx", "medjscc_ofdm_analog_rx", (80 + COL, y), equalizer=equalizer, **OFDM)
-            g.block("rx", "medjscc_jscc_rx", (80 + 2 * COL, y), **jscc_rx_params())
+            g.block("rx", "medjscc_jscc_rx", (80 + 2 * COL, y), **jscc_rx_params(model=model))
             _snr_feedback_and_print(g, 80 + 2 * COL, y + 300)
             g.block("snr_pub", "zeromq_pub_msg_sink", (80 + 3 * COL, y + 300), address="snr_address",
                     timeout="100", bind="True")
@@ -346,7 +381,7 @@ def usrp_pair():
             g.connect("feedback", "snr", "snr_pub", "in")
             g.connect("rx", "metrics", "metrics_print", "print")
             if gui:
-                gui_sinks(g, y, 80 + 4 * COL, spectrum_src="usrp", sent=False)
+                gui_sinks(g, y, 80 + 4 * COL, spectrum_src="usrp", sent=False, row=rows)
         g.write()
 
 
