@@ -1,4 +1,4 @@
-"""Gray-mapped BPSK / QPSK / 16-QAM / 64-QAM with exact and max-log soft demapping.
+"""Gray-mapped BPSK / QPSK / 16-QAM / 64-QAM / 256-QAM with exact and max-log soft demapping.
 
 Constellations have unit average power (project convention, ``snr.py``): the received symbol is
 ``y = h x + n`` with complex noise variance ``N0 = 10**(-snr_db/10)``. Square QAM is two
@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InputError
 
 # name -> bits per complex symbol
-MODULATIONS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}
+MODULATIONS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6, "256qam": 8}
 
 
 def bits_per_symbol(modulation: str) -> int:

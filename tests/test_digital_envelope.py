@@ -1,0 +1,80 @@
+"""The fair digital envelope (issue #13): rate-matched MCS family, measured thresholds, the SNR ->
+MCS rule fitted on validation images, and the ``digital-envelope`` sweep method."""
+import json
+
+import numpy as np
+import pytest
+
+from gnuradio.medjscc import snr as snr_mod
+from gnuradio.medjscc.errors import MedJSCCError
+from gnuradio.medjscc.evaluation import envelope, linkadapt, methods, qam
+
+
+def _frames(mcs, n_sym, snr_db, n_frames, seed=0):
+    p = linkadapt.plan(mcs, n_sym)
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, (n_frames, p.info_bits)).astype(np.uint8)
+    x = p.encode(bits)
+    y = x + (snr_mod.complex_awgn(x.shape, snr_db, rng) if snr_db is not None else 0)
+    n0 = snr_mod.noise_variance(snr_db if snr_db is not None else 60.0)
+    llr = qam.demodulate_llr(y.reshape(-1), mcs.modulation, n0).reshape(n_frames, -1)
+    return p, bits, p.decode(llr, bits)
+
+
+@pytest.mark.parametrize("name", ["qpsk-0.070", "qpsk-0.560", "16qam-0.850", "256qam-0.895"])
+@pytest.mark.parametrize("n_sym", [1000, 4096])
+def test_rate_matching_fills_every_symbol_at_the_mcs_rate(name, n_sym):
+    mcs = linkadapt.parse(name)
+    p = linkadapt.plan(mcs, n_sym)
+    assert p.tx_cw.size == p.coded_bits == n_sym * mcs.bits_per_symbol       # no symbol left idle
+    assert p.info_bits == int(p.coded_bits * mcs.rate) // 8 * 8               # at the MCS's rate
+    assert p.k_i.sum() == p.info_bits and p.k_i.max() - p.k_i.min() <= 1
+    assert p.n_cw * p.code.k >= p.info_bits > (p.n_cw - 1) * p.code.k
+    # every sent information bit of every codeword is transmitted at least once
+    sent = set(zip(p.tx_cw.tolist(), p.tx_pos.tolist()))
+    for i in range(p.n_cw):
+        assert all((i, int(c)) in sent for c in p.code.info_cols[:p.k_i[i]])
+
+
+@pytest.mark.parametrize("name", ["qpsk-0.090", "16qam-0.610", "256qam-0.895"])
+def test_noiseless_round_trip(name):
+    _, bits, (rx, ok) = _frames(linkadapt.parse(name), 1200, None, 2)
+    assert ok.all() and np.array_equal(rx, bits)
+
+
+def test_soft_combining_reaches_minus_5_db():
+    """At -5.5 dB the repeated low-rate MCS decodes every frame while the rate-1/2-like one fails
+    them all (were repeated LLRs overwritten instead of added, the low rate would fail too)."""
+    _, _, (_, ok_low) = _frames(linkadapt.parse("qpsk-0.070"), 4096, -5.5, 6)
+    _, _, (_, ok_high) = _frames(linkadapt.parse("qpsk-0.460"), 4096, -5.5, 3)
+    assert ok_low.all() and not ok_high.any()
+
+
+def test_decode_refuses_a_wrong_word():
+    p, bits, _ = _frames(linkadapt.parse("qpsk-0.295"), 800, None, 1)
+    x = p.encode(bits)
+    llr = qam.demodulate_llr(x.reshape(-1), "qpsk", 1e-3)[None]
+    other = bits.copy()
+    other[0, 0] ^= 1
+    assert not p.decode(llr, other)[1][0] and p.decode(llr, bits)[1][0]
+
+
+def test_pick_rule():
+    table = {"qpsk-0.070": -7.0, "qpsk-0.145": -4.0, "16qam-0.530": 6.0}
+    assert linkadapt.pick(-3.0, 0.5, table).name == "qpsk-0.145"
+    assert linkadapt.pick(-3.6, 0.5, table).name == "qpsk-0.070"
+    assert linkadapt.pick(7.0, 1.5, table).name == "qpsk-0.145"
+    assert linkadapt.pick(-20.0, 0.0, table).name == "qpsk-0.070"  # nothing fits: the most robust
+
+
+def test_measured_thresholds_cover_minus_5_to_25_db_in_2_db_steps():
+    th = linkadapt.thresholds()
+    assert set(th) <= {m.name for m in linkadapt.FAMILY}
+    vals = sorted(th.values())
+    assert vals[0] <= -5.0, vals[0]
+    assert vals[-1] >= 23.0, vals[-1]   # the next 2 dB step reaches 25 dB
+    assert max(np.diff(vals)) <= 2.0, np.diff(vals)
+    # thresholds grow with efficiency within a modulation (a measurement that went wrong would not)
+    for mod in ("qpsk", "16qam", "64qam", "256qam"):
+        ms = sorted((m for m in linkadapt.FAMILY if m.modulation == mod and m.name in th), key=lambda m: m.rate)
+        assert all(th[a.name] < th[b.name] for a, b in zip(ms, ms[1:])), mod
