@@ -12,7 +12,8 @@ Modules and their public API:
 * ``channel``: symbol-level awgn / rayleigh / multipath with per-(image, SNR, trial) seeds shared
   by all methods; ``capacity_bits_per_symbol``.
 * ``methods``: ``METHODS``, ``MCS_TABLE``, ``run_point(method, image, mask, name, snrs, cbr,
-  channel, link, trial, seed)`` -> tidy rows (one per MCS for digital methods).
+  channel, link, trial, seed, budget="codec"|"air")`` -> tidy rows (one per MCS for digital
+  methods) with ``cbr_total`` (the method's own CBR) and ``cbr_air`` (OFDM: samples on air).
 * ``ofdm_link``: ``--link ofdm`` through ``gnuradio.medjscc.phy``.
 * ``sweep``: ``SweepSpec``, ``run_sweep(spec, out, backend="local"|"ray", address=None,
   workers=None)`` -> ``SweepResult`` (results.csv, summary.json, plots/), ``aggregate(rows)``

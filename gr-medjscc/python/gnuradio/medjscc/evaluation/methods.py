@@ -43,6 +43,7 @@ CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY)
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
+AIR_SOLVE_SYMBOLS = 16   # air budget: a neural codec's CBR is solved to within this many symbols
 
 # LDPC rate -> candidate codes (lengths); the longest that wastes least of the budget is used.
 RATE_CODES = {
@@ -343,25 +344,43 @@ def neural_codec(name: str, random_init: bool = False):
 
 def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
     """``codec.encode`` at ``cbr`` (codec budget), or at the largest codec CBR whose bursts fit
-    ``floor(cbr*H*W)`` samples on air (air budget). The side info's size depends a little on the
-    allocation, so the payload is solved for the side info of the last encode until it holds."""
+    ``floor(cbr*H*W)`` samples on air (air budget). The side info's size depends on the
+    allocation: the payload is first solved for the side info of the last encode; where that
+    flips across a frame boundary (a larger payload -> more side info -> one more burst) the
+    codec's total symbols are bisected between an encode that fits and one that does not."""
     if check_budget(budget) == "codec":
         return codec.encode(image, mask, snr_db=snr_db, cbr=cbr)
     n_pix, budget_air = image.size, n_symbols(cbr, image.shape)
-    side_bytes, side_symbols, best, enc = 0, 0.0, None, None
-    for _ in range(4):
-        n = air_payload(cbr, image.shape, link, side_bytes)
-        # encode gives floor(c*H*W - side symbols) payload symbols: + 0.5 lands on n exactly
-        enc = codec.encode(image, mask, snr_db=snr_db, cbr=(n + side_symbols + 0.5) / n_pix)
-        if link.total_symbols(enc.n_payload_symbols, len(enc.side_info)) <= budget_air and (
-                best is None or enc.n_payload_symbols > best.n_payload_symbols):
-            best = enc
-        if len(enc.side_info) == side_bytes and enc.n_payload_symbols == n:
-            break
+
+    def encode(total):   # encode gives floor(total - side symbols) payload symbols: + 0.5 lands on it
+        return codec.encode(image, mask, snr_db=snr_db, cbr=(total + 0.5) / n_pix)
+
+    def fits(enc):
+        return link.total_symbols(enc.n_payload_symbols, len(enc.side_info)) <= budget_air
+
+    lo, hi = (0.0, None), None          # (codec total symbols, encode) that fit / do not fit
+    side_bytes, side_symbols = 0, 0.0
+    for _ in range(3):
+        total = air_payload(cbr, image.shape, link, side_bytes) + side_symbols
+        enc = encode(total)
+        if fits(enc):
+            if total >= lo[0]:
+                lo = (total, enc)
+            if len(enc.side_info) == side_bytes:   # the side info it was solved for: air filled
+                return enc
+        elif hi is None or total < hi[0]:
+            hi = (total, enc)
         side_bytes, side_symbols = len(enc.side_info), enc.side_info_symbols
-    if best is None:
+    while hi is not None and hi[0] - lo[0] > AIR_SOLVE_SYMBOLS:
+        mid = math.floor((lo[0] + hi[0]) / 2)
+        enc = encode(mid)
+        if fits(enc):
+            lo = (mid, enc)
+        else:
+            hi = (mid, enc)
+    if lo[1] is None:
         raise MedJSCCError(f"no codec CBR of this model fits air CBR {cbr:g} with its side info; use a larger --cbr")
-    return best
+    return lo[1]
 
 
 def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
