@@ -28,6 +28,12 @@ the PA then compresses the analog signal. Scaling back by 1/amplitude keeps the 
 relative to the *nominal* TX RMS, so clipping/compression losses show up as distortion, not as
 a changed noise level. ``cfo`` / ``timing_offset_ppm`` add to the profile's own values.
 
+Satellite profiles (``leo_pass``, ``geo_link``, ``lms_shadowed``: a ``gain_profile`` or a residual
+Doppler sweep) take the fading stage's place with a ``sat_channel`` hier block (``sat_channel.py``:
+scatter fading + time-varying line of sight and gain + Doppler sweep); their static Doppler is
+channel_model's frequency offset. ``time_scale`` speeds up their slow dynamics (pass, rain fade,
+shadowing states) relative to the samples.
+
 ``switchable=True`` (GRC) builds the stages of every preset, the unused ones at their neutral
 setting (exact identities: gain 1, beta 0, 0 dB / 0 deg, zero phase noise, a switch that routes
 the samples past the fading blocks), so ``set_preset(name)`` switches preset while the flowgraph
@@ -325,6 +331,8 @@ def _fading_spec(profile, name):
     block is made."""
     if profile is None:
         return ((("flat", False, (), ()), FADING_FDTS[name], 4.0) if name in FADING_FDTS else None)
+    if profile.is_satellite:          # its own sat_channel block (fading + dynamics)
+        return ("sat", profile.name, (), ()), 0.0, 0.0
     if profile.fading == "none":
         return None
     los = profile.fading == "rician"
@@ -383,11 +391,14 @@ class channel_preset(gr.hier_block2):
         params: optional phy ``OfdmParams`` (overrides fft_len / n_occupied).
         big_buffers: 64k-sample output buffers (fewer, larger work calls downstream).
         switchable: build the stages of every preset so that ``set_preset`` reaches all of them.
+        time_scale: satellite profiles' slow dynamics (pass, rain fade, shadowing) run this many
+            times faster than the samples (1 = real time; the Doppler rates are not scaled).
     """
 
     def __init__(self, preset: str = "awgn", snr_db: float = 20.0, cfo: float = 0.0,
                  timing_offset_ppm: float = 0.0, fft_len: int = 64, n_occupied: int = 52,
-                 seed: int = 0, params=None, big_buffers: bool = True, switchable: bool = False):
+                 seed: int = 0, params=None, big_buffers: bool = True, switchable: bool = False,
+                 time_scale: float = 1.0):
         gr.hier_block2.__init__(self, "medjscc_channel_preset",
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
@@ -403,6 +414,9 @@ class channel_preset(gr.hier_block2):
         self._ppm = float(timing_offset_ppm)
         self._cfo0 = self._ppm0 = 0.0
         self.switchable = bool(switchable)
+        if not (math.isfinite(float(time_scale)) and float(time_scale) > 0):
+            raise InputError(f"channel_preset: time_scale must be > 0, got {time_scale!r}")
+        self.time_scale = float(time_scale)
         seed = int(seed)
         # the presets this channel can take: the given one first (its fading block is made with
         # its own fDTs/K, as a block made for it alone would be)
@@ -437,7 +451,11 @@ class channel_preset(gr.hier_block2):
                 continue
             kind, los, delays, mags = key
             fdts, k = spec[1], spec[2]
-            if kind == "flat":
+            if kind == "sat":
+                from .sat_channel import sat_channel
+
+                self._fading[key] = sat_channel(p, seed, self.time_scale)
+            elif kind == "flat":
                 self._fading[key] = channels.fading_model(8, fdts, los, k, seed + 1)
             else:
                 self._fading[key] = channels.selective_fading_model(8, fdts, los, k, seed + 1, list(delays),
@@ -514,7 +532,9 @@ class channel_preset(gr.hier_block2):
                 self._phase_noise.set_noise_mag(phase_noise_mag(p.phase_noise_deg_rms, p.phase_noise_alpha)
                                                 if pn else 0.0)
             self.fading = None
-            if spec is not None:
+            if spec is not None and key[0] == "sat":
+                self.fading = self._fading[key]          # fixed by its profile (sat_channel)
+            elif spec is not None:
                 self.fading = self._fading[key]
                 self.fading.set_fDTs(float(spec[1]))
                 self.fading.set_K(float(spec[2]))
@@ -522,7 +542,8 @@ class channel_preset(gr.hier_block2):
                 with self._plan.lock:
                     self._plan.path = self._paths.index(key)
             self.model.set_taps([complex(t) for t in _static_taps(p, name)])
-            self._cfo0 = p.cfo_subcarriers if p is not None else 0.0
+            self._cfo0 = (p.cfo_subcarriers + p.doppler_offset_hz * self._fft_len / p.sample_rate_hz
+                          if p is not None else 0.0)
             self._ppm0 = p.sro_ppm if p is not None else 0.0
             self.model.set_frequency_offset((self._cfo0 + self._cfo) / self._fft_len)
             self.model.set_timing_offset(1.0 + (self._ppm0 + self._ppm) * 1e-6)
@@ -540,6 +561,22 @@ class channel_preset(gr.hier_block2):
         leaves the channel as it was."""
         profile, name = _resolve(preset)
         self._apply(profile, name)
+
+    def set_time_scale(self, time_scale: float):
+        """Speed of the satellite profiles' slow dynamics (GRC callback); their pass time goes on
+        from where it is."""
+        if not (math.isfinite(float(time_scale)) and float(time_scale) > 0):
+            raise InputError(f"channel_preset: time_scale must be > 0, got {time_scale!r}")
+        self.time_scale = float(time_scale)
+        for key, blk in self._fading.items():
+            if key[0] == "sat":
+                blk.combine.set_time_scale(self.time_scale)
+
+    def sat_gain_trace(self) -> list:
+        """(pass time s, received power gain dB) samples of the current satellite preset's
+        dynamics so far ([] for other presets)."""
+        blk = self.fading
+        return list(blk.combine.trace) if blk is not None and hasattr(blk, "combine") else []
 
     def frames_dropped(self) -> int:
         """Bursts this channel lost on purpose (profiles with ``frame_loss``; 0 otherwise)."""

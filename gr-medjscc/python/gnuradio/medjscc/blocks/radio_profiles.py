@@ -18,9 +18,12 @@ from pathlib import Path
 from ..errors import InputError
 
 PROFILE_FILE = "radio_profiles.yaml"
-KINDS = ("hardware", "impairment", "reference")
+KINDS = ("hardware", "impairment", "reference", "satellite")
 FADING = ("none", "rayleigh", "rician")
 TAP_KEYS = ("delay", "gain_db", "phase_deg")
+# satellite dynamics (blocks/sat_channel.py): the slow received-power profile of a profile
+GAIN_PROFILES = ("none", "leo_pass", "rain_fade", "lms")
+LMS_KEYS = ("name", "los_db", "los_std_db", "mp_db", "mean_s")
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,17 @@ class Tap:
     delay: int            # samples
     gain_db: float = 0.0
     phase_deg: float = 0.0
+
+
+@dataclass(frozen=True)
+class LmsState:
+    """One state of the land-mobile-satellite Markov chain, a Loo triplet (dB relative to the
+    unobstructed line of sight) and its mean duration (exponential holding time)."""
+    name: str
+    los_db: float         # Loo alpha: mean of the LOS amplitude, dB
+    los_std_db: float     # Loo psi: standard deviation of the LOS amplitude, dB
+    mp_db: float          # Loo MP: diffuse multipath power, dB
+    mean_s: float         # mean time in the state, s
 
 
 @dataclass(frozen=True)
@@ -54,11 +68,31 @@ class RadioProfile:
     rician_k: float = 0.0                  # linear
     taps: tuple[Tap, ...] = field(default_factory=tuple)
     frame_loss: float = 0.0                # probability that a whole burst (frame) is lost
+    # satellite dynamics (documented in the YAML header; built by blocks/sat_channel.py)
+    doppler_offset_hz: float = 0.0         # static (residual) Doppler, Hz
+    doppler_sweep_hz: float = 0.0          # residual Doppler swings +- this around the offset, Hz
+    doppler_rate_hz_s: float = 0.0         # |d f / d t| of that sweep, Hz/s
+    gain_profile: str = "none"             # none | leo_pass | rain_fade | lms
+    altitude_km: float = 600.0             # leo_pass: circular orbit altitude
+    min_elevation_deg: float = 10.0        # leo_pass: the pass runs between this elevation and 90 deg
+    rician_k_db_horizon: float | None = None   # leo_pass: K (dB) at min_elevation_deg
+    rician_k_db_zenith: float | None = None    # leo_pass: K (dB) at 90 deg (linear in elevation between)
+    fade_depth_db: float = 0.0             # rain_fade: deepest fade, dB
+    fade_rate_db_s: float = 0.0            # rain_fade: fade slope, dB/s
+    fade_start_s: float = 0.0              # rain_fade: clear sky before the fade begins, s
+    lms_states: tuple[LmsState, ...] = field(default_factory=tuple)
+    lms_transitions: tuple[tuple[float, ...], ...] = field(default_factory=tuple)  # row: next state
+    lms_corr_s: float = 0.5                # lms: correlation time of the LOS shadowing within a state
 
     @property
     def fdts(self) -> float:
         """Normalised maximum Doppler fD*Ts of gr-channels' fading models."""
         return self.doppler_hz / self.sample_rate_hz
+
+    @property
+    def is_satellite(self) -> bool:
+        """Has time-varying dynamics (a gain profile or a Doppler sweep)."""
+        return self.gain_profile != "none" or (self.doppler_sweep_hz > 0 and self.doppler_rate_hz_s > 0)
 
     @property
     def is_ideal_tx(self) -> bool:
@@ -108,6 +142,37 @@ def _taps(where: str, value) -> tuple[Tap, ...]:
     return tuple(out)
 
 
+def _lms(where: str, states, transitions) -> tuple[tuple[LmsState, ...], tuple[tuple[float, ...], ...]]:
+    if not isinstance(states, list) or len(states) < 2:
+        raise InputError(f"{where}: lms_states must be a list of at least 2 states {{{', '.join(LMS_KEYS)}}}")
+    out = []
+    for i, st in enumerate(states):
+        w = f"{where}: lms_states[{i}]"
+        if not isinstance(st, dict):
+            raise InputError(f"{w} must be a mapping with keys {', '.join(LMS_KEYS)}")
+        unknown = sorted(set(st) - set(LMS_KEYS))
+        missing = [k for k in LMS_KEYS if k not in st]
+        if unknown or missing:
+            raise InputError(f"{w}: " + (f"unknown key {unknown[0]!r}" if unknown else f"missing {missing[0]!r}")
+                             + f" (keys: {', '.join(LMS_KEYS)})")
+        out.append(LmsState(str(st["name"]), _num(w, "los_db", st["los_db"], -60.0, 10.0),
+                            _num(w, "los_std_db", st["los_std_db"], 0.0, 20.0),
+                            _num(w, "mp_db", st["mp_db"], -60.0, 10.0),
+                            _num(w, "mean_s", st["mean_s"], 0.0, 1e5, lo_open=True)))
+    n = len(out)
+    if (not isinstance(transitions, list) or len(transitions) != n
+            or any(not isinstance(r, list) or len(r) != n for r in transitions)):
+        raise InputError(f"{where}: lms_transitions must be a {n}x{n} list of rows (one per state)")
+    rows = []
+    for i, r in enumerate(transitions):
+        row = tuple(_num(f"{where}: lms_transitions[{i}]", "probability", v, 0.0, 1.0) for v in r)
+        if row[i] != 0.0 or abs(sum(row) - 1.0) > 1e-6:
+            raise InputError(f"{where}: lms_transitions[{i}] must have 0 on the diagonal (the holding time "
+                             f"is mean_s) and sum to 1, got {list(row)}")
+        rows.append(row)
+    return tuple(out), tuple(rows)
+
+
 def parse_profile(name: str, data, where: str = "radio profile") -> RadioProfile:
     """Validate one profile mapping (``where`` names the file in messages)."""
     where = f"{where} {name!r}"
@@ -135,6 +200,12 @@ def parse_profile(name: str, data, where: str = "radio profile") -> RadioProfile
         "iq_gain_db": (-10.0, 10.0, False), "iq_phase_deg": (-45.0, 45.0, False),
         "dc_offset_dbc": (-200.0, 20.0, False), "doppler_hz": (0.0, 1e6, False),
         "rician_k": (0.0, 1e3, False), "frame_loss": (0.0, 0.9, False),
+        "doppler_offset_hz": (-1e6, 1e6, False), "doppler_sweep_hz": (0.0, 1e6, False),
+        "doppler_rate_hz_s": (0.0, 1e7, False), "altitude_km": (100.0, 50000.0, False),
+        "min_elevation_deg": (0.0, 80.0, False), "rician_k_db_horizon": (-30.0, 40.0, False),
+        "rician_k_db_zenith": (-30.0, 40.0, False), "fade_depth_db": (0.0, 60.0, False),
+        "fade_rate_db_s": (0.0, 100.0, False), "fade_start_s": (0.0, 1e5, False),
+        "lms_corr_s": (0.0, 1e4, True),
     }
     for k, (lo, hi, lo_open) in ranges.items():
         if k in data and data[k] is not None:
@@ -145,6 +216,14 @@ def parse_profile(name: str, data, where: str = "radio profile") -> RadioProfile
     kw["fading"] = fading
     if "taps" in data:
         kw["taps"] = _taps(where, data["taps"])
+    gp = data.get("gain_profile", "none")
+    if gp not in GAIN_PROFILES:
+        raise InputError(f"{where}: gain_profile must be one of {', '.join(GAIN_PROFILES)}, got {gp!r}")
+    kw["gain_profile"] = gp
+    if ("lms_states" in data) != ("lms_transitions" in data) or (gp == "lms") != ("lms_states" in data):
+        raise InputError(f"{where}: gain_profile lms needs lms_states and lms_transitions (and they need it)")
+    if "lms_states" in data:
+        kw["lms_states"], kw["lms_transitions"] = _lms(where, data["lms_states"], data["lms_transitions"])
     p = RadioProfile(**kw)
     if p.fading != "none" and p.doppler_hz <= 0:
         raise InputError(f"{where}: fading {p.fading} needs doppler_hz > 0")
@@ -154,6 +233,16 @@ def parse_profile(name: str, data, where: str = "radio profile") -> RadioProfile
         raise InputError(f"{where}: rician_k needs fading: rician")
     if p.fdts >= 0.5:
         raise InputError(f"{where}: doppler_hz must be below half the sample rate")
+    if (p.rician_k_db_horizon is None) != (p.rician_k_db_zenith is None):
+        raise InputError(f"{where}: give both rician_k_db_horizon and rician_k_db_zenith")
+    if p.rician_k_db_horizon is not None and (p.gain_profile != "leo_pass" or p.fading != "rician"):
+        raise InputError(f"{where}: rician_k_db_horizon/zenith need gain_profile leo_pass and fading: rician")
+    if p.gain_profile == "lms" and (p.fading != "rician" or p.taps):
+        raise InputError(f"{where}: gain_profile lms needs flat fading: rician (its K and power follow the Loo state)")
+    if p.gain_profile == "rain_fade" and not (p.fade_depth_db > 0 and p.fade_rate_db_s > 0):
+        raise InputError(f"{where}: gain_profile rain_fade needs fade_depth_db > 0 and fade_rate_db_s > 0")
+    if (p.doppler_sweep_hz > 0) != (p.doppler_rate_hz_s > 0):
+        raise InputError(f"{where}: a Doppler sweep needs both doppler_sweep_hz > 0 and doppler_rate_hz_s > 0")
     if p.pa_beta and p.tx_amplitude is None:
         raise InputError(f"{where}: pa_beta needs tx_amplitude (the PA works in full-scale units)")
     return p
