@@ -231,6 +231,24 @@ class qa_channel_preset_switching(gr_unittest.TestCase):
             np.testing.assert_array_equal(_run(x, ch), _run(x, channel_preset(second, 12.0, cfo=0.1, params=p, seed=5)),
                                           err_msg=f"{first} -> {second}")
 
+    def test_stream_tags_pass_once_through_a_switchable_channel(self):
+        # frame tags (burst_dropper) and eos (flushes the OFDM receiver) arrive once, at their
+        # offsets, whatever stages the channel holds (gr-channels' IQ and PA blocks triple them)
+        import pmt
+
+        x = np.ones(100_000, np.complex64)
+        tags = [gr.tag_utils.python_to_tag((o, pmt.intern(k), pmt.from_long(o), pmt.intern("t")))
+                for o, k in ((10, "frame"), (50_000, "frame"), (90_000, "eos"))]
+        for preset in ("awgn", "b200_pair_2g4", "rayleigh_3tap_100hz"):
+            tb = gr.top_block()
+            src = blocks.vector_source_c(x.tolist(), False, 1, tags)
+            ch = channel_preset(preset, 20.0, params=self.params, switchable=True)
+            snk = blocks.vector_sink_c()
+            tb.connect(src, ch, snk)
+            tb.run()
+            got = [(t.offset, pmt.symbol_to_string(t.key)) for t in snk.tags()]
+            self.assertEqual(got, [(10, "frame"), (50_000, "frame"), (90_000, "eos")], preset)
+
     def test_unknown_preset_names_the_valid_ones_and_keeps_the_current(self):
         from gnuradio.medjscc.errors import InputError
 

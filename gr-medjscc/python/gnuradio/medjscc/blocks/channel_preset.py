@@ -227,10 +227,19 @@ class _PathPlan:
         return self.segments[0]
 
 
-def _copy_tags(blk, src_port, dst_port, n):
-    """Tags of the next ``n`` items of input ``src_port`` onto the next ``n`` of output ``dst_port``."""
+def _copy_tags(blk, src_port, dst_port, n, dedupe=False):
+    """Tags of the next ``n`` items of input ``src_port`` onto the next ``n`` of output ``dst_port``;
+    ``dedupe``: one copy of tags repeated at the same offset with the same key and value."""
+    import pmt
+
     r0, w0 = blk.nitems_read(src_port), blk.nitems_written(dst_port)
+    seen = set()
     for t in blk.get_tags_in_range(src_port, r0, r0 + n):
+        if dedupe:
+            ident = (t.offset, pmt.serialize_str(t.key), pmt.serialize_str(t.value))
+            if ident in seen:
+                continue
+            seen.add(ident)
         blk.add_item_tag(dst_port, w0 + t.offset - r0, t.key, t.value, t.srcid)
 
 
@@ -287,7 +296,8 @@ class _merge(gr.basic_block):
         if n <= 0:
             return 0
         output_items[0][:n] = input_items[path][:n]
-        _copy_tags(self, path, 0, n)
+        # gr-channels' iqbal_gen and distortion_3_gen (hier blocks) pass each tag three times
+        _copy_tags(self, path, 0, n, dedupe=True)
         with self._plan.lock:
             seg[1] -= n
         self.consume(path, n)
