@@ -167,9 +167,13 @@ class SymbolLink:
         return chan.capacity_bits_per_symbol(self.kind, snr_db)
 
     def analog(self, tx: Transmission, snr_db, seed_words):
-        """-> (equalised symbols complex64, side_info | None, erased | None)."""
+        """-> (equalised symbols complex64, side_info | None, erased | None, inv_snr | None).
+
+        AWGN: y = x + n and no per-symbol CSI; fading: MMSE estimates and each symbol's
+        1/SNR_i = N0/|h|^2 (what a CSI-aware decoder weighs them by)."""
         y, h, n0 = chan.transmit(tx.symbols, self.kind, snr_db, seed_words)
-        return chan.mmse_equalise(y, h, n0).astype(np.complex64), tx.side_info, None
+        inv_snr = None if h is None else (n0 / np.maximum(np.abs(h) ** 2, 1e-30)).astype(np.float32)
+        return chan.mmse_equalise(y, h, n0).astype(np.complex64), tx.side_info, None, inv_snr
 
 
 def get_link(link: str, kind: str):
@@ -386,12 +390,12 @@ def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
 def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
     """-> (recon, decode_ok, cbr_total, cbr_air)."""
     enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
-    rx, side_info, erased = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words)
+    rx, side_info, erased, inv_snr = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # codec warns when it falls back to grey
-        recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, erased=erased)
+        recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, erased=erased, inv_snr=inv_snr)
     ok = side_info is not None and (erased is None or not np.asarray(erased).any())
     return recon, ok, float(enc.cbr_total), air_cbr(link, enc.symbols.size, len(enc.side_info), image.size)
 

@@ -296,11 +296,9 @@ class HeifCodec:
         image = np.ascontiguousarray(image, dtype=np.uint8)
         if budget_bytes <= 0:
             return None
-        lo, hi = 0, 100
+        lo, hi = 0, 101  # 101: past the scale, so q=100 (the slowest encode) is only tried if it may fit
         if len(self._payload(image, lo)) > budget_bytes:
             return None
-        if len(self._payload(image, hi)) <= budget_bytes:
-            return self._payload(image, hi)
         while hi - lo > 1:  # invariant: q=lo fits, q=hi does not
             mid = (lo + hi) // 2
             if len(self._payload(image, mid)) <= budget_bytes:
