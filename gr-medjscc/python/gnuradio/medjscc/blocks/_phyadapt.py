@@ -121,6 +121,8 @@ def meta_from_rxframe(frame) -> dict:
     noise_var = getattr(frame, "noise_var", None)
     if noise_var is not None and np.size(noise_var):
         meta["noise_var"] = float(np.mean(noise_var))
+        if hasattr(frame, "inv_snr"):   # per symbol, for CSI-aware decoding (jscc_rx)
+            meta["inv_snr"] = frame.inv_snr()
     taps = getattr(frame, "chan_taps", None)
     if taps is not None:
         meta["chan_taps"] = np.asarray(taps, dtype=np.complex64)

@@ -163,11 +163,17 @@ class JsccReceiverCore:
             erased = np.asarray(erased).astype(bool)
             if erased.size != header.payload_len:
                 erased = None
-        if not self.assembler.add(header, np.asarray(payload, np.complex64), None, erased):
+        inv_snr = meta.get("inv_snr")   # per symbol 1/SNR_i (ofdm_analog_rx), for CSI-aware decoders
+        if inv_snr is not None:
+            inv_snr = np.asarray(inv_snr, np.float32)
+            if inv_snr.size != header.payload_len:
+                inv_snr = None
+        if not self.assembler.add(header, np.asarray(payload, np.complex64), inv_snr, erased):
             self.frames_dropped += 1
             return finished
         st = self._pending.setdefault(key, {"snrs": [], "eff": [], "first": now})
         st["last"] = now
+        st.setdefault("equalizer", meta.get("equalizer"))
         if meta.get("snr_db") is not None:
             st["snrs"].append(float(meta["snr_db"]))
             # the decoder gets the post-equaliser SNR where the receiver states it (selective channels)
@@ -215,7 +221,7 @@ class JsccReceiverCore:
                   "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False}
         # the model that sizes the image also decodes it, even if set_model swaps it before the
         # decode thread gets to this image
-        job = {"result": result, "asm": None, "codec": self.codec}
+        job = {"result": result, "asm": None, "codec": self.codec, "equalizer": st.get("equalizer")}
         try:
             count = self.assembler.frame_count(key)
             n_sym = None
@@ -264,8 +270,14 @@ class JsccReceiverCore:
                 if self.snr_source == "frames" and asm.erased.size:
                     decode_snr = erasure_snr_db(decode_snr, float(np.mean(asm.erased)))
                     result["decode_snr_db"] = float(decode_snr)
-                image = codec.decode(asm.symbols, asm.side_info, self.shape, snr_db=decode_snr,
-                                          erased=asm.erased)
+                symbols = asm.symbols
+                if (asm.noise_var is not None and job.get("equalizer") == "zf"
+                        and getattr(getattr(codec, "cfg", None), "csi_input", False)):
+                    # a CSI decoder takes MMSE estimates: ZF symbols shrink by 1/(1 + 1/SNR_i)
+                    symbols = (symbols / (1.0 + np.where(np.isfinite(asm.noise_var), asm.noise_var, 0.0))
+                               ).astype(np.complex64)
+                image = codec.decode(symbols, asm.side_info, self.shape, snr_db=decode_snr,
+                                     erased=asm.erased, inv_snr=asm.noise_var)
                 complete = asm.frames_received >= asm.frame_count and not asm.erased.any()
                 result["status"] = STATUS_DECODED if complete else STATUS_PARTIAL
                 result["decoded"] = True

@@ -112,6 +112,10 @@ class symbol_channel(gr.basic_block):
             if self._erasure_prob > 0 and self._rng.random() < self._erasure_prob:
                 self.n_dropped += 1
                 return
-            y, eff = apply_symbol_channel(data, self._kind, self._snr_db, self._rng, self._fading)
+            y, eff, h = apply_symbol_channel(data, self._kind, self._snr_db, self._rng, self._fading,
+                                             return_gains=True)
         meta.update(snr_db=eff, channel=self._kind, crc_ok=True)
+        if h is not None:   # ZF symbols with each one's 1/SNR_i: what a CSI-aware decoder weighs
+            meta.update(equalizer="zf", inv_snr=(noise_variance(self._snr_db) /
+                                                 np.maximum(np.abs(h) ** 2, 1e-12)).astype(np.float32))
         self.message_port_pub(pmt.intern("out"), make_pdu(meta, y))

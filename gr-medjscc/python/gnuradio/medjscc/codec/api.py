@@ -392,7 +392,12 @@ class Codec:
         return np.full(shape, FALLBACK_GREY, dtype=np.uint8)
 
     @torch.no_grad()
-    def decode(self, symbols, side_info, shape, snr_db: float = 10.0, erased=None) -> np.ndarray:
+    def decode(self, symbols, side_info, shape, snr_db: float = 10.0, erased=None, inv_snr=None) -> np.ndarray:
+        """``inv_snr``: optional per-symbol 1/SNR_i after equalisation (inf where lost), what a
+        receiver knows of each symbol's channel; a CSI model (``csi_input``) weighs the symbols
+        by it, other models ignore it. With ``inv_snr`` the symbols are taken as MMSE estimates
+        (y = x/(1 + 1/SNR_i) + noise: what the OFDM receiver's MMSE equaliser gives); without it
+        as AWGN symbols y = x + n at ``snr_db``."""
         h, w = _check_shape(shape)
         sym = np.asarray(symbols)
         if sym.ndim != 1:
@@ -405,6 +410,12 @@ class Codec:
             if er.shape != sym.shape:
                 raise InputError(f"erased mask shape {er.shape} differs from symbols {sym.shape}")
             sym = np.where(er, 0, sym).astype(np.complex64)
+        if inv_snr is not None:
+            inv_snr = np.asarray(inv_snr, dtype=np.float64).reshape(-1)
+            if inv_snr.shape != sym.shape:
+                raise InputError(f"inv_snr shape {inv_snr.shape} differs from symbols {sym.shape}")
+            if np.isnan(inv_snr).any() or (inv_snr < 0).any():
+                raise InputError("inv_snr must be >= 0 (inf for a lost symbol), got NaN or negative values")
         snr = _clamp_snr(snr_db)
         gh, gw = self.latent_shape((h, w))
         roi_grid, power_code = None, None
@@ -452,7 +463,18 @@ class Codec:
         kmap_t = torch.from_numpy(kmap.astype(np.float32))[None, None].to(self.device)
         roi_t = self._roi_tensor(roi_grid, (gh, gw))
         snr_c = self.model.effective_snr(torch.tensor([snr], dtype=torch.float32, device=self.device))
-        y_hat = self.model.jscc_decode(s_rx, kmap_t, roi_t, snr_c)
+        rel_t = None
+        if self.cfg.csi_input and inv_snr is None:
+            s_rx = self.model.mmse_scale(s_rx, torch.tensor([snr], dtype=torch.float32, device=self.device))
+        if self.cfg.csi_input and (inv_snr is not None or erased is not None):
+            rel = (1.0 / (1.0 + inv_snr)) if inv_snr is not None else \
+                np.full(sym.size, 1.0 / (1.0 + 10.0 ** (-snr / 10.0)))
+            if erased is not None:
+                rel = np.where(er, 0.0, rel)
+            grid = np.zeros((self.cfg.k_max, gh, gw), dtype=np.float32)
+            grid[np.arange(self.cfg.k_max)[:, None, None] < kmap[None]] = rel
+            rel_t = torch.from_numpy(grid)[None].to(self.device)
+        y_hat = self.model.jscc_decode(s_rx, kmap_t, roi_t, snr_c, rel_t)
         x_hat = self.model.synthesis(y_hat, snr_c)[0, 0, :h, :w].clamp(0, 1).cpu().numpy()
         return np.round(x_hat * 255.0).astype(np.uint8)
 

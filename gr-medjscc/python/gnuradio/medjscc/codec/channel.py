@@ -163,3 +163,73 @@ def numpy_channel(symbols: np.ndarray, kind: str = "awgn", snr_db: float = 10.0,
     out = out.astype(np.complex64)
     extra = ((erased,) if return_erased else ()) + ((h,) if return_gains else ())
     return (out, *extra) if extra else out
+
+
+# ---------------------------------------------------------------------------- CSI training channel
+# What an OFDM receiver hands the decoder after the link's interleaver: each symbol rode its own
+# subcarrier and OFDM symbol, so its channel gain is an independent draw from the channel's gain
+# distribution (the interleaver scatters frames and carriers over the image).
+CSI_MIX = (("awgn", 0.35), ("rayleigh", 0.25), ("rician", 0.15), ("multipath", 0.25))
+MULTIPATH_CARRIERS = 48   # data carriers of the default OFDM layout (gains drawn from these)
+
+
+def _power_gains(kind: str, n: int, device, generator) -> torch.Tensor:
+    """|h|^2 per symbol (mean 1) for one sample of the CSI mix."""
+    if kind == "awgn":
+        return torch.ones(n, device=device)
+    if kind == "rayleigh":
+        return _crandn((n,), device, generator).abs() ** 2
+    if kind == "rician":
+        k = 1.0 + 9.0 * float(torch.rand((), generator=generator))     # K in [1, 10]
+        los = math.sqrt(k / (k + 1.0))
+        return (los + _crandn((n,), device, generator) * math.sqrt(1.0 / (k + 1.0))).abs() ** 2
+    if kind == "multipath":
+        # a static channel of up to 3 taps within 10 samples (64-FFT grid), mean power 1
+        taps = torch.zeros(64, dtype=torch.complex64, device=device)
+        delays = torch.randperm(10, generator=generator)[:3].tolist()
+        p = torch.rand(3, generator=generator) + 0.1
+        for d, w in zip(delays, (p / p.sum()).tolist()):
+            taps[d] += _crandn((1,), device, generator)[0] * math.sqrt(w)
+        taps = taps / taps.abs().pow(2).sum().sqrt().clamp_min(1e-6)
+        carriers = torch.fft.fft(taps)[torch.randperm(64, generator=generator)[:MULTIPATH_CARRIERS]]
+        g = carriers.abs() ** 2
+        return g[torch.randint(0, MULTIPATH_CARRIERS, (n,), generator=generator, device=device)]
+    raise MedJSCCError(f"unknown CSI mix kind {kind!r}")
+
+
+def csi_link_channel(z: torch.Tensor, snr_db, *, erasure_fraction: float = 0.25,
+                     erasure_share: tuple = (0.05, 0.4), mix=CSI_MIX,
+                     generator: torch.Generator | None = None):
+    """Training twin of the OFDM link as the decoder sees it: per-symbol fading gains from ``mix``
+    (drawn per sample), perfect-CSI MMSE equalisation, and in ``erasure_fraction`` of the samples a
+    random share of the symbols lost (zeros). z: complex (B, n) with unit mean power.
+
+    Returns ``(y, inv_snr, snr_rx_db)``: equalised symbols, each symbol's 1/SNR_i (inf where lost:
+    what the receiver's per-symbol noise variance states) and the SNR the receiver reports for the
+    image (the AWGN SNR with the same mean error, lost symbols counting as error 1; see
+    ``blocks.jscc_rx.erasure_snr_db``)."""
+    b, n = z.shape
+    dev = z.device
+    snr = _per_batch(snr_db, b, dev)
+    n0 = 10.0 ** (-snr / 10.0)
+    names = [k for k, _ in mix]
+    probs = torch.tensor([w for _, w in mix], dtype=torch.float32)
+    pick = torch.multinomial(probs, b, replacement=True, generator=generator).tolist()
+    g = torch.stack([_power_gains(names[i], n, dev, generator) for i in pick])        # (B, n)
+    phase = torch.exp(1j * 2 * math.pi * torch.rand((b, n), generator=generator, device=dev))
+    h = g.sqrt() * phase
+    y = h * z + _crandn((b, n), dev, generator) * n0.sqrt()[:, None]
+    out = torch.conj(h) * y / (g + n0[:, None])
+    inv_snr = n0[:, None] / g.clamp_min(1e-12)
+    mse = n0[:, None] / (g + n0[:, None])
+    hit = torch.rand(b, generator=generator) < erasure_fraction
+    lo, hi = erasure_share
+    share = torch.where(hit, lo + (hi - lo) * torch.rand(b, generator=generator), torch.zeros(b))
+    lost = torch.rand((b, n), generator=generator, device=dev) < share.to(dev)[:, None]
+    out = torch.where(lost, torch.zeros_like(out), out)
+    inv_snr = torch.where(lost, torch.full_like(inv_snr, float("inf")), inv_snr)
+    # over the symbols actually sent (the model's unused slots are exact zeros)
+    sent = (z != 0).float()
+    mse = (torch.where(lost, torch.ones_like(mse), mse) * sent).sum(1) / sent.sum(1).clamp_min(1.0)
+    snr_rx_db = 10.0 * torch.log10((1.0 / mse.clamp_min(1e-12) - 1.0).clamp_min(1e-3))
+    return out, inv_snr, snr_rx_db

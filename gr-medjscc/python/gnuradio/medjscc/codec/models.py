@@ -49,6 +49,7 @@ class ModelConfig:
     score_power: float = 1.0            # allocation score = (bits + 1) ** score_power (x ROI weight)
     linear_path: bool = False           # KLT + linear skip paths (see module docstring)
     rate_scale: float = 1.0             # y x rate_scale enters the hyperprior (quantiser step 1/rate_scale)
+    csi_input: bool = False             # decoder also takes each symbol's reliability (see jscc_decode)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
@@ -115,6 +116,8 @@ class JSCCModel(nn.Module):
         nn.init.constant_(self.gs[-1].bias, 0.5)   # start from mid-grey, not black
         if cfg.linear_path:
             self._build_linear_path(m, k2)
+        if cfg.csi_input:
+            self._build_csi_inputs(m, k2)
 
     def _build_linear_path(self, m: int, k2: int):
         cfg = self.cfg
@@ -131,6 +134,44 @@ class JSCCModel(nn.Module):
         nn.init.zeros_(self.ga_res.conv2.weight)
         nn.init.zeros_(self.ga_res.conv2.bias)
         self.init_linear_gains(torch.ones(m))
+
+    def _build_csi_inputs(self, m: int, k2: int):
+        """Per-symbol reliability r = SNR_i / (1 + SNR_i) (0 for a lost symbol) enters the decoder
+        twice: beside the symbols in f_d, and as a gain on each symbol of the linear path. Both
+        start silent, so a model warm-started from one without CSI begins as exactly that model
+        (up to the input convention: a CSI decoder takes MMSE-equalised symbols, see mmse_scale)."""
+        k = self.cfg.k_max
+        self.fd_csi = nn.Conv2d(k, m, 3, padding=1)
+        # each symbol's gain from its own reliability (per-symbol LMMSE: the best weight for a
+        # coefficient of variance v is v / (1 + (v - 1) r), nonlinear in r): a few features of r
+        # per symbol, one group per symbol
+        self.fd_lin_gate = nn.Conv2d(len(self.GATE_FEATURES) * k, k2, 1, groups=k)
+        for layer in (self.fd_csi, self.fd_lin_gate):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    GATE_FEATURES = ("r", "sqrt_r", "r^2")
+
+    @staticmethod
+    def gate_features(rel: torch.Tensor) -> torch.Tensor:
+        """(B, k, h, w) reliabilities -> (B, 3k, h, w): r, sqrt(r), r^2 of symbol j at 3j..3j+2."""
+        b, k, h, w = rel.shape
+        return torch.stack([rel, rel.clamp_min(0).sqrt(), rel * rel], dim=2).reshape(b, 3 * k, h, w)
+
+    @staticmethod
+    def awgn_reliability(kmap: torch.Tensor, snr_db: torch.Tensor, k_max: int) -> torch.Tensor:
+        """(B, k_max, h, w) reliability of an AWGN channel at ``snr_db``: the same for every sent
+        symbol, 0 where none is sent. kmap: (B, 1, h, w) symbol counts."""
+        s = 10.0 ** (snr_db.float() / 10.0)
+        j = torch.arange(k_max, device=kmap.device)[None, :, None, None]
+        return (j < kmap).float() * (s / (1.0 + s))[:, None, None, None]
+
+    @staticmethod
+    def mmse_scale(z: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        """AWGN symbols y = x + n -> the MMSE estimate y / (1 + N0), the form an OFDM receiver's
+        MMSE equaliser hands over and a CSI decoder is trained on. z: (B, ...)."""
+        n0 = 10.0 ** (-snr_db.float() / 10.0)
+        return z / (1.0 + n0).reshape((-1,) + (1,) * (z.dim() - 1))
 
     @torch.no_grad()
     def init_linear_gains(self, variances: torch.Tensor):
@@ -182,11 +223,20 @@ class JSCCModel(nn.Module):
             s = s + self.fe_lin_cau(self.fe_lin(y), snr_db)
         return s
 
-    def jscc_decode(self, s_rx, kmap, roi, snr_db):
+    def jscc_decode(self, s_rx, kmap, roi, snr_db, reliability=None):
+        """``reliability`` (B, k_max, h, w), CSI models only: per-symbol SNR_i / (1 + SNR_i), 0 where
+        lost (None: AWGN at ``snr_db``). On a faded or selective channel the symbols differ in
+        quality although the image has one SNR; a CSI model weighs each by what it is worth."""
         parts = [s_rx, kmap / float(self.cfg.k_max)] + ([roi] if self.cfg.use_roi else [])
-        y = self.fd_res(self.fd_cau(self.act(self.fd1(torch.cat(parts, 1))), snr_db))
+        h = self.fd1(torch.cat(parts, 1))
+        s_lin = s_rx
+        if self.cfg.csi_input:
+            rel = reliability if reliability is not None else self.awgn_reliability(kmap, snr_db, self.cfg.k_max)
+            h = h + self.fd_csi(rel)
+            s_lin = s_rx * (1.0 + self.fd_lin_gate(self.gate_features(rel)))
+        y = self.fd_res(self.fd_cau(self.act(h), snr_db))
         if self.cfg.linear_path:
-            y = self.fd_mix(y) + self.fd_lin_cau(self.fd_lin(s_rx), snr_db)
+            y = self.fd_mix(y) + self.fd_lin_cau(self.fd_lin(s_lin), snr_db)
         if self.dec_guide is not None:
             y = self.dec_guide(y, roi)
         return y
@@ -298,12 +348,21 @@ class JSCCModel(nn.Module):
         s = self.jscc_encode(y, roi, snr_c)
         power = self.signal_power(s, used)
         z = self.to_complex(self.power_normalize(s, used, power))
-        z_rx = channel_fn(z.reshape(b, -1), snr_db).reshape(z.shape)
+        rx = channel_fn(z.reshape(b, -1), snr_db)
+        reliability, snr_d = None, snr_c
+        if isinstance(rx, tuple):   # (symbols, per-symbol 1/SNR_i, the SNR the receiver states)
+            rx, inv_snr, snr_rx = rx
+            reliability = (1.0 / (1.0 + inv_snr)).reshape(z.shape) * used[:, 0::2]
+            snr_d = self.effective_snr(snr_rx)
+        elif self.cfg.csi_input:    # plain AWGN: y = x + n; a CSI decoder takes MMSE estimates
+            rx = self.mmse_scale(rx, snr_db)
+        z_rx = rx.reshape(z.shape)
         s_rx = self.from_complex(z_rx) * used
         if self.cfg.linear_path:   # the receiver knows the power factor from the side info
             s_rx = s_rx * power.sqrt()[:, None, None, None]
-        y_hat = self.jscc_decode(s_rx, kmap[:, None].float(), roi, snr_c)
-        x_hat = self.synthesis(y_hat, snr_c)
+        y_hat = self.jscc_decode(s_rx, kmap[:, None].float(), roi, snr_d,
+                                 reliability if self.cfg.csi_input else None)
+        x_hat = self.synthesis(y_hat, snr_d)
         n_symbols = kmap.sum(dim=(1, 2)).float()
         return x_hat, bpp, n_symbols
 

@@ -24,10 +24,13 @@ import torch.nn.functional as F
 
 from ..config import known_fields
 from ..errors import MedJSCCError
-from .channel import apply_channel
+from .channel import apply_channel, csi_link_channel
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
+
+
+TRAIN_CHANNELS = ("awgn_rayleigh", "csi_link")
 
 
 @dataclass
@@ -56,6 +59,13 @@ class TrainConfig:
     erasure_fraction: float = 0.0
     erasure_share: tuple = (0.1, 0.5)
     threads: int = 1
+    # "awgn_rayleigh": AWGN or (rayleigh_fraction) Rayleigh block fading, erasures as above;
+    # "csi_link": the OFDM link as a CSI decoder sees it (channel.csi_link_channel: per-symbol
+    # fading mix, lost symbols, per-symbol reliabilities; erasure_fraction / erasure_share apply)
+    channel: str = "awgn_rayleigh"
+    # parameter-name prefixes to train (empty: all). A decoder-only fine-tune keeps the
+    # transmitted symbols bit-identical to the warm-start model's.
+    train_only: tuple = ()
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -63,7 +73,11 @@ class TrainConfig:
         for key in ("snr_db", "payload_cbr", "erasure_share"):
             if key in d:
                 d[key] = tuple(float(v) for v in d[key])
+        if "train_only" in d:
+            d["train_only"] = tuple(str(v) for v in d["train_only"])
         cfg = cls(**d)
+        if cfg.channel not in TRAIN_CHANNELS:
+            raise MedJSCCError(f"train.channel must be one of {', '.join(TRAIN_CHANNELS)}, got {cfg.channel!r}")
         if cfg.loss not in LOSSES:
             raise MedJSCCError(f"train.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
         return cfg
@@ -275,7 +289,12 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         if not tcfg.roi_rate_weight > 0:
             raise MedJSCCError(f"train.roi_rate_weight must be positive, got {tcfg.roi_rate_weight}")
         model.cfg.roi_rate_weight = float(tcfg.roi_rate_weight)
-    opt = torch.optim.Adam(model.parameters(), lr=tcfg.lr)
+    if tcfg.train_only:
+        for pname, prm in model.named_parameters():
+            prm.requires_grad_(pname.startswith(tcfg.train_only))
+        if not any(p.requires_grad for p in model.parameters()):
+            raise MedJSCCError(f"train.train_only {list(tcfg.train_only)} matches no parameter")
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     step0, elapsed0 = 0, 0.0
     ckpt_path = run_dir / "last.pt"
     if resume and ckpt_path.exists():
@@ -335,10 +354,17 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         n_pix = x.shape[-1] * x.shape[-2]
         positions = n_pix // DOWNSCALE**2
         target = torch.from_numpy(np.minimum(np.round(cbr * n_pix), mcfg.k_max * positions).astype(np.int64))
-        kind = "rayleigh" if rng.random() < tcfg.rayleigh_fraction else "awgn"
-        share = erasure_shares(rng, b, tcfg)
-        x_hat, bpp, n_sym = model(x, roi, snr, target,
-                                  lambda z, s: erase_symbols(apply_channel(z, kind, s), share))
+        if tcfg.channel == "csi_link":
+            def channel_fn(z, s):
+                return csi_link_channel(z, s, erasure_fraction=tcfg.erasure_fraction,
+                                        erasure_share=tcfg.erasure_share)
+        else:
+            kind = "rayleigh" if rng.random() < tcfg.rayleigh_fraction else "awgn"
+            share = erasure_shares(rng, b, tcfg)
+
+            def channel_fn(z, s):
+                return erase_symbols(apply_channel(z, kind, s), share)
+        x_hat, bpp, n_sym = model(x, roi, snr, target, channel_fn)
         dist = distortion_loss(weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight), tcfg.loss)
         loss = dist + tcfg.rate_lambda * bpp.mean()
         opt.zero_grad(set_to_none=True)

@@ -108,5 +108,6 @@ class OfdmLink:
         return a.symbols, None, nv, erased
 
     def analog(self, tx, snr_db, seed_words):
+        """-> (MMSE-equalised symbols, side_info | None, erased, per-symbol 1/SNR_i | None)."""
         a = self._send(tx.symbols, tx.side_info, snr_db, seed_words, "mmse")
-        return a.symbols.astype(np.complex64), a.side_info, np.asarray(a.erased, bool)
+        return a.symbols.astype(np.complex64), a.side_info, np.asarray(a.erased, bool), a.noise_var

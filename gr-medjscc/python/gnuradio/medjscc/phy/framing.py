@@ -227,7 +227,9 @@ class AssembledImage:
     side_info: bytes | None      # None unless side_info_status is "ok"
     frames_received: int
     frame_count: int
-    noise_var: np.ndarray | None = None   # float32 per symbol (inf where erased), if frames had it
+    # float32 per symbol 1/SNR_i after equalisation (= the ZF noise variance; inf where erased),
+    # if the frames had it
+    noise_var: np.ndarray | None = None
     side_info_status: str = SIDE_NONE     # ok | none (image sent without) | missing | corrupt
     nonce: int = 0
 
@@ -255,7 +257,8 @@ class ImageAssembler:
             header = getattr(frame, "header", None)
             if header is None or not getattr(frame, "crc_ok", False):
                 return False
-            payload, noise_var, erased = frame.payload, frame.noise_var, frame.erased
+            payload, erased = frame.payload, frame.erased
+            noise_var = frame.inv_snr() if hasattr(frame, "inv_snr") else frame.noise_var
         else:
             header = frame
         if header is None or header.seq >= header.frame_count:

@@ -178,6 +178,19 @@ class RxFrame:
     def truncated(self) -> bool:
         return self.erased is not None and bool(np.any(self.erased))
 
+    def inv_snr(self) -> np.ndarray:
+        """Per payload symbol 1/SNR_i = N0/|H_k|^2 after equalisation, whatever the equaliser
+        (MMSE's ``noise_var`` is its MSE N0/(|H|^2+N0) = u/(1+u) with u = N0/|H|^2); inf where
+        the symbol was cut off. What a CSI-aware decoder weighs each symbol by."""
+        nv = np.asarray(self.noise_var, np.float64)
+        if self.equalizer == "mmse":
+            inv = nv / np.maximum(1.0 - nv, 1e-12)
+        else:
+            inv = nv.copy()
+        if self.erased is not None and np.size(self.erased) == inv.size:
+            inv[np.asarray(self.erased, bool)] = np.inf
+        return inv.astype(np.float32)
+
 
 class OfdmReceiver:
     """Streaming receiver: ``process(iq)`` returns the frames completed so far; samples of a frame
