@@ -13,6 +13,12 @@ n_symbols`` (the header fields that go over the air; ``nonce`` is drawn per bloc
 source`` for local monitoring. After the last file transmission (finite ``repeat``) the block
 sends ``eos`` downstream and finishes, so headless flowgraphs end on their own.
 
+Late feedback (satellite links): ``feedback_delay_ms`` holds every SNR message that long before
+the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predict`` | ``fixed``, with
+``feedback_margin_db``) says how the CAU turns the old estimates into an encoding SNR; see
+``snr_feedback_policy``. ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
+feedback and encodes for ``snr_db`` (the design SNR). ``history`` records the SNR used per image.
+
 Pacing: ``interval_s`` between images; ``wait_for_feedback`` sends the next image only after an
 SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``).
 """
@@ -79,6 +85,12 @@ class jscc_tx(gr.basic_block):
         wait_for_feedback, feedback_timeout_s: stop-and-wait pacing on ``snr`` messages.
         fft_len ... symbols_per_frame / params: OFDM layout used for framing.
         allow_random_weights: use random codec weights if the model cannot load (smoke tests).
+        feedback_policy: ``instant`` | ``margin`` | ``predict`` | ``fixed`` (or a FeedbackPolicy).
+        feedback_margin_db: dB subtracted by ``margin`` / ``predict``.
+        feedback_delay_ms: hold each SNR message this long before the CAU uses it.
+        clock: (Python API) seconds for the feedback times; default ``time.monotonic``.
+        meas_time: (Python API) ``f(message dict) -> seconds on clock`` when an estimate was
+            measured, or None (then: arrival minus the ``delay_ms`` the message reports).
     """
 
     def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
@@ -86,7 +98,9 @@ class jscc_tx(gr.basic_block):
                  repeat: int = 1, interval_s: float = 0.0, wait_for_feedback: bool = False,
                  feedback_timeout_s: float = 1.0, fft_len: int = 64, cp_len: int = 16,
                  n_data_carriers: int = 48, n_pilot_carriers: int = 4, symbols_per_frame: int = 32,
-                 params=None, allow_random_weights: bool = False, device: str = "cpu"):
+                 params=None, allow_random_weights: bool = False, device: str = "cpu",
+                 feedback_policy="instant", feedback_margin_db: float = 0.0,
+                 feedback_delay_ms: float = 0.0, clock=None, meas_time=None):
         gr.basic_block.__init__(self, name="medjscc_jscc_tx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -104,6 +118,11 @@ class jscc_tx(gr.basic_block):
         self.feedback_timeout_s = float(feedback_timeout_s)
         self._lock = threading.Lock()
         self._snr_db = float(snr_db)
+        from .snr_feedback_policy import make_policy
+
+        self._clock = clock if clock is not None else time.monotonic
+        self._meas_time = meas_time
+        self.policy = make_policy(feedback_policy, float(snr_db), feedback_margin_db, feedback_delay_ms)
         self.set_cbr(cbr)
         self._feedback = threading.Event()
         self._stop = threading.Event()
@@ -122,11 +141,32 @@ class jscc_tx(gr.basic_block):
 
     # --- setters / getters (GRC callbacks) ---
     def set_snr_db(self, snr_db: float):
+        """The design SNR (``fixed``; every policy before feedback): used from the next image on
+        until a newer SNR message is usable."""
         with self._lock:
             self._snr_db = float(snr_db)
+            self.policy.design_snr_db = float(snr_db)
+            with self.policy._lock:
+                self.policy._pending.clear()
+                self.policy._usable.clear()
 
     def snr_db(self) -> float:
-        return self._snr_db
+        """The SNR the CAU would encode the next image for."""
+        with self._lock:
+            return self.policy.choose(self._clock())
+
+    def set_feedback_policy(self, policy: str):
+        from .snr_feedback_policy import POLICIES
+
+        if policy not in POLICIES:
+            raise InputError(f"jscc_tx: feedback_policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy.policy = policy
+
+    def set_feedback_margin_db(self, margin_db: float):
+        self.policy.margin_db = float(margin_db)
+
+    def set_feedback_delay_ms(self, delay_ms: float):
+        self.policy.delay_s = max(0.0, float(delay_ms)) / 1000.0
 
     def set_cbr(self, cbr: float):
         if not (0 < float(cbr) <= 1):
@@ -148,7 +188,16 @@ class jscc_tx(gr.basic_block):
         value = snr_from_message(msg)
         if value is not None:
             self.feedback_count += 1    # evidence that a receiver hears us
-            self.set_snr_db(value)
+            info = {}
+            if pmt.is_dict(msg):
+                try:
+                    info = pmt.to_python(msg)
+                except Exception:   # an odd value in the dict: the SNR alone still counts
+                    info = {}
+            now = self._clock()
+            t_meas = self._meas_time(info) if self._meas_time is not None else None
+            upstream = float(info.get("delay_ms", 0.0) or 0.0) / 1000.0
+            self.policy.observe(value, now, t_meas, upstream)
             self._feedback.set()
 
     def _handle_image(self, msg):
@@ -200,12 +249,14 @@ class jscc_tx(gr.basic_block):
         image = fit_image(image, shape)
         mask = self._mask_for(image, mask)
         with self._lock:
-            snr_db, cbr, codec = self._snr_db, self._cbr, self.codec
+            snr_db, cbr, codec = self.policy.choose(self._clock()), self._cbr, self.codec
+            age = self.policy.last_age_s
             image_id = self._next_image_id
             self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
         _, frames = encode_frames(codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce)
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
-                             "time": time.monotonic(), "source": source})
+                             "time": time.monotonic(), "source": source,
+                             "policy": self.policy.policy, "feedback_age_s": age})
         self._feedback.clear()
         sent = {"image_id": image_id, "height": image.shape[0], "width": image.shape[1], "source": source}
         if mask is not None:   # the ROI as encoded, fitted with its image (displays draw it)

@@ -60,10 +60,13 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            iq_address: str | None = None, snr_address: str | None = None, repeat: int = 1,
            interval_s: float = 0.0, wait_for_feedback: bool = False,
            feedback_timeout_s: float = 10.0, timeout_s: float = 120.0,
-           codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5) -> dict:
+           codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5,
+           feedback_policy: str = "instant", feedback_margin_db: float = 0.0,
+           feedback_delay_ms: float = 0.0) -> dict:
     """Send image files; returns dict(images_sent, frames_sent, completed (all frames left this
     process), feedback_received, receiver_heard (True/False from the SNR feedback; None without
-    ``snr_address``: unknown), cau_snr_db list, errors)."""
+    ``snr_address``: unknown), cau_snr_db list, errors). ``feedback_policy`` / ``feedback_margin_db`` /
+    ``feedback_delay_ms``: how the CAU uses late SNR feedback (``jscc_tx``, ``snr_feedback_policy``)."""
     from gnuradio import zeromq
 
     cfg = (cfg or LinkConfig()).validate()
@@ -96,7 +99,9 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
                                      model=codec, cbr=cfg.codec.cbr, snr_db=cfg.codec.snr_db,
                                      image_size=cfg.image_size, repeat=repeat, interval_s=interval_s,
                                      wait_for_feedback=wait_for_feedback,
-                                     feedback_timeout_s=feedback_timeout_s, params=params)
+                                     feedback_timeout_s=feedback_timeout_s, params=params,
+                                     feedback_policy=feedback_policy, feedback_margin_db=feedback_margin_db,
+                                     feedback_delay_ms=feedback_delay_ms)
     amplitude = float(hw.get("tx_amplitude", 0.25)) if hw else 1.0
     guard = int(hw.get("burst_guard_samples", 256)) if hw else 256
     blocks["ofdm_tx"] = otx = ofdm_analog_tx(params=params, amplitude=amplitude, guard=guard,
@@ -146,7 +151,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
            idle_timeout_s: float = 5.0, channel: str | None = None, snr_db: float | None = None,
            codec=None, allow_random: bool = False, on_result=None, keep_identifiers: bool = False,
            record_hw_identity: bool = False, max_pending_images: int = 32,
-           stop_timeout_s: float = 10.0) -> dict:
+           stop_timeout_s: float = 10.0, feedback_delay_ms: float = 0.0) -> dict:
     """Receive until ``n_images`` results, ``duration_s`` elapsed or ``idle_timeout_s`` without
     frames or results while nothing waits for the decoder (a decoder that falls behind keeps the
     run going; the idle clock starts at the last frame or the last result, whichever is later).
@@ -222,7 +227,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0,
                                  keep_identifiers=keep_identifiers,   # DICOM out: de-identified unless asked
                                  max_pending_images=max_pending_images, stop_timeout_s=stop_timeout_s)
-    b["feedback"] = fb = snr_feedback()
+    b["feedback"] = fb = snr_feedback(delay_ms=feedback_delay_ms)   # a late feedback path (satellite RTT)
     # frame metadata: every frame when recording (annotations), else only the recent ones
     b["frames"] = frames = pdu_collector(meta_only=True, keep=0 if record_dir else 1000)
     tb.connect(*chain, orx)

@@ -9,10 +9,18 @@ number. Output ``snr`` publishes a dict ``{snr_db, raw_snr_db, count, seq}``: co
 Smoothing is an exponential moving average (EMA). A step larger than ``jump_db`` restarts the
 average at the new value so a sudden channel change is followed at once instead of after
 ~1/alpha frames; frames whose header CRC failed are ignored (their estimate is unreliable).
+
+``delay_ms`` models a late feedback path (a satellite round trip: ~30 ms LEO, ~550 ms GEO): every
+update is published that many wall-clock milliseconds after its frame arrived, in order, by a
+helper thread (updates still waiting when the flowgraph stops are dropped). The published dict
+then also carries ``delay_ms`` (so the transmitter's ``feedback_policy`` knows the estimate's age)
+and the frame's ``start_sample`` when the receiver gave one.
 """
 from __future__ import annotations
 
+import collections
 import threading
+import time
 
 import numpy as np
 import pmt
@@ -51,13 +59,21 @@ class snr_feedback(gr.basic_block):
         alpha: EMA weight of the newest estimate, (0, 1]. 1 = no smoothing.
         jump_db: restart the average when a new estimate differs by more than this (0 = never).
         decimation: publish every Nth update (1 = every frame).
+        delay_ms: publish each update this many milliseconds late (0 = at once).
     """
 
-    def __init__(self, alpha: float = 0.3, jump_db: float = 3.0, decimation: int = 1):
+    def __init__(self, alpha: float = 0.3, jump_db: float = 3.0, decimation: int = 1,
+                 delay_ms: float = 0.0):
         gr.basic_block.__init__(self, name="medjscc_snr_feedback", in_sig=None, out_sig=None)
         self._smoother = SnrSmoother(alpha, jump_db)
         self._lock = threading.Lock()
         self._decimation = max(1, int(decimation))
+        self._delay_s = 0.0
+        self.set_delay_ms(delay_ms)
+        self._queue: collections.deque = collections.deque()     # (due monotonic time, snr dict, pdu)
+        self._wake = threading.Condition()
+        self._running = False
+        self._thread = None
         self.message_port_register_in(pmt.intern("rx"))
         self.message_port_register_out(pmt.intern("snr"))
         self.message_port_register_out(pmt.intern("snr_pdu"))
@@ -75,6 +91,56 @@ class snr_feedback(gr.basic_block):
     def set_decimation(self, decimation: int):
         self._decimation = max(1, int(decimation))
 
+    def set_delay_ms(self, delay_ms: float):
+        from ..errors import InputError
+
+        try:
+            d = float(delay_ms)
+        except (TypeError, ValueError):
+            d = float("nan")
+        if not (0 <= d < float("inf")):
+            raise InputError(f"snr_feedback: delay_ms must be a number >= 0, got {delay_ms!r}")
+        self._delay_s = d / 1000.0
+
+    def delay_ms(self) -> float:
+        return self._delay_s * 1000.0
+
+    def start(self):
+        with self._wake:
+            self._running = True
+        self._thread = threading.Thread(target=self._deliver, name="snr_feedback_delay", daemon=True)
+        self._thread.start()
+        return True
+
+    def stop(self):
+        with self._wake:
+            self._running = False
+            self._queue.clear()
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        return True
+
+    def _deliver(self):
+        """Publishes the delayed updates when due, oldest first."""
+        while True:
+            with self._wake:
+                while self._running and not self._queue:
+                    self._wake.wait()
+                if not self._running:
+                    return
+                due, snr, pdu = self._queue[0]
+                wait = due - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                self._queue.popleft()
+            self._publish(snr, pdu)
+
+    def _publish(self, snr, pdu):
+        self.message_port_pub(pmt.intern("snr"), to_pmt(snr))
+        self.message_port_pub(pmt.intern("snr_pdu"), pdu)
+
     def snr_db(self) -> float | None:
         """Current smoothed SNR (None before the first estimate)."""
         return self._smoother.value
@@ -84,6 +150,7 @@ class snr_feedback(gr.basic_block):
         if raw is None:
             return
         seq = -1
+        start = None
         if pmt.is_pair(msg) and pmt.is_dict(pmt.car(msg)):
             meta = pmt.car(msg)
             crc = pmt.dict_ref(meta, pmt.intern("crc_ok"), pmt.PMT_T)
@@ -91,12 +158,22 @@ class snr_feedback(gr.basic_block):
                 return
             s = pmt.dict_ref(meta, pmt.intern("seq"), pmt.PMT_NIL)
             seq = pmt.to_long(s) if pmt.is_integer(s) else -1
+            st = pmt.dict_ref(meta, pmt.intern("start_sample"), pmt.PMT_NIL)
+            start = pmt.to_uint64(st) if pmt.is_uint64(st) else (pmt.to_long(st) if pmt.is_integer(st) else None)
         with self._lock:
             value = self._smoother.update(raw)
             count = self._smoother.count
         if count % self._decimation == 0:
-            self.message_port_pub(pmt.intern("snr"), to_pmt(
-                {"snr_db": value, "raw_snr_db": raw, "count": count, "seq": seq}))
+            delay = self._delay_s
+            snr = {"snr_db": value, "raw_snr_db": raw, "count": count, "seq": seq, "delay_ms": delay * 1000.0}
+            if start is not None:
+                snr["start_sample"] = int(start)
             # [smoothed, raw] as a float PDU: PDU to Tagged Stream -> QT time sink = SNR trace
-            self.message_port_pub(pmt.intern("snr_pdu"), make_pdu(
-                {"count": count}, np.array([value, raw], np.float32)))
+            pdu = make_pdu({"count": count}, np.array([value, raw], np.float32))
+            if delay <= 0:
+                self._publish(snr, pdu)
+                return
+            with self._wake:
+                if self._running:
+                    self._queue.append((time.monotonic() + delay, snr, pdu))
+                    self._wake.notify_all()

@@ -46,6 +46,8 @@ def add_arguments(parser):
                         help=argparse.SUPPRESS)
     parser.add_argument("--snr-address", default="tcp://127.0.0.1:5556", metavar="ADDRESS",
                         help="ZMQ PUB address for SNR feedback to the transmitter ('' = none)")
+    parser.add_argument("--feedback-delay-ms", type=float, default=0.0, metavar="MS",
+                        help="publish the SNR feedback this late (a satellite round trip: ~30 LEO, ~550 GEO)")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
     LinkConfig.add_arguments(parser, sections=("codec", "ofdm", "channel"),
@@ -93,7 +95,8 @@ def run(args):
                  idle_timeout_s=args.idle_timeout, channel=args.sim_channel,
                  allow_random=args.random_weights, on_result=show,
                  keep_identifiers=args.keep_identifiers, record_hw_identity=args.record_hw_identity,
-                 max_pending_images=args.max_pending, stop_timeout_s=args.stop_timeout)
+                 max_pending_images=args.max_pending, stop_timeout_s=args.stop_timeout,
+                 feedback_delay_ms=args.feedback_delay_ms)
     print(json.dumps({"summary": {k: v for k, v in res.items() if k != "results"},
                       "images": len(res["results"])}), flush=True)
     return 0

@@ -23,6 +23,13 @@ def add_arguments(parser):
     parser.add_argument("--feedback-timeout", type=float, default=10.0,
                         help="with --wait-feedback: seconds to wait for feedback before sending anyway")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
+    parser.add_argument("--feedback-policy", default="instant", choices=("instant", "margin", "predict", "fixed"),
+                        help="how the CAU uses (late) SNR feedback: newest estimate, minus a margin, "
+                             "linear prediction minus the margin, or the fixed design SNR (--snr-db)")
+    parser.add_argument("--feedback-margin-db", type=float, default=0.0, metavar="DB",
+                        help="margin subtracted by --feedback-policy margin/predict")
+    parser.add_argument("--feedback-delay-ms", type=float, default=0.0, metavar="MS",
+                        help="hold each SNR feedback message this long before the CAU uses it")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
     LinkConfig.add_arguments(parser, sections=("codec", "ofdm"))
@@ -43,7 +50,9 @@ def run(args):
     res = run_tx(args.images, cfg, hw=hw, iq_address=args.zmq, snr_address=args.snr_address or None,
                  repeat=args.repeat, interval_s=args.interval, wait_for_feedback=args.wait_feedback,
                  feedback_timeout_s=args.feedback_timeout,
-                 timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask)
+                 timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask,
+                 feedback_policy=args.feedback_policy, feedback_margin_db=args.feedback_margin_db,
+                 feedback_delay_ms=args.feedback_delay_ms)
     print(json.dumps(res))
     if res["errors"]:
         from ..errors import InputError

@@ -1,0 +1,121 @@
+"""How the transmitter's CAU picks its encoding SNR from SNR feedback that arrives late.
+
+On a satellite link every fed-back SNR is old: ~30 ms round trip for LEO, ~550 ms for GEO. Each
+estimate carries two times on the CAU's clock: ``t_meas`` (when the receiver measured it: the
+arrival minus the delay the feedback path reports, or the frame's own air time in a simulation)
+and ``t_avail`` (when the CAU may use it: arrival plus ``delay_s``, the delay this end adds).
+``choose(now)`` sees only the estimates with ``t_avail <= now``:
+
+* ``instant`` -- the newest usable estimate as it is (the closed loop without delay handling;
+  with no delay this is exactly the old behaviour of ``jscc_tx``).
+* ``margin``  -- the newest usable estimate minus ``margin_db``: encode for a channel a little
+  worse than last seen, since an over-estimated SNR costs more than an under-estimated one.
+* ``predict`` -- least-squares line through the last ``history`` usable estimates against their
+  ``t_meas``, extrapolated to ``now + lead_s`` (when the image will be on air), minus
+  ``margin_db``. The slope is clipped to +-``max_slope_db_s`` and the forecast to the range of
+  the estimates used +- ``max_extrap_db``, so a few noisy points cannot throw it far.
+* ``fixed``   -- no feedback: always ``design_snr_db`` (the link budget's design SNR).
+
+Before the first usable estimate every policy encodes for ``design_snr_db``. Pure Python (no
+GNU Radio): ``jscc_tx`` holds one; tests and benches drive it directly.
+"""
+from __future__ import annotations
+
+import collections
+import math
+import threading
+
+from ..errors import InputError
+
+POLICIES = ("instant", "margin", "predict", "fixed")
+
+
+def _finite(name, value, lo=-math.inf, hi=math.inf) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"feedback policy: {name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or not lo <= v <= hi:
+        raise InputError(f"feedback policy: {name} must be in [{lo}, {hi}], got {value!r}")
+    return v
+
+
+class FeedbackPolicy:
+    """See the module doc. ``delay_s``: hold every estimate this long after it arrives."""
+
+    def __init__(self, policy: str = "instant", design_snr_db: float = 10.0, margin_db: float = 0.0,
+                 delay_s: float = 0.0, history: int = 8, lead_s: float = 0.0,
+                 max_slope_db_s: float = 20.0, max_extrap_db: float = 3.0):
+        if policy not in POLICIES:
+            raise InputError(f"feedback policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+        self.policy = policy
+        self.design_snr_db = _finite("design_snr_db", design_snr_db, -50, 100)
+        self.margin_db = _finite("margin_db", margin_db, -20, 40)
+        self.delay_s = _finite("delay_s", delay_s, 0, 3600)
+        self.history = int(_finite("history", history, 2, 1000))
+        self.lead_s = _finite("lead_s", lead_s, 0, 3600)
+        self.max_slope_db_s = _finite("max_slope_db_s", max_slope_db_s, 0, 1e6)
+        self.max_extrap_db = _finite("max_extrap_db", max_extrap_db, 0, 100)
+        self._lock = threading.Lock()
+        self._pending: collections.deque = collections.deque()      # (t_avail, t_meas, snr), by t_avail
+        self._usable: collections.deque = collections.deque(maxlen=self.history)   # (t_meas, snr)
+        self.last_age_s: float | None = None      # age of the newest estimate used by choose()
+
+    def observe(self, snr_db: float, now: float, t_meas: float | None = None, upstream_delay_s: float = 0.0):
+        """An estimate arrived at ``now``; measured at ``t_meas`` (default: ``now`` minus the
+        delay the feedback path already added)."""
+        snr_db = float(snr_db)
+        if not math.isfinite(snr_db):
+            return
+        tm = float(t_meas) if t_meas is not None else float(now) - float(upstream_delay_s)
+        with self._lock:
+            t_avail = float(now) + self.delay_s
+            # arrival order = availability order (same hold for every estimate)
+            self._pending.append((t_avail, tm, snr_db))
+
+    def _release(self, now: float):
+        while self._pending and self._pending[0][0] <= now:
+            _, tm, snr = self._pending.popleft()
+            self._usable.append((tm, snr))
+
+    def usable(self, now: float) -> list[tuple[float, float]]:
+        """(t_meas, snr_db) of the estimates usable at ``now``, oldest first (at most ``history``)."""
+        with self._lock:
+            self._release(now)
+            return list(self._usable)
+
+    def choose(self, now: float) -> float:
+        """The encoding SNR (dB) for an image encoded at ``now``."""
+        pts = self.usable(now)
+        if self.policy == "fixed" or not pts:
+            self.last_age_s = None if not pts else now - pts[-1][0]
+            return self.design_snr_db
+        t_last, s_last = pts[-1]
+        self.last_age_s = now - t_last
+        if self.policy == "instant":
+            return s_last
+        if self.policy == "margin" or len(pts) < 2:
+            return s_last - self.margin_db
+        return predict_linear(pts, now + self.lead_s, self.max_slope_db_s, self.max_extrap_db) - self.margin_db
+
+
+def predict_linear(pts, t: float, max_slope_db_s: float = math.inf, max_extrap_db: float = math.inf) -> float:
+    """Least-squares line through ``pts`` = [(time, snr_db)], evaluated at ``t``; slope clipped to
+    +-max_slope_db_s, result to [min - max_extrap_db, max + max_extrap_db] of the points."""
+    n = len(pts)
+    ts = [p[0] for p in pts]
+    ys = [p[1] for p in pts]
+    tm, ym = sum(ts) / n, sum(ys) / n
+    var = sum((x - tm) ** 2 for x in ts)
+    slope = 0.0 if var <= 0 else sum((x - tm) * (y - ym) for x, y in zip(ts, ys)) / var
+    slope = max(-max_slope_db_s, min(max_slope_db_s, slope))
+    y = ym + slope * (t - tm)
+    return max(min(ys) - max_extrap_db, min(max(ys) + max_extrap_db, y))
+
+
+def make_policy(policy, design_snr_db: float, margin_db: float = 0.0, delay_ms: float = 0.0,
+                **kw) -> FeedbackPolicy:
+    """A FeedbackPolicy from a name (GRC / CLI parameters) or a ready FeedbackPolicy (Python API)."""
+    if isinstance(policy, FeedbackPolicy):
+        return policy
+    return FeedbackPolicy(str(policy), design_snr_db, margin_db, float(delay_ms) / 1000.0, **kw)
