@@ -78,3 +78,43 @@ def test_measured_thresholds_cover_minus_5_to_25_db_in_2_db_steps():
     for mod in ("qpsk", "16qam", "64qam", "256qam"):
         ms = sorted((m for m in linkadapt.FAMILY if m.modulation == mod and m.name in th), key=lambda m: m.rate)
         assert all(th[a.name] < th[b.name] for a, b in zip(ms, ms[1:])), mod
+def test_rule_was_fitted_on_validation_images():
+    rule = json.loads(linkadapt.RULE_FILE.read_text())
+    assert rule["fit"]["split"] == "val" and "test" not in rule["fit"]["data"]
+    assert 0.0 <= rule["margin_db"] <= 6.0
+    assert set(rule["codec"].values()) <= set(envelope.CODECS)
+
+
+def test_send_frame_payload_padding_and_failure():
+    link = methods.get_link("symbol", "awgn")
+    mcs = linkadapt.parse("qpsk-0.185")
+    payload = bytes(range(40))
+    rx = envelope.send_frame(payload, mcs, 1024, link, 20.0, [1, 2, 3, 4])
+    assert rx[:40] == payload and len(rx) == linkadapt.plan(mcs, 1024).payload_bytes
+    assert envelope.send_frame(payload, mcs, 1024, link, -12.0, [1, 2, 3, 4]) is None
+    with pytest.raises(MedJSCCError, match="does not fit"):
+        envelope.send_frame(bytes(1000), mcs, 1024, link, 20.0, [1, 2, 3, 4])
+
+
+def test_envelope_rows_name_mcs_and_codec_and_count_every_symbol(tmp_path):
+    from PIL import Image
+
+    from gnuradio.medjscc.evaluation.sweep import SweepSpec, json_line, run_sweep
+
+    root = tmp_path / "imgs"
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    y, x = np.mgrid[0:128, 0:128] / 128
+    img = np.clip(120 + 70 * np.sin(6 * x) * np.cos(4 * y), 0, 255).astype(np.uint8)
+    mask = (x - .5) ** 2 + (y - .5) ** 2 < .1
+    Image.fromarray(img).save(root / "images" / "a.png")
+    Image.fromarray((mask * 255).astype(np.uint8)).save(root / "masks" / "a.png")
+    spec = SweepSpec(methods=["digital-envelope"], snrs=[-5.0, 20.0], cbrs=[1 / 16], data=str(root))
+    res = run_sweep(spec, tmp_path / "out", workers=1, progress=False, plots=False)
+    rule = envelope.load_rule()
+    by_snr = {p["snr_db"]: p for p in res.points}
+    for s, p in by_snr.items():
+        obj = json.loads(json_line(p))
+        assert obj["mcs"] == rule.pick(s).name and obj["codec"] == rule.codec(obj["mcs"])
+        assert p["cbr_total"] == pytest.approx(methods.n_symbols(1 / 16, img.shape) / img.size)
+    assert by_snr[20.0]["decode_rate"] == 1.0 and by_snr[20.0]["roi_psnr"] > by_snr[-5.0]["roi_psnr"]

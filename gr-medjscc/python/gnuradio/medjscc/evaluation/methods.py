@@ -13,7 +13,11 @@ Method families (``METHODS``):
   fails the image: mid-grey, ``decode_ok=False``. One row per MCS; the sweep's aggregate picks
   the envelope.
 * capacity bounds (``j2k-capacity``, ``hevc-capacity``): the source codec at
-  ``floor(cbr*H*W) * C(SNR) / 8`` bytes, no errors (an ideal code).
+  ``floor(cbr*H*W) * C(SNR) / 8`` bytes, no errors (an ideal code); header-free like every
+  source stream here (``source.py``).
+* ``digital-envelope`` (``envelope.py``): the fair digital reference: one MCS of the rate-matched
+  family per SNR by a rule fitted on the validation split, the codec that rule names for it, every
+  symbol and byte counted; its rows' ``mcs`` read ``<mcs>+<codec>``.
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
@@ -40,7 +44,8 @@ from . import ldpc, qam, source
 NEURAL = ("medjscc", "ntscc", "adjscc", "deepjscc")
 DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
-METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY)
+ENVELOPE = ("digital-envelope",)
+METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
 AIR_SOLVE_SYMBOLS = 16   # air budget: a neural codec's CBR is solved to within this many symbols
@@ -438,6 +443,11 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
         elif method in CAPACITY:
             recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, lk, n_sym)
             emit(snr_db, "", recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix), nbytes)
+        elif method in ENVELOPE:
+            from .envelope import envelope_point
+
+            recon, ok, nbytes, picked = envelope_point(image, mask, snr_db, n_sym, lk, seed_words)
+            emit(snr_db, picked, recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix), nbytes)
         else:
             for mcs in MCS_TABLE:
                 recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words,

@@ -47,7 +47,7 @@ def load_summary(results_dir: Path) -> dict:
 def _digital_pairs(at: dict, med: dict):
     """(digital method, its points by SNR, the SNRs it shares with Med-JSCC) for each digital
     envelope in ``at`` ((method, snr) -> point) that has SNRs in common with ``med``."""
-    for dig in ("j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
+    for dig in ("digital-envelope", "j2k-ldpc", "hevc-ldpc", "j2k-roi-ldpc"):
         env = {s: p for (m, s), p in at.items() if m == dig}
         common = sorted(set(env) & set(med))
         if common:

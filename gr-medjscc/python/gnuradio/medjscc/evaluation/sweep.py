@@ -277,7 +277,9 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
                 envelopes[ekey] = (rank, agg)
         else:
             a = dict(agg)
-            a.pop("mcs")
+            picked = a.pop("mcs")
+            if method in meth.ENVELOPE and picked:   # the rule's pick: "<mcs>+<codec>" (envelope.py)
+                a["mcs"], _, a["codec"] = picked.partition("+")
             points.append(a)
     for _, agg in envelopes.values():
         points.append(dict(agg))
@@ -289,6 +291,8 @@ def json_line(point: dict) -> str:
     obj = {k: point[k] for k in AGG_KEYS}
     if point.get("mcs"):
         obj["mcs"] = point["mcs"]
+    if point.get("codec"):
+        obj["codec"] = point["codec"]
     obj["cbr_total"] = point.get("cbr_total")
     obj["cbr_air"] = point.get("cbr_air")   # NaN -> null: the symbol link has no framing
     if point.get("budget"):
@@ -453,6 +457,11 @@ def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> Non
                     if code is not None:
                         budget = max(budget, (n_sym * mcs.bits_per_symbol // code.n) * code.k // 8)
                 if budget and meth._source(meth.DIGITAL[m]).encode(first_image, budget, first_mask) is not None:
+                    reachable.append(m)
+            elif m in meth.ENVELOPE:
+                from .linkadapt import FAMILY, plan
+
+                if plan(min(FAMILY, key=lambda x: x.efficiency), n_sym) is not None:
                     reachable.append(m)
             else:
                 from .channel import capacity_bits_per_symbol
