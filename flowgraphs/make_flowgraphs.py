@@ -166,12 +166,15 @@ def gui_controls(g, channel=True, tx_in_graph=True):
                 widget="combo_box", orient="Qt.QHBoxLayout", gui_hint=next(hints))
         n += 1
     # the shipped codecs; set_model of JSCC TX and RX (here only the RX when the TX is another
-    # process: it must then match what that TX sends)
+    # process: it must then match what that TX sends). GRC evaluates the list when it generates
+    # the script: a .pt path set as the 'model' parameter in GRC is offered first (a --model given
+    # to the generated script must be in the list: the chooser cannot show another)
     options, labels = _block_choices("jscc_rx", "model")
+    names = f"dict.fromkeys([model] + {options!r})"
     g.block("codec_model", "variable_qtgui_chooser", g._next_setting_pos(),
             label='"Codec model"' if tx_in_graph else '"Codec model (as the TX)"', type="string", num_opts="0",
-            value="model", options=repr(options), labels=repr(labels), widget="combo_box",
-            orient="Qt.QHBoxLayout", gui_hint=next(hints))
+            value="model", options=f"list({names})", labels=f"[{dict(zip(options, labels))!r}.get(m, m) for m in {names}]",
+            widget="combo_box", orient="Qt.QHBoxLayout", gui_hint=next(hints))
     n += 1
     rows = (n + CONTROLS_PER_ROW - 1) // CONTROLS_PER_ROW
     if channel:

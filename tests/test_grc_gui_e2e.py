@@ -106,7 +106,12 @@ def test_gui_flowgraphs_have_preset_and_model_choosers_wired_to_the_blocks(name)
         assert chan["parameters"]["switchable"] == "True"
     jscc = [b for b in blocks.values() if b["id"] in ("medjscc_jscc_tx", "medjscc_jscc_rx")]
     assert jscc and {b["parameters"]["model"] for b in jscc} == {"codec_model"}
-    assert eval(choosers["codec_model"]["options"]) == options("jscc_rx", "model")   # noqa: S307
+    models = options("jscc_rx", "model")
+    model_choices = choosers["codec_model"]
+    assert eval(model_choices["options"], {"model": "medjscc"}) == models   # noqa: S307
+    # a .pt path set as the flowgraph's model parameter (in GRC) is offered too, first
+    assert eval(model_choices["options"], {"model": "my.pt"}) == ["my.pt"] + models   # noqa: S307
+    assert len(eval(model_choices["labels"], {"model": "my.pt"})) == len(models) + 1   # noqa: S307
     assert [b["parameters"]["equalizer"] for b in blocks.values() if b["id"] == "medjscc_ofdm_analog_rx"] == ["equalizer"]
     assert name == "usrp_rx_gui" or chans, f"{name}: no channel preset block"
 
