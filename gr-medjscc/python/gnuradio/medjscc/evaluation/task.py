@@ -87,6 +87,7 @@ def dice_segmenter_tag() -> str:
 
 
 _SEGMENTER: list = []   # per process: built on first use (loads the ROI weights once)
+_ORIGINAL_LUNGS: dict = {}   # per process: (folder, image name) -> lung mask of the original
 
 
 def lung_mask(image: np.ndarray) -> np.ndarray:
@@ -223,7 +224,13 @@ def run_nodule_task(task: dict):
                                       keep_recon_snrs=task["snrs"],
                                       random_codecs=bool(task.get("random_codecs", False)))
     out = []
-    original_lungs = lung_mask(image)
+    # every method sends the same originals: segment each once per worker process
+    key = (str(root), task["name"])
+    if key not in _ORIGINAL_LUNGS:
+        if len(_ORIGINAL_LUNGS) > 4096:
+            _ORIGINAL_LUNGS.clear()
+        _ORIGINAL_LUNGS[key] = lung_mask(image)
+    original_lungs = _ORIGINAL_LUNGS[key]
     for r in rows:
         recon = recons[(float(r["snr_db"]), r["mcs"])]
         v = obs.channel_responses(recon, task["centre_px"], task["radius_px"])
