@@ -49,7 +49,15 @@ def test_predict_is_clipped_and_needs_two_points():
 
 
 def test_bad_policy_is_one_clear_line():
-    with pytest.raises(InputError, match="feedback policy must be one of instant, margin, predict, fixed"):
+    with pytest.raises(InputError, match="feedback policy must be one of instant, margin, predict, floor, fixed"):
         make_policy("late", 10.0)
     with pytest.raises(InputError, match="delay_s must be in"):
         FeedbackPolicy("instant", delay_s=-1)
+
+
+def test_floor_only_raises_the_encoding_snr_above_the_design():
+    p = FeedbackPolicy("floor", design_snr_db=10.0, margin_db=1.0)
+    p.observe(4.0, now=0.0)
+    assert p.choose(0.0) == 10.0                       # a dip: stay at the design
+    p.observe(15.0, now=0.1)
+    assert p.choose(0.1) == 14.0                       # clearly better: newest - margin

@@ -14,7 +14,7 @@ source`` for local monitoring. After the last file transmission (finite ``repeat
 sends ``eos`` downstream and finishes, so headless flowgraphs end on their own.
 
 Late feedback (satellite links): ``feedback_delay_ms`` holds every SNR message that long before
-the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predict`` | ``fixed``, with
+the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predict`` | ``floor`` | ``fixed``, with
 ``feedback_margin_db``) says how the CAU turns the old estimates into an encoding SNR; see
 ``snr_feedback_policy``. ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
 feedback and encodes for ``snr_db`` (the design SNR). ``history`` records the SNR used per image.
@@ -85,7 +85,7 @@ class jscc_tx(gr.basic_block):
         wait_for_feedback, feedback_timeout_s: stop-and-wait pacing on ``snr`` messages.
         fft_len ... symbols_per_frame / params: OFDM layout used for framing.
         allow_random_weights: use random codec weights if the model cannot load (smoke tests).
-        feedback_policy: ``instant`` | ``margin`` | ``predict`` | ``fixed`` (or a FeedbackPolicy).
+        feedback_policy: ``instant`` | ``margin`` | ``predict`` | ``floor`` | ``fixed`` (or a FeedbackPolicy).
         feedback_margin_db: dB subtracted by ``margin`` / ``predict``.
         feedback_delay_ms: hold each SNR message this long before the CAU uses it.
         clock: (Python API) seconds for the feedback times; default ``time.monotonic``.

@@ -218,6 +218,12 @@ class sat_combine(gr.sync_block):
             self.time_scale = float(time_scale)
             self._t0 = now - n / self.sample_rate * self.time_scale
 
+    def set_pass_time(self, t: float):
+        """Jump the dynamics to pass time ``t`` (s) from the next sample on (e.g. start a run
+        just before a rain fade)."""
+        with self._lock:
+            self._t0 = float(t) - self.nitems_read(0) / self.sample_rate * self.time_scale
+
     def pass_time(self, n: int | None = None) -> float:
         """Pass time (s) at absolute input sample ``n`` (default: the next sample)."""
         n = self.nitems_read(0) if n is None else n

@@ -14,6 +14,11 @@ and ``t_avail`` (when the CAU may use it: arrival plus ``delay_s``, the delay th
   ``t_meas``, extrapolated to ``now + lead_s`` (when the image will be on air), minus
   ``margin_db``. The slope is clipped to +-``max_slope_db_s`` and the forecast to the range of
   the estimates used +- ``max_extrap_db``, so a few noisy points cannot throw it far.
+* ``floor``   -- ``max(design_snr_db, newest - margin_db)``: the feedback may only raise the
+  encoding SNR above the design (when the channel is clearly better), never lower it. An old
+  estimate taken in a fading dip that has passed by the time the image is on air then costs
+  nothing (under-estimating the SNR costs the JSCC decoder more than over-estimating it, measured
+  by bench/late_feedback.py), while a long good stretch (a high pass) is still used.
 * ``fixed``   -- no feedback: always ``design_snr_db`` (the link budget's design SNR).
 
 Before the first usable estimate every policy encodes for ``design_snr_db``. Pure Python (no
@@ -27,7 +32,7 @@ import threading
 
 from ..errors import InputError
 
-POLICIES = ("instant", "margin", "predict", "fixed")
+POLICIES = ("instant", "margin", "predict", "floor", "fixed")
 
 
 def _finite(name, value, lo=-math.inf, hi=math.inf) -> float:
@@ -94,6 +99,8 @@ class FeedbackPolicy:
         self.last_age_s = now - t_last
         if self.policy == "instant":
             return s_last
+        if self.policy == "floor":
+            return max(self.design_snr_db, s_last - self.margin_db)
         if self.policy == "margin" or len(pts) < 2:
             return s_last - self.margin_db
         return predict_linear(pts, now + self.lead_s, self.max_slope_db_s, self.max_extrap_db) - self.margin_db

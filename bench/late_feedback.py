@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Late SNR feedback over a satellite pass: the CAU policies against instant and no feedback.
+
+    python bench/late_feedback.py --json [--profile leo_pass] [--snr 10] [--images 40]
+        [--delays 30] [--policies instant,margin,predict] [--margin-db 1] [--time-scale pass]
+        [--design-snr 10] [--seed 0]
+
+The full GNU Radio link of the closed loop: jscc_tx (CAU: --policy, feedback_delay_ms) ->
+ofdm_analog_tx -> channel_preset(<profile>) -> ofdm_analog_rx -> jscc_rx, and ofdm_analog_rx ->
+snr_feedback -> jscc_tx. Test-split DRRs with their lung masks (oracle ROI), shipped model, CBR 1/16.
+
+Time is *air time*: the images go back to back, the bench sends image j+1 once every frame of
+image j came out of the receiver (the channel only advances with the samples, so this is a
+continuous transmission, not a paced one), and the CAU's clock is the TX sample count / fs. An
+SNR estimate is measured at its frame's air time and usable ``delay`` ms of air time after the
+frame was received, so with ~9.6 ms of air per 256x256 image a 30 ms delay means the CAU encodes
+from estimates 3-4 images old. ``--time-scale pass`` (default) runs the profile's slow dynamics
+so that one whole pass (or fade cycle) spans the images (the scale is reported); a number gives
+the scale (1 = real time: then only the fading moves within the run).
+
+Rows: ``reference`` runs first -- ``fixed`` (no feedback: every image encoded for --design-snr) and
+``instant`` at 0 ms (the loop without delay) -- then every (delay, policy). Each: ``roi_psnr`` /
+``roi_psnr_min`` (dB over the images; a lost image counts as grey), ``images_lost``,
+``frames_sent`` / ``frames_decoded``, ``cau_err_db`` (mean of encoding SNR - channel SNR, the
+channel SNR = --snr + the profile's large-scale gain over the image's air time),
+``cau_err_rms_db``, ``d_vs_instant_db`` (mean ROI-PSNR minus instant-at-0 ms),
+``below_fixed`` (images whose ROI-PSNR is more than --tolerance-db below the fixed design's for
+the same image; identical encodings differ by up to ~0.3 dB between runs, the receiver's
+batching is not sample-exact) and
+``worst_vs_fixed_db`` (the largest shortfall), ``wall_s``; with --json also per image:
+``per_image`` (ROI-PSNR), ``cau_snr`` (encoding SNR), ``chan_snr``.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from phy_common import emit  # noqa: E402
+
+COLUMNS = ["profile", "delay_ms", "policy", "roi_psnr", "roi_psnr_min", "images_lost", "frames_sent",
+           "frames_decoded", "cau_err_db", "cau_err_rms_db", "d_vs_instant_db", "below_fixed",
+           "worst_vs_fixed_db", "wall_s"]
+
+
+class _Counter:
+    """Counts the receiver's PDUs (frames detected; crc_ok ones) from a message port."""
+
+    def __init__(self):
+        import pmt
+        from gnuradio import gr
+
+        class counter(gr.basic_block):
+            def __init__(self):
+                gr.basic_block.__init__(self, name="late_fb_counter", in_sig=None, out_sig=None)
+                self.detected = 0
+                self.ok = 0
+                self.message_port_register_in(pmt.intern("in"))
+                self.set_msg_handler(pmt.intern("in"), self.handle)
+
+            def handle(self, msg):
+                self.detected += 1
+                if pmt.is_pair(msg) and pmt.is_dict(pmt.car(msg)):
+                    c = pmt.dict_ref(pmt.car(msg), pmt.intern("crc_ok"), pmt.PMT_F)
+                    self.ok += int(pmt.is_bool(c) and pmt.to_bool(c))
+
+        self.block = counter()
+
+
+def air_samples_per_image(codec, cfg, params, image, mask) -> int:
+    """Samples on air for one image (its frames with their guards), as ofdm_analog_tx makes them."""
+    from gnuradio.medjscc.blocks.jscc_tx import encode_frames
+    from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx
+
+    _, frames = encode_frames(codec, image, mask, 10.0, cfg.codec.cbr, 0, params)
+    mod = ofdm_analog_tx(params=params).modulator
+    return int(sum(len(mod.modulate(meta, payload)) for meta, payload in frames))
+
+
+def run_one(codec, cfg, params, profile: str, snr_db: float, policy: str, delay_ms: float,
+            margin_db: float, design_snr_db: float, time_scale: float, seed: int, images, masks,
+            frame_timeout_s: float = 3.0, history: int = 8, start_s: float = 0.0) -> dict:
+    import numpy as np
+    from gnuradio import gr
+
+    from gnuradio.medjscc import metrics
+    from gnuradio.medjscc.blocks._msgtools import quiet_gr_logs
+    from gnuradio.medjscc.blocks.channel_preset import channel_preset
+    from gnuradio.medjscc.blocks.jscc_rx import jscc_rx
+    from gnuradio.medjscc.blocks.jscc_tx import jscc_tx
+    from gnuradio.medjscc.blocks.loopback import _wait
+    from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx
+    from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx
+    from gnuradio.medjscc.blocks.radio_profiles import get_radio_profile
+    from gnuradio.medjscc.blocks.snr_feedback import snr_feedback
+
+    t0 = time.perf_counter()
+    fs = float(get_radio_profile(profile).sample_rate_hz) if profile not in ("awgn",) else 1e6
+    size = int(cfg.image_size)
+    tb = gr.top_block("late_feedback")
+    otx = ofdm_analog_tx(params=params)
+
+    def air_clock():                     # where a newly queued image would start on air (s)
+        return (otx.nitems_written(0) + otx.queued_samples()) / fs
+
+    def meas_time(info):                 # the frame's own air time (receiver sample count)
+        s = info.get("start_sample")
+        return None if s is None else float(s) / fs
+
+    from gnuradio.medjscc.blocks.snr_feedback_policy import FeedbackPolicy
+
+    pol = FeedbackPolicy(policy, design_snr_db, margin_db, delay_ms / 1000.0, history=history)
+    tx = jscc_tx(model=codec, cbr=cfg.codec.cbr, image_size=size, snr_db=design_snr_db, params=params,
+                 feedback_policy=pol, clock=air_clock, meas_time=meas_time)
+    ch = channel_preset(profile, snr_db, seed=seed, params=params, time_scale=time_scale)
+    if start_s and hasattr(ch.fading, "combine"):
+        ch.fading.combine.set_pass_time(start_s)
+    orx = ofdm_analog_rx(params=params, equalizer=cfg.ofdm.equalizer, min_batch=cfg.ofdm.min_batch,
+                         max_latency_ms=cfg.ofdm.max_latency_ms)
+    rx = jscc_rx(model=codec, image_size=size, cbr=cfg.codec.cbr, params=params, timeout_s=60.0)
+    fb = snr_feedback()
+    cnt = _Counter().block
+    tb.msg_connect(tx, "frames", otx, "pdus")
+    tb.connect(otx, ch, orx)
+    tb.msg_connect(orx, "pdus", rx, "pdus")
+    tb.msg_connect(orx, "pdus", fb, "rx")
+    tb.msg_connect(orx, "pdus", cnt, "in")
+    tb.msg_connect(fb, "snr", tx, "snr")
+    with quiet_gr_logs():
+        tb.start()
+    sent, starts, ends = 0, [], []
+    try:
+        for img, m in zip(images, masks):
+            starts.append(air_clock())
+            sent += len(tx.send_image(np.asarray(img, np.uint8), np.asarray(m, bool)))
+            # every frame of this image out of the receiver (and its feedback into the CAU) before
+            # the next is encoded: back-to-back in air time whatever the wall-clock speed
+            deadline = time.monotonic() + frame_timeout_s
+            while time.monotonic() < deadline and (cnt.detected < sent or tx.feedback_count < cnt.ok):
+                time.sleep(0.002)
+            ends.append(air_clock())     # all its frames written: the end of its air time
+    finally:
+        tx.finish()
+    _wait(tb, 300.0)
+    by_id = {r["image_id"]: r for r in rx.results}
+    grey = np.full((size, size), 128, np.uint8)
+    from gnuradio.medjscc.blocks.sat_channel import SatDynamics
+
+    prof = get_radio_profile(profile)
+    dyn = SatDynamics(prof, seed) if prof.is_satellite else None
+    roi, lost, err, chans = [], 0, [], []
+    for i, (img, m) in enumerate(zip(images, masks)):
+        r = by_id.get(i)
+        ok = r is not None and (bool(r["decoded"]) if "decoded" in r else int(r.get("frames_ok", 0)) > 0)
+        lost += int(not ok)
+        roi.append(metrics.roi_psnr(img, r["image"] if r is not None else grey, m))
+        if dyn is not None:
+            tt = start_s + np.linspace(starts[i], ends[i], 16) * time_scale
+            chan = snr_db + 10 * math.log10(float(np.mean(10 ** (dyn.gain_db(tt) / 10))))
+        else:
+            chan = snr_db
+        err.append(tx.history[i]["snr_db"] - chan)
+        chans.append(chan)
+    rec = dict(profile=profile, delay_ms=float(delay_ms), policy=policy, roi_psnr=float(np.mean(roi)),
+               roi_psnr_min=float(np.min(roi)), images_lost=lost, frames_sent=sent, frames_decoded=cnt.ok,
+               cau_err_db=float(np.mean(err)), cau_err_rms_db=float(np.sqrt(np.mean(np.square(err)))),
+               per_image=[round(float(x), 3) for x in roi], time_scale=time_scale,
+               cau_snr=[round(float(h["snr_db"]), 2) for h in tx.history[:len(images)]],
+               chan_snr=[round(float(c), 2) for c in chans],
+               pass_s=round((ends[-1] - starts[0]) * time_scale, 1))
+    rec["wall_s"] = round(time.perf_counter() - t0, 2)
+    return rec
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--profile", default="leo_pass", help="radio profile / channel preset")
+    ap.add_argument("--snr", type=float, default=10.0, help="channel SNR in dB (a pass: its average)")
+    ap.add_argument("--design-snr", type=float, default=None, help="fixed design SNR (default: --snr)")
+    ap.add_argument("--images", type=int, default=40, help="test-split DRR images per run")
+    ap.add_argument("--delays", default="30", help="feedback delays in ms (air time), comma-separated")
+    ap.add_argument("--policies", default="instant,margin,predict", help="CAU policies at each delay")
+    ap.add_argument("--margin-db", type=float, default=1.0, help="margin of the margin/predict policies")
+    ap.add_argument("--history", type=int, default=8,
+                    help="predict: line fitted through this many latest estimates (one per frame)")
+    ap.add_argument("--time-scale", default="pass",
+                    help="'pass' (one pass / fade cycle over the images) or a number (1 = real time)")
+    ap.add_argument("--start-s", type=float, default=0.0,
+                    help="satellite profiles: pass time (s) at the first sample, e.g. 25 = 5 s before geo_link's fade")
+    ap.add_argument("--seed", type=int, default=0, help="channel seed (image set is fixed)")
+    ap.add_argument("--tolerance-db", type=float, default=0.5,
+                    help="below_fixed counts images more than this below the fixed design's ROI-PSNR")
+    ap.add_argument("--model", default="medjscc", help="codec name or weights path")
+    ap.add_argument("--cbr", default="1/16", help="target CBR")
+    ap.add_argument("--json", action="store_true", help="one JSON object per line")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+    from gnuradio.medjscc import demo
+    from gnuradio.medjscc.blocks._codecadapt import get_codec
+    from gnuradio.medjscc.blocks._phyadapt import make_params
+    from gnuradio.medjscc.blocks.radio_profiles import get_radio_profile
+    from gnuradio.medjscc.blocks.sat_channel import SatDynamics
+    from gnuradio.medjscc.blocks.snr_feedback_policy import POLICIES
+    from gnuradio.medjscc.config import LinkConfig
+    from gnuradio.medjscc.errors import MedJSCCError
+    from gnuradio.medjscc.snr import parse_number
+
+    try:
+        prof = get_radio_profile(args.profile)
+        delays = [float(d) for d in args.delays.split(",") if d.strip()]
+        policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+        bad = [p for p in policies if p not in POLICIES]
+        if bad or any(d < 0 or not math.isfinite(d) for d in delays) or args.images < 2:
+            raise MedJSCCError(f"policies must be among {', '.join(POLICIES)}, delays >= 0, --images >= 2")
+        cfg = LinkConfig()
+        cfg.codec.model, cfg.codec.cbr = args.model, parse_number(args.cbr)
+        cfg.validate()
+        codec = get_codec(cfg.codec.model, device=cfg.codec.device)
+    except (MedJSCCError, ValueError) as e:
+        print(f"late_feedback: {e}", file=sys.stderr)
+        return 2
+    images, masks, _ = demo._load_images(args.images, args.seed)
+    params = make_params(cfg.ofdm)
+    if args.time_scale == "pass":
+        period = SatDynamics(prof).period_s if prof.is_satellite else None
+        air = args.images * air_samples_per_image(codec, cfg, params, images[0], masks[0]) / prof.sample_rate_hz
+        time_scale = period / air if period else 1.0
+    else:
+        time_scale = float(args.time_scale)
+    design = args.snr if args.design_snr is None else args.design_snr
+    runs = [("fixed", 0.0), ("instant", 0.0)] + [(p, d) for d in delays for p in policies]
+    ref = {}
+    for policy, delay in runs:
+        rec = run_one(codec, cfg, params, args.profile, args.snr, policy, delay, args.margin_db, design,
+                      time_scale, args.seed, images, masks, history=args.history, start_s=args.start_s)
+        if (policy, delay) in (("fixed", 0.0), ("instant", 0.0)) and policy not in ref:
+            ref[policy] = rec
+        fixed, inst = ref.get("fixed"), ref.get("instant")
+        rec["d_vs_instant_db"] = rec["roi_psnr"] - inst["roi_psnr"] if inst else None
+        if fixed is not None:
+            short = [f - x for x, f in zip(rec["per_image"], fixed["per_image"])]
+            rec["below_fixed"] = sum(s > args.tolerance_db for s in short)
+            rec["worst_vs_fixed_db"] = max(0.0, max(short))
+        out = {c: rec.get(c) for c in COLUMNS} | {k: rec[k] for k in ("time_scale", "pass_s", "per_image",
+                                                                     "cau_snr", "chan_snr")}
+        out["design_snr_db"], out["margin_db"], out["snr_db"] = design, args.margin_db, args.snr
+        out["history"] = args.history
+        if not args.json:
+            for k in ("per_image", "cau_snr", "chan_snr"):
+                out.pop(k)
+        emit(out, args.json, COLUMNS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
