@@ -107,3 +107,25 @@ def test_task_plot_has_a_dice_panel(tmp_path):
     without = make_task_plots(tmp_path / "b", [{k: v for k, v in p.items() if not k.startswith("dice")} for p in pts])
     png = [Image.open(next(p for p in ps if p.suffix == ".png")) for ps in (with_dice, without)]
     assert png[0].size[0] > 1.3 * png[1].size[0]   # a third panel
+
+
+def test_report_checks_the_envelope_target_at_both_cbrs(tmp_path):
+    from gnuradio.medjscc.evaluation.report import task_section
+
+    pts = []
+    for cbr, med_auc in ((1 / 16, 0.80), (1 / 32, 0.60)):
+        for m, auc in (("medjscc", med_auc), ("j2k-ldpc", 0.70)):
+            for s in (0.0, 5.0):
+                pts.append(dict(method=m, snr_db=s, cbr=cbr, channel="awgn", link="symbol", task_auc=auc,
+                                task_auc_lo=auc - .05, task_auc_hi=auc + .05, task_dprime=1.0,
+                                dice_vs_original=0.97, dice_vs_original_lo=0.96, dice_vs_original_hi=0.98,
+                                **({"mcs": "qpsk-r1/2"} if m != "medjscc" else {})))
+    summary = {"points": pts, "task": {"reference": {"task_auc": 0.9, "task_auc_lo": 0.86, "task_auc_hi": 0.94,
+                                                     "task_dprime": 1.8}, "dice_segmenter": "roi-auto-coarse-x"}}
+    text = "\n".join(task_section(summary, tmp_path))
+    lines = [ln for ln in text.splitlines() if "envelope AUC" in ln]
+    assert len(lines) == 2, text
+    assert "CBR 1/32" not in lines[0] and lines[0].endswith("met (point estimates; see the intervals)")
+    assert "not met" not in lines[0]
+    assert "at CBR 1/32" in lines[1] and "not met" in lines[1]
+    assert "Dice 0.970 [0.960, 0.980]" in text
