@@ -15,7 +15,7 @@ from gnuradio.medjscc.blocks._pmtutil import make_pdu, to_pmt  # noqa: E402
 from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
 from gnuradio.medjscc.blocks.snr_feedback import snr_feedback  # noqa: E402
 from gnuradio.medjscc.errors import InputError  # noqa: E402
-from qa_helpers import shared_codec  # noqa: E402
+from qa_helpers import free_port, shared_codec  # noqa: E402
 
 
 class _arrivals(gr.basic_block):
@@ -29,12 +29,22 @@ class _arrivals(gr.basic_block):
         self.got.append((time.monotonic(), pmt.to_python(msg)))
 
 
-def _publish_times(delay_ms, n=3):
+def _publish_times(delay_ms, n=3, zmq=False):
     tb = gr.top_block()
     fb = snr_feedback(alpha=1.0, jump_db=0.0, delay_ms=delay_ms)
     sink = _arrivals()
-    tb.msg_connect(fb, "snr", sink, "in")
+    if zmq:    # the feedback path of medjscc rx -> tx: PUB in the receiver, SUB in the transmitter
+        from gnuradio import zeromq
+
+        addr = f"tcp://127.0.0.1:{free_port()}"
+        pub, sub = zeromq.pub_msg_sink(addr, 100, True), zeromq.sub_msg_source(addr, 100, False)
+        tb.msg_connect(fb, "snr", pub, "in")
+        tb.msg_connect(sub, "out", sink, "in")
+    else:
+        tb.msg_connect(fb, "snr", sink, "in")
     tb.start()
+    if zmq:
+        time.sleep(0.5)        # SUB connected before the first message (PUB drops otherwise)
     sent = []
     try:
         for k in range(n):
@@ -61,6 +71,14 @@ def test_snr_feedback_delay_actually_delays_in_order():
     assert max(g[0] - s for s, g in zip(sent0, got0)) < 0.15    # no delay: at once
     with pytest.raises(InputError, match="delay_ms must be a number >= 0"):
         snr_feedback(delay_ms=-5)
+
+
+def test_snr_feedback_delay_across_zmq():
+    sent, got = _publish_times(200.0, zmq=True)
+    assert [g[1]["seq"] for g in got] == [0, 1, 2]
+    lags = [g[0] - s for s, g in zip(sent, got)]
+    assert min(lags) >= 0.195 and max(lags) < 0.8, lags
+    assert got[0][1]["delay_ms"] == 200.0
 
 
 def test_jscc_tx_cau_uses_a_message_only_after_its_delay():

@@ -17,8 +17,9 @@ and ``t_avail`` (when the CAU may use it: arrival plus ``delay_s``, the delay th
 * ``floor``   -- ``max(design_snr_db, newest - margin_db)``: the feedback may only raise the
   encoding SNR above the design (when the channel is clearly better), never lower it. An old
   estimate taken in a fading dip that has passed by the time the image is on air then costs
-  nothing (under-estimating the SNR costs the JSCC decoder more than over-estimating it, measured
-  by bench/late_feedback.py), while a long good stretch (a high pass) is still used.
+  nothing, while a long good stretch (a high pass) is still used. On the LEO pass of
+  bench/late_feedback.py, encoding for an SNR several dB too low (a stale dip) lost 3-4 dB of
+  ROI-PSNR on those images, more than encoding for one a few dB too high did.
 * ``fixed``   -- no feedback: always ``design_snr_db`` (the link budget's design SNR).
 
 Before the first usable estimate every policy encodes for ``design_snr_db``. Pure Python (no
