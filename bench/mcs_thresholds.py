@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     for m in family:
         t = time.time()
         r = threshold(m, args.symbols, args.frames, args.fer, args.seed)
-        r.update(efficiency=round(m.efficiency, 4), modulation=m.modulation, rate=m.rate, mother=m.mother,
+        r.update(efficiency=round(m.efficiency, 4), modulation=m.modulation, rate=m.rate, mother=linkadapt.plan(m, args.symbols).code.name,
                  seconds=round(time.time() - t, 1))
         result["mcs"][m.name] = r
         if not args.json:

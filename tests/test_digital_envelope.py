@@ -118,3 +118,21 @@ def test_envelope_rows_name_mcs_and_codec_and_count_every_symbol(tmp_path):
         assert obj["mcs"] == rule.pick(s).name and obj["codec"] == rule.codec(obj["mcs"])
         assert p["cbr_total"] == pytest.approx(methods.n_symbols(1 / 16, img.shape) / img.size)
     assert by_snr[20.0]["decode_rate"] == 1.0 and by_snr[20.0]["roi_psnr"] > by_snr[-5.0]["roi_psnr"]
+
+
+def test_neural_side_info_crosses_the_noisy_symbol_link():
+    """The side info is a digital frame on the same channel: counted in cbr_total (the analog
+    payload shrinks so that both fit floor(cbr*H*W)), and a lost side-info frame loses the image."""
+    y, x = np.mgrid[0:256, 0:256] / 256
+    img = np.clip(120 + 70 * np.sin(6 * x) * np.cos(4 * y), 0, 255).astype(np.uint8)
+    mask = (x - .5) ** 2 + (y - .5) ** 2 < .1
+    rows, _ = methods.run_point("medjscc", img, mask, "synthetic", [-14.0, 20.0], 1 / 16, "awgn", "symbol", 0, 0,
+                                random_codecs=True)
+    low, high = rows
+    budget = methods.n_symbols(1 / 16, img.shape) / img.size
+    assert high["decode_ok"] and budget - 0.002 <= high["cbr_total"] <= budget + 1e-12
+    assert not low["decode_ok"] and low["cbr_total"] <= budget + 1e-12
+    # the side-info frame's symbols, not the codec's 1 bit a symbol, are what is counted
+    side = methods.neural_model("medjscc", True).codec.encode(img, mask, snr_db=20.0, cbr=1 / 16).side_info
+    assert envelope.side_info_symbols(len(side), envelope.side_info_mcs(20.0)) < 8 * len(side)
+    assert envelope.side_info_symbols(len(side), envelope.side_info_mcs(-5.0)) > 8 * len(side)

@@ -110,3 +110,43 @@ def envelope_point(image, mask, snr_db, n_sym, link, seed_words, rule: Rule | No
 
 
 _CODEC_CACHE: dict = {}   # per process: the source codecs keep rate-search memos
+
+
+# ----------------------------------------------------------------------------- JSCC side info
+# A neural codec's side info crosses the symbol link digitally too (issue #13): one frame of the
+# family at a more robust MCS than the envelope's own (a short frame, and losing it loses the
+# image), behind a length byte (the receiver needs its size; it is sent and counted).
+SIDE_INFO_EXTRA_MARGIN_DB = 1.0
+
+
+def side_info_mcs(snr_db: float, rule: Rule | None = None) -> linkadapt.LaMcs:
+    rule = load_rule() if rule is None else rule
+    return linkadapt.pick(snr_db, rule.margin_db + SIDE_INFO_EXTRA_MARGIN_DB, dict(rule.thresholds))
+
+
+def _framed(side: bytes) -> bytes:
+    n = len(side)
+    if n >= 0xFFFF:
+        raise MedJSCCError(f"side info of {n} B is too long for its length field")
+    return (bytes([n]) if n < 0xFF else b"\xff" + n.to_bytes(2, "big")) + bytes(side)
+
+
+def side_info_symbols(n_bytes: int, mcs: linkadapt.LaMcs) -> int:
+    """Symbols of the frame that carries ``n_bytes`` of side info (length field included) at ``mcs``."""
+    need = len(_framed(bytes(n_bytes)))
+    n = max(1, int(8 * need / mcs.efficiency))
+    while linkadapt.plan(mcs, n) is None or linkadapt.plan(mcs, n).payload_bytes < need:
+        n += 1
+    return n
+
+
+def send_side_info(side: bytes, snr_db, link, seed_words, rule: Rule | None = None):
+    """-> (received side info or None when its frame failed, symbols spent). Its channel draw is
+    independent of the analog symbols' (an extra seed word)."""
+    mcs = side_info_mcs(snr_db, rule)
+    n = side_info_symbols(len(side), mcs)
+    rx = send_frame(_framed(side), mcs, n, link, snr_db, list(seed_words) + [0x51DE])
+    if rx is None:
+        return None, n
+    size, start = (rx[0], 1) if rx[0] < 0xFF else (int.from_bytes(rx[1:3], "big"), 3)
+    return bytes(rx[start:start + size]), n

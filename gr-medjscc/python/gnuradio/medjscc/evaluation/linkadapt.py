@@ -12,8 +12,12 @@ repeated bits: soft combining). A frame-wide interleaver spreads repetitions ove
 label bits. So every symbol of the budget carries coded bits, at the MCS's rate exactly, whatever
 the budget (no codeword-granularity waste), and rates far below 1/2 reach -5 dB.
 
-The mother code of an MCS is the 802.11n code of the nearest rate (punctured or repeated to the
-MCS rate); rates below 1/2 use the rate-1/2 code (shortened and repeated).
+The mother code is chosen per frame among the eight 802.11n codes (n = 1944 or 648, rates 1/2 to
+5/6): the one whose rate after shortening, ``k_i / (k_i + n - k)``, is nearest the MCS rate (n=648
+only when clearly nearer), so little is punctured or repeated. Much puncturing costs dearly: a
+short frame (a JSCC side-info frame of ~200 bits) from a shortened n=1944 code punctured two
+thirds of its parity and failed 2.5 dB above the long frame's threshold; for the 4096-symbol
+frames the choice is the n=1944 code of the nearest rate.
 
 Thresholds (``codes/mcs_thresholds.json``, made by ``bench/mcs_thresholds.py``): the AWGN SNR at
 which 10% of frames of 4096 symbols fail (a frame fails if any codeword fails). The rule
@@ -33,8 +37,8 @@ import numpy as np
 from ..errors import InputError, MedJSCCError
 from . import ldpc, qam
 
-MOTHER_CODES = ((5 / 6, "wifi_n1944_r56"), (3 / 4, "wifi_n1944_r34"), (2 / 3, "wifi_n1944_r23"),
-                (1 / 2, "wifi_n1944_r12"))
+MOTHER_CODES = tuple(f"wifi_n{n}_r{r}" for n in (1944, 648) for r in ("12", "23", "34", "56"))
+SHORT_CODE_PENALTY = 0.1   # |log rate ratio| a 648-bit code must win by (longer codes decode better)
 THRESHOLDS_FILE = ldpc.CODES_DIR / "mcs_thresholds.json"
 RULE_FILE = ldpc.CODES_DIR / "mcs_rule.json"
 SHORTENED_LLR = 1e3   # a known zero: a certain bit to the decoder
@@ -60,12 +64,6 @@ class LaMcs:
         """Information bits per symbol."""
         return self.rate * self.bits_per_symbol
 
-    @property
-    def mother(self) -> str:
-        """The 802.11n code of the nearest rate: a little puncturing or repetition costs little,
-        much puncturing of the rate-1/2 code costs ~2 dB (measured: qpsk 0.66 from the rate-1/2
-        code needed 4.6 dB, as much as 0.76 from the rate-3/4 code)."""
-        return min(MOTHER_CODES, key=lambda rc: (abs(self.rate - rc[0]), rc[0]))[1]
 
 
 # Efficiencies spaced ~1.3 dB apart in Shannon SNR (measured steps: codes/mcs_thresholds.json)
@@ -95,7 +93,7 @@ class Plan:
         self.info_bits = int(self.coded_bits * mcs.rate) // 8 * 8
         if self.info_bits <= 0:
             raise MedJSCCError(f"MCS {mcs.name}: {n_sym} symbols carry no information byte")
-        code = self.code = ldpc.load_code(mcs.mother)
+        code = self.code = choose_mother(self.info_bits, mcs.rate)
         n_cw = self.n_cw = -(-self.info_bits // code.k)
         self.k_i = np.full(n_cw, self.info_bits // n_cw)
         self.k_i[:self.info_bits % n_cw] += 1
@@ -151,6 +149,19 @@ class Plan:
         if sent_bits is not None:
             ok &= (info == np.atleast_2d(sent_bits)).all(axis=1)
         return info.astype(np.uint8), ok
+
+
+def choose_mother(info_bits: int, rate: float) -> ldpc.LdpcCode:
+    """The code whose rate after shortening to this frame's k_i is nearest ``rate`` (see module doc)."""
+    best = None
+    for name in MOTHER_CODES:
+        code = ldpc.load_code(name)
+        n_cw = -(-info_bits // code.k)
+        k_i = info_bits / n_cw
+        score = abs(math.log((k_i / (k_i + code.n - code.k)) / rate)) + (SHORT_CODE_PENALTY if code.n < 1944 else 0)
+        if best is None or score < best[0]:
+            best = (score, code)
+    return best[1]
 
 
 @functools.lru_cache(maxsize=256)

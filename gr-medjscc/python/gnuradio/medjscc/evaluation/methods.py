@@ -358,6 +358,8 @@ def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
     flips across a frame boundary (a larger payload -> more side info -> one more burst) the
     codec's total symbols are bisected between an encode that fits and one that does not."""
     if check_budget(budget) == "codec":
+        if getattr(link, "name", "") == "symbol" and SIDE_INFO_ON_AIR:
+            return _symbol_link_encode(codec, image, mask, snr_db, cbr)
         return codec.encode(image, mask, snr_db=snr_db, cbr=cbr)
     n_pix, budget_air = image.size, n_symbols(cbr, image.shape)
 
@@ -392,17 +394,53 @@ def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
     return lo[1]
 
 
+# Symbol link: the side info crosses the same noisy channel as a digital frame (envelope.py), as
+# it does in the OFDM headers; False restores the old noiseless side info (tests of the codec only).
+SIDE_INFO_ON_AIR = True
+
+
+def _symbol_link_encode(codec, image, mask, snr_db, cbr, tries: int = 4):
+    """Symbol link: the side info travels as its own frame (``envelope.send_side_info``), so the
+    analog payload is solved for payload + that frame's symbols <= floor(cbr*H*W) (the codec's own
+    count of side info, 1 bit a symbol, is replaced by the frame's). Keeps the largest that fits."""
+    from .envelope import side_info_mcs, side_info_symbols
+
+    budget_sym, n_pix = n_symbols(cbr, image.shape), image.size
+    mcs = side_info_mcs(snr_db)
+    total, best, enc = float(budget_sym), None, None
+    for _ in range(tries):
+        if total <= 0:
+            break
+        enc = codec.encode(image, mask, snr_db=snr_db, cbr=total / n_pix)
+        used = enc.symbols.size + (side_info_symbols(len(enc.side_info), mcs) if enc.side_info else 0)
+        if used <= budget_sym and (best is None or used > best[0]):
+            best = (used, enc)
+        if used == budget_sym:
+            break
+        total -= used - budget_sym
+    if best is None:
+        raise MedJSCCError(f"CBR {cbr:g} cannot hold this codec's payload and its side-info frame at "
+                           f"{snr_db:g} dB ({mcs.name}); use a larger --cbr")
+    return best[1]
+
+
 def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
     """-> (recon, decode_ok, cbr_total, cbr_air)."""
     enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
     rx, side_info, erased, inv_snr = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words)
+    cbr_total = float(enc.cbr_total)
+    if getattr(link, "name", "") == "symbol" and SIDE_INFO_ON_AIR and enc.side_info:
+        from .envelope import send_side_info
+
+        side_info, n_side = send_side_info(enc.side_info, snr_db, link, seed_words)
+        cbr_total = (enc.symbols.size + n_side) / float(image.size)
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # codec warns when it falls back to grey
         recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, erased=erased, inv_snr=inv_snr)
     ok = side_info is not None and (erased is None or not np.asarray(erased).any())
-    return recon, ok, float(enc.cbr_total), air_cbr(link, enc.symbols.size, len(enc.side_info), image.size)
+    return recon, ok, cbr_total, air_cbr(link, enc.symbols.size, len(enc.side_info), image.size)
 
 
 # ----------------------------------------------------------------------------- one point
