@@ -4,8 +4,9 @@ Method families (``METHODS``):
 
 * neural (``medjscc``, ``ntscc``, ``adjscc``, ``deepjscc``): ``codec.load_codec(name)``; the
   analog symbols cross the channel, fading is MMSE-equalised with the known gain, the codec
-  decodes at the true SNR. Side info is assumed received intact on the symbol link (it is
-  counted in ``cbr_total``); on the OFDM link it travels in the frame headers.
+  decodes at the true SNR. On the symbol link the side info is one digital frame on the same
+  noisy channel (``envelope.send_side_info``; its symbols in ``cbr_total``, the analog payload
+  shrunk to fit; a lost frame loses the image); on the OFDM link it travels in the frame headers.
 * digital separation (``j2k-ldpc``, ``hevc-ldpc``, ``j2k-roi-ldpc``): for every MCS (LDPC rate x
   QAM order) the source stream is the largest that fits ``floor(cbr*H*W)`` symbols, is LDPC
   encoded, bit-interleaved, QAM-mapped, sent, soft-demapped (max-log LLRs) and min-sum decoded.
