@@ -45,7 +45,7 @@ class _sender(gr.basic_block):
         self.message_port_pub(pmt.intern(port), msg)
 
 
-def _pump(app, cond, timeout=10.0):
+def _pump(app, cond, timeout=120.0):   # a hang guard: a loaded machine is only slower
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:

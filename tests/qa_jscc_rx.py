@@ -82,6 +82,9 @@ class qa_jscc_rx(gr_unittest.TestCase):
                     time.sleep(0.01)
                 rx.set_timeout_s(expire_after_s)
             self.assertTrue(col_m.wait_for(1, HANG_S), "jscc_rx produced no metrics (hang)")
+            # the image port has a collector (and a thread) of its own: its first message may still
+            # wait in that collector's queue, and stop() would discard it (seen on a loaded machine)
+            self.assertTrue(col_i.wait_for(1, HANG_S), "jscc_rx published no image (hang)")
         finally:
             tb.stop()
             tb.wait()

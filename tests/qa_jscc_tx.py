@@ -12,7 +12,7 @@ from gnuradio import gr, gr_unittest  # noqa: E402
 from gnuradio.medjscc.blocks._msgtools import pdu_collector, post  # noqa: E402
 from gnuradio.medjscc.blocks._pmtutil import make_pdu, to_pmt  # noqa: E402
 from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
-from qa_helpers import shared_codec, synthetic_image  # noqa: E402
+from qa_helpers import HANG_S, shared_codec, synthetic_image  # noqa: E402
 
 
 class qa_jscc_tx(gr_unittest.TestCase):
@@ -71,21 +71,21 @@ class qa_jscc_tx(gr_unittest.TestCase):
         tb.start()
         try:
             post(tx, "image", make_pdu({"height": 64, "width": 64}, img.reshape(-1)))
-            self.assertTrue(col.wait_for(1, 10))
+            self.assertTrue(col.wait_for(1, HANG_S))   # hang guards: a loaded machine is only slower
             post(tx, "snr", to_pmt({"snr_db": 3.0, "raw_snr_db": 2.0}))
             # ports are served in no fixed order: wait until the SNR is taken before the next image
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + HANG_S
             while tx.snr_db() != 3.0 and time.monotonic() < deadline:
                 time.sleep(0.01)
             post(tx, "image", make_pdu({"height": 64, "width": 64,
                                         "mask": np.ones(64 * 64, np.uint8)}, img.reshape(-1)))
-            self.assertTrue(col.wait_for(2, 10))
+            self.assertTrue(col.wait_for(2, HANG_S))
             # bad inputs: wrong size, not a PDU, garbage SNR
             post(tx, "image", make_pdu({"height": 64, "width": 65}, img.reshape(-1)))
             post(tx, "image", pmt.intern("nope"))
             post(tx, "snr", pmt.intern("nope"))
             post(tx, "image", make_pdu({"height": 64, "width": 64}, img.reshape(-1)))
-            self.assertTrue(col.wait_for(3, 10))
+            self.assertTrue(col.wait_for(3, HANG_S))
         finally:
             tb.stop()
             tb.wait()
