@@ -45,6 +45,26 @@ def test_sized_layouts_take_the_frames_they_name(frames, side):
     assert plan.frames == plan.payload_frames == frames
     survives = plan.frames - plan.side_chunks
     assert survives == (frames - 1 if side == "whole" else min(1, frames - 1))
+    # the closed form's premise, on the real framing: every set of lost frames up to `survives`
+    # keeps the side info, every larger one loses it
+    import itertools
+
+    import numpy as np
+
+    from gnuradio.medjscc.phy import ImageAssembler, frame_image
+
+    params = OfdmParams(**kw).validate()
+    rng = np.random.default_rng(frames)
+    side_info = bytes(rng.integers(0, 256, side_bytes, dtype=np.uint8))
+    sent = frame_image(7, np.ones(n_sym, np.complex64), side_info, params, nonce=3)
+    for n_lost in range(frames + 1):
+        for lost in itertools.combinations(range(frames), n_lost):
+            asm = ImageAssembler(params)
+            for i, (hdr, pay) in enumerate(sent):
+                if i not in lost:
+                    asm.add(hdr, pay)
+            got = asm.assemble((3, 7), n_symbols=n_sym)
+            assert (got.side_info == side_info) == (n_lost <= survives), (lost, got.side_info_status)
 
 
 @pytest.mark.slow
