@@ -9,17 +9,21 @@ The full GNU Radio link of the closed loop: jscc_tx (CAU: --policy, feedback_del
 ofdm_analog_tx -> channel_preset(<profile>) -> ofdm_analog_rx -> jscc_rx, and ofdm_analog_rx ->
 snr_feedback -> jscc_tx. Test-split DRRs with their lung masks (oracle ROI), shipped model, CBR 1/16.
 
-Time is *air time*: the images go back to back, the bench sends image j+1 once every frame of
+Time is *air time*: each image has a fixed air slot (the longest image at the design SNR plus one
+frame; zeros fill the rest), so every policy's image k meets the same fading and noise samples
+(an encoding SNR changes the frame count now and then). The bench sends image j+1 once every frame of
 image j came out of the receiver (the channel only advances with the samples, so this is a
 continuous transmission, not a paced one), and the CAU's clock is the TX sample count / fs. An
 SNR estimate is measured at its frame's air time and usable ``delay`` ms of air time after the
-frame was received, so with ~9.6 ms of air per 256x256 image a 30 ms delay means the CAU encodes
-from estimates 3-4 images old. ``--time-scale pass`` (default) runs the profile's slow dynamics
+frame was received, so with ~12 ms slots per 256x256 image a 30 ms delay means the CAU encodes
+from estimates 2-3 images old. ``--time-scale pass`` (default) runs the profile's slow dynamics
 so that one whole pass (or fade cycle) spans the images (the scale is reported); a number gives
 the scale (1 = real time: then only the fading moves within the run).
 
-Rows: ``reference`` runs first -- ``fixed`` (no feedback: every image encoded for --design-snr) and
-``instant`` at 0 ms (the loop without delay) -- then every (delay, policy). Each: ``roi_psnr`` /
+Rows: the references run first -- ``fixed`` (no feedback: every image encoded for --design-snr),
+``fixed_repeat`` (the same again: its ``below_fixed`` / ``worst_vs_fixed_db`` are the run-to-run
+jitter, the receiver's batching follows the wall clock) and ``instant`` at 0 ms (the loop without
+delay) -- then every (delay, policy). Each: ``roi_psnr`` /
 ``roi_psnr_min`` (dB over the images; a lost image counts as grey), ``images_lost``,
 ``frames_sent`` / ``frames_decoded``, ``cau_err_db`` (mean of encoding SNR - channel SNR, the
 channel SNR = --snr + the profile's large-scale gain over the image's air time),
@@ -28,7 +32,8 @@ channel SNR = --snr + the profile's large-scale gain over the image's air time),
 the same image; identical encodings differ by up to ~0.3 dB between runs, the receiver's
 batching is not sample-exact) and
 ``worst_vs_fixed_db`` (the largest shortfall), ``wall_s``; with --json also per image:
-``per_image`` (ROI-PSNR), ``cau_snr`` (encoding SNR), ``chan_snr``.
+``per_image`` (ROI-PSNR), ``cau_snr`` (encoding SNR), ``chan_snr``, ``pass_t`` (pass time of
+the image's slot, s) and ``frames_lost``.
 """
 from __future__ import annotations
 
@@ -71,19 +76,81 @@ class _Counter:
         self.block = counter()
 
 
-def air_samples_per_image(codec, cfg, params, image, mask) -> int:
-    """Samples on air for one image (its frames with their guards), as ofdm_analog_tx makes them."""
+def make_slotter(slot: int):
+    """A block that starts image k's first burst at output sample k*slot (zeros in between; an
+    image longer than its slot just pushes the next one). The encoding SNR changes an image's
+    frame count now and then; without fixed slots every later image would meet other fading and
+    noise samples, and per-image comparisons between policies would compare channels."""
+    import numpy as np
+    import pmt
+    from gnuradio import gr
+
+    class slotter(gr.basic_block):
+        def __init__(self):
+            gr.basic_block.__init__(self, name="late_fb_slotter", in_sig=[np.complex64], out_sig=[np.complex64])
+            self.set_tag_propagation_policy(gr.TPP_DONT)
+            self.slot = int(slot)
+            self.pad_left = 0
+            self.last_image = None
+            self.handled = -1            # input offset of the last new-image tag handled
+            self.starts = []             # output sample where each image's first burst starts
+
+        def forecast(self, noutput_items, ninputs):
+            return [0 if self.pad_left else 1]
+
+        def _next_new_image(self, lo, hi):
+            for t in self.get_tags_in_range(0, lo, hi, pmt.intern("frame")):
+                iid = pmt.to_long(pmt.dict_ref(t.value, pmt.intern("image_id"), pmt.from_long(-1)))
+                if t.offset > self.handled and iid != self.last_image:
+                    return t.offset, iid
+            return None
+
+        def general_work(self, input_items, output_items):
+            inp, out = input_items[0], output_items[0]
+            r0, w0 = self.nitems_read(0), self.nitems_written(0)
+            used = made = 0
+            while made < len(out):
+                if self.pad_left:
+                    k = min(self.pad_left, len(out) - made)
+                    out[made:made + k] = 0
+                    made += k
+                    self.pad_left -= k
+                    continue
+                nxt = self._next_new_image(r0 + used, r0 + len(inp))
+                if nxt is not None and nxt[0] == r0 + used:
+                    self.handled, self.last_image = nxt
+                    target = len(self.starts) * self.slot
+                    self.pad_left = max(0, target - (w0 + made))
+                    self.starts.append(w0 + made + self.pad_left)
+                    continue
+                limit = (nxt[0] - r0) if nxt is not None else len(inp)
+                k = min(limit - used, len(out) - made)
+                if k <= 0:
+                    break
+                out[made:made + k] = inp[used:used + k]
+                for t in self.get_tags_in_range(0, r0 + used, r0 + used + k):
+                    self.add_item_tag(0, w0 + made + t.offset - (r0 + used), t.key, t.value, t.srcid)
+                used += k
+                made += k
+            self.consume(0, used)
+            return made
+
+    return slotter()
+
+
+def air_samples_per_image(codec, cfg, params, image, mask) -> tuple[int, int]:
+    """(samples on air, frames) for one image (frames with their guards, as ofdm_analog_tx makes them)."""
     from gnuradio.medjscc.blocks.jscc_tx import encode_frames
     from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx
 
     _, frames = encode_frames(codec, image, mask, 10.0, cfg.codec.cbr, 0, params)
     mod = ofdm_analog_tx(params=params).modulator
-    return int(sum(len(mod.modulate(meta, payload)) for meta, payload in frames))
+    return int(sum(len(mod.modulate(meta, payload)) for meta, payload in frames)), len(frames)
 
 
 def run_one(codec, cfg, params, profile: str, snr_db: float, policy: str, delay_ms: float,
             margin_db: float, design_snr_db: float, time_scale: float, seed: int, images, masks,
-            frame_timeout_s: float = 3.0, history: int = 8, start_s: float = 0.0) -> dict:
+            frame_timeout_s: float = 3.0, history: int = 8, start_s: float = 0.0, slot: int = 0) -> dict:
     import numpy as np
     from gnuradio import gr
 
@@ -103,8 +170,11 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, policy: str, delay_
     size = int(cfg.image_size)
     tb = gr.top_block("late_feedback")
     otx = ofdm_analog_tx(params=params)
+    slots = make_slotter(slot) if slot > 0 else None
 
-    def air_clock():                     # where a newly queued image would start on air (s)
+    def air_clock():                     # air time of the TX's last sample out (s)
+        if slots is not None:
+            return slots.nitems_written(0) / fs
         return (otx.nitems_written(0) + otx.queued_samples()) / fs
 
     def meas_time(info):                 # the frame's own air time (receiver sample count)
@@ -125,7 +195,10 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, policy: str, delay_
     fb = snr_feedback()
     cnt = _Counter().block
     tb.msg_connect(tx, "frames", otx, "pdus")
-    tb.connect(otx, ch, orx)
+    if slots is not None:
+        tb.connect(otx, slots, ch, orx)
+    else:
+        tb.connect(otx, ch, orx)
     tb.msg_connect(orx, "pdus", rx, "pdus")
     tb.msg_connect(orx, "pdus", fb, "rx")
     tb.msg_connect(orx, "pdus", cnt, "in")
@@ -153,6 +226,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, policy: str, delay_
     prof = get_radio_profile(profile)
     dyn = SatDynamics(prof, seed) if prof.is_satellite else None
     roi, lost, err, chans = [], 0, [], []
+    if slots is not None and len(slots.starts) == len(images):    # the images' real air slots
+        starts = [x / fs for x in slots.starts]
     for i, (img, m) in enumerate(zip(images, masks)):
         r = by_id.get(i)
         ok = r is not None and (bool(r["decoded"]) if "decoded" in r else int(r.get("frames_ok", 0)) > 0)
@@ -171,6 +246,9 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, policy: str, delay_
                per_image=[round(float(x), 3) for x in roi], time_scale=time_scale,
                cau_snr=[round(float(h["snr_db"]), 2) for h in tx.history[:len(images)]],
                chan_snr=[round(float(c), 2) for c in chans],
+               pass_t=[round(start_s + float(x) * time_scale, 3) for x in starts],
+               frames_lost=[int(h["frames"]) - int((by_id.get(i) or {}).get("frames_ok", 0))
+                            for i, h in enumerate(tx.history[:len(images)])],
                pass_s=round((ends[-1] - starts[0]) * time_scale, 1))
     rec["wall_s"] = round(time.perf_counter() - t0, 2)
     return rec
@@ -226,18 +304,24 @@ def main(argv=None) -> int:
         return 2
     images, masks, _ = demo._load_images(args.images, args.seed)
     params = make_params(cfg.ofdm)
+    # one fixed air slot per image: the longest image at the design SNR plus one frame of slack
+    sizes = [air_samples_per_image(codec, cfg, params, im, mk) for im, mk in zip(images, masks)]
+    slot = max(n for n, _ in sizes) + max(n // f for n, f in sizes)
     if args.time_scale == "pass":
         period = SatDynamics(prof).period_s if prof.is_satellite else None
-        air = args.images * air_samples_per_image(codec, cfg, params, images[0], masks[0]) / prof.sample_rate_hz
-        time_scale = period / air if period else 1.0
+        time_scale = period / (args.images * slot / prof.sample_rate_hz) if period else 1.0
     else:
         time_scale = float(args.time_scale)
     design = args.snr if args.design_snr is None else args.design_snr
-    runs = [("fixed", 0.0), ("instant", 0.0)] + [(p, d) for d in delays for p in policies]
+    # fixed twice: identical transmissions, so their difference is the run-to-run jitter of the
+    # receiver (its batching follows the wall clock) against which per-image differences count
+    runs = [("fixed", 0.0), ("fixed", 0.0), ("instant", 0.0)] + [(p, d) for d in delays for p in policies]
     ref = {}
     for policy, delay in runs:
         rec = run_one(codec, cfg, params, args.profile, args.snr, policy, delay, args.margin_db, design,
-                      time_scale, args.seed, images, masks, history=args.history, start_s=args.start_s)
+                      time_scale, args.seed, images, masks, history=args.history, start_s=args.start_s,
+                      slot=slot)
+        repeat = policy == "fixed" and "fixed" in ref
         if (policy, delay) in (("fixed", 0.0), ("instant", 0.0)) and policy not in ref:
             ref[policy] = rec
         fixed, inst = ref.get("fixed"), ref.get("instant")
@@ -246,12 +330,14 @@ def main(argv=None) -> int:
             short = [f - x for x, f in zip(rec["per_image"], fixed["per_image"])]
             rec["below_fixed"] = sum(s > args.tolerance_db for s in short)
             rec["worst_vs_fixed_db"] = max(0.0, max(short))
-        out = {c: rec.get(c) for c in COLUMNS} | {k: rec[k] for k in ("time_scale", "pass_s", "per_image",
-                                                                     "cau_snr", "chan_snr")}
+        per = ("per_image", "cau_snr", "chan_snr", "pass_t", "frames_lost")
+        out = {c: rec.get(c) for c in COLUMNS} | {k: rec[k] for k in ("time_scale", "pass_s") + per}
         out["design_snr_db"], out["margin_db"], out["snr_db"] = design, args.margin_db, args.snr
         out["history"] = args.history
+        if repeat:
+            out["policy"] = "fixed_repeat"
         if not args.json:
-            for k in ("per_image", "cau_snr", "chan_snr"):
+            for k in per:
                 out.pop(k)
         emit(out, args.json, COLUMNS)
     return 0

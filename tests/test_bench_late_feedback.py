@@ -18,8 +18,9 @@ def test_late_feedback_bench_rows_and_the_delay_end_to_end():
                        capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     rows = [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]
-    assert [(x["policy"], x["delay_ms"]) for x in rows] == [("fixed", 0.0), ("instant", 0.0), ("instant", 550.0)]
-    fixed, inst, late = rows
+    assert [(x["policy"], x["delay_ms"]) for x in rows] == [("fixed", 0.0), ("fixed_repeat", 0.0), ("instant", 0.0),
+                                                          ("instant", 550.0)]
+    fixed, _, inst, late = rows
     assert fixed["cau_err_db"] > 8                      # 25 dB design on a ~12 dB channel
     assert abs(inst["cau_err_db"]) < fixed["cau_err_db"] - 5   # the loop corrects it from image 2 on
     assert late["cau_err_db"] == pytest.approx(fixed["cau_err_db"], abs=1.0)   # feedback never usable
