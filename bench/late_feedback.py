@@ -15,8 +15,8 @@ frame; zeros fill the rest), so every policy's image k meets the same fading and
 image j came out of the receiver (the channel only advances with the samples, so this is a
 continuous transmission, not a paced one), and the CAU's clock is the TX sample count / fs. An
 SNR estimate is measured at its frame's air time and usable ``delay`` ms of air time after the
-frame was received, so with ~12 ms slots per 256x256 image a 30 ms delay means the CAU encodes
-from estimates 2-3 images old. ``--time-scale pass`` (default) runs the profile's slow dynamics
+frame was received; with the ~19 ms slots of 256x256 DRRs at CBR 1/16 a 30 ms delay means the
+CAU encodes from estimates 1-2 images old. ``--time-scale pass`` (default) runs the profile's slow dynamics
 so that one whole pass (or fade cycle) spans the images (the scale is reported); a number gives
 the scale (1 = real time: then only the fading moves within the run).
 
