@@ -136,3 +136,12 @@ def test_neural_side_info_crosses_the_noisy_symbol_link():
     side = methods.neural_model("medjscc", True).codec.encode(img, mask, snr_db=20.0, cbr=1 / 16).side_info
     assert envelope.side_info_symbols(len(side), envelope.side_info_mcs(20.0)) < 8 * len(side)
     assert envelope.side_info_symbols(len(side), envelope.side_info_mcs(-5.0)) > 8 * len(side)
+
+
+def test_side_info_frame_that_leaves_no_room_fails_the_image_not_the_sweep():
+    img = np.full((48, 48), 100, np.uint8)
+    img[10:30, 12:40] = 180
+    mask = img > 150
+    rows, _ = methods.run_point("medjscc", img, mask, "tiny", [-5.0], 1 / 16, "awgn", "symbol", 0, 0,
+                                random_codecs=True)
+    assert not rows[0]["decode_ok"] and rows[0]["cbr_total"] == methods.n_symbols(1 / 16, img.shape) / img.size

@@ -400,6 +400,10 @@ def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
 SIDE_INFO_ON_AIR = True
 
 
+class SideInfoDoesNotFit(MedJSCCError):
+    """The side-info frame at this SNR leaves no room for the payload in the symbol budget."""
+
+
 def _symbol_link_encode(codec, image, mask, snr_db, cbr, tries: int = 4):
     """Symbol link: the side info travels as its own frame (``envelope.send_side_info``), so the
     analog payload is solved for payload + that frame's symbols <= floor(cbr*H*W) (the codec's own
@@ -420,14 +424,19 @@ def _symbol_link_encode(codec, image, mask, snr_db, cbr, tries: int = 4):
             break
         total -= used - budget_sym
     if best is None:
-        raise MedJSCCError(f"CBR {cbr:g} cannot hold this codec's payload and its side-info frame at "
-                           f"{snr_db:g} dB ({mcs.name}); use a larger --cbr")
+        raise SideInfoDoesNotFit(f"CBR {cbr:g} cannot hold this codec's payload and its side-info frame at "
+                                 f"{snr_db:g} dB ({mcs.name}); use a larger --cbr")
     return best[1]
 
 
 def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
     """-> (recon, decode_ok, cbr_total, cbr_air)."""
-    enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
+    try:
+        enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
+    except SideInfoDoesNotFit:   # nothing can be sent at this SNR: the receiver shows grey
+        from .source import grey_image
+
+        return grey_image(image.shape), False, n_symbols(cbr, image.shape) / float(image.size), math.nan
     rx, side_info, erased, inv_snr = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words)
     cbr_total = float(enc.cbr_total)
     if getattr(link, "name", "") == "symbol" and SIDE_INFO_ON_AIR and enc.side_info:
