@@ -42,7 +42,7 @@ from ..errors import InputError, MedJSCCError
 from . import channel as chan
 from . import ldpc, qam, source
 
-NEURAL = ("medjscc", "ntscc", "adjscc", "deepjscc")
+NEURAL = ("medjscc", "medjscc_csi", "ntscc", "adjscc", "deepjscc")
 DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
