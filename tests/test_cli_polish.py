@@ -44,7 +44,7 @@ def test_config_flags_show_allowed_values_and_help():
     sub = dict(_subparsers(cli.build_parser()))[("rx",)]
     text = " ".join(sub.format_help().split())
     assert "--ofdm-equalizer {zf,mmse}" in text
-    assert "--codec-model TEXT codec: medjscc, ntscc" in text
+    assert "--codec-model TEXT codec: medjscc, medjscc_csi" in text
     assert "--channel-snr-db DB channel SNR" in text
 
 

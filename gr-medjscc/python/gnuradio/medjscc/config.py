@@ -99,7 +99,7 @@ FIELD_CHOICES = {
     "roi.backend": ("auto", "litemedsam", "sam2", "oracle", "none"),
 }
 _FIELD_HELP = {
-    "codec.model": "codec: medjscc, ntscc, adjscc, deepjscc (shipped) or the path of a .pt file",
+    "codec.model": "codec: medjscc, medjscc_csi (same encoder, CSI-aware decoder: use it at a radio receiver), ntscc, adjscc, deepjscc (shipped) or the path of a .pt file",
     "codec.snr_db": "SNR (dB) the encoder's channel-adaptive unit assumes until SNR feedback arrives",
     "codec.device": "torch device: cpu, cuda, cuda:N or mps",
     "codec.threads": "torch CPU threads",
@@ -131,7 +131,7 @@ def _field_docs(cls) -> dict[str, str]:
 
 @dataclass
 class CodecConfig:
-    model: str = "medjscc"          # medjscc | ntscc | adjscc | deepjscc | path to a .pt
+    model: str = "medjscc"          # shipped name (see _FIELD_HELP) or a .pt path
     cbr: float = 1.0 / 16.0         # target total channel bandwidth ratio
     snr_db: float = 10.0            # SNR the CAU assumes until feedback arrives
     device: str = "cpu"
