@@ -139,6 +139,12 @@ def _block_choices(block, param):
     return [str(o) for o in par["options"]], [str(x) for x in par["option_labels"]]
 
 
+def _wide(hint: str) -> str:
+    """A '(row,col,1,1)' GUI hint widened to two columns."""
+    row, col, _, _ = hint.strip("()").split(",")
+    return f"({row},{col},1,2)"
+
+
 def gui_controls(g, channel=True, tx_in_graph=True):
     """Live controls: the blocks' callbacks apply them while the flowgraph runs (sliders for the
     channel SNR and CFO, choosers for the equaliser, the channel preset and the codec model).
@@ -163,8 +169,9 @@ def gui_controls(g, channel=True, tx_in_graph=True):
         options, labels = _block_choices("channel_preset", "preset")
         g.block("chan_preset", "variable_qtgui_chooser", g._next_setting_pos(), label='"Channel preset"',
                 type="string", num_opts="0", value="channel", options=repr(options), labels=repr(labels),
-                widget="combo_box", orient="Qt.QHBoxLayout", gui_hint=next(hints))
-        n += 1
+                widget="combo_box", orient="Qt.QHBoxLayout", gui_hint=_wide(next(hints)))
+        next(hints)   # the preset names are long: the chooser takes two cells, or Qt folds it away
+        n += 2
     # the shipped codecs; set_model of JSCC TX and RX (here only the RX when the TX is another
     # process: it must then match what that TX sends). GRC evaluates the list when it generates
     # the script: a .pt path set as the 'model' parameter in GRC is offered first (a --model given
