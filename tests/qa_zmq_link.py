@@ -77,12 +77,14 @@ def test_two_processes_with_feedback_then_sigmf_replay(image_file, tmp_path):
     iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
     rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--sim-channel", "awgn", "--channel-snr-db", 12,
              "--record", tmp_path / "rec", "--out", tmp_path / "out", "--reference", image_file,
-             "--images", 2, "--idle-timeout", 10, "--duration", 90, "--random-weights")
+             "--images", 2, "--idle-timeout", 60, "--duration", 300, "--random-weights")
     wait_listening(fb)   # the RX binds the SNR publisher; the TX binds the IQ PUSH socket
+    # the run ends with the 2nd image; the idle / duration / timeout bounds are hang guards, wide
+    # enough for two processes that load torch on a busy machine
     tx = cli("tx", image_file, "--zmq", iq, "--snr-address", fb, "--repeat", 2, "--interval", 0.5,
-             "--wait-feedback", "--timeout", 90, "--random-weights")
-    tx_out, tx_err = tx.communicate(timeout=150)
-    rx_out, rx_err = rx.communicate(timeout=150)
+             "--wait-feedback", "--timeout", 300, "--random-weights")
+    tx_out, tx_err = tx.communicate(timeout=360)
+    rx_out, rx_err = rx.communicate(timeout=360)
     assert tx.returncode == 0, tx_err[-3000:]
     assert rx.returncode == 0, rx_err[-3000:]
     tx_res = json_lines(tx_out)[-1]
@@ -110,7 +112,7 @@ def test_two_processes_with_feedback_then_sigmf_replay(image_file, tmp_path):
     assert all(a["medjscc:crc_ok"] for a in ann)
     # replay the recording: the same frames and images come out again
     rp = cli("rx", "--replay", meta, "--reference", image_file, "--random-weights")
-    rp_out, rp_err = rp.communicate(timeout=120)
+    rp_out, rp_err = rp.communicate(timeout=300)
     assert rp.returncode == 0, rp_err[-3000:]
     again = [r for r in json_lines(rp_out) if "image_id" in r]
     assert [r["image_id"] for r in again] == [0, 1]
@@ -122,14 +124,14 @@ def test_two_processes_with_feedback_then_sigmf_replay(image_file, tmp_path):
 @pytest.mark.slow
 def test_transmitter_that_vanishes_does_not_hang_the_receiver(image_file):
     iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--idle-timeout", 3, "--duration", 100,
+    rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--idle-timeout", 3, "--duration", 400,
              "--random-weights")
     tx = cli("tx", image_file, "--zmq", iq, "--snr-address", fb, "--repeat", 0, "--interval", 0.3,
              "--random-weights")
     lines = []
     reader = threading.Thread(target=lambda: lines.extend(iter(rx.stdout.readline, "")), daemon=True)
     reader.start()
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 300   # a hang guard (two processes loading torch on a busy machine)
     while time.monotonic() < deadline and not any('"image_id"' in ln for ln in lines):
         time.sleep(0.2)
     tx.send_signal(signal.SIGKILL)   # the peer vanishes mid-stream
