@@ -46,6 +46,20 @@ def add_arguments(parser):
                              "observer for simulated lung nodules (task_auc, task_auc_lo/hi, task_dprime)")
     parser.add_argument("--task-pairs", type=int, default=80,
                         help="signal-present/-absent nodule pairs of the test split used by --task (default 80)")
+    sc = parser.add_argument_group(
+        "scenario (issue #18)", "--scenario PROFILE sends --images images over one pass of a satellite profile "
+        "(leo_pass, geo_link) with late SNR feedback instead of the SNR x CBR grid: Med-JSCC and the digital "
+        "envelope are told the same fed-back SNR (evaluation/scenario.py); one --snr (the pass average) and one "
+        "--cbr; writes scenario.csv, scenario_summary.json, plots/scenario_<profile>.png")
+    sc.add_argument("--scenario", default=None, help="satellite radio profile, e.g. leo_pass")
+    sc.add_argument("--images", type=int, default=24, help="images sent over the pass (default 24)")
+    sc.add_argument("--feedback-delay-ms", type=float, default=30.0, help="SNR feedback delay, air time (default 30)")
+    sc.add_argument("--feedback-policy", default="floor",
+                    help="comma-separated CAU policies: instant, margin, predict, floor, fixed (default floor)")
+    sc.add_argument("--feedback-margin-db", type=float, default=0.0, help="margin of the margin/predict/floor policies")
+    sc.add_argument("--design-snr", type=float, default=None, help="policies' design SNR (default: --snr)")
+    sc.add_argument("--image-interval-ms", type=float, default=20.0,
+                    help="air time per image; the pass is compressed so the images span it (default 20)")
 
 
 def run(args):
@@ -62,6 +76,8 @@ def run(args):
             raise InputError(f"{flag} {text!r}: {e}") from None
 
     methods = [m.strip() for m in str(args.methods).split(",") if m.strip()]
+    if getattr(args, "scenario", None):
+        return _run_scenario(args, methods, spec_list)
     spec = SweepSpec(methods=methods, snrs=spec_list(args.snr, "--snr"), cbrs=spec_list(args.cbr, "--cbr"),
                      channel=args.channel, link=args.link, trials=args.trials, limit=args.limit,
                      seed=args.seed, data=args.data, split=args.split,
@@ -89,4 +105,35 @@ def run(args):
             ref = result.task["reference"]
             print(f"  nodule task: original images AUC {ref['task_auc']:.3f} [{ref['task_auc_lo']:.3f}, "
                   f"{ref['task_auc_hi']:.3f}] over {ref['task_n_pairs']} pairs")
+    return 0
+
+
+def _run_scenario(args, methods, spec_list):
+    """--scenario: images over one satellite pass with late SNR feedback (evaluation/scenario.py)."""
+    from ..errors import InputError
+    from ..evaluation.scenario import ScenarioSpec, json_line, run_scenario
+
+    snrs, cbrs = spec_list(args.snr, "--snr"), spec_list(args.cbr, "--cbr")
+    if len(snrs) != 1 or len(cbrs) != 1:
+        raise InputError("--scenario needs one --snr (the pass-average SNR, e.g. --snr 10) and one --cbr")
+    if args.methods == "medjscc,j2k-ldpc,j2k-capacity":   # the grid's default: the scenario's pair instead
+        methods = ["medjscc", "digital-envelope"]
+    spec = ScenarioSpec(scenario=args.scenario, methods=methods,
+                        policies=[p.strip() for p in str(args.feedback_policy).split(",") if p.strip()],
+                        images=args.images, snr_db=snrs[0], design_snr_db=args.design_snr,
+                        delay_ms=args.feedback_delay_ms, margin_db=args.feedback_margin_db,
+                        image_interval_ms=args.image_interval_ms, cbr=cbrs[0], seed=args.seed,
+                        data=args.data, split=args.split)
+    result = run_scenario(spec, args.out, plots=not args.no_plots, progress=not args.json)
+    if args.json:
+        for r in result.rows:
+            print(json_line(r), flush=True)
+        for s in result.summary:
+            print(json_line(dict(s, kind="summary", scenario=spec.scenario)), flush=True)
+        return 0
+    print(f"{spec.images} images x {len(spec.policies)} policies x {len(spec.methods)} methods in {result.seconds:.1f} s (pass {result.settings['period_s']:.0f} s, "
+          f"x{result.settings['time_scale']:.0f}); results in {result.out}/scenario.csv, scenario_summary.json, plots/")
+    for s in result.summary:
+        print(f"  {s['policy']:8s} {s['method']:17s} delay={s['delay_ms']:g} ms roi={s['roi_psnr']:6.2f} "
+              f"min={s['roi_psnr_min']:6.2f} lost={s['images_lost']}/{s['n']} cau_err={s['cau_err_db']:+.2f} dB")
     return 0
