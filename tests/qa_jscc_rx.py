@@ -366,3 +366,54 @@ def test_set_model_switches_the_codec_while_running_and_keeps_it_on_a_bad_name()
     with pytest.raises(MedJSCCError):
         rx.set_model("nosuchmodel")
     assert rx.core.codec.name == "ntscc"
+
+
+@pytest.mark.parametrize("stall", ["decode_in_handler", "starved_handler"])
+def test_frames_queued_behind_a_busy_handler_never_time_their_image_out(stall, monkeypatch):
+    """Issue #14, a loaded receiver: ``timeout_s`` is time without new frames at the block's input,
+    not time its handler spent elsewhere. Frames that wait in GNU Radio's queue while the handler is
+    busy (decoding in the handler, or a thread starved of CPU) must not let their image expire: it
+    would be cut in two, its later frames dropped as late duplicates."""
+    from gnuradio.medjscc.blocks import jscc_rx as rx_mod
+    from qa_helpers import shared_codec
+
+    codec = _GatedCodec(shared_codec())
+    params = make_params({})
+    img0, img1 = _image_frames(codec, params, 2)
+    assert len(img1) >= 2
+    if stall == "decode_in_handler":   # image 0 (its last frame lost) ends at image 1's first frame
+        rx = jscc_rx(model=codec, params=params, timeout_s=0.2)   # and is decoded in the handler
+        busy, gate = codec.entered, codec.gate
+    else:                              # the handler stalls before image 1's second frame
+        codec.gate.set()
+        busy, gate, real = threading.Event(), threading.Event(), rx_mod.complex_pdu
+
+        def stalling_complex_pdu(msg):
+            if pmt.eq(msg, img1[1]):
+                busy.set()
+                gate.wait(HANG_S)
+            return real(msg)
+
+        monkeypatch.setattr(rx_mod, "complex_pdu", stalling_complex_pdu)
+        rx = jscc_rx(model=codec, params=params, timeout_s=0.2, max_pending_images=4)
+    tb = gr.top_block()
+    col = pdu_collector()
+    tb.msg_connect(rx, "metrics", col, "in")
+    # every frame is at the block's input before it starts, so before any timeout can run out,
+    # however loaded the machine is
+    for pdu in img0[:-1] + img1:
+        post(rx, "pdus", pdu)
+    tb.start()
+    try:
+        assert busy.wait(HANG_S), "the handler never got busy"
+        time.sleep(1.0)   # busy for 5x timeout_s (a lower bound: it only lets the old bug show)
+        gate.set()
+        _wait_until(lambda: rx.results_total == 2, "both images reported")
+    finally:
+        gate.set()
+        tb.stop()
+        tb.wait()
+    by_id = {r["image_id"]: r for r in rx.results}
+    assert by_id[0]["status"] == "decoded_partial"
+    assert (by_id[1]["status"], by_id[1]["frames_ok"]) == ("decoded", len(img1)), by_id[1]
+    assert rx.core.frames_dropped == 0

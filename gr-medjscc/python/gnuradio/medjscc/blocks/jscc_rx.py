@@ -38,6 +38,8 @@ from ._pmtutil import complex_pdu, make_pdu, snr_from_message, to_pmt
 
 log = logging.getLogger(__name__)
 SNR_SOURCES = ("frames", "feedback", "fixed")
+# posted by jscc_rx's timer to its own "pdus" port: timeouts are checked behind the queued frames
+_EXPIRE_TICK = pmt.intern("medjscc_jscc_rx_expire_tick")
 
 
 def mean_snr_db(values) -> float:
@@ -187,8 +189,9 @@ class JsccReceiverCore:
             finished.append(self._end(key))
         return finished
 
-    def expire(self, timeout_s: float) -> list[dict]:
-        now = time.monotonic()
+    def expire(self, timeout_s: float, now: float | None = None) -> list[dict]:
+        """End the images without a new frame for more than ``timeout_s`` before ``now``."""
+        now = time.monotonic() if now is None else now
         return [self._end(k) for k, st in list(self._pending.items()) if now - st["last"] > timeout_s]
 
     def flush(self) -> list[dict]:
@@ -368,6 +371,7 @@ class jscc_rx(gr.basic_block):
         self._worker = None
         self._stop = threading.Event()
         self._timer = None
+        self._tick_out = False              # an expiry tick waits in the "pdus" queue
         for port in ("pdus", "snr"):
             self.message_port_register_in(pmt.intern(port))
         for port in ("image", "metrics"):
@@ -399,6 +403,13 @@ class jscc_rx(gr.basic_block):
             self.core.feedback_snr_db = v
 
     def _handle_pdu(self, msg):
+        if pmt.is_pair(msg) and pmt.eq(pmt.car(msg), _EXPIRE_TICK):
+            # every frame queued before the tick was posted is in now: an image still without a
+            # new frame since then had none for real (not merely one waiting behind a busy handler)
+            with self._lock:
+                self._tick_out = False
+                self._queue(self.core.expire(self.timeout_s, now=pmt.to_double(pmt.cdr(msg))))
+            return
         pdu = complex_pdu(msg)
         if pdu is None:
             return
@@ -497,9 +508,14 @@ class jscc_rx(gr.basic_block):
                 {k: v for k, v in r.items() if k != "image"}))
 
     def _expiry_loop(self):
+        # timeouts are checked in the message handler, behind the frames already queued: a loaded
+        # host (or a decode in the handler) that lets frames wait in GNU Radio's queue longer than
+        # timeout_s must not cut their image in two. One tick at a time, stamped when posted.
         while not self._stop.wait(min(0.1, max(self.timeout_s / 4, 0.01))):
-            with self._lock:
-                self._queue(self.core.expire(self.timeout_s))
+            if not self._tick_out:
+                self._tick_out = True
+                self.to_basic_block()._post(pmt.intern("pdus"), pmt.cons(
+                    _EXPIRE_TICK, pmt.from_double(time.monotonic())))
 
     def flush(self, timeout_s: float | None = None) -> list[dict]:
         """End every image still gathering frames and decode everything waiting (also done at
@@ -512,6 +528,7 @@ class jscc_rx(gr.basic_block):
 
     def start(self):
         self._stop.clear()
+        self._tick_out = False
         threaded = self.max_pending_images > 0
         with self._lock:
             self._quit = False
