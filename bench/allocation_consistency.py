@@ -1,38 +1,25 @@
 #!/usr/bin/env python3
-"""Training vs inference allocation: do the two code paths give every latent position the same
+"""Training vs inference allocation: do the two paths give every latent position the same
 number of channel symbols? (issue #16, "allocation is written twice")
 
     python bench/allocation_consistency.py --json [--model medjscc] [--limit 20] [--cbr 1/8,1/16,1/32,1/64]
 
-Two implementations decide the symbols per latent position (the k-map) of a variable-length model:
+Since the allocation plan is one function (``codec.plan.plan_allocation``: cell size from the
+budget, the side-info fixed point, trimming, remainder), training's ``JSCCModel.allocate`` and
+``Codec.encode`` differ only in what their configuration gives them: the training ROI weight
+(``train.roi_rate_weight`` of the checkpoint) and, in train mode, CompressAI's noisy rate
+estimate. The inference k-map is read back from the encoded image's side info and symbol count,
+as the decoder derives it. Per CBR:
 
-* training: ``JSCCModel.allocate`` (called by ``JSCCModel.forward``): cells of ``cfg.rate_block``
-  positions, the training ROI weight (``train.roi_rate_weight`` of the checkpoint), a payload
-  target of ``round(cbr * H * W)`` (training draws a *payload* CBR), no side info, no remainder
-  (the total stays at or below the target);
-* inference: ``Codec.encode``: cell size from ``rate_block_for`` (doubled while the rate map would
-  cost too much side info), the model's inference ROI weight, a payload of ``floor(cbr * H * W -
-  side-info symbols)`` solved to a fixed point, then ``add_remainder`` (+1 on the first positions
-  in raster order up to the exact payload).
-
-The inference k-map is read back from the encoded image's side info and symbol count, as the
-decoder derives it. Per CBR the bench compares it with training k-maps on a ladder that switches
-one setting at a time from the training value to the inference value:
-
-* ``as_trained``: the training path exactly as training runs it (eval-mode rate estimate);
-* ``with_inference_roi_weight``: + the inference ROI weight;
-* ``with_inference_payload``: + the inference payload count (side info and fixed point);
-* ``with_inference_block``: + the inference cell size. Then the same ``allocate_variable`` runs on
-  the same scores and payload, so only the remainder should differ; ``level_maps_equal`` counts
-  the images where the level maps (before the remainder) agree. Where they do not, the encoder's
-  side-info fixed point (4 iterations: the side info's size depends on the rate map it carries)
-  did not settle, and the encoder's allocation is not ``allocate_variable``'s at its own final
-  payload (trimmed by its drop-the-weakest-cell loop, or a larger remainder).
+* ``same_roi_weight``: the training path with the inference ROI weight (the plan itself: it
+  must agree everywhere);
+* ``as_trained``: with the training ROI weight (eval-mode rate estimate);
+* ``as_trained_train_mode``: and the train-mode rate estimate, seeded.
 
 Reported per variant: the fraction of latent positions whose symbol count differs, the mean and
-largest absolute difference (symbols per position), and the mean totals. ``as_trained_train_mode``
-adds what training really feeds the allocator: the rate estimate in train mode (CompressAI's
-uniform-noise proxy instead of rounding), seeded.
+largest absolute difference (symbols per position), the mean totals and the images identical.
+(Before the plan, training used 2x2 cells, a payload target without side info and no remainder:
+96-99.7 % of the positions differed at CBR 1/8-1/64, commit 1ba9bd3.)
 """
 from __future__ import annotations
 
@@ -88,16 +75,16 @@ class TrainingPath:
             else:
                 self.bits, _ = model.rate(y)
 
-    def kmap(self, n_target: int, roi_weight: float, block: int):
+    def kmap(self, total: float, roi_weight: float):
         import torch
 
         cfg = self.codec.cfg
-        saved = cfg.roi_rate_weight, cfg.rate_block
-        cfg.roi_rate_weight, cfg.rate_block = float(roi_weight), int(block)
+        saved = cfg.roi_rate_weight
+        cfg.roi_rate_weight = float(roi_weight)
         try:
-            k = self.codec.model.allocate(self.bits, self.roi, torch.tensor([int(n_target)]), (1,) + self.latent)
+            k = self.codec.model.allocate(self.bits, self.roi, torch.tensor([float(total)]), (1,) + self.latent)
         finally:
-            cfg.roi_rate_weight, cfg.rate_block = saved
+            cfg.roi_rate_weight = saved
         return k[0].numpy()
 
 
@@ -148,62 +135,50 @@ def main(argv=None):
         raise SystemExit(f"model {args.model} is fixed length: both paths use allocate_fixed")
     train_roi_weight = (codec.meta.get("train") or {}).get("roi_rate_weight")
     train_roi_weight = codec.cfg.roi_rate_weight if train_roi_weight is None else float(train_roi_weight)
-    train_block = codec.cfg.rate_block
     pairs = load_pairs(args.data, args.split, args.limit)
     cbrs = parse_spec(args.cbr)
-    ladder = ("as_trained", "with_inference_roi_weight", "with_inference_payload", "with_inference_block")
-    per_cbr = {c: {**{v: [] for v in ladder}, "as_trained_train_mode": [],
-                   "blocks": [], "remainder": [], "side_info_symbols": [], "roi_grid_differ": []} for c in cbrs}
+    variants = ("same_roi_weight", "as_trained", "as_trained_train_mode")
+    per_cbr = {c: {**{v: [] for v in variants}, "blocks": [], "remainder": [], "side_info_symbols": [],
+                   "roi_grid_differ": []} for c in cbrs}
     for i, p in enumerate(pairs):
         image, mask = p["image"], p["mask"]
         shape = image.shape
-        n_pix = image.size
-        positions = (shape[0] // 16) * (shape[1] // 16)
         train_path = TrainingPath(codec, image, mask, args.snr)
         noisy_path = TrainingPath(codec, image, mask, args.snr, train_mode=True, seed=i)
         inf_roi = codec._roi_grid(mask, shape)   # the grid the encoder sends (rule "any")
         for c in cbrs:
             enc = codec.encode(image, mask, snr_db=args.snr, cbr=c)
-            k_inf, k_levels, block, remainder = inference_kmap(codec, enc, shape)
-            n_payload = int(enc.symbols.size)
+            k_inf, _, block, remainder = inference_kmap(codec, enc, shape)
             row = per_cbr[c]
             row["blocks"].append(block)
             row["remainder"].append(remainder)
             row["side_info_symbols"].append(float(enc.side_info_bits))
             if train_path.roi is not None and inf_roi is not None:
                 row["roi_grid_differ"].append(float(((train_path.roi[0, 0].numpy() > 0.5) != inf_roi).mean()))
-            trained_target = int(min(round(c * n_pix), codec.cfg.k_max * positions))
-            row["as_trained"].append(compare(train_path.kmap(trained_target, train_roi_weight, train_block), k_inf))
-            row["as_trained_train_mode"].append(
-                compare(noisy_path.kmap(trained_target, train_roi_weight, train_block), k_inf))
-            w_inf = codec.cfg.roi_rate_weight
-            row["with_inference_roi_weight"].append(compare(train_path.kmap(trained_target, w_inf, train_block), k_inf))
-            row["with_inference_payload"].append(compare(train_path.kmap(n_payload, w_inf, train_block), k_inf))
-            k_same = train_path.kmap(n_payload, w_inf, block)
-            row["with_inference_block"].append(dict(compare(k_same, k_inf),
-                                                    level_map_equal=bool((k_same == k_levels).all())))
+            total = c * image.size
+            row["same_roi_weight"].append(compare(train_path.kmap(total, codec.cfg.roi_rate_weight), k_inf))
+            row["as_trained"].append(compare(train_path.kmap(total, train_roi_weight), k_inf))
+            row["as_trained_train_mode"].append(compare(noisy_path.kmap(total, train_roi_weight), k_inf))
     for c in cbrs:
         r = per_cbr[c]
         blocks = sorted(set(r["blocks"]))
         out = {"model": args.model, "split": args.split, "n_images": len(pairs), "snr_db": args.snr, "cbr": c,
-               "train": {"rate_block": train_block, "roi_rate_weight": train_roi_weight,
-                         "payload_target": "round(cbr*H*W), no side info, no remainder"},
+               "train": {"roi_rate_weight": train_roi_weight, "budget": "cbr*H*W incl. side info (plan_allocation)"},
                "inference": {"rate_block": blocks[0] if len(blocks) == 1 else blocks,
                              "roi_rate_weight": codec.cfg.roi_rate_weight,
                              "side_info_symbols_mean": float(np.mean(r["side_info_symbols"])),
                              "remainder_mean": float(np.mean(r["remainder"]))},
                "roi_grid_cells_differ": float(np.mean(r["roi_grid_differ"])) if r["roi_grid_differ"] else None}
-        for v in ladder + ("as_trained_train_mode",):
+        for v in variants:
             out[v] = _mean_rows(r[v])
         if args.json:
             print(json.dumps(out))
         else:
-            print(f"cbr {c:.5f}: inference block {out['inference']['rate_block']} vs training {train_block}, "
-                  f"ROI weight {codec.cfg.roi_rate_weight:g} vs {train_roi_weight:g}; positions with another "
-                  f"symbol count: as trained {100 * out['as_trained']['positions_differ']:.1f}% "
-                  f"(mean |dk| {out['as_trained']['mean_abs_diff']:.2f}); "
-                  + "; ".join(f"{v} {100 * out[v]['positions_differ']:.1f}%" for v in ladder[1:])
-                  + f" ({len(pairs)} images)")
+            print(f"cbr {c:.5f}: cell size {out['inference']['rate_block']}; positions with another symbol count: "
+                  + "; ".join(f"{v} {100 * out[v]['positions_differ']:.1f}% (mean |dk| {out[v]['mean_abs_diff']:.2f})"
+                              for v in variants)
+                  + f" ({len(pairs)} images; ROI weight {codec.cfg.roi_rate_weight:g} at inference, "
+                    f"{train_roi_weight:g} in training)")
 
 
 if __name__ == "__main__":

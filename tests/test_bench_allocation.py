@@ -36,37 +36,22 @@ def test_allocation_bench_rows_and_control(bench, tmp_path, capsys):
     rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
     assert [r["cbr"] for r in rows] == [1 / 16, 1 / 64]
     for r in rows:
-        assert r["n_images"] == 2 and r["train"]["rate_block"] == 2
-        blocks = r["inference"]["rate_block"]
-        assert all(b >= 2 for b in (blocks if isinstance(blocks, list) else [blocks]))
+        assert r["n_images"] == 2
         assert r["roi_grid_cells_differ"] == 0.0        # both paths: a cell is ROI if any pixel is
-        # training never exceeds its target (no remainder); inference meets its payload exactly
-        assert r["as_trained"]["total_train"] <= round(r["cbr"] * 256 * 256)
-        assert r["with_inference_payload"]["total_train"] <= r["with_inference_payload"]["total_inference"]
-        # same weight, payload and cell size: the inference adds its remainder on top
-        ctl = r["with_inference_block"]
-        assert ctl["total_train"] <= ctl["total_inference"]
-        assert 0 <= ctl["level_maps_equal"] <= r["n_images"]
-        for v in ("as_trained", "with_inference_roi_weight", "with_inference_payload", "as_trained_train_mode"):
+        # one plan: with the same ROI weight the training path allocates what the decoder is given
+        same = r["same_roi_weight"]
+        assert same["positions_differ"] == 0.0 and same["images_identical"] == 2
+        assert same["total_train"] == same["total_inference"]
+        for v in ("as_trained", "as_trained_train_mode"):
             assert 0.0 <= r[v]["positions_differ"] <= 1.0 and r[v]["mean_abs_diff"] >= 0.0
-    # per image: with the inference's weight, payload and cell size the training path gives the
-    # inference's level map wherever the encoder's side-info fixed point settled, and then the
-    # two k-maps differ by exactly the remainder (+1 on as many positions)
+    # the comparison can fail: another ROI weight moves symbols between ROI and background cells
     from gnuradio.medjscc.codec import load_codec
 
     codec = load_codec("medjscc")
-    settled = 0
-    for i in range(2):
-        img = np.asarray(Image.open(tmp_path / "images" / f"a{i}.png"))
-        mask = np.asarray(Image.open(tmp_path / "masks" / f"a{i}.png")) > 0
-        path = bench.TrainingPath(codec, img, mask, 10.0)
-        for cbr in (1 / 16, 1 / 64):
-            enc = codec.encode(img, mask, snr_db=10.0, cbr=cbr)
-            k_inf, k_levels, block, remainder = bench.inference_kmap(codec, enc, img.shape)
-            assert int(k_inf.sum()) == enc.symbols.size and int(k_levels.sum()) + remainder == enc.symbols.size
-            k_train = path.kmap(enc.symbols.size, codec.cfg.roi_rate_weight, block)
-            if (k_train == k_levels).all():
-                settled += 1
-                d = k_inf - k_train
-                assert set(np.unique(d).tolist()) <= {0, 1} and int(d.sum()) == remainder
-    assert settled >= 1, "no image settled: nothing compared"
+    img = np.asarray(Image.open(tmp_path / "images" / "a0.png"))
+    mask = np.asarray(Image.open(tmp_path / "masks" / "a0.png")) > 0
+    path = bench.TrainingPath(codec, img, mask, 10.0)
+    enc = codec.encode(img, mask, snr_db=10.0, cbr=1 / 16)
+    k_inf = bench.inference_kmap(codec, enc, img.shape)[0]
+    assert (path.kmap(img.size / 16, codec.cfg.roi_rate_weight) == k_inf).all()
+    assert (path.kmap(img.size / 16, 8.0) != k_inf).any()

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, MedJSCCError, WeightsError
 from ..checksums import verify_sha256, write_sha256
-from . import allocation, sideinfo
+from . import allocation, plan, sideinfo
 from .layers import SNR_MAX_DB, SNR_MIN_DB
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
 
@@ -38,8 +38,8 @@ MIN_SIDE, MAX_SIDE = 16, 4096
 ALLOCATION_SCORES = ("entropy", "energy")   # Codec.allocation_score: the design, and a what-if
 CBR_TOLERANCE = 0.02
 FALLBACK_GREY = 128
-SIDE_INFO_FRACTION = 0.05
-BITS_PER_CELL_ESTIMATE = 3.0
+SIDE_INFO_FRACTION = plan.SIDE_INFO_FRACTION        # re-exported: the allocation plan owns them
+BITS_PER_CELL_ESTIMATE = plan.BITS_PER_CELL_ESTIMATE
 
 
 @dataclass
@@ -203,18 +203,8 @@ class Codec:
         return allocation.block_grid(self.latent_shape(shape), block or self.cfg.rate_block)
 
     def rate_block_for(self, shape, target_total: float, mask_bits: int = 0) -> int:
-        """Allocation cell size: the configured one, doubled while the rate map would cost more
-        than ``SIDE_INFO_FRACTION`` of the budget (at ~``BITS_PER_CELL_ESTIMATE`` bits a cell)."""
-        if self.rate_block_override:
-            return self.rate_block_override
-        block = self.cfg.rate_block
-        budget_bits = SIDE_INFO_FRACTION * target_total * sideinfo.SIDE_INFO_BITS_PER_SYMBOL - mask_bits
-        while block < 8:
-            cells = np.prod(self.cell_shape(shape, block))
-            if cells * BITS_PER_CELL_ESTIMATE <= budget_bits:
-                break
-            block *= 2
-        return block
+        """Allocation cell size for this budget (``plan.rate_block_for``)."""
+        return plan.rate_block_for(self.cfg, shape, target_total, mask_bits, self.rate_block_override)
 
     def _roi_grid(self, mask, shape) -> np.ndarray | None:
         if not self.cfg.use_roi:
@@ -236,16 +226,7 @@ class Codec:
         return F.pad(t, (0, gw * DOWNSCALE - w, 0, gh * DOWNSCALE - h), mode="replicate")
 
     def _side_info(self, rate_idx, roi_grid, block: int | None = None, power_code: int | None = None) -> bytes:
-        mask_bytes = None
-        if roi_grid is not None:
-            from ..roi.sideinfo import encode_mask
-
-            mask_bytes = encode_mask(roi_grid)
-        if not self.cfg.linear_path:
-            power_code = None
-        elif power_code is None:
-            power_code = sideinfo.POWER_CODE_OFFSET   # placeholder of the final size
-        return sideinfo.pack(rate_idx, len(self.cfg.levels), mask_bytes, block or self.cfg.rate_block, power_code)
+        return plan.side_info(self.cfg, rate_idx, roi_grid, block, power_code)
 
     def max_cbr(self, shape) -> float:
         gh, gw = self.latent_shape(shape)
@@ -296,58 +277,22 @@ class Codec:
         n_pix = h * w
         target_total = cbr * n_pix
 
+        score_for_block = None
         if self.cfg.variable_length:
             bits, _ = self.model.rate(y)
-            mask_bits = 0
-            if roi_grid is not None:
-                from ..roi.sideinfo import mask_bits as _mask_bits
-
-                mask_bits = _mask_bits(roi_grid)
-            block = self.rate_block_for((h, w), target_total, mask_bits)
             roi_f = roi_grid.astype(np.float64) if roi_grid is not None else None
-            if self.allocation_score == "entropy":
-                score = self.model.cell_scores(bits[0].cpu().numpy(), roi_f, block)
-            elif self.allocation_score == "energy":
-                # + 0.1: cells with no strong pair still rank (by the ROI weight) rather than tie at 0
-                counts = self.model.strongest_pair_counts(y, int(target_total))
-                score = self.model.weigh_cells(counts + 0.1, roi_f, block)
-            else:
+
+            def score_for_block(block):
+                if self.allocation_score == "entropy":
+                    return self.model.cell_scores(bits[0].cpu().numpy(), roi_f, block)
+                if self.allocation_score == "energy":
+                    # + 0.1: cells with no strong pair still rank (by the ROI weight) rather than tie at 0
+                    counts = self.model.strongest_pair_counts(y, int(target_total))
+                    return self.model.weigh_cells(counts + 0.1, roi_f, block)
                 raise MedJSCCError(f"allocation_score must be one of {ALLOCATION_SCORES}, got {self.allocation_score!r}")
-            sizes = allocation.block_sizes((gh, gw), block)
-
-            def side_for(idx):
-                return self._side_info(idx, roi_grid, block)
-
-            def kmap_for(idx):
-                return allocation.symbols_per_position(idx, (gh, gw), block, self.cfg.levels)
-
-            side = side_for(np.zeros(score.shape, dtype=np.int64))
-            for _ in range(4):   # side-info size depends on the allocation: iterate to a fixed point
-                n_payload = self._payload_budget(target_total, side, (h, w))
-                rate_idx = allocation.allocate_variable(score, sizes, n_payload, self.cfg.levels)
-                new_side = side_for(rate_idx)
-                if len(new_side) == len(side):
-                    break
-                side = new_side
-            side = new_side
-            n_payload = self._payload_budget(target_total, side, (h, w))
-            kmap = kmap_for(rate_idx)
-            block_used = block
-            while kmap.sum() > n_payload:   # the final side info grew: drop the weakest cells
-                live = rate_idx > 0
-                if not live.any():
-                    break
-                i, j = np.argwhere(live)[np.argmin(score[live])]
-                rate_idx[i, j] -= 1
-                kmap = kmap_for(rate_idx)
-                side = side_for(rate_idx)
-                n_payload = self._payload_budget(target_total, side, (h, w))
-            kmap = allocation.add_remainder(kmap, int(n_payload - kmap.sum()), self.cfg.k_max)
-        else:
-            rate_idx, block_used = None, None
-            side = self._side_info(None, roi_grid)
-            n_payload = self._payload_budget(target_total, side, (h, w))
-            kmap = allocation.allocate_fixed(n_payload, (gh, gw), self.cfg.k_max)
+        pl = plan.plan_allocation(self.cfg, score_for_block, roi_grid, target_total, (h, w),
+                                  self.rate_block_override, self.name)
+        kmap, side, rate_idx, block_used = pl.kmap, pl.side_info, pl.rate_idx, pl.block
 
         kmap_t = torch.from_numpy(kmap)[None].to(self.device)
         used = self.model.channel_mask(kmap_t)
@@ -369,20 +314,7 @@ class Codec:
                             snr_db=snr)
 
     def _payload_budget(self, target_total: float, side: bytes, shape) -> int:
-        side_symbols = sideinfo.size_bits(side) / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
-        n_pix = shape[0] * shape[1]
-        n_payload = int(math.floor(target_total - side_symbols))
-        gh, gw = self.latent_shape(shape)
-        capacity = self.cfg.k_max * gh * gw
-        if n_payload < 1:
-            raise MedJSCCError(
-                f"cbr {target_total / n_pix:.5f} unreachable for a {shape[0]}x{shape[1]} image: the side info alone "
-                f"needs {side_symbols:.0f} symbols (cbr {side_symbols / n_pix:.5f}); use a larger cbr")
-        if n_payload > capacity:
-            raise MedJSCCError(
-                f"cbr {target_total / n_pix:.5f} unreachable for model {self.name}: at most "
-                f"{(capacity + side_symbols) / n_pix:.4f} ({self.cfg.k_max} symbols per 16x16 patch)")
-        return n_payload
+        return plan.payload_budget(self.cfg, target_total, side, shape, self.name)
 
     # -- decode ------------------------------------------------------------------------
     def _fallback(self, shape, reason: str) -> np.ndarray:

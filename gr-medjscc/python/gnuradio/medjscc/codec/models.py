@@ -285,19 +285,30 @@ class JSCCModel(nn.Module):
         return s * used / power.sqrt()[:, None, None, None]
 
     def allocate(self, bits: torch.Tensor | None, roi: torch.Tensor | None, n_target, latent_bhw) -> torch.Tensor:
-        """Symbol counts per latent position (B, h, w) for per-image payload targets."""
+        """Symbol counts per latent position (B, h, w) for per-image budgets ``n_target``: channel
+        uses including the side info, planned exactly as ``Codec.encode`` plans them
+        (``plan.plan_allocation``: cell size, side-info fixed point, remainder), so the decoder
+        trains on the rate maps it will be given."""
+        from . import plan
+
         cfg = self.cfg
         b, h, w = latent_bhw
         out = np.zeros((b, h, w), dtype=np.int64)
         for i in range(b):
-            if not cfg.variable_length:
-                out[i] = allocation.allocate_fixed(int(n_target[i]), (h, w), cfg.k_max)
-                continue
-            score = self.cell_scores(bits[i].detach().cpu().numpy(),
-                                     None if roi is None else roi[i, 0].detach().cpu().numpy())
-            idx = allocation.allocate_variable(score, allocation.block_sizes((h, w), cfg.rate_block),
-                                               int(n_target[i]), cfg.levels)
-            out[i] = allocation.symbols_per_position(idx, (h, w), cfg.rate_block, cfg.levels)
+            roi_hw = None if roi is None else roi[i, 0].detach().cpu().numpy().astype(np.float64)
+            score_for_block = None
+            if cfg.variable_length:
+                bits_hw = bits[i].detach().cpu().numpy()
+
+                def score_for_block(block, bits_hw=bits_hw, roi_hw=roi_hw):
+                    return self.cell_scores(bits_hw, roi_hw, block)
+            grid, total, shape = None if roi_hw is None else roi_hw > 0.5, float(n_target[i]), (h * DOWNSCALE, w * DOWNSCALE)
+            try:
+                out[i] = plan.plan_allocation(cfg, score_for_block, grid, total, shape).kmap
+            except MedJSCCError:
+                # a small crop at the lowest CBR: its side info alone can exceed the budget, which
+                # inference refuses; training gives it one payload symbol per position beyond that
+                out[i] = plan.plan_allocation(cfg, score_for_block, grid, total + h * w, shape).kmap
         return torch.from_numpy(out)
 
     def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
@@ -328,7 +339,8 @@ class JSCCModel(nn.Module):
     # ------------------------------------------------------------------ training forward
     def forward(self, x, roi, snr_db, payload_target, channel_fn):
         """x (B,1,H,W) in [0,1] with H, W multiples of 16; roi (B,1,H/16,W/16) float or None;
-        snr_db (B,); payload_target (B,) complex symbols; channel_fn(complex (B,n), snr) -> rx."""
+        snr_db (B,); payload_target (B,) channel uses per image, side info included (as
+        ``Codec.encode``'s budget); channel_fn(complex (B,n), snr) -> rx."""
         snr_c = self.effective_snr(snr_db)
         b, _, hh, ww = x.shape
         h, w = hh // DOWNSCALE, ww // DOWNSCALE

@@ -353,7 +353,8 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         cbr = np.exp(rng.uniform(math.log(c_lo), math.log(c_hi), b))
         n_pix = x.shape[-1] * x.shape[-2]
         positions = n_pix // DOWNSCALE**2
-        target = torch.from_numpy(np.minimum(np.round(cbr * n_pix), mcfg.k_max * positions).astype(np.int64))
+        # the image's whole budget (payload + side info), as Codec.encode gets it
+        target = torch.from_numpy(np.minimum(cbr * n_pix, mcfg.k_max * positions))
         if tcfg.channel == "csi_link":
             def channel_fn(z, s):
                 return csi_link_channel(z, s, erasure_fraction=tcfg.erasure_fraction,
