@@ -23,17 +23,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import InputError, MedJSCCError, WeightsError
-from ..checksums import verify_sha256, write_sha256
+from ..errors import InputError, MedJSCCError
 from . import allocation, plan, sideinfo
 from .layers import SNR_MAX_DB, SNR_MIN_DB
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
+from .weights import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_NAMES, model_from_checkpoint,  # noqa: F401
+                      read_checkpoint, resolve_weights, save_weights, shipped_models_dir)
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES = ("medjscc", "ntscc", "adjscc", "deepjscc")
-CHECKPOINT_FORMAT = "gr-medjscc-codec"
-CHECKPOINT_VERSION = 1
 MIN_SIDE, MAX_SIDE = 16, 4096
 ALLOCATION_SCORES = ("entropy", "energy")   # Codec.allocation_score: the design, and a what-if
 CBR_TOLERANCE = 0.02
@@ -56,78 +54,6 @@ class EncodedImage:
     @property
     def side_info_symbols(self) -> float:
         return self.side_info_bits / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
-
-
-# ------------------------------------------------------------------------------ weights I/O
-def shipped_models_dir() -> Path:
-    from .. import paths
-
-    try:
-        return paths.models_dir()
-    except FileNotFoundError as e:
-        raise WeightsError(str(e)) from None
-
-
-def resolve_weights(name_or_path) -> Path:
-    s = str(name_or_path)
-    if s in MODEL_NAMES or ("/" not in s and not s.endswith(".pt")):
-        folder = shipped_models_dir()
-        path = folder / f"{s}.pt"
-        if not path.is_file():
-            shipped = sorted(p.stem for p in folder.glob("*.pt") if not p.stem.startswith("roi_"))
-            raise WeightsError(f"unknown model {s!r}: shipped codec models in {folder} are "
-                               f"{', '.join(shipped) or 'none'}; or pass the path of a .pt file")
-        return path
-    return Path(s)
-
-
-def read_checkpoint(path: Path) -> dict:
-    """Load a weights file after verifying its SHA-256 (``<file>.sha256``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    verify_sha256(path, "restore it from git (git checkout models/) or retrain with `medjscc train`")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise WeightsError(f"cannot load weights {path}: {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"{path} is not a gr-medjscc codec checkpoint")
-    if int(ckpt.get("version", -1)) != CHECKPOINT_VERSION:
-        raise WeightsError(f"{path}: unsupported checkpoint version {ckpt.get('version')}")
-    return ckpt
-
-
-def save_weights(model: JSCCModel, path, meta: dict | None = None, fp16: bool = False) -> Path:
-    """Write {format, version, config, state_dict, meta} and ``<file>.sha256``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sd = {k: (v.half() if fp16 and v.is_floating_point() else v).detach().cpu().clone()
-          for k, v in model.state_dict().items()}
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-                "config": model.cfg.to_dict(), "state_dict": sd, "meta": meta or {}}, path)
-    write_sha256(path)
-    return path
-
-
-def model_from_checkpoint(ckpt: dict, source="checkpoint") -> JSCCModel:
-    try:
-        cfg = ModelConfig.from_dict(ckpt["config"])
-    except (MedJSCCError, KeyError, TypeError) as e:
-        raise WeightsError(f"{source}: invalid model config: {e}") from None
-    model = build_model(cfg)
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(sd))
-    unexpected = sorted(set(sd) - set(own))
-    wrong = sorted(k for k in set(own) & set(sd) if own[k].shape != sd[k].shape)
-    if missing or unexpected or wrong:
-        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{'...' if len(keys) > 3 else ''}"
-                           for label, keys in (("missing", missing), ("unexpected", unexpected),
-                                               ("shape mismatch", wrong)) if keys)
-        raise WeightsError(f"{source} does not match the architecture its config describes ({detail})")
-    model.load_state_dict(sd)
-    return model
 
 
 # ------------------------------------------------------------------------------ codec
@@ -282,7 +208,7 @@ class Codec:
             bits, _ = self.model.rate(y)
             roi_f = roi_grid.astype(np.float64) if roi_grid is not None else None
 
-            def score_for_block(block):
+            def _score(block):
                 if self.allocation_score == "entropy":
                     return self.model.cell_scores(bits[0].cpu().numpy(), roi_f, block)
                 if self.allocation_score == "energy":
@@ -290,6 +216,7 @@ class Codec:
                     counts = self.model.strongest_pair_counts(y, int(target_total))
                     return self.model.weigh_cells(counts + 0.1, roi_f, block)
                 raise MedJSCCError(f"allocation_score must be one of {ALLOCATION_SCORES}, got {self.allocation_score!r}")
+            score_for_block = _score
         pl = plan.plan_allocation(self.cfg, score_for_block, roi_grid, target_total, (h, w),
                                   self.rate_block_override, self.name)
         kmap, side, rate_idx, block_used = pl.kmap, pl.side_info, pl.rate_idx, pl.block

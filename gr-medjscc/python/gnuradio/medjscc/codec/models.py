@@ -17,6 +17,7 @@ in the side info (16 bits), so the decoder can undo it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -299,9 +300,7 @@ class JSCCModel(nn.Module):
             score_for_block = None
             if cfg.variable_length:
                 bits_hw = bits[i].detach().cpu().numpy()
-
-                def score_for_block(block, bits_hw=bits_hw, roi_hw=roi_hw):
-                    return self.cell_scores(bits_hw, roi_hw, block)
+                score_for_block = functools.partial(self._cell_scores_at, bits_hw, roi_hw)
             grid, total, shape = None if roi_hw is None else roi_hw > 0.5, float(n_target[i]), (h * DOWNSCALE, w * DOWNSCALE)
             try:
                 out[i] = plan.plan_allocation(cfg, score_for_block, grid, total, shape).kmap
@@ -310,6 +309,9 @@ class JSCCModel(nn.Module):
                 # inference refuses; training gives it one payload symbol per position beyond that
                 out[i] = plan.plan_allocation(cfg, score_for_block, grid, total + h * w, shape).kmap
         return torch.from_numpy(out)
+
+    def _cell_scores_at(self, bits_hw, roi_hw, block):
+        return self.cell_scores(bits_hw, roi_hw, block)
 
     def cell_scores(self, bits_hw: np.ndarray, roi_hw: np.ndarray | None, block: int | None = None) -> np.ndarray:
         """Allocation score per cell from the estimated bits per position (and the ROI grid)."""

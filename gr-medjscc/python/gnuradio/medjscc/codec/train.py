@@ -245,7 +245,7 @@ def _lr_at(step: int, tcfg: TrainConfig) -> float:
 
 
 def warm_start(model: JSCCModel, source: str) -> int:
-    from .api import resolve_weights, read_checkpoint
+    from .weights import read_checkpoint, resolve_weights
 
     ckpt = read_checkpoint(resolve_weights(source))
     own = model.state_dict()
@@ -261,7 +261,7 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
     from tqdm import tqdm
 
     from ..paths import repo_root
-    from .api import save_weights, shipped_models_dir
+    from .weights import save_weights, shipped_models_dir
     from .datasets import load_pairs, synthetic_pairs
 
     name, mcfg, tcfg = load_run_config(config_path)
