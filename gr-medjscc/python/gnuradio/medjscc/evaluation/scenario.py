@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import InputError, MedJSCCError
 from . import channel as chan
 from . import methods as meth
+from .sweep import json_safe
 
 SCENARIO_METHODS = ("medjscc", "medjscc_csi", "digital-envelope")
 FEEDBACK_EVERY_S = 32 * 80 / 1.0e6      # one estimate per OFDM frame (32 symbols x 80 samples at 1 Msps)
@@ -303,7 +304,7 @@ def run_scenario(spec: ScenarioSpec, out, plots: bool = True, progress: bool = F
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "scenario.csv", rows)
     summary = summarise(rows)
-    (out / "scenario_summary.json").write_text(json.dumps(_clean({"settings": settings, "summary": summary}),
+    (out / "scenario_summary.json").write_text(json.dumps(json_safe({"settings": settings, "summary": summary}),
                                                           indent=1) + "\n")
     if plots:
         plot_scenario(out / "plots" / f"scenario_{spec.scenario}", rows, settings)
@@ -334,17 +335,7 @@ def summarise(rows: list) -> list[dict]:
 
 
 def json_line(obj: dict) -> str:
-    return json.dumps(_clean(obj))
-
-
-def _clean(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_clean(v) for v in obj]
-    return obj
+    return json.dumps(json_safe(obj))
 
 
 def plot_scenario(stem: Path, rows: list, settings: dict) -> list[Path]:

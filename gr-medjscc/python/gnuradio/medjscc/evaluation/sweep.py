@@ -610,13 +610,14 @@ def recon_path(out: Path, image_name: str, method: str, mcs: str, snr_db: float,
     return out / "recon" / image_name / f"{tag}.png"
 
 
-def _clean(obj):
+def json_safe(obj):
+    """``obj`` with every non-finite float as None (strict JSON), through dicts and lists."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _clean(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_clean(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
@@ -650,4 +651,4 @@ def write_summary(out: Path, spec: SweepSpec, result: SweepResult) -> None:
             "envelope picked; task.reference = the same observer on the original images; dice_vs_original: "
             "Dice of the lung mask the ROI segmenter (task.dice_segmenter) finds in each received task image "
             "vs the one it finds in the original, mean with 95% bootstrap interval over pairs (_lo/_hi)")
-    (out / "summary.json").write_text(json.dumps(_clean(summary), indent=1) + "\n")
+    (out / "summary.json").write_text(json.dumps(json_safe(summary), indent=1) + "\n")
