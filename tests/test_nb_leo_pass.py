@@ -22,12 +22,14 @@ def test_leo_pass_notebook_runs(monkeypatch, tmp_path):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("MEDJSCC_NB_IMAGES", "3")
+    monkeypatch.setenv("MEDJSCC_NB_SCENARIO_IMAGES", "2")
     nb = nbformat.read(NB, as_version=4)
     nbclient.NotebookClient(nb, kernel_name="medjscc-test", timeout=600,
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
                      if o.get("output_type") == "stream")
     assert "3 images" in text and "floor      30 ms" in text and "instant     0 ms" in text
+    assert "2 images over the pass" in text and "digital-envelope" in text and "medjscc" in text
     assert any("image/png" in o.get("data", {}) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
