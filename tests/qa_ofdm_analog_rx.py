@@ -73,6 +73,7 @@ class qa_ofdm_analog_rx(gr_unittest.TestCase):
             eff = 10 * np.log10(1 / np.mean(np.abs(d - sent[m["seq"]]) ** 2))
             self.assertGreater(eff, 8.0)   # analog payload: no hard decisions, small loss
         self.assertEqual(sorted(m["seq"] for m, _ in ok), list(range(8)))
+        self.assertEqual(rx.chunks_failed, 0)   # the receiver never reset on a clean stream
 
     def test_equalizer_switch_by_message_and_setter(self):
         rx = ofdm_analog_rx(equalizer="mmse")

@@ -90,15 +90,12 @@ class roi_segmenter(gr.basic_block):
 
     def segment_pdu(self, meta: dict, data) -> tuple[dict, np.ndarray]:
         """Pure-Python core (also used by tests): returns the output (meta, pixels)."""
-        import warnings
-
-        from ..roi.imageutil import RoiFallbackWarning
+        from ..roi.imageutil import fallback_warnings_logged_only
         from ..roi.sideinfo import encode_mask, mask_to_grid
 
         image = self._image_from(meta, data)
         t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RoiFallbackWarning)   # logged by the segmenter already
+        with fallback_warnings_logged_only():   # logged by the segmenter; no process-wide filter
             mask = self.segmenter.segment(image, self._prompt_from(meta))
         h, w = image.shape
         grid = (max(1, -(-h // self.grid_factor)), max(1, -(-w // self.grid_factor)))

@@ -1,7 +1,9 @@
 """Small numpy/scipy helpers shared by the segmenters: input checks, regions, boxes, scores."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import warnings
 
 import numpy as np
@@ -16,8 +18,24 @@ class RoiFallbackWarning(UserWarning):
     """A segmenter could not find the lungs and fell back to a documented default."""
 
 
+_QUIET = threading.local()
+
+
+@contextlib.contextmanager
+def fallback_warnings_logged_only():
+    """In this thread, a fallback is logged but not raised as a warning (a GNU Radio block's
+    handler: ``warnings.catch_warnings`` would change the filters of every thread)."""
+    before = getattr(_QUIET, "on", False)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = before
+
+
 def warn_fallback(message: str) -> None:
-    warnings.warn(message, RoiFallbackWarning, stacklevel=3)
+    if not getattr(_QUIET, "on", False):
+        warnings.warn(message, RoiFallbackWarning, stacklevel=3)
     log.warning(message)
 
 
