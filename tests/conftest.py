@@ -39,3 +39,14 @@ def image_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("img") / "xray.png"
     Image.fromarray((120 + 80 * np.sin(3 * x) * np.cos(2 * y)).astype(np.uint8)).save(path)
     return path
+
+
+@pytest.fixture
+def random_codecs():
+    """Sweeps of untrained codecs, asked for through the API (``SweepSpec(random_codecs=True)``);
+    the per-process model cache is emptied before and after so no other test sees them."""
+    from gnuradio.medjscc.evaluation import methods
+
+    methods._NEURAL_CACHE.clear()
+    yield dict(random_codecs=True)
+    methods._NEURAL_CACHE.clear()

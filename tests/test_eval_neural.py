@@ -9,14 +9,6 @@ from gnuradio.medjscc.evaluation.sweep import SweepSpec, run_sweep
 codec_mod = pytest.importorskip("gnuradio.medjscc.codec")
 
 
-@pytest.fixture
-def random_codecs():
-    """Sweeps of untrained codecs, asked for through the API (``SweepSpec(random_codecs=True)``)."""
-    methods._NEURAL_CACHE.clear()
-    yield dict(random_codecs=True)
-    methods._NEURAL_CACHE.clear()
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     from PIL import Image

@@ -18,13 +18,6 @@ SIDE = 128
 N_PIX = SIDE * SIDE
 
 
-@pytest.fixture
-def random_codecs():
-    methods._NEURAL_CACHE.clear()
-    yield dict(random_codecs=True)
-    methods._NEURAL_CACHE.clear()
-
-
 @pytest.fixture(scope="module")
 def images(tmp_path_factory):
     from PIL import Image
