@@ -122,17 +122,25 @@ def _num(where: str, key: str, value, lo=-math.inf, hi=math.inf, lo_open=False) 
     return v
 
 
+def _check_entry(where: str, entry, keys, required=()) -> None:
+    """One list entry of a profile (a tap, an LMS state): a mapping of known keys, none missing."""
+    if not isinstance(entry, dict):
+        raise InputError(f"{where} must be a mapping with keys {', '.join(keys)}")
+    unknown = sorted(set(entry) - set(keys))
+    if unknown:
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known keys: {', '.join(keys)})")
+    missing = [k for k in required if k not in entry]
+    if missing:
+        raise InputError(f"{where}: missing {missing[0]!r} (keys: {', '.join(keys)})")
+
+
 def _taps(where: str, value) -> tuple[Tap, ...]:
     if not isinstance(value, list) or not value:
         raise InputError(f"{where}: taps must be a non-empty list of {{delay, gain_db, phase_deg}}")
     out = []
     for i, t in enumerate(value):
         w = f"{where}: taps[{i}]"
-        if not isinstance(t, dict):
-            raise InputError(f"{w} must be a mapping with keys {', '.join(TAP_KEYS)}")
-        unknown = sorted(set(t) - set(TAP_KEYS))
-        if unknown:
-            raise InputError(f"{w}: unknown key {unknown[0]!r} (known keys: {', '.join(TAP_KEYS)})")
+        _check_entry(w, t, TAP_KEYS)
         if "delay" not in t or isinstance(t["delay"], bool) or not isinstance(t["delay"], int) or t["delay"] < 0:
             raise InputError(f"{w}: delay must be a non-negative integer number of samples, got {t.get('delay')!r}")
         out.append(Tap(int(t["delay"]), _num(w, "gain_db", t.get("gain_db", 0.0), -60.0, 20.0),
@@ -148,13 +156,7 @@ def _lms(where: str, states, transitions) -> tuple[tuple[LmsState, ...], tuple[t
     out = []
     for i, st in enumerate(states):
         w = f"{where}: lms_states[{i}]"
-        if not isinstance(st, dict):
-            raise InputError(f"{w} must be a mapping with keys {', '.join(LMS_KEYS)}")
-        unknown = sorted(set(st) - set(LMS_KEYS))
-        missing = [k for k in LMS_KEYS if k not in st]
-        if unknown or missing:
-            raise InputError(f"{w}: " + (f"unknown key {unknown[0]!r}" if unknown else f"missing {missing[0]!r}")
-                             + f" (keys: {', '.join(LMS_KEYS)})")
+        _check_entry(w, st, LMS_KEYS, required=LMS_KEYS)
         out.append(LmsState(str(st["name"]), _num(w, "los_db", st["los_db"], -60.0, 10.0),
                             _num(w, "los_std_db", st["los_std_db"], 0.0, 20.0),
                             _num(w, "mp_db", st["mp_db"], -60.0, 10.0),
