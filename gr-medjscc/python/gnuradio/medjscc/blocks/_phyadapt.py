@@ -118,6 +118,8 @@ def meta_from_rxframe(frame) -> dict:
         meta["eff_snr_db"] = eff
     if getattr(frame, "start_sample", None) is not None:
         meta["start_sample"] = int(frame.start_sample)
+    if crc_ok and getattr(frame, "header_format", None):
+        meta["header_format"] = str(frame.header_format)
     noise_var = getattr(frame, "noise_var", None)
     if noise_var is not None and np.size(noise_var):
         meta["noise_var"] = float(np.mean(noise_var))

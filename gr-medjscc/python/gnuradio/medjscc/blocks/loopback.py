@@ -93,7 +93,9 @@ def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=
                 frames = tx.send_image(np.asarray(img, np.uint8), None if m is None else np.asarray(m, bool))
                 meta = dict(frames[0][0]) if frames else {}
                 # every complex sample this image cost on air (preambles, headers, pilots, CP)
-                meta["air_samples"] = sum(params.frame_len(int(m["payload_len"])) for m, _ in frames)
+                # (with the header format the OFDM TX picks for each frame)
+                meta["air_samples"] = sum(params.frame_len(int(m["payload_len"]), params.tx_header_format(m.get("tx_snr_db")))
+                                          for m, _ in frames)
                 meta["pixels"] = int(np.asarray(img).size)
                 sent.append(meta)
         finally:

@@ -66,6 +66,8 @@ class ofdm_analog_rx(gr.sync_block):
         pilot_amplitude: track the pilot amplitude as well as the phase (fast fading); switchable
             at run time (``set_pilot_amplitude``).
         equalizer: ``mmse`` or ``zf`` (switchable at run time).
+        header_mcs: header formats to read, as the TX's ``header_mcs`` (``auto``: both; the CRC
+            tells which arrived; each PDU's ``header_format`` says it).
         min_batch: new samples collected before a detection/decoding run (0 = every work() call).
         max_latency_ms: longest wall-clock wait of a sample in a partly filled batch (> 0; inf =
             no bound, only for streams that end with ``eos``).
@@ -79,7 +81,7 @@ class ofdm_analog_rx(gr.sync_block):
                  equalizer: str = _D.equalizer, min_batch: int = DEFAULT_MIN_BATCH,
                  max_latency_ms: float = DEFAULT_MAX_LATENCY_MS, params=None,
                  max_cfo_subcarriers: int = _D.max_cfo_subcarriers, pilot_smooth: int = _D.pilot_smooth,
-                 pilot_amplitude: bool = _D.pilot_amplitude):
+                 pilot_amplitude: bool = _D.pilot_amplitude, header_mcs: str = _D.header_mcs):
         gr.sync_block.__init__(self, name="medjscc_ofdm_analog_rx", in_sig=[np.complex64],
                                out_sig=None)
         if params is None:
@@ -90,7 +92,7 @@ class ofdm_analog_rx(gr.sync_block):
                                       n_short_reps=n_short_reps, n_long=n_long,
                                       detect_threshold=detect_threshold,
                                       max_cfo_subcarriers=max_cfo_subcarriers, pilot_smooth=pilot_smooth,
-                                      pilot_amplitude=bool(pilot_amplitude)))
+                                      pilot_amplitude=bool(pilot_amplitude), header_mcs=header_mcs))
         self.params = params
         self.min_batch, self.max_latency_ms = check_rx_batching(min_batch, max_latency_ms, "ofdm_analog_rx ")
         self._lock = threading.Lock()      # receiver state: work(), ctrl messages, the watchdog

@@ -54,9 +54,19 @@ class FrameModulator:
         self.values = 0               # I and Q values sent (guard zeros excluded)
         self.clipped = 0              # of which beyond full scale
 
+    def header_format(self, meta: dict) -> str:
+        """The header format this frame gets: ``header_mcs``, or under ``auto`` the one the
+        encoder's SNR (``tx_snr_db`` in the metadata, set by jscc_tx) allows."""
+        snr = meta.get("tx_snr_db")
+        try:
+            snr = None if snr is None else float(snr)
+        except (TypeError, ValueError):
+            snr = None
+        return self.params.tx_header_format(snr)
+
     def modulate(self, meta: dict, payload: np.ndarray) -> np.ndarray:
         header = header_from_meta(meta)
-        iq = np.asarray(self.tx.modulate(header, np.asarray(payload, dtype=np.complex64)),
+        iq = np.asarray(self.tx.modulate(header, np.asarray(payload, dtype=np.complex64), self.header_format(meta)),
                         dtype=np.complex64)
         if self.amplitude != 1.0:
             iq = iq * np.float32(self.amplitude)
@@ -91,6 +101,10 @@ class ofdm_analog_tx(gr.basic_block):
             leave room for the peaks: ``papr_db()`` and ``clip_fraction()`` report them).
         full_scale: I/Q magnitude counted as clipped by ``clip_fraction()`` (the DAC's +-1).
         burst_tags: add ``tx_sob``/``tx_eob`` stream tags around each frame burst.
+        header_mcs: header code: ``robust`` (BPSK rate 1/3, to about -3 dB), ``dense`` (QPSK
+            rate 1/2: a third of the header symbols, from about 4 dB) or ``auto`` (dense when the
+            frame's ``tx_snr_db`` is at least ``dense_header_snr_db``). The receiver needs the same
+            ``header_mcs`` (``auto`` reads both).
         params: a ready ``phy.OfdmParams`` (overrides the layout arguments).
 
     Send the symbol ``eos`` to ``pdus`` to end the stream once the queued frames are out (used by
@@ -104,7 +118,8 @@ class ofdm_analog_tx(gr.basic_block):
                  symbols_per_frame: int = _D.symbols_per_frame, pilot_carriers=(),
                  n_short_reps: int = _D.n_short_reps, n_long: int = _D.n_long, guard: int = 256,
                  amplitude: float = 1.0, burst_tags: bool = False, params=None,
-                 tx_clip_ratio: float = _D.tx_clip_ratio, full_scale: float = 1.0):
+                 tx_clip_ratio: float = _D.tx_clip_ratio, full_scale: float = 1.0,
+                 header_mcs: str = _D.header_mcs, dense_header_snr_db: float = _D.dense_header_snr_db):
         gr.basic_block.__init__(self, name="medjscc_ofdm_analog_tx", in_sig=None,
                                 out_sig=[np.complex64])
         if params is None:
@@ -113,7 +128,8 @@ class ofdm_analog_tx(gr.basic_block):
                                       symbols_per_frame=symbols_per_frame,
                                       pilot_carriers=tuple(pilot_carriers) or None,
                                       n_short_reps=n_short_reps, n_long=n_long,
-                                      tx_clip_ratio=tx_clip_ratio))
+                                      tx_clip_ratio=tx_clip_ratio, header_mcs=header_mcs,
+                                      dense_header_snr_db=dense_header_snr_db))
         self.params = params
         self.modulator = FrameModulator(params, guard, amplitude, full_scale)
         self.burst_tags = bool(burst_tags)

@@ -163,7 +163,7 @@ class SymbolLink:
         y, h, n0 = chan.transmit(symbols, self.kind, snr_db, seed_words)
         return y, h, n0, None
 
-    def total_symbols(self, n_payload: int, side_info_bytes: int) -> int | None:
+    def total_symbols(self, n_payload: int, side_info_bytes: int, snr_db=None) -> int | None:
         return None  # symbol link: no framing overhead beyond what the method counts itself
 
     def payload_for_air(self, air_samples: int, side_info_bytes: int):
@@ -214,9 +214,10 @@ def symbol_budget(cbr: float, shape, link, budget: str = "codec") -> int:
     return n_symbols(cbr, shape) if check_budget(budget) == "codec" else air_payload(cbr, shape, link)
 
 
-def air_cbr(link, n_payload: int, side_info_bytes: int, n_pix: int) -> float:
-    """Samples on air per pixel for an image's bursts, NaN on a link without framing."""
-    total = link.total_symbols(n_payload, side_info_bytes)
+def air_cbr(link, n_payload: int, side_info_bytes: int, n_pix: int, snr_db=None) -> float:
+    """Samples on air per pixel for an image's bursts sent at ``snr_db`` (the header format may
+    depend on it), NaN on a link without framing."""
+    total = link.total_symbols(n_payload, side_info_bytes, snr_db)
     return math.nan if total is None else total / float(n_pix)
 
 
@@ -450,7 +451,7 @@ def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str 
         warnings.simplefilter("ignore", RuntimeWarning)  # codec warns when it falls back to grey
         recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, erased=erased, inv_snr=inv_snr)
     ok = side_info is not None and (erased is None or not np.asarray(erased).any())
-    return recon, ok, cbr_total, air_cbr(link, enc.symbols.size, len(enc.side_info), image.size)
+    return recon, ok, cbr_total, air_cbr(link, enc.symbols.size, len(enc.side_info), image.size, snr_db)
 
 
 # ----------------------------------------------------------------------------- one point
@@ -490,17 +491,17 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
             emit(snr_db, "", recon, ok, cbr_total, cbr_air, 0, model.sha256)
         elif method in CAPACITY:
             recon, ok, nbytes = capacity_point(image, mask, CAPACITY[method], snr_db, cbr, lk, n_sym)
-            emit(snr_db, "", recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix), nbytes)
+            emit(snr_db, "", recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix, snr_db), nbytes)
         elif method in ENVELOPE:
             from .envelope import envelope_point
 
             recon, ok, nbytes, picked = envelope_point(image, mask, snr_db, n_sym, lk, seed_words)
-            emit(snr_db, picked, recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix), nbytes)
+            emit(snr_db, picked, recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix, snr_db), nbytes)
         else:
             for mcs in MCS_TABLE:
                 recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words,
                                                       n_sym=n_sym)
-                air = air_cbr(lk, used, 0, n_pix)
+                air = air_cbr(lk, used, 0, n_pix, snr_db)
                 if not used:   # an MCS that sends nothing sends no burst either (NaN stays NaN)
                     air *= 0.0
                 emit(snr_db, mcs.name, recon, ok, used / n_pix, air, nbytes)

@@ -41,7 +41,9 @@ class OfdmLink:
         frames = phy.frame_image(0, symbols, side_info or b"", self.params)
         rng = np.random.default_rng(np.random.SeedSequence(list(seed_words) + [0x0FD]))
         gap = np.zeros(_GAP, np.complex64)
-        bursts = [self.tx.modulate(h, p) for h, p in frames]
+        # the TX knows the SNR it encodes for: under header_mcs=auto it picks the header from it
+        fmt = self.params.tx_header_format(snr_db)
+        bursts = [self.tx.modulate(h, p, fmt) for h, p in frames]
         if self.kind == "rayleigh":  # block fading: one gain per frame
             parts = [phy.apply_iq_channel(np.concatenate([b, gap]), "rayleigh", snr_db, rng=rng,
                                           params=self.params, delay=_LEAD if i == 0 else 0)
@@ -56,11 +58,14 @@ class OfdmLink:
             asm.add(f)
         return asm.assemble(0, n_symbols=symbols.size)
 
-    def total_symbols(self, n_payload: int, side_info_bytes: int) -> int:
+    def total_symbols(self, n_payload: int, side_info_bytes: int, snr_db=None) -> int:
         """Complex samples on air for one image (``phy.overhead_symbols``: preambles, headers,
         pilots, cyclic prefix, guard carriers, padding); the noise-only gaps between bursts are not
-        counted, as in the GNU Radio loopback's ``cbr_air``."""
-        return int(self.phy.overhead_symbols(n_payload, side_info_bytes, self.params)["total"])
+        counted, as in the GNU Radio loopback's ``cbr_air``. ``snr_db``: the SNR the TX sends at
+        (it picks the header format under ``header_mcs=auto``); None: the longest header (a budget
+        that holds at any SNR)."""
+        fmt = None if snr_db is None else self.params.tx_header_format(snr_db)
+        return int(self.phy.overhead_symbols(n_payload, side_info_bytes, self.params, header_format=fmt)["total"])
 
     def payload_for_air(self, air_samples: int, side_info_bytes: int) -> int | None:
         """Most payload symbols an image with ``side_info_bytes`` of side info can send within

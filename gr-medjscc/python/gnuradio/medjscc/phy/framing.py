@@ -374,27 +374,29 @@ class ImageAssembler:
 
 
 def overhead_symbols(n_payload_symbols: int, side_info_bytes: int = 0, params: OfdmParams | None = None,
-                     payload_per_frame: int | None = None) -> dict:
+                     payload_per_frame: int | None = None, header_format: str | None = None) -> dict:
     """Channel uses of an image sent with ``frame_image``, split by kind.
 
     Everything is counted in complex time-domain samples (= complex channel uses) per the
     project's CBR convention: ``total`` includes preambles, headers, pilots, cyclic prefixes,
     guard/DC carriers and padding of the last payload symbol; ``overhead = total - payload``.
-    CBR_total = ``total / n_pixels`` (see ``snr.cbr``).
+    CBR_total = ``total / n_pixels`` (see ``snr.cbr``). ``header_format``: the header format sent
+    (None: the longest this configuration sends; ``params.tx_header_format(snr)`` gives the TX's).
     """
     p = (params or OfdmParams()).validate()
     per = p.max_payload_len if payload_per_frame is None else int(payload_per_frame)
     n = int(n_payload_symbols)
     n_frames = frame_plan(n, side_info_bytes, p, per).frames
     lens = [min(per, max(0, n - i * per)) for i in range(n_frames)]
-    total = sum(p.frame_len(ln) for ln in lens)
+    total = sum(p.frame_len(ln, header_format) for ln in lens)
+    n_hdr = p.n_header_symbols if header_format is None else p.header_symbols(header_format)
     pay_syms = sum(p.n_payload_symbols(ln) for ln in lens)
     ofdm_payload = pay_syms * p.symbol_len
     return {
         "frames": n_frames,
         "payload": n,
         "preamble": n_frames * p.preamble_len,
-        "header": n_frames * p.n_header_symbols * p.symbol_len,
+        "header": n_frames * n_hdr * p.symbol_len,
         "pilots": pay_syms * p.n_pilot_carriers,
         "cyclic_prefix": pay_syms * p.cp_len,
         "guard_and_padding": ofdm_payload - pay_syms * p.cp_len - pay_syms * p.n_pilot_carriers - n,

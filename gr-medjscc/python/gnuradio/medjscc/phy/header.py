@@ -1,4 +1,9 @@
-"""Digital frame header: fields + CRC32, K=7 rate-1/3 convolutional code, interleaved BPSK bits.
+"""Digital frame header: fields + CRC32, K=7 convolutional code, interleaved bits on the data carriers.
+
+Two formats (``params.HEADER_FORMATS``): ``robust`` sends all three outputs of the rate-1/3 mother
+code as BPSK; ``dense`` sends two of them (the rate-1/2 802.11 code) as Gray QPSK, a third of the
+symbols for about 6 dB more required SNR. The receiver decodes either with the same Viterbi
+decoder (unsent outputs count as erasures); the CRC tells which format arrived.
 
 Fields (13 bytes, big-endian), then ``header_side_info_bytes`` of side-info chunk, then CRC32::
 
@@ -23,7 +28,20 @@ import numpy as np
 
 from ..errors import MedJSCCError
 from . import fec
-from .params import OfdmParams
+from .params import HEADER_FORMATS, OfdmParams
+
+
+def default_format(params: OfdmParams) -> str:
+    """The header format sent when nothing says otherwise (``auto`` without an SNR: robust)."""
+    return "dense" if params.header_mcs == "dense" else "robust"
+
+
+def slot_values(bits: np.ndarray, fmt: str) -> np.ndarray:
+    """Header slot bits -> complex data-carrier values, unit power (BPSK, or Gray QPSK pairs)."""
+    b = 1.0 - 2.0 * np.asarray(bits, np.float64)
+    if HEADER_FORMATS[fmt].bits_per_carrier == 1:
+        return b.astype(np.complex128)
+    return (b[0::2] + 1j * b[1::2]) / np.sqrt(2.0)
 
 # nonce, image_id, seq, frame_count, payload_len, n_symbols, side_info_total, chunk_len
 _FIELDS = struct.Struct(">HHBBH3sBB")
@@ -99,42 +117,53 @@ class FrameHeader:
         return cls(seq, image_id, count, plen, bytes(chunk), total, nonce, nsym)
 
     # ------------------------------------------------------------ coded bits
-    def to_bits(self, params: OfdmParams) -> np.ndarray:
-        """Coded, interleaved, scrambled header bits filling ``n_header_symbols * n_data_carriers``
-        slots."""
+    def to_bits(self, params: OfdmParams, fmt: str | None = None) -> np.ndarray:
+        """Coded, interleaved, scrambled header bits filling the ``n_slots(params, fmt)`` slots
+        (``bits_per_carrier`` per data carrier of ``header_symbols(fmt)`` symbols)."""
+        fmt = fmt or default_format(params)
         info = np.unpackbits(np.frombuffer(self.to_bytes(params), np.uint8))
         coded = fec.conv_encode(info)
-        return coded[_slot_map(params)] ^ header_scrambler(params)
+        return coded[_slot_map(params, fmt)] ^ header_scrambler(params, fmt)
 
     @classmethod
-    def from_bits(cls, llr: np.ndarray, params: OfdmParams) -> "FrameHeader | None":
+    def from_bits(cls, llr: np.ndarray, params: OfdmParams, fmt: str | None = None) -> "FrameHeader | None":
         """Decode soft bits (LLR, > 0 means 0; hard 0/1 bits are accepted too). None on CRC failure."""
+        fmt = fmt or default_format(params)
         llr = np.asarray(llr)
-        n_slots = params.n_header_symbols * params.n_data_carriers
-        if llr.size != n_slots or not np.all(np.isfinite(llr)):
+        if llr.size != n_slots(params, fmt) or not np.all(np.isfinite(llr)):
             return None
         if llr.dtype.kind in "ub" or (llr.dtype.kind == "i"):
             llr = 1.0 - 2.0 * llr.astype(np.float64)     # hard bits -> +-1
-        llr = llr * (1.0 - 2.0 * header_scrambler(params))
-        n_coded = params.header_coded_bits
-        # repeated slots (fill) are soft-combined
-        soft = np.bincount(_slot_map(params), weights=llr.astype(np.float64), minlength=n_coded)
+        llr = llr * (1.0 - 2.0 * header_scrambler(params, fmt))
+        # repeated slots (fill) are soft-combined; outputs a format does not send stay 0 (erased)
+        soft = np.bincount(_slot_map(params, fmt), weights=llr.astype(np.float64), minlength=params.header_coded_bits)
         bits = fec.viterbi_decode(soft, 8 * params.header_bytes)
         return cls.from_bytes(np.packbits(bits).tobytes(), params)
+
+
+def n_slots(params: OfdmParams, fmt: str = "robust") -> int:
+    """Coded-bit slots of a header of format ``fmt``."""
+    return params.header_symbols(fmt) * params.n_data_carriers * HEADER_FORMATS[fmt].bits_per_carrier
 
 
 _MAP_CACHE: dict = {}
 
 
-def _slot_map(params: OfdmParams) -> np.ndarray:
-    """coded-bit index carried by each BPSK slot (symbol-major). Slots beyond the code length
-    repeat coded bits; a fixed permutation spreads neighbouring coded bits over carriers/symbols."""
-    key = (params.n_header_symbols, params.n_data_carriers, params.header_coded_bits)
+def _slot_map(params: OfdmParams, fmt: str = "robust") -> np.ndarray:
+    """Mother-code bit index carried by each slot (symbol-major; QPSK: I then Q). Slots beyond the
+    sent bits repeat them; a fixed permutation spreads neighbouring coded bits over
+    carriers/symbols."""
+    outputs = HEADER_FORMATS[fmt].outputs
+    n = n_slots(params, fmt)
+    key = (n, params.header_coded_bits, outputs)
     m = _MAP_CACHE.get(key)
     if m is None:
-        n_slots = params.n_header_symbols * params.n_data_carriers
-        src = np.arange(n_slots) % params.header_coded_bits
-        perm = np.random.default_rng(0xC0DE).permutation(n_slots)
+        sent = params.header_sent_bits(fmt)
+        src = np.arange(n) % sent
+        # sent bit d is output outputs[d % r] of trellis step d // r (r = outputs per step)
+        r = len(outputs)
+        src = 3 * (src // r) + np.asarray(outputs)[src % r]
+        perm = np.random.default_rng(0xC0DE).permutation(n)
         m = _MAP_CACHE[key] = src[perm]
     return m
 
@@ -142,12 +171,12 @@ def _slot_map(params: OfdmParams) -> np.ndarray:
 _SCRAMBLER_CACHE: dict = {}
 
 
-def header_scrambler(params: OfdmParams) -> np.ndarray:
+def header_scrambler(params: OfdmParams, fmt: str = "robust") -> np.ndarray:
     """Fixed pseudo-random bits XORed onto the header slots (uint8 0/1, one per slot). Without it
     the zero fields and padding code to runs of equal BPSK values: OFDM symbols with all carriers
     in phase, a 16 dB peak that a DAC clips."""
-    n_slots = params.n_header_symbols * params.n_data_carriers
-    s = _SCRAMBLER_CACHE.get(n_slots)
+    n_slots_ = n_slots(params, fmt)
+    s = _SCRAMBLER_CACHE.get(n_slots_)
     if s is None:
-        s = _SCRAMBLER_CACHE[n_slots] = np.random.default_rng(0x5C4A).integers(0, 2, n_slots).astype(np.uint8)
+        s = _SCRAMBLER_CACHE[n_slots_] = np.random.default_rng(0x5C4A).integers(0, 2, n_slots_).astype(np.uint8)
     return s

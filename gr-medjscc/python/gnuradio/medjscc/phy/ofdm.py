@@ -4,7 +4,8 @@ Frame layout (sample counts for the defaults fft_len=64, cp_len=16)::
 
     short preamble   n_short_reps x (fft_len/2)          256   coarse timing + CFO (mod 2 subcarriers)
     long preamble    2*cp_len CP + n_long x fft_len       288   fine timing, fine CFO, channel, SNR
-    header           n_header_symbols x (fft_len+cp_len)        BPSK, K=7 r=1/3 code + CRC32
+    header           header_symbols(fmt) x (fft_len+cp_len)     K=7 code + CRC32: robust = BPSK r=1/3,
+                                                                 dense = QPSK r=1/2 (a third of the symbols)
     payload          ceil(payload_len/48) x (fft_len+cp_len)    analog complex symbols
 
 Every header/payload symbol carries pilots (polarity sequence indexed from the first header
@@ -36,8 +37,8 @@ from scipy import fft as sfft
 
 from ..errors import MedJSCCError
 from . import fec
-from .header import FrameHeader, _slot_map, header_scrambler
-from .params import OfdmParams, sequences
+from .header import FrameHeader, _slot_map, default_format, header_scrambler, slot_values
+from .params import HEADER_FORMATS, OfdmParams, sequences
 
 
 def _sliding_energy(x: np.ndarray, P: int) -> np.ndarray:
@@ -113,22 +114,27 @@ class OfdmTransmitter:
             x = np.fft.ifft(X, axis=1)
         return x
 
-    def modulate(self, header: FrameHeader, payload) -> np.ndarray:
-        """One frame of complex64 IQ. ``payload`` length must equal ``header.payload_len``."""
+    def modulate(self, header: FrameHeader, payload, header_format: str | None = None) -> np.ndarray:
+        """One frame of complex64 IQ. ``payload`` length must equal ``header.payload_len``.
+        ``header_format``: robust | dense (None: ``header.default_format``; ``params.tx_header_format``
+        picks one from an SNR). A receiver configured with ``header_mcs=auto`` reads both."""
         p = self.params
+        fmt = header_format or default_format(p)
+        if fmt not in HEADER_FORMATS:
+            raise MedJSCCError(f"header_format must be one of {', '.join(HEADER_FORMATS)}, got {header_format!r}")
         payload = np.asarray(payload, np.complex64).reshape(-1)
         if payload.size != header.payload_len:
             raise MedJSCCError(f"payload has {payload.size} symbols but header.payload_len is "
                                f"{header.payload_len}")
         if not np.all(np.isfinite(payload)):
             raise MedJSCCError("payload contains NaN/inf symbols")
-        bits = header.to_bits(p)
-        hdr = self._ofdm_symbols((1.0 - 2.0 * bits).reshape(-1, p.n_data_carriers), 0)
+        bits = header.to_bits(p, fmt)
+        hdr = self._ofdm_symbols(slot_values(bits, fmt).reshape(-1, p.n_data_carriers), 0)
         n_pay = p.n_payload_symbols(payload.size)
         grid = np.zeros(n_pay * p.n_data_carriers, np.complex128)
         grid[: payload.size] = payload
         # only the payload is clipped: the header doubles as training for the receiver's estimates
-        pay = self._ofdm_symbols(grid.reshape(n_pay, p.n_data_carriers), p.n_header_symbols, clip=True)
+        pay = self._ofdm_symbols(grid.reshape(n_pay, p.n_data_carriers), p.header_symbols(fmt), clip=True)
         return np.concatenate([self.preamble, hdr, pay]).astype(np.complex64)
 
 
@@ -165,6 +171,7 @@ class RxFrame:
     equalizer: str = "mmse"
     payload_snr_db: float | None = None  # pilot SNR of the payload symbols after tracking (None: no payload)
     sro: float = 0.0                 # sampling-rate offset estimate (fraction, e.g. 5e-5 = 50 ppm; 0: none seen)
+    header_format: str | None = None # robust | dense: the header format that decoded (None: no header)
 
     @property
     def seq(self):
@@ -228,9 +235,11 @@ class OfdmReceiver:
         self._long_energy = float(np.sum(np.abs(self._long_tmpl) ** 2))
         self._data_bins = p.bins(p.data_carrier_idx)
         self._pilot_bins = p.bins(p.pilot_carrier_idx)
-        self._slot_map = _slot_map(p)
-        self._hdr_scrambler = header_scrambler(p)
-        self._hdr_sign = (1.0 - 2.0 * self._hdr_scrambler).astype(np.float32)
+        # per header format: slot -> mother-code bit, scrambler, and its +-1 sign
+        self._slot_map = {f: _slot_map(p, f) for f in p.header_formats}
+        self._hdr_scrambler = {f: header_scrambler(p, f) for f in p.header_formats}
+        self._hdr_sign = {f: (1.0 - 2.0 * s).astype(np.float32) for f, s in self._hdr_scrambler.items()}
+        self._hdr_len = {f: p.header_symbols(f) for f in p.header_formats}
         self._even_pos = np.nonzero(occ % 2 == 0)[0]
         self._odd_pos = np.nonzero(occ % 2 == 1)[0]
         self._pilot_k = p.pilot_carrier_idx.astype(float)
@@ -238,8 +247,9 @@ class OfdmReceiver:
         # timing reference of the header-aided channel estimate (mean of n_long long-symbol rows and
         # n_header header rows) in OFDM-symbol units from the first header symbol: SRO drift is 0 there
         long_pos = (np.arange(p.n_long) * p.fft_len - p.n_long * p.fft_len - p.cp_len) / p.symbol_len
-        self._train_centroid = float((long_pos.sum() + np.arange(p.n_header_symbols).sum())
-                                     / (p.n_long + p.n_header_symbols))
+        self._centroids = {nh: float((long_pos.sum() + np.arange(nh).sum()) / (p.n_long + nh))
+                           for nh in self._hdr_len.values()}
+        self._train_centroid = self._centroids[p.n_header_symbols]
         self._init_cfo_search()
         self.reset()
 
@@ -311,6 +321,7 @@ class OfdmReceiver:
         self._wait_until = 0     # absolute sample count needed before the pending frame can finish
         self._unprocessed = 0    # samples appended since the last detection run
         self.samples_seen = 0
+        self._last_format = self.params.header_formats[0]   # header format tried first
 
     # ------------------------------------------------------------------ streaming
     def process(self, iq) -> list[RxFrame]:
@@ -742,7 +753,7 @@ class OfdmReceiver:
         snr_db = 10 * np.log10(np.maximum(sig, _SNR_FLOOR * n0) / n0)
         return H_fit, taps, n0, snr_db
 
-    def _track(self, Y, H_fit, mask, n0=None):
+    def _track(self, Y, H_fit, mask, n0=None, centroid=None):
         """Per-symbol complex pilot gains (B, n_sym), smoothed: residual-CFO slope + moving average
         over the valid symbols (mask). With ``n0`` (the payload pass) also the sampling-rate
         offset: -> (g, drift) where drift (B,) is the timing drift in samples per symbol, relative
@@ -761,7 +772,8 @@ class OfdmReceiver:
             # weights |H_p|^2 ~ inverse phase-noise variance), then positive-part shrinkage by its
             # variance N0 / (2 den), zero below 2 sigma: ~no cost without drift, nearly unbiased
             # once it is clear.
-            ds = (np.arange(n) - self._train_centroid)[None, :, None]
+            centroid = self._train_centroid if centroid is None else centroid
+            ds = (np.arange(n) - centroid)[None, :, None]
             kc = self._pilot_k - np.mean(self._pilot_k)
             phi = np.angle(u * np.conj(g)[..., None])
             wt = hp2 * mask[..., None]
@@ -771,7 +783,7 @@ class OfdmReceiver:
             # (below 2 sigma: 0, the usual case without SRO, and no ramp to apply)
             slope *= (slope ** 2 > 4 * var) * (1.0 - var / np.maximum(slope ** 2, 1e-30))
             drift = slope * p.fft_len / (2 * np.pi)
-            ramp = self._sro_ramp(drift, n, self._pilot_k)
+            ramp = self._sro_ramp(drift, n, self._pilot_k, centroid=centroid)
             if ramp is not None:
                 Hp = Hp * ramp
                 g = np.sum(np.conj(Hp) * Yp, axis=2) / np.maximum(np.sum(hp2, axis=2), 1e-30)
@@ -794,43 +806,53 @@ class OfdmReceiver:
             g = np.exp(1j * np.angle(g))
         return g if n0 is None else (g, drift)
 
-    def _sro_ramp(self, drift, n, k, first=0):
+    def _sro_ramp(self, drift, n, k, first=0, centroid=None):
         """exp(j 2 pi k drift (s - s_c) / N) for symbols first <= s < n, signed carriers k ->
         (B, n - first, len(k)) complex64, or None when no frame drifts (the usual case)."""
         nz = np.flatnonzero(drift)
         if not nz.size:
             return None
-        ds = (np.arange(first, n) - self._train_centroid).astype(np.float32)
+        ds = (np.arange(first, n) - (self._train_centroid if centroid is None else centroid)).astype(np.float32)
         c = (2 * np.pi / self.params.fft_len) * drift[nz].astype(np.float32)
         out = np.ones((drift.size, n - first, k.size), np.complex64)
         out[nz] = np.exp(1j * (c[:, None, None] * ds[None, :, None] * k.astype(np.float32)[None, None, :]))
         return out
 
-    def _decode_headers(self, Yh, gh, H_fit, n0):
-        """Soft BPSK demap (MRC-weighted LLRs) + batched Viterbi + CRC -> (info bits, headers|None)."""
+    def _decode_headers(self, Yh, gh, H_fit, n0, fmt="robust"):
+        """Soft demap (MRC-weighted LLRs: BPSK, or Gray QPSK I and Q) of the first
+        ``header_symbols(fmt)`` symbols + batched Viterbi + CRC -> (info bits, headers|None)."""
         p = self.params
+        nh = self._hdr_len[fmt]
+        Yh, gh = Yh[:, :nh], gh[:, :nh]
         Hd = gh[:, :, None] * H_fit[:, None, self._data_pos]
-        llr = (4.0 * np.real(np.conj(Hd) * Yh[..., self._data_bins]) / n0[:, None, None]).reshape(Yh.shape[0], -1)
+        z = np.conj(Hd) * Yh[..., self._data_bins] / n0[:, None, None]
+        if HEADER_FORMATS[fmt].bits_per_carrier == 1:
+            llr = (4.0 * np.real(z)).reshape(Yh.shape[0], -1)
+        else:   # unit-power QPSK: +-1/sqrt(2) per axis
+            llr = (2.0 * math.sqrt(2.0) * np.stack([z.real, z.imag], axis=-1)).reshape(Yh.shape[0], -1)
         soft = np.zeros((Yh.shape[0], p.header_coded_bits))
-        np.add.at(soft, (slice(None), self._slot_map), llr * self._hdr_sign)   # descramble; fill slots combine
+        # descramble; repeated slots combine; outputs the format does not send stay 0
+        np.add.at(soft, (slice(None), self._slot_map[fmt]), llr * self._hdr_sign[fmt])
         info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
         packed = np.packbits(info_bits, axis=1)
         return info_bits, [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(Yh.shape[0])]
 
-    def _header_rows(self, Yh, gh, info_bits):
+    def _header_rows(self, Yh, gh, info_bits, fmt="robust"):
         """LS channel rows from header symbols whose bits are known (re-encoded decoder output)."""
         p = self.params
-        n_hdr = p.n_header_symbols
-        coded = (fec.conv_encode(info_bits)[:, self._slot_map] ^ self._hdr_scrambler).reshape(-1, n_hdr, p.n_data_carriers)
-        Xh = np.zeros((coded.shape[0], n_hdr, p.n_occupied), np.float32)
-        Xh[..., self._data_pos] = 1.0 - 2.0 * coded
+        n_hdr = self._hdr_len[fmt]
+        coded = fec.conv_encode(info_bits)[:, self._slot_map[fmt]] ^ self._hdr_scrambler[fmt]
+        vals = slot_values(coded.reshape(-1), fmt).reshape(coded.shape[0], n_hdr, p.n_data_carriers)
+        Xh = np.zeros((coded.shape[0], n_hdr, p.n_occupied), np.complex64)
+        Xh[..., self._data_pos] = vals
         Xh[..., self._pilot_pos] = self.seq.pilots(n_hdr, 0)
-        return Yh[..., self._occ_bins] / gh[..., None] * Xh
+        # rows = Y / X for unit-modulus X (QPSK included): Y conj(X)
+        return Yh[:, :n_hdr][..., self._occ_bins] / gh[:, :n_hdr, None] * np.conj(Xh)
 
     def _decode(self, buf, cand_f, cand_idx, cand_hat, defer_from, flush):
         p = self.params
         N, S = p.fft_len, p.symbol_len
-        n_hdr, n_dat = p.n_header_symbols, p.n_data_carriers
+        n_hdr_max = p.n_header_symbols
         L = buf.size
         sy = self._sync(buf, cand_f, cand_hat)
         keep = np.flatnonzero(sy["ok"])
@@ -844,27 +866,43 @@ class OfdmReceiver:
         rows, s_resid, s_dof = self._training(buf, sy, iq)
         H_fit, taps, n0, snr_db = self._fit(rows, s_resid, s_dof)
         first = ref + p.n_long * N + p.cp_len                       # first header FFT window
+        Yh = self._windows(buf, first[:, None] + S * np.arange(n_hdr_max), cfo, ref, iq)
+        headers = [None] * B
+        info_bits = np.zeros((B, 8 * p.header_bytes), np.uint8)
+        fmt_of = np.full(B, -1)                                     # index into p.header_formats
+        gh_of = {fi: np.zeros((B, self._hdr_len[f]), np.complex128) for fi, f in enumerate(p.header_formats)}
+        # every format the configuration allows is tried on the frames not yet decoded (the one
+        # that decoded last first: a link keeps its format); the CRC tells which one was sent.
+        # Decision-directed retries only for frames no format decoded.
+        order = sorted(range(len(p.header_formats)), key=lambda fi: p.header_formats[fi] != self._last_format)
+        prev = {}
+        for attempt in range(3):
+            for fi in order:
+                fmt = p.header_formats[fi]
+                todo = np.flatnonzero(fmt_of < 0)
+                if not todo.size:
+                    break
+                nh = self._hdr_len[fmt]
+                if attempt == 0:
+                    Hb, n0b = H_fit[todo], n0[todo]
+                else:
+                    # the Viterbi output is mostly right even when the CRC fails; re-encoded, it is
+                    # nh symbols of extra training for a better channel/phase estimate
+                    Hb, _, n0b, _ = self._fit(np.concatenate(
+                        [rows[todo], self._header_rows(Yh[todo], gh_of[fi][todo], prev[fi][todo], fmt)], axis=1),
+                        s_resid[todo], s_dof)
+                gb = self._track(Yh[todo, :nh], Hb, np.ones((todo.size, nh)))
+                bits, hdrs = self._decode_headers(Yh[todo], gb, Hb, n0b, fmt)
+                prev.setdefault(fi, np.zeros_like(info_bits))[todo] = bits
+                gh_of[fi][todo] = gb
+                for j, i in enumerate(todo):
+                    if hdrs[j] is not None:
+                        headers[i], info_bits[i], fmt_of[i] = hdrs[j], bits[j], fi
+        if np.any(fmt_of >= 0):
+            self._last_format = p.header_formats[int(fmt_of[fmt_of >= 0][-1])]
+        good = fmt_of >= 0
+        n_hdr = np.array([self._hdr_len[p.header_formats[f]] if f >= 0 else n_hdr_max for f in fmt_of])
         hdr_end = start + p.backoff + p.preamble_len + n_hdr * S
-        Yh = self._windows(buf, first[:, None] + S * np.arange(n_hdr), cfo, ref, iq)
-        gh = self._track(Yh, H_fit, np.ones((B, n_hdr)))
-        info_bits, headers = self._decode_headers(Yh, gh, H_fit, n0)
-        good = np.array([h is not None for h in headers])
-        prev_bits = info_bits.copy()
-        for _ in range(2):
-            bad = np.flatnonzero(~good)
-            if not bad.size:
-                break
-            # decision-directed retry: the Viterbi output is mostly right even when the CRC fails;
-            # re-encoded, it is n_header_symbols of extra training for a better channel/phase estimate
-            Hb, _, n0b, _ = self._fit(np.concatenate([rows[bad], self._header_rows(Yh[bad], gh[bad], prev_bits[bad])],
-                                                     axis=1), s_resid[bad], s_dof)
-            gb = self._track(Yh[bad], Hb, np.ones((bad.size, n_hdr)))
-            bits_b, hdrs_b = self._decode_headers(Yh[bad], gb, Hb, n0b)
-            prev_bits[bad] = bits_b
-            for j, i in enumerate(bad):
-                if hdrs_b[j] is not None:
-                    headers[i], info_bits[i], gh[i] = hdrs_b[j], bits_b[j], gb[j]
-                    good[i] = True
         # frame ends (payload) and cut points (next frame start)
         n_pay = np.array([p.n_payload_symbols(h.payload_len) if h is not None else 0 for h in headers])
         pay_end = hdr_end + n_pay * S
@@ -882,68 +920,14 @@ class OfdmReceiver:
                     n_emit, deferred = i, max(0, int(min(cand_idx[i], start[i])))
                     need = int(pay_end[i])
                     break
-        # header-aided re-estimation + payload demod for good frames
-        gidx = np.flatnonzero(good[:n_emit])
+        # header-aided re-estimation + payload demod for good frames, one batch per header format
         results = {}
-        if gidx.size:
-            G = gidx.size
-            hrows = self._header_rows(Yh[gidx], gh[gidx], info_bits[gidx])
-            H2, taps2, n02, snr2 = self._fit(np.concatenate([rows[gidx], hrows], axis=1), s_resid[gidx], s_dof)
-            max_pay = int(n_pay[gidx].max())
-            K = n_hdr + max_pay
-            starts = first[gidx][:, None] + S * np.arange(K)
-            cut = np.minimum(next_start[gidx], L)
-            valid = (np.arange(K)[None, :] < (n_hdr + n_pay[gidx])[:, None]) & (starts + N <= cut[:, None])
-            valid[:, :n_hdr] = True
-            Y = self._windows(buf, starts, cfo[gidx], ref[gidx], None if iq is None else (iq[0][gidx], iq[1][gidx]))
-            g, drift = self._track(Y, H2, valid.astype(float), n0=n02)
-            ramp = self._sro_ramp(drift, K, self._data_k, n_hdr)
-            Hdat = H2[:, self._data_pos]
-            Hd = g[:, n_hdr:, None] * Hdat[:, None, :]
-            if ramp is not None:
-                Hd *= ramp
-            # decision-free payload quality: pilot error power after equalisation/tracking
-            # (sees what the low-PAPR preamble cannot: clipping, fast fading, phase noise)
-            vp = valid[:, n_hdr:]
-            Hpm = g[:, n_hdr:, None] * H2[:, None, self._pilot_pos] * self.seq.pilots(K, 0)[None, n_hdr:]
-            ramp_p = self._sro_ramp(drift, K, self._pilot_k, n_hdr)
-            if ramp_p is not None:
-                Hpm *= ramp_p
-            perr = np.sum(np.abs(Y[:, n_hdr:][..., self._pilot_bins] - Hpm) ** 2, axis=2)
-            psig = np.sum(np.abs(Hpm) ** 2, axis=2)
-            n_v = np.sum(vp, axis=1)
-            # the tracker fits 1 (phase) or 2 real parameters per ~pilot_smooth symbols of
-            # 2 * n_pilot real observations: remove that share from the residual
-            dof = (1 + bool(p.pilot_amplitude)) / (2.0 * p.n_pilot_carriers * np.clip(np.minimum(n_v, p.pilot_smooth), 1, None))
-            perr = np.sum(perr * vp, axis=1) / (1 - dof)
-            psig = np.sum(psig * vp, axis=1)
-            pay_snr = np.where((n_v > 0) & (perr > 0), 10 * np.log10(np.maximum(psig, 1e-30) / np.maximum(perr, 1e-30)),
-                               np.nan)
-            Yd = Y[:, n_hdr:][..., self._data_bins]
-            # per symbol and carrier: the tracked gain g (amplitude too, with pilot_amplitude) is part
-            # of the channel the equaliser inverted, so it is part of the error it leaves
-            hd2 = np.abs(Hd) ** 2                                             # (G, max_pay, n_dat)
-            n0b = n02[:, None, None]
-            if self.equalizer == "zf":
-                eq = Yd / np.where(np.abs(Hd) > 1e-12, Hd, 1e-12)
-                nv_sym = n0b / np.maximum(hd2, 1e-30)
-            else:
-                eq = np.conj(Hd) * Yd / (hd2 + n0b)
-                nv_sym = n0b / (hd2 + n0b)
-            vsym = valid[:, n_hdr:, None]
-            nv_car = np.sum(nv_sym * vsym, axis=1) / np.maximum(np.sum(vsym, axis=1), 1)
-            erf = np.repeat(~valid[:, n_hdr:], n_dat, axis=1)                 # (G, max_pay*n_dat)
-            eqf = eq.reshape(G, -1).astype(np.complex64)
-            eqf[erf] = 0
-            nvf = nv_sym.reshape(G, -1).astype(np.float32)
-            nvf[erf] = np.inf
-            nvc32 = nv_car.astype(np.float32)
-            taps2 = taps2.astype(np.complex64)
-            for j, i in enumerate(gidx):
-                plen = headers[i].payload_len
-                results[i] = (eqf[j, :plen], nvf[j, :plen], erf[j, :plen], nvc32[j], float(snr2[j]),
-                              float(n02[j]), taps2[j], float(pay_snr[j]) if np.isfinite(pay_snr[j]) else None,
-                              float(drift[j]) / p.symbol_len)
+        for fi, fmt in enumerate(p.header_formats):
+            gidx = np.flatnonzero(good[:n_emit] & (fmt_of[:n_emit] == fi))
+            if not gidx.size:
+                continue
+            results.update(self._demod_payloads(buf, gidx, fmt, Yh, gh_of[fi][gidx], info_bits, rows, s_resid, s_dof,
+                                                first, cfo, ref, iq, n_pay, next_start, headers))
         frames = []
         for i in range(n_emit):
             common = dict(cfo=float(cfo[i]), start_sample=int(self._base + start[i] + p.backoff),
@@ -952,7 +936,7 @@ class OfdmReceiver:
                 pay, nv, er, nvc, s_db, nn0, tp, ps_db, sro = results[i]
                 frames.append(RxFrame(headers[i], True, pay, snr_db=s_db, chan_taps=tp, noise_var=nv,
                                       n0=nn0, noise_var_carriers=nvc, erased=er, payload_snr_db=ps_db,
-                                      sro=sro, **common))
+                                      sro=sro, header_format=p.header_formats[fmt_of[i]], **common))
             else:
                 # no known header bits: average two unbiased signal-power estimates, the header
                 # symbols' power minus N0 and the preamble fit |H_fit|^2 minus its noise share
@@ -964,3 +948,74 @@ class OfdmReceiver:
                                       chan_taps=taps[i].astype(np.complex64),
                                       noise_var=np.zeros(0, np.float32), n0=float(n0[i]), **common))
         return frames, deferred, need
+
+    def _demod_payloads(self, buf, gidx, fmt, Yh, gh, info_bits, rows, s_resid, s_dof, first, cfo, ref, iq,
+                        n_pay, next_start, headers):
+        """Header-aided channel re-estimate, pilot/SRO tracking and equalisation of the frames
+        ``gidx`` (all with a ``fmt`` header; ``gh`` their header pilot gains) -> {frame: result}."""
+        p = self.params
+        N, S = p.fft_len, p.symbol_len
+        n_dat = p.n_data_carriers
+        L = buf.size
+        n_hdr = self._hdr_len[fmt]
+        centroid = self._centroids[n_hdr]
+        results = {}
+        G = gidx.size
+        hrows = self._header_rows(Yh[gidx], gh, info_bits[gidx], fmt)
+        H2, taps2, n02, snr2 = self._fit(np.concatenate([rows[gidx], hrows], axis=1), s_resid[gidx], s_dof)
+        max_pay = int(n_pay[gidx].max())
+        K = n_hdr + max_pay
+        starts = first[gidx][:, None] + S * np.arange(K)
+        cut = np.minimum(next_start[gidx], L)
+        valid = (np.arange(K)[None, :] < (n_hdr + n_pay[gidx])[:, None]) & (starts + N <= cut[:, None])
+        valid[:, :n_hdr] = True
+        Y = self._windows(buf, starts, cfo[gidx], ref[gidx], None if iq is None else (iq[0][gidx], iq[1][gidx]))
+        g, drift = self._track(Y, H2, valid.astype(float), n0=n02, centroid=centroid)
+        ramp = self._sro_ramp(drift, K, self._data_k, n_hdr, centroid=centroid)
+        Hdat = H2[:, self._data_pos]
+        Hd = g[:, n_hdr:, None] * Hdat[:, None, :]
+        if ramp is not None:
+            Hd *= ramp
+        # decision-free payload quality: pilot error power after equalisation/tracking
+        # (sees what the low-PAPR preamble cannot: clipping, fast fading, phase noise)
+        vp = valid[:, n_hdr:]
+        Hpm = g[:, n_hdr:, None] * H2[:, None, self._pilot_pos] * self.seq.pilots(K, 0)[None, n_hdr:]
+        ramp_p = self._sro_ramp(drift, K, self._pilot_k, n_hdr, centroid=centroid)
+        if ramp_p is not None:
+            Hpm *= ramp_p
+        perr = np.sum(np.abs(Y[:, n_hdr:][..., self._pilot_bins] - Hpm) ** 2, axis=2)
+        psig = np.sum(np.abs(Hpm) ** 2, axis=2)
+        n_v = np.sum(vp, axis=1)
+        # the tracker fits 1 (phase) or 2 real parameters per ~pilot_smooth symbols of
+        # 2 * n_pilot real observations: remove that share from the residual
+        dof = (1 + bool(p.pilot_amplitude)) / (2.0 * p.n_pilot_carriers * np.clip(np.minimum(n_v, p.pilot_smooth), 1, None))
+        perr = np.sum(perr * vp, axis=1) / (1 - dof)
+        psig = np.sum(psig * vp, axis=1)
+        pay_snr = np.where((n_v > 0) & (perr > 0), 10 * np.log10(np.maximum(psig, 1e-30) / np.maximum(perr, 1e-30)),
+                           np.nan)
+        Yd = Y[:, n_hdr:][..., self._data_bins]
+        # per symbol and carrier: the tracked gain g (amplitude too, with pilot_amplitude) is part
+        # of the channel the equaliser inverted, so it is part of the error it leaves
+        hd2 = np.abs(Hd) ** 2                                             # (G, max_pay, n_dat)
+        n0b = n02[:, None, None]
+        if self.equalizer == "zf":
+            eq = Yd / np.where(np.abs(Hd) > 1e-12, Hd, 1e-12)
+            nv_sym = n0b / np.maximum(hd2, 1e-30)
+        else:
+            eq = np.conj(Hd) * Yd / (hd2 + n0b)
+            nv_sym = n0b / (hd2 + n0b)
+        vsym = valid[:, n_hdr:, None]
+        nv_car = np.sum(nv_sym * vsym, axis=1) / np.maximum(np.sum(vsym, axis=1), 1)
+        erf = np.repeat(~valid[:, n_hdr:], n_dat, axis=1)                 # (G, max_pay*n_dat)
+        eqf = eq.reshape(G, -1).astype(np.complex64)
+        eqf[erf] = 0
+        nvf = nv_sym.reshape(G, -1).astype(np.float32)
+        nvf[erf] = np.inf
+        nvc32 = nv_car.astype(np.float32)
+        taps2 = taps2.astype(np.complex64)
+        for j, i in enumerate(gidx):
+            plen = headers[i].payload_len
+            results[i] = (eqf[j, :plen], nvf[j, :plen], erf[j, :plen], nvc32[j], float(snr2[j]),
+                          float(n02[j]), taps2[j], float(pay_snr[j]) if np.isfinite(pay_snr[j]) else None,
+                          float(drift[j]) / p.symbol_len)
+        return results

@@ -22,6 +22,25 @@ from ..errors import MedJSCCError
 _WIFI_PILOTS = (-21, -7, 7, 21)
 
 
+@dataclass(frozen=True)
+class HeaderFormat:
+    """How a header's coded bits ride the data carriers: ``outputs`` of the K=7 mother code
+    (133, 171, 165 octal) are sent; (0, 1) is the rate-1/2 code of 802.11 (133, 171)."""
+    name: str
+    bits_per_carrier: int       # 1 = BPSK, 2 = Gray QPSK (I, Q)
+    outputs: tuple
+
+
+HEADER_FORMATS = {
+    # works down to about -3 dB (more with header_repeat): every frame can be read where the
+    # analog payload still says something
+    "robust": HeaderFormat("robust", 1, (0, 1, 2)),
+    # a third of the symbols; needs about 6 dB more SNR (QPSK: 3 dB, rate 1/2: ~3 dB)
+    "dense": HeaderFormat("dense", 2, (0, 1)),
+}
+HEADER_MCS = ("robust", "dense", "auto")
+
+
 @dataclass
 class OfdmParams:
     fft_len: int = 64
@@ -38,6 +57,8 @@ class OfdmParams:
     interleave: bool = True              # spread each image's symbols over all frames and carriers
     tx_clip_ratio: float = 0.0           # TX clip-and-filter at this peak/RMS amplitude ratio (0 = off)
     header_repeat: int = 1               # coded header sent this many times (soft-combined; >1 below -3 dB)
+    header_mcs: str = "robust"           # robust (BPSK r1/3) | dense (QPSK r1/2, ~3x fewer symbols) | auto (see below)
+    dense_header_snr_db: float = 8.0     # auto: the TX sends a dense header when its SNR is at least this
     chan_est_taps: int | None = None     # DFT-window length; None -> cp_len
     timing_backoff: int | None = None    # samples taken inside the CP; None -> cp_len // 4
     detect_threshold: float = 0.17       # normalised preamble correlation (0..1)
@@ -82,6 +103,11 @@ class OfdmParams:
             bad(f"tx_clip_ratio must be 0 (off) or in [1, 8] (peak/RMS amplitude), got {self.tx_clip_ratio}")
         if not (0 <= self.side_info_parity <= 16):
             bad(f"side_info_parity must be in [0, 16], got {self.side_info_parity}")
+        if self.header_mcs not in HEADER_MCS:
+            bad(f"header_mcs must be one of {', '.join(HEADER_MCS)}, got {self.header_mcs!r}")
+        if not (isinstance(self.dense_header_snr_db, (int, float)) and math.isfinite(self.dense_header_snr_db)
+                and -10.0 <= self.dense_header_snr_db <= 40.0):
+            bad(f"dense_header_snr_db must be a number in [-10, 40] dB, got {self.dense_header_snr_db!r}")
         if not (1 <= self.header_repeat <= 8):
             bad(f"header_repeat must be in [1, 8], got {self.header_repeat}")
         if not (1 <= self.taps <= self.cp_len):
@@ -178,20 +204,47 @@ class OfdmParams:
 
     @property
     def header_coded_bits(self) -> int:
+        """Coded bits of the mother code (K=7, rate 1/3): the Viterbi decoder's input length."""
         from .fec import coded_length
 
         return coded_length(8 * self.header_bytes)
 
+    def header_sent_bits(self, fmt: str = "robust") -> int:
+        """Coded bits a header of format ``fmt`` sends once (rate 1/2 drops the third output)."""
+        return self.header_coded_bits * len(HEADER_FORMATS[fmt].outputs) // 3
+
+    def header_symbols(self, fmt: str = "robust") -> int:
+        """OFDM symbols of a header of format ``fmt`` (with ``header_repeat``)."""
+        f = HEADER_FORMATS[fmt]
+        return -(-self.header_sent_bits(fmt) * self.header_repeat // (self.n_data_carriers * f.bits_per_carrier))
+
+    @property
+    def header_formats(self) -> tuple:
+        """Header formats a receiver tries (the CRC tells which one was sent)."""
+        return ("robust", "dense") if self.header_mcs == "auto" else (self.header_mcs,)
+
+    def tx_header_format(self, snr_db: float | None = None) -> str:
+        """The header format a transmitter sends at ``snr_db`` (its design or fed-back SNR; None:
+        unknown, the robust one under ``auto``)."""
+        if self.header_mcs != "auto":
+            return self.header_mcs
+        ok = snr_db is not None and math.isfinite(float(snr_db)) and float(snr_db) >= self.dense_header_snr_db
+        return "dense" if ok else "robust"
+
     @property
     def n_header_symbols(self) -> int:
-        return -(-self.header_coded_bits * self.header_repeat // self.n_data_carriers)
+        """Header OFDM symbols of this configuration's longest header format (what a receiver
+        must see before it can decode every format)."""
+        return max(self.header_symbols(f) for f in self.header_formats)
 
     def n_payload_symbols(self, payload_len: int) -> int:
         return -(-int(payload_len) // self.n_data_carriers)
 
-    def frame_len(self, payload_len: int) -> int:
-        """Samples of one frame carrying ``payload_len`` complex payload symbols."""
-        return self.preamble_len + (self.n_header_symbols + self.n_payload_symbols(payload_len)) * self.symbol_len
+    def frame_len(self, payload_len: int, header_format: str | None = None) -> int:
+        """Samples of one frame carrying ``payload_len`` complex payload symbols, with a header of
+        ``header_format`` (None: the longest this configuration sends)."""
+        nh = self.n_header_symbols if header_format is None else self.header_symbols(header_format)
+        return self.preamble_len + (nh + self.n_payload_symbols(payload_len)) * self.symbol_len
 
     @property
     def max_frame_len(self) -> int:
