@@ -19,6 +19,12 @@ Method families (``METHODS``):
 * ``digital-envelope`` (``envelope.py``): the fair digital reference: one MCS of the rate-matched
   family per SNR by a rule fitted on the validation split, the codec that rule names for it, every
   symbol and byte counted; its rows' ``mcs`` read ``<mcs>+<codec>``.
+* ``hybrid-softcast`` (``codec/hybrid.py``, symbol link only): a header-free JPEG2000 base at the
+  envelope rule's MCS on a share of the symbols, the base's error as linear analog symbols (full
+  -frame DCT, closed-form power allocation, LLSE) on the rest, its side frame in the same
+  budget; split per SNR fitted on the validation split. Rows' ``mcs`` read
+  ``<base mcs>+<codec>+b<base share of all symbols>`` (``none+...``: pure analog); ``decode_ok``:
+  the side frame and the base (if any) decoded.
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
@@ -46,7 +52,8 @@ NEURAL = ("medjscc", "medjscc_csi", "ntscc", "adjscc", "deepjscc")
 DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
-METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE
+HYBRID = ("hybrid-softcast",)   # codec/hybrid.py: digital base + SoftCast-style analog residual
+METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE + HYBRID
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
 AIR_SOLVE_SYMBOLS = 16   # air budget: a neural codec's CBR is solved to within this many symbols
@@ -497,6 +504,13 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
 
             recon, ok, nbytes, picked = envelope_point(image, mask, snr_db, n_sym, lk, seed_words)
             emit(snr_db, picked, recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix, snr_db), nbytes)
+        elif method in HYBRID:
+            if lk.name != "symbol":
+                raise InputError(f"{method} runs on the symbol link only (--link symbol)")
+            from ..codec.hybrid import sweep_point
+
+            recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words)
+            emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes)
         else:
             for mcs in MCS_TABLE:
                 recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words,

@@ -280,6 +280,11 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             picked = a.pop("mcs")
             if method in meth.ENVELOPE and picked:   # the rule's pick: "<mcs>+<codec>" (envelope.py)
                 a["mcs"], _, a["codec"] = picked.partition("+")
+            elif method in meth.HYBRID and picked:   # "<base mcs>+<codec>+b<share>" (codec/hybrid.py)
+                a["mcs"], a["codec"], share = picked.split("+")
+                a["base_share"] = float(share.lstrip("b"))
+                # images whose side frame and base decoded (None: no base at this SNR)
+                a["base_ok"] = None if a["mcs"] == "none" else a["decode_rate"]
             points.append(a)
     for _, agg in envelopes.values():
         points.append(dict(agg))
@@ -293,6 +298,9 @@ def json_line(point: dict) -> str:
         obj["mcs"] = point["mcs"]
     if point.get("codec"):
         obj["codec"] = point["codec"]
+    for k in ("base_share", "base_ok"):   # hybrid-softcast
+        if k in point:
+            obj[k] = point[k]
     obj["cbr_total"] = point.get("cbr_total")
     obj["cbr_air"] = point.get("cbr_air")   # NaN -> null: the symbol link has no framing
     if point.get("budget"):
@@ -458,6 +466,17 @@ def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> Non
                         budget = max(budget, (n_sym * mcs.bits_per_symbol // code.n) * code.k // 8)
                 if budget and meth._source(meth.DIGITAL[m]).encode(first_image, budget, first_mask) is not None:
                     reachable.append(m)
+            elif m in meth.HYBRID:
+                from ..codec.hybrid import layout
+
+                if spec.link != "symbol":
+                    raise InputError(f"method {m} runs on the symbol link only (--link symbol)")
+                try:
+                    for s in spec.snrs:
+                        layout(n_sym, s)
+                except MedJSCCError as e:
+                    raise InputError(f"method {m} cannot reach --cbr {cbr:g}: {e}") from None
+                reachable.append(m)
             elif m in meth.ENVELOPE:
                 from .linkadapt import FAMILY, plan
 

@@ -1,0 +1,123 @@
+"""Fit the hybrid codec's split rule (codec/hybrid.py) on the validation split (never test images).
+
+For every SNR of ``--snr`` and every validation image, each candidate split is sent through the
+seeded AWGN symbol link of the sweep (a failed frame counts as what the receiver shows):
+
+* base share (0 = pure analog, ``--shares``) x base codec (``--codecs``) x how the analog layer's
+  band variances reach the receiver: a side frame of ``--bands`` variances, or a prior (no side
+  frame): the geometric mean over the validation images of the band variances that split's
+  analog layer carries (``hybrid.PRIOR_BANDS`` bands), fitted at that SNR on ``--prior-images``
+  other validation images (so the choice is not judged on the images the prior came from).
+
+The candidate with the best mean ROI-PSNR at an SNR is that SNR's split; at run time an SNR uses
+the split of the highest fitted SNR at or below it.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/fit_hybrid_split.py \\
+        --out gr-medjscc/python/gnuradio/medjscc/evaluation/codes/hybrid_split.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=None, help="DRR root holding val/ (default: the project's DRR set)")
+    ap.add_argument("--split", default="val")
+    ap.add_argument("--images", type=int, default=6)
+    ap.add_argument("--prior-images", type=int, default=8, help="validation images the priors are fitted on")
+    ap.add_argument("--cbr", default="1/16")
+    ap.add_argument("--snr", default="-10:30:5", help="SNR grid (snr.parse_spec syntax)")
+    ap.add_argument("--shares", default="0.15,0.3,0.45,0.6,0.75,0.9")
+    ap.add_argument("--bands", default="6,16")
+    ap.add_argument("--codecs", default="j2k-roi,j2k")
+    ap.add_argument("--seed", type=int, default=1234, help="channel seed (not the sweep's default 0)")
+    ap.add_argument("--out", default=None, help="write the split JSON here")
+    args = ap.parse_args(argv)
+
+    from gnuradio.medjscc.codec import hybrid
+    from gnuradio.medjscc.errors import InputError
+    from gnuradio.medjscc.evaluation import channel as chan
+    from gnuradio.medjscc.evaluation import methods
+    from gnuradio.medjscc.evaluation.sweep import _dataset, resolve_data_root
+    from gnuradio.medjscc.metrics import image_metrics
+    from gnuradio.medjscc.snr import parse_spec
+
+    if args.split == "test":
+        raise InputError("the split rule is fitted on validation images, never on the test split")
+    t0 = time.time()
+    root = resolve_data_root(args.data, args.split)
+    ds = _dataset(str(root), args.images + args.prior_images)
+    if len(ds) < args.images + args.prior_images:
+        raise InputError(f"{root} holds {len(ds)} images, fewer than --images + --prior-images")
+    items = [ds[i] for i in range(args.images)]
+    prior_items = [ds[i] for i in range(args.images, args.images + args.prior_images)]
+    cbr = parse_spec(args.cbr)[0]
+    snrs = parse_spec(args.snr)
+    shares = parse_spec(args.shares)
+    bands = [int(b) for b in args.bands.split(",")]
+    codecs = args.codecs.split(",")
+
+    out = {"bench": "fit_hybrid_split", "split": {}}
+    link = methods.SymbolLink("awgn")
+    table = {}
+
+    def prior_split(share, codec, snr):
+        dummy = hybrid.Split(share, hybrid.PRIOR_BANDS, codec, (0,) * hybrid.PRIOR_BANDS)
+        logs = [np.log(np.maximum(hybrid.base_residual_variances(it["image"], it["mask"], snr,
+                                                                 methods.n_symbols(cbr, it["image"].shape), dummy),
+                                  1e-30)) for it in prior_items]
+        codes = hybrid.quantise_variances(np.exp(np.mean(logs, axis=0)))
+        return hybrid.Split(share, hybrid.PRIOR_BANDS, codec, tuple(int(c) for c in codes))
+
+    for snr in snrs:
+        scores = {}
+        cands = []
+        for share in [0.0] + [s for s in shares if s > 0]:
+            for codec in (["j2k"] if share == 0 else codecs):
+                cands += [hybrid.Split(share, b, codec) for b in bands] + [prior_split(share, codec, snr)]
+        for sp in cands:
+            vals, oks = [], []
+            for it in items:
+                n_total = methods.n_symbols(cbr, it["image"].shape)
+                seed = chan.channel_seed(args.seed, it["name"], snr, 0)
+                try:
+                    recon, ok, _, label, _ = hybrid.sweep_point(it["image"], it["mask"], snr, n_total, link, seed, sp)
+                except Exception as e:  # noqa: BLE001 - a split that cannot be laid out is no candidate
+                    vals = None
+                    print(f"  {snr:g} dB {sp}: {e}", file=sys.stderr)
+                    break
+                m = image_metrics(it["image"], recon, it["mask"])
+                vals.append(m["roi_psnr"])
+                oks.append(ok)
+            if vals is None:
+                continue
+            key = f"{sp.base_share:g}/{'prior' if sp.prior_codes else sp.n_bands}/{sp.codec}"
+            scores[key] = (float(np.mean(vals)), float(np.mean(oks)), sp)
+        best = max(scores.values(), key=lambda v: v[0])
+        sp = best[2]
+        out["split"][f"{snr:g}"] = hybrid.split_to_json(sp)
+        table[f"{snr:g}"] = {k: [round(v[0], 3), round(v[1], 3)] for k, v in scores.items()}
+        print(f"{snr:6.1f} dB: {sp}  ROI-PSNR {best[0]:.2f} dB (decoded {best[1]:.0%})", flush=True)
+    out["fit"] = {"split": args.split, "data": os.path.relpath(root) if not os.path.relpath(root).startswith("..")
+                  else root.name, "images": len(items),
+                  "prior_images": len(prior_items), "cbr": cbr, "seed": args.seed, "snr_db": snrs,
+                  "mean_roi_psnr_and_decode_rate": table, "seconds": round(time.time() - t0, 1),
+                  "command": "bench/fit_hybrid_split.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    text = json.dumps(out, indent=1) + "\n"
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
