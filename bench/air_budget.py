@@ -71,6 +71,14 @@ LAYOUTS = {
                                                      "side_info": "whole"}
        for cp in (12, 8)
        for name, f in (("1 frame", 1), ("2 frames, whole side info x2", 2), ("3 frames, whole side info x3", 3))},
+    # the dense header code (QPSK rate 1/2: a third of the header symbols, needs ~4 dB; what
+    # header_mcs=auto sends from dense_header_snr_db up)
+    "dense header": {"header_mcs": "dense"},
+    "dense header, 2 frames, whole side info x2": {"header_mcs": "dense", "frames_per_image": 2, "side_info": "whole"},
+    **{f"dense header, 52+4, cp 12, pre 6/{n_long}, {name}": {**LEAN, "n_long": n_long, "cp_len": 12, "header_mcs": "dense",
+                                                           "frames_per_image": f, "side_info": "whole"}
+       for n_long in (4, 2)
+       for name, f in (("1 frame", 1), ("2 frames, whole side info x2", 2), ("3 frames, whole side info x3", 3))},
 }
 PAYLOAD_LAYOUTS = ("default", "52+4, cp 12, pre 6/2, 1 frame", "52+4, cp 10, pre 6/2, 1 frame",
                    "52+4, cp 10, backoff 1, pre 6/2, 1 frame", "52+4, cp 8, pre 6/2, 1 frame",

@@ -180,7 +180,8 @@ def test_replay_of_truncated_simulated_recording(tmp_path):
     mod = FrameModulator(p, guard=256)
     iq = np.concatenate([np.zeros(256, np.complex64)] + [mod.modulate(m, d) for m, d in frames])
     rx_iq = apply_iq_channel(iq, "awgn", 15.0, cfo=0.05, rng=np.random.default_rng(1), params=p)
-    cut = rx_iq[: len(rx_iq) - 256 - p.frame_len(frames[-1][0]["payload_len"]) // 3]
+    # a third of the last frame, with the header the TX picked at 15 dB
+    cut = rx_iq[: len(rx_iq) - 256 - p.frame_len(frames[-1][0]["payload_len"], p.tx_header_format(15.0)) // 3]
     data = tmp_path / "sim.sigmf-data"
     cut.astype(np.complex64).tofile(data)
     hw = {"device": "b200", "args": "type=b200", "_path": "ignored"}

@@ -81,7 +81,9 @@ def test_tx_header_format_rule_and_validation():
     assert p.tx_header_format(7.9) == "robust" and p.tx_header_format(8.0) == "dense"
     assert p.tx_header_format(float("nan")) == "robust"
     assert OfdmParams(header_mcs="dense").tx_header_format(-5) == "dense"
-    assert OfdmParams().tx_header_format(30) == "robust"
+    assert OfdmParams(header_mcs="robust").tx_header_format(30) == "robust"
+    d = OfdmParams()                                      # the default: auto, dense from 12 dB
+    assert d.header_mcs == "auto" and d.tx_header_format(11.9) == "robust" and d.tx_header_format(12) == "dense"
     with pytest.raises(MedJSCCError, match="header_mcs"):
         OfdmParams(header_mcs="qpsk").validate()
     with pytest.raises(MedJSCCError, match="dense_header_snr_db"):
@@ -102,3 +104,19 @@ def test_frame_modulator_picks_the_format_from_the_encoders_snr():
     assert mod.modulate(dict(meta, tx_snr_db=10.0), pay).size == p.frame_len(96, "dense")
     assert mod.modulate(dict(meta, tx_snr_db=3.0), pay).size == p.frame_len(96, "robust")
     assert mod.modulate(dict(meta), pay).size == p.frame_len(96, "robust")      # SNR unknown: robust
+
+
+def test_a_cut_dense_frame_is_still_read_at_the_end_of_a_stream():
+    # the stream ends before a robust header would: the dense frame is decoded (truncated) at
+    # flush, not dropped for want of the longer format's samples
+    p = OfdmParams(header_mcs="auto")
+    tx = OfdmTransmitter(p)
+    rng = np.random.default_rng(4)
+    hdr, x = _frame(rng, 9, n=960)
+    iq = tx.modulate(hdr, x, "dense")
+    keep = p.preamble_len + p.header_symbols("dense") * p.symbol_len + 8 * p.symbol_len
+    assert keep < p.preamble_len + p.header_symbols("robust") * p.symbol_len
+    y = apply_iq_channel(np.concatenate([np.zeros(300, np.complex64), iq[:keep]]), "awgn", 20.0, rng=rng,
+                         params=p, tail=0)
+    (f,) = [f for f in _receive(p, y) if f.crc_ok]
+    assert f.header == hdr and f.truncated and 0 < np.mean(f.erased) < 1

@@ -20,7 +20,10 @@ the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predic
 feedback and encodes for ``snr_db`` (the design SNR). ``history`` records the SNR used per image.
 
 Pacing: ``interval_s`` between images; ``wait_for_feedback`` sends the next image only after an
-SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``).
+SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``). A
+message that names its image (``image_id``, as ``snr_feedback`` does) must be about the image just
+sent or a newer one: the late feedback of an earlier image's second frame does not release the
+next image with a stale SNR. A message without ``image_id`` releases it as before.
 """
 from __future__ import annotations
 
@@ -125,6 +128,7 @@ class jscc_tx(gr.basic_block):
         self.policy = make_policy(feedback_policy, float(snr_db), feedback_margin_db, feedback_delay_ms)
         self.set_cbr(cbr)
         self._feedback = threading.Event()
+        self._awaited_image = None  # stop-and-wait: feedback about this image_id (or newer) releases the next
         self._stop = threading.Event()
         self._thread = None
         self._next_image_id = 0
@@ -198,7 +202,19 @@ class jscc_tx(gr.basic_block):
             t_meas = self._meas_time(info) if self._meas_time is not None else None
             upstream = float(info.get("delay_ms", 0.0) or 0.0) / 1000.0
             self.policy.observe(value, now, t_meas, upstream)
-            self._feedback.set()
+            if self._is_current(info.get("image_id")):
+                self._feedback.set()
+
+    def _is_current(self, image_id) -> bool:
+        """Feedback about the awaited image or a newer one (16-bit wrap), or about no image."""
+        awaited = self._awaited_image
+        if awaited is None or image_id is None:
+            return True
+        try:
+            diff = (int(image_id) - int(awaited)) % IMAGE_ID_MODULO
+        except (TypeError, ValueError):
+            return True
+        return diff < IMAGE_ID_MODULO // 2
 
     def _handle_image(self, msg):
         try:
@@ -257,6 +273,7 @@ class jscc_tx(gr.basic_block):
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source,
                              "policy": self.policy.policy, "feedback_age_s": age})
+        self._awaited_image = image_id
         self._feedback.clear()
         sent = {"image_id": image_id, "height": image.shape[0], "width": image.shape[1], "source": source}
         if mask is not None:   # the ROI as encoded, fitted with its image (displays draw it)

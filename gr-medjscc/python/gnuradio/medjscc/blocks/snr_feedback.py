@@ -150,7 +150,7 @@ class snr_feedback(gr.basic_block):
         if raw is None:
             return
         seq = -1
-        start = None
+        start = image_id = None
         if pmt.is_pair(msg) and pmt.is_dict(pmt.car(msg)):
             meta = pmt.car(msg)
             crc = pmt.dict_ref(meta, pmt.intern("crc_ok"), pmt.PMT_T)
@@ -158,6 +158,8 @@ class snr_feedback(gr.basic_block):
                 return
             s = pmt.dict_ref(meta, pmt.intern("seq"), pmt.PMT_NIL)
             seq = pmt.to_long(s) if pmt.is_integer(s) else -1
+            iid = pmt.dict_ref(meta, pmt.intern("image_id"), pmt.PMT_NIL)
+            image_id = pmt.to_long(iid) if pmt.is_integer(iid) else None
             st = pmt.dict_ref(meta, pmt.intern("start_sample"), pmt.PMT_NIL)
             start = pmt.to_uint64(st) if pmt.is_uint64(st) else (pmt.to_long(st) if pmt.is_integer(st) else None)
         with self._lock:
@@ -168,6 +170,8 @@ class snr_feedback(gr.basic_block):
             snr = {"snr_db": value, "raw_snr_db": raw, "count": count, "seq": seq, "delay_ms": delay * 1000.0}
             if start is not None:
                 snr["start_sample"] = int(start)
+            if image_id is not None:   # lets a stop-and-wait TX tell late feedback of an older image
+                snr["image_id"] = int(image_id)
             # [smoothed, raw] as a float PDU: PDU to Tagged Stream -> QT time sink = SNR trace
             pdu = make_pdu({"count": count}, np.array([value, raw], np.float32))
             if delay <= 0:

@@ -520,7 +520,11 @@ class OfdmReceiver:
         c, m, fhyp = self._metric(buf, self._search_from)
         above = np.flatnonzero(m > p.detect_threshold)
         pos = self._search_from
-        hdr_need = p.preamble_len + p.n_header_symbols * S + 2 * P + 16
+        # samples a candidate needs before its header can be decoded: every format's header while
+        # more samples may come; at the end of a stream the shortest (a cut frame with a dense
+        # header is still read; windows past the end are clipped and fail the longer formats' CRC)
+        n_hdr_need = min(self._hdr_len.values()) if flush else p.n_header_symbols
+        hdr_need = p.preamble_len + n_hdr_need * S + 2 * P + 16
         cand_idx, cand_hat = [], []
         defer_from, need_len = None, 0
         while True:
