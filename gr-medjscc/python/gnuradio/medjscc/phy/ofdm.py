@@ -757,7 +757,7 @@ class OfdmReceiver:
         snr_db = 10 * np.log10(np.maximum(sig, _SNR_FLOOR * n0) / n0)
         return H_fit, taps, n0, snr_db
 
-    def _track(self, Y, H_fit, mask, n0=None, centroid=None):
+    def _track(self, Y, H_fit, mask, n0=None, centroid=None, n_rows=None):
         """Per-symbol complex pilot gains (B, n_sym), smoothed: residual-CFO slope + moving average
         over the valid symbols (mask). With ``n0`` (the payload pass) also the sampling-rate
         offset: -> (g, drift) where drift (B,) is the timing drift in samples per symbol, relative
@@ -784,6 +784,13 @@ class OfdmReceiver:
             den = np.sum(wt * (kc * ds) ** 2, axis=(1, 2))
             slope = np.sum(wt * kc * ds * phi, axis=(1, 2)) / np.maximum(den, 1e-30)    # rad per carrier per symbol
             var = 0.5 * np.asarray(n0) / np.maximum(den, 1e-30)
+            if n_rows:
+                # H_fit's own error (n_rows training rows, DFT-window denoised) turns each pilot by a
+                # constant phase, which the fit (anchored at the centroid, the payload after it)
+                # reads as drift: counted, a short (dense) header no longer triggers false ramps
+                ref_var = 0.5 * np.asarray(n0) * p.taps / (n_rows * p.n_occupied)          # |H|^2 x phase variance
+                D = np.sum(mask * (np.arange(n) - centroid)[None, :], axis=1)               # (B,)
+                var = var + ref_var * np.sum(kc ** 2 * hp2[:, 0, :], axis=1) * D ** 2 / np.maximum(den, 1e-30) ** 2
             # (below 2 sigma: 0, the usual case without SRO, and no ramp to apply)
             slope *= (slope ** 2 > 4 * var) * (1.0 - var / np.maximum(slope ** 2, 1e-30))
             drift = slope * p.fft_len / (2 * np.pi)
@@ -974,7 +981,7 @@ class OfdmReceiver:
         valid = (np.arange(K)[None, :] < (n_hdr + n_pay[gidx])[:, None]) & (starts + N <= cut[:, None])
         valid[:, :n_hdr] = True
         Y = self._windows(buf, starts, cfo[gidx], ref[gidx], None if iq is None else (iq[0][gidx], iq[1][gidx]))
-        g, drift = self._track(Y, H2, valid.astype(float), n0=n02, centroid=centroid)
+        g, drift = self._track(Y, H2, valid.astype(float), n0=n02, centroid=centroid, n_rows=p.n_long + n_hdr)
         ramp = self._sro_ramp(drift, K, self._data_k, n_hdr, centroid=centroid)
         Hdat = H2[:, self._data_pos]
         Hd = g[:, n_hdr:, None] * Hdat[:, None, :]
