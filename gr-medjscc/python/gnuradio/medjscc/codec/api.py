@@ -118,6 +118,12 @@ class Codec:
         # latent coefficients; see JSCCModel.strongest_pair_counts). The decoder reads the result
         # from the side info either way.
         self.allocation_score: str = "entropy"
+        # frozen-weight callers (sweeps) may set this: encode then reuses the networks' outputs for
+        # the last (image, mask, SNR) when only the CBR changes (the symbol link's side-info frame
+        # makes methods._symbol_link_encode retry the CBR). Off by default: weights being trained
+        # would be served stale features.
+        self.reuse_analysis: bool = False
+        self._analysis_memo: tuple | None = None
 
     # -- geometry ----------------------------------------------------------------------
     @staticmethod
@@ -188,6 +194,26 @@ class Codec:
         return self.model.rate(y)[0][0].cpu().numpy()
 
     # -- encode ------------------------------------------------------------------------
+    def _encoder_outputs(self, x01, mask, snr_db):
+        """``_analyse`` + the hyperprior's bits (variable-length models) + the JSCC encoder's
+        output: everything of ``encode`` that does not depend on the CBR (``reuse_analysis``)."""
+        key = None
+        if self.reuse_analysis:
+            import hashlib
+
+            m = None if mask is None else np.packbits(np.asarray(mask, dtype=bool).reshape(-1)).tobytes()
+            key = (x01.shape, hashlib.blake2b(x01.tobytes(), digest_size=16).digest(),
+                   None if m is None else (np.shape(mask), m), float(snr_db))
+            memo = self._analysis_memo
+            if memo is not None and memo[0] == key:
+                return memo[1]
+        y, roi_grid, roi_t, snr_c, snr = self._analyse(x01, mask, snr_db)
+        bits = self.model.rate(y)[0] if self.cfg.variable_length else None
+        out = (y, roi_grid, roi_t, snr_c, snr, bits, self.model.jscc_encode(y, roi_t, snr_c))
+        if key is not None:
+            self._analysis_memo = (key, out)
+        return out
+
     @torch.no_grad()
     def encode(self, image, mask=None, snr_db: float = 10.0, cbr: float = 1.0 / 16.0) -> EncodedImage:
         x01 = _check_image(image)
@@ -198,14 +224,13 @@ class Codec:
             raise InputError(f"cbr must be a number, got {cbr!r}") from None
         if not (math.isfinite(cbr) and cbr > 0):
             raise InputError(f"cbr must be positive, got {cbr!r}")
-        y, roi_grid, roi_t, snr_c, snr = self._analyse(x01, mask, snr_db)
+        y, roi_grid, roi_t, snr_c, snr, bits, s = self._encoder_outputs(x01, mask, snr_db)
         gh, gw = self.latent_shape((h, w))
         n_pix = h * w
         target_total = cbr * n_pix
 
         score_for_block = None
         if self.cfg.variable_length:
-            bits, _ = self.model.rate(y)
             roi_f = roi_grid.astype(np.float64) if roi_grid is not None else None
 
             def _score(block):
@@ -223,7 +248,6 @@ class Codec:
 
         kmap_t = torch.from_numpy(kmap)[None].to(self.device)
         used = self.model.channel_mask(kmap_t)
-        s = self.model.jscc_encode(y, roi_t, snr_c)
         power = None
         if self.cfg.linear_path:
             # normalise by the quantised power the receiver will read from the side info

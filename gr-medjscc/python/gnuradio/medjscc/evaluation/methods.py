@@ -316,6 +316,13 @@ class NeuralModel:
 _NEURAL_CACHE: dict = {}
 
 
+def _frozen(codec):
+    """Cached codecs are never trained: let encode reuse its CBR-independent network outputs when
+    the side-info frame makes ``_symbol_link_encode`` retry the CBR (same numbers, fewer passes)."""
+    codec.reuse_analysis = True
+    return codec
+
+
 def neural_model(name: str, random_init: bool = False) -> NeuralModel:
     """The codec of a neural method with the SHA-256 of its weights (cached per process).
 
@@ -331,7 +338,7 @@ def neural_model(name: str, random_init: bool = False) -> NeuralModel:
     if random_init:
         key = (name, RANDOM_INIT_SHA)
         if key not in _NEURAL_CACHE:
-            _NEURAL_CACHE[key] = NeuralModel(build_codec(name, seed=0), RANDOM_INIT_SHA)
+            _NEURAL_CACHE[key] = NeuralModel(_frozen(build_codec(name, seed=0)), RANDOM_INIT_SHA)
         return _NEURAL_CACHE[key]
     try:
         path = resolve_weights(name)
@@ -351,7 +358,7 @@ def neural_model(name: str, random_init: bool = False) -> NeuralModel:
             raise MedJSCCError(f"method {name}: {e}") from None
         # load_codec has just verified the file against this side file
         sha = sha256_path(path).read_text().split()[0].lower()
-        _NEURAL_CACHE[key] = NeuralModel(codec, sha)
+        _NEURAL_CACHE[key] = NeuralModel(_frozen(codec), sha)
     return _NEURAL_CACHE[key]
 
 
@@ -464,10 +471,12 @@ def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str 
 # ----------------------------------------------------------------------------- one point
 def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: float,
               channel: str, link: str, trial: int, seed: int, keep_recon_snrs=(), budget: str = "codec",
-              random_codecs: bool = False):
+              random_codecs: bool = False, metrics: bool = True):
     """All rows of one (method, image, trial, cbr) for every SNR in ``snrs``; ``budget``: what
     ``cbr`` fixes (``BUDGETS``); ``random_codecs``: neural methods use untrained codecs
-    (``neural_model(random_init=True)``; their rows' ``model_sha256`` says ``RANDOM_INIT_SHA``).
+    (``neural_model(random_init=True)``; their rows' ``model_sha256`` says ``RANDOM_INIT_SHA``);
+    ``metrics=False``: rows carry NaN PSNR/ROI-PSNR/MS-SSIM (callers that only need the received
+    images, e.g. the nodule task, skip computing them).
 
     Returns ``(rows, recons)``: rows are dicts with the CSV columns; ``recons`` maps
     ``(snr_db, mcs)`` -> uint8 image for the SNRs in ``keep_recon_snrs`` (montage).
@@ -482,7 +491,7 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
     base = dict(method=method, cbr=float(cbr), channel=channel, link=link, trial=int(trial), image=image_name)
 
     def emit(snr_db, mcs, recon, ok, cbr_total, cbr_air, nbytes, model_sha256=""):
-        m = _metrics(image, recon, mask)
+        m = _metrics(image, recon, mask) if metrics else dict.fromkeys(("psnr", "roi_psnr", "ms_ssim"), math.nan)
         rows.append(dict(base, snr_db=float(snr_db), mcs=mcs, psnr=m["psnr"], roi_psnr=m["roi_psnr"],
                          ms_ssim=m["ms_ssim"], cbr_total=cbr_total, cbr_air=cbr_air, decode_ok=bool(ok),
                          source_bytes=nbytes, model_sha256=model_sha256))

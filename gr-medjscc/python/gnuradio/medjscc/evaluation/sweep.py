@@ -406,22 +406,73 @@ def _run_to_csv(tasks, csv_path: Path, columns, execution, progress_label, on_do
             bar.close()
 
 
-def _execute(tasks, backend: str, address: str | None, workers: int):
-    """Yield task results as they finish."""
+class LocalPool:
+    """The local backend's process pool, started on first use and kept for every phase of one
+    sweep (main images, then --task images): each worker imports torch and loads the weights and
+    the segmenter once per sweep, not once per phase."""
+
+    def __init__(self, workers: int):
+        self.workers, self._pool = workers, None
+
+    def get(self):
+        if self._pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            # forkserver: workers start clean even if this process already initialised torch/OpenMP
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("forkserver"))
+        return self._pool
+
+    def warm(self, spec: "SweepSpec") -> None:
+        """Start every worker now with what its first task would load (fire and forget)."""
+        pool = self.get()
+        for _ in range(self.workers):
+            pool.submit(_warm_worker, [m for m in spec.methods if m in meth.NEURAL], bool(spec.random_codecs),
+                        bool(spec.task))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _warm_worker(neural: list, random_codecs: bool, task: bool) -> None:
+    """Worker: import torch, load the neural codecs and (--task) the Dice segmenter. Errors are
+    left to the tasks, which report them."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        for m in neural:
+            meth.neural_model(m, random_codecs)
+        if task:
+            import numpy as np
+
+            from .task import lung_mask
+
+            lung_mask(np.zeros((16, 16), np.uint8))
+    except Exception:  # noqa: BLE001 - a warm-up never fails the sweep
+        pass
+
+
+def _execute(tasks, backend: str, address: str | None, workers: int, pool: LocalPool | None = None):
+    """Yield task results as they finish (``pool``: a LocalPool kept across calls)."""
     if backend == "local":
         if workers <= 1 or len(tasks) <= 1:
             for t in tasks:
                 yield run_task(t)
             return
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        # forkserver: workers start clean even if this process already initialised torch/OpenMP
-        ctx = mp.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(run_task, t) for t in tasks]
+        own = pool is None
+        pool = LocalPool(workers) if own else pool
+        try:
+            futures = [pool.get().submit(run_task, t) for t in tasks]
             for f in as_completed(futures):
                 yield f.result()
+        finally:
+            if own:
+                pool.close()
         return
     if backend == "ray":
         ray = _ray_init(address, workers)
@@ -504,12 +555,25 @@ class SweepResult:
     n_rows_new: int = 0
     seconds: float = 0.0
     task: dict | None = None                          # --task: settings + reference (original images)
+    stage_seconds: dict = field(default_factory=dict)  # wall time per stage (bench/task_sweep_speed.py)
 
 
 def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None = None,
               workers: int | None = None, progress: bool = True, plots: bool = True) -> SweepResult:
     t0 = time.time()
     spec.validate()
+    workers = workers or max(1, min(os.cpu_count() or 1, 8))
+    pool = LocalPool(workers) if backend == "local" and workers > 1 else None   # one pool for every phase
+    if pool is not None:   # the workers import torch and load the weights while this process checks the inputs
+        pool.warm(spec)
+    try:
+        return _run_sweep(spec, out, backend, address, workers, progress, plots, pool, t0)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run_sweep(spec: SweepSpec, out, backend, address, workers, progress, plots, pool, t0) -> SweepResult:
     if backend not in ("local", "ray"):
         raise InputError(f"unknown --backend {backend!r}; choose local or ray")
     if address and backend != "ray":
@@ -523,7 +587,6 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
             _probe_address(address)
     if spec.link == "ofdm":
         meth.get_link("ofdm", spec.channel)  # clear error now if the PHY is missing
-    workers = workers or max(1, min(os.cpu_count() or 1, 8))
     root = resolve_data_root(spec.data, spec.split)
     ds = _dataset(str(root), spec.limit)
     if len(ds) == 0:
@@ -567,31 +630,39 @@ def run_sweep(spec: SweepSpec, out, backend: str = "local", address: str | None 
         if recons:
             save_recons(out, rows[0]["method"], rows[0]["cbr"], image_name, recons)
 
-    _run_to_csv(tasks, csv_path, CSV_COLUMNS, (backend, address, workers), progress and "sweep", on_done)
+    stage = result.stage_seconds
+    stage["setup"] = time.time() - t0
+    t1 = time.time()
+    _run_to_csv(tasks, csv_path, CSV_COLUMNS, (backend, address, workers, pool), progress and "sweep", on_done)
+    stage["images"] = time.time() - t1
     all_rows = read_rows(csv_path)
     result.all_points, result.per_mcs = aggregate(all_rows)
     for p in result.all_points + result.per_mcs:   # sweep.json holds one budget per folder
         p["budget"] = spec.budget
     task_info = None
     if spec.task:   # after the main images: digital methods send the task images at their envelope's MCS
-        task_info = _run_task_phase(spec, out, backend, address, workers, progress, result)
+        task_info = _run_task_phase(spec, out, backend, address, workers, progress, result, pool)
     if task_info is not None:
         from . import task as task_mod
 
+        t1 = time.time()
         task_mod.attach(result.all_points, result.per_mcs, task_mod.read_task_rows(out))
         result.task = task_info
+        stage["task_observer"] = time.time() - t1
     wanted = {(m, round(float(s), 6), round(float(c), 9)) for m in spec.methods for s in spec.snrs for c in spec.cbrs}
     result.points = [p for p in result.all_points if (p["method"], p["snr_db"], p["cbr"]) in wanted]
     write_summary(out, spec, result)
     if plots:
         from . import plots as plot_mod
 
+        t1 = time.time()
         plot_mod.make_all(out, result.all_points, result.per_mcs, task=result.task)
+        stage["plots"] = time.time() - t1
     result.seconds = time.time() - t0
     return result
 
 
-def _run_task_phase(spec: SweepSpec, out: Path, backend, address, workers, progress, result) -> dict:
+def _run_task_phase(spec: SweepSpec, out: Path, backend, address, workers, progress, result, pool=None) -> dict:
     """--task nodule: every method on the nodule pairs -> task_nodule.csv; returns the task's
     settings with the observer on the original images (``reference``)."""
     from . import task as task_mod
@@ -607,10 +678,14 @@ def _run_task_phase(spec: SweepSpec, out: Path, backend, address, workers, progr
     tasks = task_mod.build_tasks(spec, out, root, done, task_mod.envelope_mcs(envelope))
     tasks.sort(key=lambda t: (t["method"] not in meth.DIGITAL, -len(t["snrs"])))
     result.n_tasks_run += len(tasks)
-    _run_to_csv(tasks, csv_path, task_mod.columns(), (backend, address, workers),
+    t1 = time.time()
+    _run_to_csv(tasks, csv_path, task_mod.columns(), (backend, address, workers, pool),
                 progress and "sweep --task nodule")
-    return dict(settings, pairs=spec.task_pairs, nodule_set=str(root),
-                reference=task_mod.reference(root, spec.split, spec.task_pairs))
+    result.stage_seconds["task_images"] = time.time() - t1
+    t1 = time.time()
+    reference = task_mod.reference(root, spec.split, spec.task_pairs)
+    result.stage_seconds["task_reference"] = time.time() - t1
+    return dict(settings, pairs=spec.task_pairs, nodule_set=str(root), reference=reference)
 
 
 def save_recons(out: Path, method: str, cbr: float, image_name: str, recons: dict) -> None:
@@ -645,7 +720,9 @@ def write_summary(out: Path, spec: SweepSpec, result: SweepResult) -> None:
     summary = {
         "settings": settings,
         "last_run": {"methods": spec.methods, "snr_db": spec.snrs, "cbr": spec.cbrs, "trials": spec.trials,
-                     "limit": spec.limit},
+                     "limit": spec.limit,
+                     # wall seconds of this run's stages so far (plots come after the summary)
+                     "stage_seconds": {k: round(v, 3) for k, v in result.stage_seconds.items()}},
         "metric_notes": {
             "envelope": "digital methods: best MCS per (SNR, CBR) on mean ROI-PSNR; per-MCS values in per_mcs",
             "failed_images": "a digital image whose LDPC decoding failed counts as mid-grey (128); "

@@ -222,7 +222,8 @@ def run_nodule_task(task: dict):
         rows, recons = meth.run_point(task["method"], image, mask, task["name"], task["snrs"], task["cbr"],
                                       task["channel"], task["link"], task["trial"], task["seed"],
                                       keep_recon_snrs=task["snrs"],
-                                      random_codecs=bool(task.get("random_codecs", False)))
+                                      random_codecs=bool(task.get("random_codecs", False)),
+                                      metrics=False)   # task rows hold no PSNR/MS-SSIM
     out = []
     # every method sends the same originals: segment each once per worker process
     key = (str(root), task["name"])
@@ -292,12 +293,21 @@ def mean_ci(values_by_case: dict, n_boot: int = obs.N_BOOT, ci: float = obs.CI, 
             "dice_vs_original_hi": float(max(hi, mean))}
 
 
+def _group_key(method: str, mcs, snr_db, cbr, channel, link) -> tuple:
+    """Task rows of a per-MCS digital method are grouped per MCS; every other method sends one
+    thing per SNR whose label (e.g. the envelope's ``<mcs>+<codec>``, split into ``mcs`` and
+    ``codec`` in its point) is not part of the key."""
+    from . import methods as meth
+
+    return (method, (mcs or "") if method in meth.DIGITAL else "", round(snr_db, 6), round(cbr, 9), channel, link)
+
+
 def group_results(rows: list[dict]) -> dict:
-    """{(method, mcs, snr_db, cbr, channel, link): task dict} from task rows."""
+    """{(method, mcs, snr_db, cbr, channel, link): task dict} from task rows (``_group_key``)."""
     groups: dict = {}
     dice_groups: dict = {}
     for r in rows:
-        key = (r["method"], r["mcs"], round(r["snr_db"], 6), round(r["cbr"], 9), r["channel"], r["link"])
+        key = _group_key(r["method"], r["mcs"], r["snr_db"], r["cbr"], r["channel"], r["link"])
         groups.setdefault(key, {}).setdefault((r["pair"], r["trial"]), {})[r["signal"]] = r["v"]
         if math.isfinite(r.get("dice_vs_original", math.nan)):
             dice_groups.setdefault(key, {}).setdefault((r["pair"], r["trial"]), []).append(r["dice_vs_original"])
@@ -328,7 +338,7 @@ def attach(points: list[dict], per_mcs: list[dict], rows: list[dict]) -> None:
     """Add the task figures to the sweep's points (envelopes: their MCS) and per-MCS entries."""
     results = group_results(rows)
     for p in list(points) + list(per_mcs or []):
-        key = (p["method"], p.get("mcs") or "", round(p["snr_db"], 6), round(p["cbr"], 9), p["channel"], p["link"])
+        key = _group_key(p["method"], p.get("mcs"), p["snr_db"], p["cbr"], p["channel"], p["link"])
         if key in results:
             p.update(results[key])
 

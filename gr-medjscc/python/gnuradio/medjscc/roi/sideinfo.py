@@ -200,6 +200,22 @@ def encode_mask(grid_mask) -> bytes:
     g = _check_mask(grid_mask, "grid_mask")
     if g.shape[0] > 0xFFFF or g.shape[1] > 0xFFFF:
         raise InputError(f"grid_mask too large: {g.shape}")
+    # a codec's allocation plan codes the same grid several times per image (pure Python coder, ms)
+    key = (g.shape, np.packbits(g.reshape(-1)).tobytes())
+    code = _ENCODED.get(key)
+    if code is None:
+        code = _encode_mask(g)
+        if len(_ENCODED) >= _ENCODED_MAX:
+            _ENCODED.clear()
+        _ENCODED[key] = code
+    return code
+
+
+_ENCODED: dict = {}     # (shape, packed cells) -> encode_mask bytes; entries are immutable
+_ENCODED_MAX = 256
+
+
+def _encode_mask(g: np.ndarray) -> bytes:
     crc = _mask_crc(g)
     if not g.any():
         mode, payload = _MODE_ZERO, b""
