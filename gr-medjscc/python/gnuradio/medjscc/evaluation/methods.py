@@ -173,7 +173,7 @@ class SymbolLink:
     def total_symbols(self, n_payload: int, side_info_bytes: int, snr_db=None) -> int | None:
         return None  # symbol link: no framing overhead beyond what the method counts itself
 
-    def payload_for_air(self, air_samples: int, side_info_bytes: int):
+    def payload_for_air(self, air_samples: int, side_info_bytes: int, snr_db=None):
         raise InputError("an air budget needs the OFDM link (--link ofdm): the symbol link has no framing")
 
     def capacity(self, snr_db: float) -> float:
@@ -205,20 +205,24 @@ def check_budget(budget: str) -> str:
     return budget
 
 
-def air_payload(cbr: float, shape, link, side_info_bytes: int = 0) -> int:
+def air_payload(cbr: float, shape, link, side_info_bytes: int = 0, snr_db=None) -> int:
     """Payload symbols an image of ``shape`` may send so that its bursts on ``link`` take at most
-    ``floor(cbr*H*W)`` samples on air (``cbr`` read as an air CBR)."""
-    n = link.payload_for_air(n_symbols(cbr, shape), side_info_bytes)
+    ``floor(cbr*H*W)`` samples on air (``cbr`` read as an air CBR), sent at ``snr_db`` (the
+    header format may depend on it; None: the longest header)."""
+    n = link.payload_for_air(n_symbols(cbr, shape), side_info_bytes, snr_db)
     if not n:
         raise MedJSCCError(f"air CBR {cbr:g} is below what one burst of this framing costs for a "
                            f"{shape[1]}x{shape[0]} image; use a larger --cbr")
     return n
 
 
-def symbol_budget(cbr: float, shape, link, budget: str = "codec") -> int:
+def symbol_budget(cbr: float, shape, link, budget: str = "codec", snr_db=None) -> int:
     """Symbols a digital or capacity method may send: ``floor(cbr*H*W)`` (codec budget), or the
-    most whose bursts fit ``cbr`` on air (air budget; the digital chain has no side info)."""
-    return n_symbols(cbr, shape) if check_budget(budget) == "codec" else air_payload(cbr, shape, link)
+    most whose bursts fit ``cbr`` on air at ``snr_db`` (air budget; the digital chain has no side
+    info)."""
+    if check_budget(budget) == "codec":
+        return n_symbols(cbr, shape)
+    return air_payload(cbr, shape, link, snr_db=snr_db)
 
 
 def air_cbr(link, n_payload: int, side_info_bytes: int, n_pix: int, snr_db=None) -> float:
@@ -383,12 +387,12 @@ def neural_encode(codec, image, mask, snr_db, cbr, link, budget: str = "codec"):
         return codec.encode(image, mask, snr_db=snr_db, cbr=(total + 0.5) / n_pix)
 
     def fits(enc):
-        return link.total_symbols(enc.n_payload_symbols, len(enc.side_info)) <= budget_air
+        return link.total_symbols(enc.n_payload_symbols, len(enc.side_info), snr_db) <= budget_air
 
     lo, hi = (0.0, None), None          # (codec total symbols, encode) that fit / do not fit
     side_bytes, side_symbols = 0, 0.0
     for _ in range(3):
-        total = air_payload(cbr, image.shape, link, side_bytes) + side_symbols
+        total = air_payload(cbr, image.shape, link, side_bytes, snr_db) + side_symbols
         enc = encode(total)
         if fits(enc):
             if total >= lo[0]:
@@ -498,8 +502,9 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
         if any(abs(snr_db - s) < 1e-9 for s in keep_recon_snrs):
             recons[(float(snr_db), mcs)] = recon
 
-    n_sym = None if method in NEURAL else symbol_budget(cbr, image.shape, lk, budget)
     for snr_db in snrs:
+        # the air budget's payload depends on the SNR (header format under header_mcs=auto)
+        n_sym = None if method in NEURAL else symbol_budget(cbr, image.shape, lk, budget, snr_db)
         seed_words = chan.channel_seed(seed, image_name, snr_db, trial)
         if method in NEURAL:
             model = neural_model(method, random_codecs)

@@ -67,13 +67,13 @@ class OfdmLink:
         fmt = None if snr_db is None else self.params.tx_header_format(snr_db)
         return int(self.phy.overhead_symbols(n_payload, side_info_bytes, self.params, header_format=fmt)["total"])
 
-    def payload_for_air(self, air_samples: int, side_info_bytes: int) -> int | None:
+    def payload_for_air(self, air_samples: int, side_info_bytes: int, snr_db=None) -> int | None:
         """Most payload symbols an image with ``side_info_bytes`` of side info can send within
         ``air_samples`` samples on air (None when not even an empty burst fits). Bisection on
         ``total_symbols``, which never decreases with the payload; air >= payload bounds it."""
         def fits(n):
             try:
-                return self.total_symbols(n, side_info_bytes) <= air_samples
+                return self.total_symbols(n, side_info_bytes, snr_db) <= air_samples
             except MedJSCCError:   # more frames than the header can number: too long
                 return False
 
