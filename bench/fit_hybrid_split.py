@@ -3,14 +3,18 @@
 For every SNR of ``--snr`` and every validation image, each candidate split is sent through the
 seeded AWGN symbol link of the sweep (a failed frame counts as what the receiver shows):
 
-* base share (0 = pure analog, ``--shares``) x base codec (``--codecs``) x how the analog layer's
-  band variances reach the receiver: a side frame of ``--bands`` variances, or a prior (no side
-  frame): the geometric mean over the validation images of the band variances that split's
-  analog layer carries (``hybrid.PRIOR_BANDS`` bands), fitted at that SNR on ``--prior-images``
-  other validation images (so the choice is not judged on the images the prior came from).
+* base share (0 = pure analog, ``--shares``) x base codec (``--codecs``) x base MCS backoff
+  (``--backoffs``: the envelope rule's MCS for SNR - backoff) x the analog layer's weight outside
+  the ROI (``--bg-weights``; 1 = no mask) x how the band variances reach the receiver: a side
+  frame of ``--bands`` variances, or a prior (no side frame): the geometric mean over the
+  validation images of the band variances that split's analog layer carries
+  (``hybrid.PRIOR_BANDS`` bands), fitted at that SNR on ``--prior-images`` other validation
+  images (so the choice is not judged on the images the prior came from).
 
-The candidate with the best mean ROI-PSNR at an SNR is that SNR's split; at run time an SNR uses
-the split of the highest fitted SNR at or below it.
+At each SNR: the reference is the candidate without mask (bg weight 1) of best mean ROI-PSNR; the
+split is the candidate of best mean ROI-PSNR among those whose mean whole-image PSNR is at most
+``--psnr-slack`` dB below the reference's (the ROI is not bought with the rest of the image).
+At run time an SNR uses the split of the highest fitted SNR at or below it.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/fit_hybrid_split.py \\
         --out gr-medjscc/python/gnuradio/medjscc/evaluation/codes/hybrid_split.json
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -35,8 +40,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cbr", default="1/16")
     ap.add_argument("--snr", default="-10:30:5", help="SNR grid (snr.parse_spec syntax)")
     ap.add_argument("--shares", default="0.15,0.3,0.45,0.6,0.75,0.9")
-    ap.add_argument("--bands", default="6,16")
+    ap.add_argument("--bands", default="16", help="side-frame band counts")
     ap.add_argument("--codecs", default="j2k-roi,j2k")
+    ap.add_argument("--backoffs", default="0,2", help="base MCS backoffs in dB")
+    ap.add_argument("--bg-weights", default="1,0.7,0.5", help="analog weights outside the ROI")
+    ap.add_argument("--psnr-slack", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1234, help="channel seed (not the sweep's default 0)")
     ap.add_argument("--out", default=None, help="write the split JSON here")
     args = ap.parse_args(argv)
@@ -68,22 +76,28 @@ def main(argv=None) -> int:
     link = methods.SymbolLink("awgn")
     table = {}
 
-    def prior_split(share, codec, snr):
-        dummy = hybrid.Split(share, hybrid.PRIOR_BANDS, codec, (0,) * hybrid.PRIOR_BANDS)
+    backoffs = parse_spec(args.backoffs)
+    bgs = parse_spec(args.bg_weights)
+
+    def prior_split(share, codec, snr, bg, back):
+        dummy = hybrid.Split(share, hybrid.PRIOR_BANDS, codec, (0,) * hybrid.PRIOR_BANDS, bg, back)
         logs = [np.log(np.maximum(hybrid.base_residual_variances(it["image"], it["mask"], snr,
                                                                  methods.n_symbols(cbr, it["image"].shape), dummy),
                                   1e-30)) for it in prior_items]
         codes = hybrid.quantise_variances(np.exp(np.mean(logs, axis=0)))
-        return hybrid.Split(share, hybrid.PRIOR_BANDS, codec, tuple(int(c) for c in codes))
+        return hybrid.Split(share, hybrid.PRIOR_BANDS, codec, tuple(int(c) for c in codes), bg, back)
 
     for snr in snrs:
         scores = {}
         cands = []
         for share in [0.0] + [s for s in shares if s > 0]:
             for codec in (["j2k"] if share == 0 else codecs):
-                cands += [hybrid.Split(share, b, codec) for b in bands] + [prior_split(share, codec, snr)]
+                for back in ([0.0] if share == 0 else backoffs):
+                    for bg in bgs:
+                        cands += [hybrid.Split(share, b, codec, None, bg, back) for b in bands]
+                        cands += [prior_split(share, codec, snr, bg, back)]
         for sp in cands:
-            vals, oks = [], []
+            vals, whole, oks = [], [], []
             for it in items:
                 n_total = methods.n_symbols(cbr, it["image"].shape)
                 seed = chan.channel_seed(args.seed, it["name"], snr, 0)
@@ -95,22 +109,29 @@ def main(argv=None) -> int:
                     break
                 m = image_metrics(it["image"], recon, it["mask"])
                 vals.append(m["roi_psnr"])
+                whole.append(m["psnr"])
                 oks.append(ok)
             if vals is None:
                 continue
-            key = f"{sp.base_share:g}/{'prior' if sp.prior_codes else sp.n_bands}/{sp.codec}"
-            scores[key] = (float(np.mean(vals)), float(np.mean(oks)), sp)
-        best = max(scores.values(), key=lambda v: v[0])
+            key = (f"{sp.base_share:g}/{'prior' if sp.prior_codes else sp.n_bands}/{sp.codec}"
+                   f"/bg{sp.bg_weight:g}/back{sp.base_backoff_db:g}")
+            scores[key] = (float(np.mean(vals)), float(np.mean(oks)), sp, float(np.mean(whole)))
+        ref = max((v for v in scores.values() if v[2].bg_weight >= 1.0), key=lambda v: v[0])
+        best = max((v for v in scores.values() if v[3] >= ref[3] - args.psnr_slack), key=lambda v: v[0])
         sp = best[2]
         out["split"][f"{snr:g}"] = hybrid.split_to_json(sp)
-        table[f"{snr:g}"] = {k: [round(v[0], 3), round(v[1], 3)] for k, v in scores.items()}
-        print(f"{snr:6.1f} dB: {sp}  ROI-PSNR {best[0]:.2f} dB (decoded {best[1]:.0%})", flush=True)
+        table[f"{snr:g}"] = {k: [round(v[0], 3), round(v[3], 3), round(v[1], 3)] for k, v in scores.items()}
+        print(f"{snr:6.1f} dB: {sp}  ROI-PSNR {best[0]:.2f} dB PSNR {best[3]:.2f} dB (decoded {best[1]:.0%}); "
+              f"no mask: {ref[0]:.2f} / {ref[3]:.2f} dB", flush=True)
     out["fit"] = {"split": args.split, "data": os.path.relpath(root) if not os.path.relpath(root).startswith("..")
                   else root.name, "images": len(items),
                   "prior_images": len(prior_items), "cbr": cbr, "seed": args.seed, "snr_db": snrs,
-                  "mean_roi_psnr_and_decode_rate": table, "seconds": round(time.time() - t0, 1),
+                  "mean_roi_psnr_psnr_decode_rate": table, "psnr_slack_db": args.psnr_slack,
+                  "seconds": round(time.time() - t0, 1),
                   "command": "bench/fit_hybrid_split.py " + " ".join(argv if argv is not None else sys.argv[1:])}
-    text = json.dumps(out, indent=1) + "\n"
+    # one line per list of numbers (the fit table holds thousands of them)
+    text = re.sub(r"\[\s+([-0-9.,\s]*?)\s+\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
+                  json.dumps(out, indent=1)) + "\n"
     if args.out:
         with open(args.out, "w") as f:
             f.write(text)

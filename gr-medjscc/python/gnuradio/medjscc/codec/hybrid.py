@@ -5,29 +5,34 @@ frame ``[side | base | analog]``:
 
 * **side** (``n_side`` symbols): one digital frame of the envelope's rate-matched family at the
   robust MCS the envelope uses for neural side info (``envelope.side_info_mcs``), chosen
-  ``SIDE_EXTRA_DB`` lower (short frames need more SNR): a base-present flag and the analog
-  layer's band variances (``BAND_BITS`` each). Its size is fixed by the layout, so it carries no
-  length field. A *prior* split sends no side frame: both ends use band variances fitted on the
-  validation split for that split and SNR (at low SNR even a 5-byte frame of this code family
-  fails 1 time in 3 where the SNR pays for it, and costs a tenth of the budget).
+  ``SIDE_EXTRA_DB`` lower (short frames need more SNR): a base-present flag, the analog layer's
+  band variances (``BAND_BITS`` each) and its scale byte. Its size is fixed by the layout, so it
+  carries no length field. A *prior* split sends no side frame: both ends use band variances
+  fitted on the validation split for that split and SNR, and the scale byte leads the base
+  payload. (Frames of 4-13 bytes of this code family need about 0 dB whatever their rate,
+  measured: 4 bytes at rates 0.035-0.145 fail 37-92% of frames at -3 dB; the validation fit
+  prefers the prior at every SNR from -10 to 15 dB.)
 * **base** (``n_base`` symbols): header-free JPEG2000 (``source.py``; ROI-JPEG2000 when the split
   rule says so) at the MCS the envelope's validation-fitted rule picks for the SNR the TX knows,
   filling the frame's payload. Below the lowest MCS of that rule, or when the split rule gives it
   no share, there is no base (pure analog, no cliff).
 * **analog** (``n_analog`` symbols, the rest): the base layer's error ``image - base`` in a
-  full-frame orthonormal 2-D DCT. Coefficients are grouped in radial bands (log-spaced rings; ring
-  models lost <= 0.4 dB to 8x8-coefficient chunks with exact variances and cost 16x less side
-  info); the bands' mean energies, quantised, are the side info. Both ends order the coefficients
-  by band variance (then radius), send the first ``2 n_analog`` as the I and Q of complex symbols
+  full-frame orthonormal 2-D DCT. Coefficients are grouped in radial bands (log-spaced rings: 16 rings
+  lost 0.1-0.7 dB to 1024 chunks of 8x8 coefficients on JPEG2000 residuals, both with exact
+  variances, for 64x less side info); the bands' mean energies, quantised, are the side info.
+  Both ends order the coefficients by band variance (then radius), send the first ``2 n_analog`` as the I and Q of complex symbols
   with the closed-form optimal linear power allocation for LLSE decoding (p_b = max(0,
   sqrt(lam_b s2 / mu) - s2), s2 = N0/2 per real; p ~ sqrt(lam) at high SNR, i.e. SoftCast's
-  lam^-1/4 gains), then normalise the symbols to unit mean power. The RX decodes LLSE with the
-  gains from the same quantised variances and the SNR, and its own N0 (and fading gains).
+  lam^-1/4 gains), then scale the symbols to unit mean power (the gain, rounded down to
+  ``SCALE_STEP_DB``, is the scale byte). The RX decodes LLSE with the gains from the same
+  quantised variances, the SNR and the scale byte, and its own N0 (and fading gains). A pure
+  analog prior split has no byte to carry the scale: the RX takes a unit gain.
 
 Failures are reported, never silent: if the base frame fails (a decoded word other than the
 sent one: what a CRC catches), the RX adds the analog layer to a zero base (mid-grey) and says
 ``base_ok=False``; if the side frame fails the RX has no variances: it shows the base alone if
-that decoded (else grey) with ``side_ok=False``.
+that decoded (else grey) with ``side_ok=False``. (Where the sweep runs, the sent bits stand in
+for the CRC, as in the envelope; its bits are not charged, as there.)
 
 The split of symbols between the layers (base share, number of bands or prior, base codec) per
 SNR comes from ``evaluation/codes/hybrid_split.json``, fitted on the validation split by
@@ -199,7 +204,8 @@ def analog_layer(residual: np.ndarray, n_analog: int, snr_db: float, n_bands: in
     return sym * scale_value(code), codes, code
 
 
-def analog_decode(y: np.ndarray, h, n0: float, codes: np.ndarray, shape, snr_db: float, scale: float = 1.0) -> np.ndarray:
+def analog_decode(y: np.ndarray, h, n0: float, codes: np.ndarray, shape, snr_db: float,
+                  scale: float = 1.0) -> np.ndarray:
     """LLSE estimate of the residual (grey levels) from the analog symbols ``y`` (gains ``h`` or
     None on AWGN, complex noise variance ``n0``), the band codes and the normalising gain."""
     y = np.asarray(y, np.complex128).reshape(-1)
@@ -237,6 +243,8 @@ class Split:
     n_bands: int = N_BANDS_DEFAULT
     codec: str = "j2k-roi"
     prior_codes: tuple | None = None
+    bg_weight: float = 1.0     # the analog layer's weight on the residual outside the ROI (1: no mask)
+    base_backoff_db: float = 0.0   # the base MCS is the envelope rule's pick at SNR - this (more robust)
 
 
 def split_file():
@@ -264,14 +272,16 @@ def _load_split_json(path: str) -> dict:
 def split_from_json(v: dict) -> Split:
     codes = v.get("prior_codes")
     sp = Split(float(v["base_share"]), int(v["n_bands"]), str(v["codec"]),
-               None if codes is None else tuple(int(c) for c in codes))
+               None if codes is None else tuple(int(c) for c in codes), float(v.get("bg_weight", 1.0)),
+               float(v.get("base_backoff_db", 0.0)))
     if sp.prior_codes is not None and len(sp.prior_codes) != sp.n_bands:
         raise MedJSCCError(f"{SPLIT_FILE_NAME}: {len(sp.prior_codes)} prior codes for {sp.n_bands} bands")
     return sp
 
 
 def split_to_json(sp: Split) -> dict:
-    out = {"base_share": sp.base_share, "n_bands": sp.n_bands, "codec": sp.codec}
+    out = {"base_share": sp.base_share, "n_bands": sp.n_bands, "codec": sp.codec, "bg_weight": sp.bg_weight,
+           "base_backoff_db": sp.base_backoff_db}
     if sp.prior_codes is not None:
         out["prior_codes"] = list(sp.prior_codes)
     return out
@@ -306,6 +316,7 @@ class Layout:
     n_bands: int
     base_share: float
     prior_codes: tuple | None = None   # band codes known at both ends (no side frame)
+    bg_weight: float = 1.0
 
     @property
     def has_base(self) -> bool:
@@ -323,8 +334,13 @@ class Layout:
     def label(self) -> str:
         """Row label ``<base mcs>+<codec>+b<share>`` (``none+analog+b0.00``: pure analog)."""
         if not self.has_base:
-            return "none+analog-prior+b0.00" if self.prior else "none+analog+b0.00"
-        return f"{self.mcs.name}+{self.codec}{'-prior' if self.prior else ''}+b{self.n_base / self.n_total:.2f}"
+            return f"none+analog{'-prior' if self.prior else ''}{self._bg}+b0.00"
+        return (f"{self.mcs.name}+{self.codec}{'-prior' if self.prior else ''}{self._bg}"
+                f"+b{self.n_base / self.n_total:.2f}")
+
+    @property
+    def _bg(self) -> str:
+        return f"-bg{self.bg_weight:g}" if self.bg_weight < 1.0 else ""
 
 
 def side_bytes(n_bands: int) -> int:
@@ -350,13 +366,13 @@ def layout(n_total: int, snr_db: float, split: Split | None = None, rule=None) -
     # below the lowest MCS the rule trusts (its threshold + margin) there is no base: pure analog
     th = dict(rule.thresholds)
     lowest = min(th.values()) + rule.margin_db if th else math.inf
-    mcs = rule.pick(snr_db) if snr_db + 1e-9 >= lowest else None
+    mcs = rule.pick(snr_db - split.base_backoff_db) if snr_db - split.base_backoff_db + 1e-9 >= lowest else None
     n_base = int(round(split.base_share * rest)) if mcs is not None else 0
     if mcs is not None and (n_base <= 0 or linkadapt.plan(mcs, n_base) is None
                             or linkadapt.plan(mcs, n_base).payload_bytes < MIN_BASE_BYTES):
         mcs, n_base = None, 0
     return Layout(n_total, n_side, n_base, rest - n_base, side_mcs, mcs, split.codec, split.n_bands,
-                  float(split.base_share), split.prior_codes)
+                  float(split.base_share), split.prior_codes, float(split.bg_weight))
 
 
 # ----------------------------------------------------------------------------- encode / decode
@@ -382,6 +398,22 @@ def _base_stream(image, mask, codec: str, budget: int):
     return _BASE_MEMO[key]
 
 
+ROI_FEATHER_PX = 2.0   # Gaussian width of the mask's edge (as RoiJ2kCodec): no hard seam in the residual
+
+
+def _weighted_residual(image, base, mask, bg_weight: float) -> np.ndarray:
+    """What the analog layer carries: ``image - base``, times ``bg_weight`` outside the ROI
+    (feathered). Only the TX knows the mask; the RX adds what it receives as it is, so outside the
+    ROI it gets ``bg_weight`` of the residual and the ROI gets the power saved."""
+    r = image.astype(float) - base
+    if mask is None or bg_weight >= 1.0:
+        return r
+    from scipy.ndimage import gaussian_filter
+
+    soft = gaussian_filter(np.asarray(mask, float), ROI_FEATHER_PX)
+    return r * (bg_weight + (1.0 - bg_weight) * soft)
+
+
 def base_residual_variances(image, mask, snr_db: float, n_total: int, split: Split, rule=None) -> np.ndarray:
     """Band variances of what the analog layer would carry for ``image`` under ``split`` (the base
     decoded): what a prior split's codes are fitted from (bench/fit_hybrid_split.py)."""
@@ -395,7 +427,7 @@ def base_residual_variances(image, mask, snr_db: float, n_total: int, split: Spl
                             linkadapt.plan(lay.mcs, lay.n_base).payload_bytes)
         if data is not None:
             base = _source(lay.codec).decode(data, image.shape).astype(float)
-    return band_variances(image.astype(float) - base, lay.n_bands)
+    return band_variances(_weighted_residual(image, base, mask, lay.bg_weight), lay.n_bands)
 
 
 def _bits(data: bytes, n_info: int) -> np.ndarray:
@@ -454,7 +486,8 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
             lay = lay.without_base()
         else:
             base = _source(lay.codec).decode(data, image.shape).astype(float)
-    ana, codes, scale = analog_layer(image.astype(float) - base, lay.n_analog, snr_db, lay.n_bands,
+    ana, codes, scale = analog_layer(_weighted_residual(image, base, mask, lay.bg_weight), lay.n_analog, snr_db,
+                                     lay.n_bands,
                                      codes=lay.prior_codes)
     if lay.has_base:
         base_bits = _bits((bytes([scale]) if lead else b"") + data, p.info_bits)

@@ -23,8 +23,10 @@ Method families (``METHODS``):
   envelope rule's MCS on a share of the symbols, the base's error as linear analog symbols (full
   -frame DCT, closed-form power allocation, LLSE) on the rest, its side frame in the same
   budget; split per SNR fitted on the validation split. Rows' ``mcs`` read
-  ``<base mcs>+<codec>+b<base share of all symbols>`` (``none+...``: pure analog); ``decode_ok``:
-  the side frame and the base (if any) decoded.
+  ``<base mcs>+<codec>[-prior][-bg<w>]+b<base share of all symbols>`` (``none+...``: pure analog;
+  ``-prior``: band variances from the validation prior, no side frame; ``-bg<w>``: the analog
+  layer weighs the residual outside the ROI by w); ``decode_ok``: the side frame and the base
+  (if any) decoded.
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
