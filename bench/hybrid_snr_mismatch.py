@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     ap.add_argument("--snr", default="-5:25:5")
     ap.add_argument("--offset", type=float, default=3.0, help="told SNR - true SNR (dB)")
     ap.add_argument("--seed", type=int, default=0, help="channel seed (the sweep's default)")
+    ap.add_argument("--base-backoff", type=float, default=None,
+                    help="what-if: override the fitted split's base MCS backoff (dB) for the hybrid")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -54,9 +57,13 @@ def main(argv=None) -> int:
             img, mask = it["image"], it["mask"]
             n = methods.n_symbols(cbr, img.shape)
             seed = chan.channel_seed(args.seed, it["name"], snr, 0)
-            tx = hybrid.encode(img, mask, told, n)
+            split = hybrid.split_rule(told)
+            if args.base_backoff is not None:
+                split = replace(split, base_backoff_db=args.base_backoff)
+            tx = hybrid.encode(img, mask, told, n, split)
             y, h, n0, _ = link.digital(tx.symbols, snr, seed)
-            rec, info = hybrid.decode(y, h, n0, img.shape, told, n, crc_side=tx.side_bits, crc_base=tx.base_bits)
+            rec, info = hybrid.decode(y, h, n0, img.shape, told, n, split, crc_side=tx.side_bits,
+                                      crc_base=tx.base_bits)
             m = image_metrics(img, rec, mask)
             acc["hybrid-softcast"].append((m["roi_psnr"], m["psnr"], info["side_ok"] and info["base_ok"] is not False))
             # the envelope: MCS and codec for the told SNR, frame through the true channel
@@ -80,7 +87,7 @@ def main(argv=None) -> int:
         r = [pts[s]["roi_psnr"] for s in snrs]
         # the largest loss from one SNR to the next lower one
         summary[k] = {"largest_drop_db": round(float(np.max(np.diff(r))) if len(r) > 1 else 0.0, 3)}
-    out = {"bench": "hybrid_snr_mismatch", "offset_db": args.offset, "images": len(ds), "split": args.split,
+    out = {"bench": "hybrid_snr_mismatch", "offset_db": args.offset, "base_backoff_override_db": args.base_backoff, "images": len(ds), "split": args.split,
            "cbr": cbr, "seed": args.seed,
            "points": {k: {f"{s:g}": v for s, v in pts.items()} for k, pts in res.items()},
            "summary": summary, "seconds": round(time.time() - t0, 1)}
