@@ -10,13 +10,14 @@ def test_air_accounting_and_budget_follow_the_header_format():
     p = link.params
     assert p.header_mcs == "auto"
     n, side = 3896, 26
-    low, high = link.total_symbols(n, side, 0.0), link.total_symbols(n, side, 20.0)
+    hi_snr = p.dense_header_snr_db + 5.0          # where the TX sends dense headers
+    low, high = link.total_symbols(n, side, 0.0), link.total_symbols(n, side, hi_snr)
     frames = -(-n // p.max_payload_len)
     saved = (p.header_symbols("robust") - p.header_symbols("dense")) * p.symbol_len
     assert low == link.total_symbols(n, side) and low - high == frames * saved
     air = meth.n_symbols(0.1836, (256, 256))
     # more payload fits the same air where the TX sends dense headers
-    assert meth.air_payload(0.1836, (256, 256), link, side, 20.0) > meth.air_payload(0.1836, (256, 256), link, side, 0.0)
-    assert link.total_symbols(meth.air_payload(0.1836, (256, 256), link, side, 20.0), side, 20.0) <= air
-    assert meth.symbol_budget(0.1836, (256, 256), link, "air", 20.0) > meth.symbol_budget(0.1836, (256, 256), link, "air")
-    assert meth.air_cbr(link, n, side, 65536, 20.0) == pytest.approx(high / 65536)
+    assert meth.air_payload(0.1836, (256, 256), link, side, hi_snr) > meth.air_payload(0.1836, (256, 256), link, side, 0.0)
+    assert link.total_symbols(meth.air_payload(0.1836, (256, 256), link, side, hi_snr), side, hi_snr) <= air
+    assert meth.symbol_budget(0.1836, (256, 256), link, "air", hi_snr) > meth.symbol_budget(0.1836, (256, 256), link, "air")
+    assert meth.air_cbr(link, n, side, 65536, hi_snr) == pytest.approx(high / 65536)

@@ -82,8 +82,8 @@ def test_tx_header_format_rule_and_validation():
     assert p.tx_header_format(float("nan")) == "robust"
     assert OfdmParams(header_mcs="dense").tx_header_format(-5) == "dense"
     assert OfdmParams(header_mcs="robust").tx_header_format(30) == "robust"
-    d = OfdmParams()                                      # the default: auto, dense from 12 dB
-    assert d.header_mcs == "auto" and d.tx_header_format(11.9) == "robust" and d.tx_header_format(12) == "dense"
+    d = OfdmParams()                                      # the default: auto, dense from 25 dB
+    assert d.header_mcs == "auto" and d.tx_header_format(24.9) == "robust" and d.tx_header_format(25) == "dense"
     with pytest.raises(MedJSCCError, match="header_mcs"):
         OfdmParams(header_mcs="qpsk").validate()
     with pytest.raises(MedJSCCError, match="dense_header_snr_db"):
