@@ -111,3 +111,21 @@ def test_task_arguments_are_checked(images):
     with pytest.raises(InputError, match="--task-pairs"):
         _spec(images, task_pairs=2).validate()
     SweepSpec(methods=["j2k-capacity"], snrs=[0.0], cbrs=[0.0625]).validate()   # no task: fine
+
+
+def test_one_worker_pool_serves_both_phases(images, data_dir, tmp_path, monkeypatch):
+    """The main images and the task images run in one process pool (workers start once)."""
+    import concurrent.futures as cf
+
+    started = []
+
+    class Counting(cf.ProcessPoolExecutor):
+        def __init__(self, *a, **kw):
+            started.append(1)
+            super().__init__(*a, **kw)
+
+    monkeypatch.setattr(cf, "ProcessPoolExecutor", Counting)
+    res = run_sweep(_spec(images, methods=["j2k-capacity"], snrs=[5.0]), tmp_path / "p", workers=2,
+                    progress=False, plots=False)
+    assert len(started) == 1 and res.points[0]["task_n_pairs"] == PAIRS
+    assert {"setup", "images", "task_images", "task_reference"} <= set(res.stage_seconds)
