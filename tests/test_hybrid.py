@@ -203,7 +203,8 @@ def test_sweep_method_rows_and_json(drr):
     from gnuradio.medjscc.evaluation import sweep
 
     points, _ = sweep.aggregate([dict(r, model_sha256="") for r in rows])
-    for pt in points:
+    for pt in points:   # the montage finds the recon file by the full row label
+        assert pt["recon_tag"] == next(r["mcs"] for r in rows if r["snr_db"] == pt["snr_db"])
         line = json.loads(sweep.json_line(pt))
         assert line["method"] == "hybrid-softcast" and "base_share" in line and "base_ok" in line
         assert 0 <= line["base_share"] < 1

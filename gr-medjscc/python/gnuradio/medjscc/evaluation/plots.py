@@ -202,7 +202,7 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
                 pt = next((p for p in points if p["method"] == m and p["cbr"] == cbr and p["snr_db"] == s), None)
                 if pt is None:
                     continue
-                path = recon_path(out, name, m, pt.get("mcs") or "", s, cbr)
+                path = recon_path(out, name, m, pt.get("recon_tag") or pt.get("mcs") or "", s, cbr)
                 if path.is_file():
                     cells[(m, s)] = (np.asarray(Image.open(path)), pt)
         methods = [m for m in methods if any((m, s) in cells for s in snrs)]

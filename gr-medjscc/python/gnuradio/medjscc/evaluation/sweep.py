@@ -278,6 +278,8 @@ def aggregate(rows: list[dict]) -> tuple[list[dict], list[dict]]:
         else:
             a = dict(agg)
             picked = a.pop("mcs")
+            if picked and method in meth.ENVELOPE + meth.HYBRID:
+                a["recon_tag"] = picked   # the full row label names the montage's recon file
             if method in meth.ENVELOPE and picked:   # the rule's pick: "<mcs>+<codec>" (envelope.py)
                 a["mcs"], _, a["codec"] = picked.partition("+")
             elif method in meth.HYBRID and picked:   # "<base mcs>+<codec>+b<share>" (codec/hybrid.py)
