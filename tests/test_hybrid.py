@@ -228,3 +228,15 @@ def test_base_backoff_picks_a_more_robust_mcs():
     b = hybrid.layout(N_TOTAL, 10.0, hybrid.Split(0.5, 16, "j2k", base_backoff_db=2.0))
     assert a.mcs == envelope.load_rule().pick(10.0) and b.mcs == envelope.load_rule().pick(8.0)
     assert b.mcs.efficiency < a.mcs.efficiency and a.n_base == b.n_base
+
+
+def test_fading_link_equalises_the_analog_layer(drr):
+    """On i.i.d. Rayleigh fading the RX derotates each symbol by its known gain and weighs it by
+    |h| in the LLSE (no base here: the AWGN-fitted MCS rule is not meant for fading)."""
+    image, mask, name = drr
+    split = hybrid.Split(0.0, 16, "j2k")
+    link = methods.SymbolLink("rayleigh")
+    recon, ok, _, _, info = hybrid.sweep_point(image, mask, 25.0, N_TOTAL, link, chan.channel_seed(0, name, 25.0, 0),
+                                               split)
+    assert ok and info["side_ok"] and not info["has_base"]
+    assert psnr(image, recon, mask) > 35.0
