@@ -240,3 +240,19 @@ def test_fading_link_equalises_the_analog_layer(drr):
                                                split)
     assert ok and info["side_ok"] and not info["has_base"]
     assert psnr(image, recon, mask) > 35.0
+
+
+def test_a_base_that_cannot_fit_a_prior_split_fails_the_image_not_the_sweep(drr, monkeypatch):
+    image, mask, name = drr
+    monkeypatch.setattr(hybrid, "_base_stream", lambda *a, **k: None)
+    with pytest.raises(hybrid.BaseDoesNotFit):
+        hybrid.encode(image, mask, 10.0, N_TOTAL, PRIOR)
+    recon, ok, nbytes, label, info = hybrid.sweep_point(image, mask, 10.0, N_TOTAL, methods.SymbolLink("awgn"),
+                                                        [0, 1, 2, 0], PRIOR)
+    assert not ok and nbytes == 0 and info["base_ok"] is False and np.all(recon == 128)
+    # a side-frame split says "no base" in its flag instead and sends the image as pure analog
+    tx = hybrid.encode(image, mask, 10.0, N_TOTAL, SIDE)
+    assert not tx.layout.has_base and tx.layout.n_analog == N_TOTAL - tx.layout.n_side
+    recon, ok, _, _, info = hybrid.sweep_point(image, mask, 10.0, N_TOTAL, methods.SymbolLink("awgn"),
+                                               [0, 1, 2, 0], SIDE)
+    assert ok and info["has_base"] is False and psnr(image, recon, mask) > 25.0

@@ -376,6 +376,10 @@ def layout(n_total: int, snr_db: float, split: Split | None = None, rule=None) -
 
 
 # ----------------------------------------------------------------------------- encode / decode
+class BaseDoesNotFit(MedJSCCError):
+    """A prior split's base payload cannot hold this image's smallest stream (no flag can say so)."""
+
+
 _SOURCES: dict = {}
 _BASE_MEMO: dict = {}   # (image hash, mask hash, codec, bytes) -> stream: the val fit re-encodes a lot
 
@@ -481,7 +485,7 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
         p = linkadapt.plan(lay.mcs, lay.n_base)
         data = _base_stream(image, mask, lay.codec, p.payload_bytes - lead)
         if data is None and lay.prior:   # MIN_BASE_BYTES keeps this from DRRs: no flag to signal it
-            raise MedJSCCError(f"hybrid: no {lay.codec} stream of this image fits {p.payload_bytes - lead} bytes")
+            raise BaseDoesNotFit(f"hybrid: no {lay.codec} stream of this image fits {p.payload_bytes - lead} bytes")
         if data is None:   # not even the smallest stream fits: the flag says so, analog takes the symbols
             lay = lay.without_base()
         else:
@@ -565,7 +569,12 @@ def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, spli
     """One image through the sweep's link (``link.digital``: the same channel draws as the
     envelope's frame of ``n_total`` symbols). -> (recon, decode_ok, base bytes, label, info);
     ``decode_ok``: the side frame and the base (if any) decoded; the label is the planned split's."""
-    tx = encode(image, mask, snr_db, n_total, split)
+    try:
+        tx = encode(image, mask, snr_db, n_total, split)
+    except BaseDoesNotFit:   # nothing sensible can be sent: the RX shows grey and the row says so
+        lay = layout(n_total, snr_db, split)
+        return (np.full(image.shape, int(GREY), np.uint8), False, 0, lay.label,
+                dict(side_ok=False, base_ok=False, has_base=True, label=lay.label))
     y, h, n0, erased = link.digital(tx.symbols, snr_db, seed_words)
     if erased is not None:
         raise InputError("hybrid-softcast runs on the symbol link only (--link symbol)")
