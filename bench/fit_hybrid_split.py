@@ -11,6 +11,9 @@ seeded AWGN symbol link of the sweep (a failed frame counts as what the receiver
   (``hybrid.PRIOR_BANDS`` bands), fitted at that SNR on ``--prior-images`` other validation
   images (so the choice is not judged on the images the prior came from).
 
+``analog_prior`` (the band variances of ``image - 128`` on the prior images) serves a prior split
+whose base is not sent (an SNR below the lowest MCS, a budget too small for the base).
+
 At each SNR: the reference is the candidate without mask (bg weight 1) of best mean ROI-PSNR; the
 split is the candidate of best mean ROI-PSNR among those whose mean whole-image PSNR is at most
 ``--psnr-slack`` dB below the reference's (the ROI is not bought with the rest of the image).
@@ -29,6 +32,15 @@ import sys
 import time
 
 import numpy as np
+
+
+def analog_prior(items) -> list:
+    """Pure-analog prior: geometric-mean band variances of ``image - 128`` over ``items``, quantised."""
+    from gnuradio.medjscc.codec import hybrid
+
+    logs = [np.log(np.maximum(hybrid.band_variances(it["image"].astype(float) - hybrid.GREY, hybrid.PRIOR_BANDS),
+                              1e-30)) for it in items]
+    return hybrid.quantise_variances(np.exp(np.mean(logs, axis=0))).tolist()
 
 
 def main(argv=None) -> int:
@@ -87,6 +99,7 @@ def main(argv=None) -> int:
         codes = hybrid.quantise_variances(np.exp(np.mean(logs, axis=0)))
         return hybrid.Split(share, hybrid.PRIOR_BANDS, codec, tuple(int(c) for c in codes), bg, back)
 
+    out["analog_prior"] = analog_prior(prior_items)
     for snr in snrs:
         scores = {}
         cands = []

@@ -100,6 +100,9 @@ def test_below_the_lowest_mcs_it_is_pure_analog_without_a_cliff(drr):
     assert hybrid.layout(N_TOTAL, lowest + 0.5, big).has_base
     for split in (SIDE, PRIOR, big):
         assert not hybrid.layout(N_TOTAL, lowest - 0.5, split).has_base
+    # a prior fitted for a base's residual is not used without that base: the pure-analog prior is
+    lay = hybrid.layout(N_TOTAL, lowest - 0.5, PRIOR)
+    assert lay.prior_codes == hybrid.analog_prior_codes() != PRIOR.prior_codes and lay.bg_weight == 1.0
     grid = [-12.5, -10.0, -7.5, -5.0, -2.5, 0.0, 2.5, 5.0]
     scores = []
     for s in grid:

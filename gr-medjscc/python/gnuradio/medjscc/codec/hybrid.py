@@ -292,6 +292,17 @@ def _load_split_table(path: str) -> tuple:
     return tuple(sorted((float(k), split_from_json(v)) for k, v in data["split"].items()))
 
 
+def analog_prior_codes(path=None) -> tuple:
+    """Band codes of ``image - GREY`` (no base, no mask) fitted on validation images: the prior of
+    a prior split whose base is not sent at this SNR / budget."""
+    data = _load_split_json(str(path or split_file()))
+    codes = data.get("analog_prior")
+    if codes is None or len(codes) != PRIOR_BANDS:
+        raise MedJSCCError(f"{SPLIT_FILE_NAME} has no analog_prior of {PRIOR_BANDS} codes; refit it with "
+                           f"bench/fit_hybrid_split.py")
+    return tuple(int(c) for c in codes)
+
+
 def split_rule(snr_db: float, path=None) -> Split:
     """The fitted split at the highest fitted SNR <= ``snr_db`` (the lowest one below the grid)."""
     rows = _load_split_table(str(path or split_file()))
@@ -371,8 +382,12 @@ def layout(n_total: int, snr_db: float, split: Split | None = None, rule=None) -
     if mcs is not None and (n_base <= 0 or linkadapt.plan(mcs, n_base) is None
                             or linkadapt.plan(mcs, n_base).payload_bytes < MIN_BASE_BYTES):
         mcs, n_base = None, 0
+    codes, bg = split.prior_codes, float(split.bg_weight)
+    if codes is not None and split.base_share > 0 and mcs is None:
+        # a prior fitted for the residual of a base that is not sent: use the pure-analog prior
+        codes, bg = analog_prior_codes(), 1.0
     return Layout(n_total, n_side, n_base, rest - n_base, side_mcs, mcs, split.codec, split.n_bands,
-                  float(split.base_share), split.prior_codes, float(split.bg_weight))
+                  float(split.base_share), codes, bg)
 
 
 # ----------------------------------------------------------------------------- encode / decode
