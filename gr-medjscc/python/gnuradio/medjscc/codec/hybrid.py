@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import math
 from dataclasses import dataclass, replace
 
@@ -253,19 +252,12 @@ def split_file():
     return ldpc.CODES_DIR / SPLIT_FILE_NAME
 
 
-@functools.lru_cache(maxsize=2)
 def _load_split_json(path: str) -> dict:
-    from pathlib import Path
+    from ..evaluation.linkadapt import read_fitted_json
 
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise MedJSCCError(f"{p.name} is missing; fit it with bench/fit_hybrid_split.py") from None
-    except json.JSONDecodeError as e:
-        raise MedJSCCError(f"{p} is not valid JSON ({e})") from None
+    data = read_fitted_json(str(path), "fit_hybrid_split.py")
     if not data.get("split"):
-        raise MedJSCCError(f"{p} holds no split")
+        raise MedJSCCError(f"{path} holds no split")
     return data
 
 

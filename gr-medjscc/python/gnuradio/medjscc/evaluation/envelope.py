@@ -16,7 +16,6 @@ measured on AWGN; on fading channels the same rule is applied as is.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,13 +43,7 @@ class Rule:
 @functools.lru_cache(maxsize=1)
 def load_rule() -> Rule:
     """The fitted rule: thresholds from ``mcs_thresholds.json``, margin and codecs from ``mcs_rule.json``."""
-    path = linkadapt.RULE_FILE
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise MedJSCCError(f"{path.name} is missing; fit it with bench/fit_mcs_margin.py") from None
-    except json.JSONDecodeError as e:
-        raise MedJSCCError(f"{path} is not valid JSON ({e})") from None
+    data = linkadapt.read_fitted_json(str(linkadapt.RULE_FILE), "fit_mcs_margin.py")
     th = linkadapt.thresholds()
     return Rule(float(data["margin_db"]), tuple(sorted(th.items())), tuple(sorted(data.get("codec", {}).items())))
 

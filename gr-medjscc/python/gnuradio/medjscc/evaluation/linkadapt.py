@@ -173,16 +173,22 @@ def plan(mcs: LaMcs, n_sym: int) -> Plan | None:
 
 
 # ----------------------------------------------------------------------------- thresholds + rule
-@functools.lru_cache(maxsize=4)
-def _read_json(path: str) -> dict:
+@functools.lru_cache(maxsize=8)
+def read_fitted_json(path: str, maker: str) -> dict:
+    """A fitted table shipped as JSON (read once); a clear error naming the bench script
+    ``maker`` that makes it when it is missing or broken."""
     p = Path(path)
     try:
         return json.loads(p.read_text())
     except FileNotFoundError:
-        raise MedJSCCError(f"{p.name} is missing; make it with bench/"
-                           f"{'mcs_thresholds.py' if p == THRESHOLDS_FILE else 'fit_mcs_margin.py'}") from None
+        raise MedJSCCError(f"{p.name} is missing; make it with bench/{maker}") from None
     except json.JSONDecodeError as e:
         raise MedJSCCError(f"{p} is not valid JSON ({e})") from None
+
+
+def _read_json(path: str) -> dict:
+    maker = "mcs_thresholds.py" if Path(path) == THRESHOLDS_FILE else "fit_mcs_margin.py"
+    return read_fitted_json(str(path), maker)
 
 
 def thresholds(path=THRESHOLDS_FILE) -> dict[str, float]:
