@@ -42,6 +42,9 @@ LEAN = {"n_data_carriers": 52, "n_pilot_carriers": 4, "n_short_reps": 6, "n_long
 FFT128 = {"fft_len": 128, "n_data_carriers": 112, "n_pilot_carriers": 8, "n_short_reps": 6, "n_long": 2}
 LAYOUTS = {
     "default": {},
+    "side-info chunk 16": {"header_side_info_bytes": 16},
+    "parity 2": {"side_info_parity": 2},
+    "side info whole in each header": {"header_side_info_bytes": 30},
     "2 frames, side info whole in each": {"symbols_per_frame": 44, "header_side_info_bytes": 28},
     "1 frame per image": {"frames_per_image": 1, "side_info": "whole"},
     "cp 8": {"cp_len": 8},
@@ -191,6 +194,8 @@ def main(argv=None) -> int:
     ap.add_argument("--payload-layouts", default="|".join(PAYLOAD_LAYOUTS), help="'|'-separated LAYOUTS names")
     ap.add_argument("--payload-snr", default="10,20", help="SNRs (dB) of the payload check")
     ap.add_argument("--payload-frames", type=int, default=30, help="frames per (layout, channel, SNR)")
+    ap.add_argument("--repeat-strong", type=float, default=None,
+                    help="share of the strongest codec symbols sent twice (default: codec.repeat_strong, as jscc_tx)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line")
     args = ap.parse_args(argv)
     if not 0 <= args.loss < 1:
@@ -210,9 +215,12 @@ def main(argv=None) -> int:
     from gnuradio.medjscc.snr import parse_spec
 
     snrs = parse_spec(args.snr)
+    from gnuradio.medjscc.config import CodecConfig
+
     codec = load_codec("medjscc")
+    repeat = CodecConfig.repeat_strong if args.repeat_strong is None else args.repeat_strong
     images, masks, _ = demo._load_images(args.images, 0)
-    encoded = [codec.encode(img, m, snr_db=10.0, cbr=1 / 16) for img, m in zip(images, masks)]
+    encoded = [codec.encode(img, m, snr_db=10.0, cbr=1 / 16, repeat_strong=repeat) for img, m in zip(images, masks)]
     n_max = max(e.symbols.size for e in encoded)
     side_max = max(len(e.side_info) for e in encoded)
     resolved = {}
@@ -230,7 +238,7 @@ def main(argv=None) -> int:
             lost.append(side_lost_probability(plan.frames, plan.side_chunks, args.loss))
         cbr_total = float(np.mean([e.cbr_total for e in encoded]))
         side_lost = float(np.mean(lost))
-        rec = {"layout": name, "params": kw, "frames": float(np.mean(frames)), "header_symbols": p.n_header_symbols,
+        rec = {"layout": name, "repeat_strong": repeat, "params": kw, "frames": float(np.mean(frames)), "header_symbols": p.n_header_symbols,
                "cbr_total": cbr_total, "cbr_air": float(np.mean(air)),
                "air_over_total": float(np.mean(air)) / cbr_total, "lost_frames_survived": int(min(survived)),
                "frame_loss": args.loss, "side_lost_p": side_lost, "images_lost_per_60": 60 * side_lost,

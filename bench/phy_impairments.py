@@ -111,6 +111,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="channel seed (image set is fixed)")
     ap.add_argument("--model", default="medjscc", help="codec name or weights path")
     ap.add_argument("--cbr", default="1/16", help="target CBR")
+    ap.add_argument("--repeat-strong", type=float, default=None,
+                    help="share of the strongest codec symbols sent twice (default: codec.repeat_strong)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line, no progress bar")
     ap.add_argument("--time-scale", type=float, default=1.0,
                     help="satellite profiles: slow dynamics (pass, fade, shadowing) this many times real time")
@@ -142,6 +144,8 @@ def main(argv=None) -> int:
         snrs = parse_spec(args.snr)
         cfg = LinkConfig.from_args(args)
         cfg.codec.model, cfg.codec.cbr, cfg.channel.seed = args.model, parse_number(args.cbr), args.seed
+        if args.repeat_strong is not None:
+            cfg.codec.repeat_strong = args.repeat_strong
         cfg.validate()
         codec = get_codec(cfg.codec.model, device=cfg.codec.device)
     except (MedJSCCError, ValueError) as e:

@@ -48,7 +48,10 @@ class qa_jscc_rx(gr_unittest.TestCase):
             cls.frames.append((meta, (pay + complex_awgn(pay.size, s, rng)).astype(np.complex64)))
         from gnuradio.medjscc.phy.framing import deinterleave
         # the frames carry the symbols interleaved: the codec order is restored on assembly
-        cls.rx_symbols = deinterleave(np.concatenate([p for _, p in cls.frames]), cls.params.max_payload_len)
+        from gnuradio.medjscc.phy.framing import balanced_per
+
+        cls.rx_symbols = deinterleave(np.concatenate([p for _, p in cls.frames]),
+                                      balanced_per(cls.enc.symbols.size, cls.params.max_payload_len))
         # documented combination: the mean noise variance over the frames (not the mean of dB values)
         cls.snr_est = float(10 * np.log10(1 / np.mean(10 ** (-cls.frame_snrs / 10))))
         assert abs(cls.snr_est - float(np.mean(cls.frame_snrs))) > 0.2  # the two rules differ here

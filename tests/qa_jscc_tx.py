@@ -39,7 +39,9 @@ class qa_jscc_tx(gr_unittest.TestCase):
         self.assertEqual(items[-1], "eos")
         frames = items[:-1]
         p = tx.params
-        enc = self.codec.encode(synthetic_image(256), None, snr_db=7.0, cbr=1 / 16)
+        from gnuradio.medjscc.blocks.jscc_tx import DEFAULT_REPEAT_STRONG
+        enc = self.codec.encode(synthetic_image(256), None, snr_db=7.0, cbr=1 / 16,
+                                repeat_strong=DEFAULT_REPEAT_STRONG)
         from gnuradio.medjscc.phy.framing import frame_plan
         per_image = frame_plan(enc.symbols.size, len(enc.side_info), p).frames
         self.assertEqual(len(frames), 2 * per_image)

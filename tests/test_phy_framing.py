@@ -33,7 +33,9 @@ def test_frame_image_interleaves_and_states_size_and_session(rng):
     assert all(h.frame_count == 3 and h.image_id == 9 and h.side_info_total == 24 and h.nonce == 4321
                and h.n_symbols == 4000 for h, _ in frames)
     sent = np.concatenate([pl for _, pl in frames])
-    assert np.array_equal(sent, x[framing.interleaver(x.size, P.max_payload_len)])
+    per = framing.balanced_per(x.size, P.max_payload_len)     # 4000 symbols: 1334 + 1334 + 1332
+    assert [pl.size for _, pl in frames] == [1334, 1334, 1332] and per == 1334
+    assert np.array_equal(sent, x[framing.interleaver(x.size, per)])
     assert not np.array_equal(sent, x)
     asm = ImageAssembler(P)
     for f in frames:
@@ -68,7 +70,7 @@ def test_interleaving_evens_frame_power_and_lowers_peaks(rng):
     p_plain, papr_plain = stats(OfdmParams(interleave=False))
     p_int, papr_int = stats(P)
     assert max(p_plain) / min(p_plain) > 3            # channel-major: the first frame is the loud one
-    assert max(p_int) / min(p_int) < 1.1            # what is left is the symbols' own randomness
+    assert max(p_int) / min(p_int) < 1.2            # what is left is the symbols' own randomness
     assert 10 * math.log10(papr_int) < 10 * math.log10(papr_plain) - 3
 
 
@@ -203,7 +205,7 @@ def test_end_to_end_image_over_ofdm_with_lost_frame(rng):
         asm.add(f)
     out = asm.assemble(11)
     assert out.side_info == b"side-info!" and out.symbols.size == x.size
-    assert out.erased.sum() == P.max_payload_len
+    assert out.erased.sum() == frames[1][0].payload_len == 1334      # frames split evenly
     err = np.mean(np.abs(out.symbols[~out.erased] - x[~out.erased]) ** 2)
     assert 10 * math.log10(1 / err) > 16.5
     assert out.noise_var is not None and np.all(np.isinf(out.noise_var[out.erased]))

@@ -135,6 +135,7 @@ class CodecConfig:
     model: str = "medjscc"          # shipped name (see _FIELD_HELP) or a .pt path
     cbr: float = 1.0 / 16.0         # target total channel bandwidth ratio
     snr_db: float = 10.0            # SNR the CAU assumes until feedback arrives
+    repeat_strong: float = 0.2      # share of the strongest codec symbols sent twice (other frame, other subcarrier) within the same cbr, on the OFDM link: a lost or faded frame keeps them (0 = off)
     device: str = "cpu"
     threads: int = 2
 
@@ -143,6 +144,7 @@ class CodecConfig:
         if not (0 < self.cbr <= 1):
             raise MedJSCCError(f"codec.cbr must be in (0, 1], got {self.cbr}")
         _check_finite(self.snr_db, "codec.snr_db", -50, 100)
+        _check_finite(self.repeat_strong, "codec.repeat_strong", 0.0, 0.99)
         if not self.model.strip():
             raise MedJSCCError("codec.model must name a model (medjscc, ntscc, adjscc, deepjscc) or a .pt file")
         if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", self.device):
@@ -187,7 +189,7 @@ class OfdmConfig:
     symbols_per_frame: int = 32     # payload OFDM symbols per frame
     equalizer: str = "mmse"         # zf | mmse (switchable at run time)
     # phy-core extras (same names as phy.OfdmParams)
-    header_side_info_bytes: int = 14   # side-info chunk per frame header (erasure-coded across frames)
+    header_side_info_bytes: int = 16   # side-info chunk per frame header (erasure-coded across frames; 16: side info up to 30 bytes in 2 chunks; 30: whole in every header, surviving all but one lost frame)
     side_info_parity: int = 1          # frames that may be lost without losing the side info
     interleave: bool = True            # spread each image's symbols over all frames and subcarriers
     tx_clip_ratio: float = 0.0         # TX clip-and-filter at this peak/RMS amplitude (0 = off)

@@ -32,6 +32,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ..errors import MedJSCCError
 from ._codecadapt import fit_image, get_codec, read_image, read_mask, write_outputs
 from ._phyadapt import header_from_meta, make_params
 from ._pmtutil import complex_pdu, make_pdu, snr_from_message, to_pmt
@@ -91,6 +92,16 @@ def erasure_snr_db(snr_db: float, erased_share: float) -> float:
     s = 10.0 ** (snr_db / 10.0)
     mse = (1.0 - erased_share) / (1.0 + s) + erased_share
     return 10.0 * math.log10(max(1.0 / mse - 1.0, 1e-3))
+
+
+def _repeats_symbols(side_info) -> bool:
+    """The side info states repeated strong symbols (``codec.repetition``)."""
+    from ..codec.sideinfo import repeat_code_of
+
+    try:
+        return bool(side_info) and repeat_code_of(side_info) > 0
+    except MedJSCCError:
+        return False
 
 
 def _newer(a: int, b: int) -> bool:
@@ -271,12 +282,15 @@ class JsccReceiverCore:
                                    f"{asm.frame_count} frames): the model cannot decode without it")
             else:
                 if self.snr_source == "frames" and asm.erased.size:
-                    decode_snr = erasure_snr_db(decode_snr, float(np.mean(asm.erased)))
+                    unique_erased = getattr(codec, "unique_erased", lambda _s, e: e)(asm.side_info, asm.erased)
+                    decode_snr = erasure_snr_db(decode_snr, float(np.mean(unique_erased)))
                     result["decode_snr_db"] = float(decode_snr)
                 symbols = asm.symbols
                 if (asm.noise_var is not None and job.get("equalizer") == "zf"
-                        and getattr(getattr(codec, "cfg", None), "csi_input", False)):
-                    # a CSI decoder takes MMSE estimates: ZF symbols shrink by 1/(1 + 1/SNR_i)
+                        and (getattr(getattr(codec, "cfg", None), "csi_input", False)
+                             or _repeats_symbols(asm.side_info))):
+                    # a CSI decoder, and the combining of repeated symbols, take MMSE estimates:
+                    # ZF symbols shrink by 1/(1 + 1/SNR_i)
                     symbols = (symbols / (1.0 + np.where(np.isfinite(asm.noise_var), asm.noise_var, 0.0))
                                ).astype(np.complex64)
                 image = codec.decode(symbols, asm.side_info, self.shape, snr_db=decode_snr,

@@ -36,12 +36,14 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..errors import InputError
+from ..config import CodecConfig
+from ..errors import InputError, MedJSCCError
 from ._codecadapt import fit_image, get_codec, read_image, read_mask
 from ._phyadapt import make_params
 from ._pmtutil import make_pdu, snr_from_message, split_pdu
 
 log = logging.getLogger(__name__)
+DEFAULT_REPEAT_STRONG = CodecConfig.repeat_strong
 IMAGE_ID_MODULO = 65536  # header image_id field wraps; receivers only compare neighbours
 
 
@@ -50,13 +52,20 @@ def new_nonce() -> int:
     return secrets.randbelow(65536)
 
 
+def _takes_repeat(codec) -> bool:
+    """Med-JSCC codecs (``codec.api.Codec``) can repeat their strong symbols; a stand-in may not."""
+    return hasattr(codec, "repeat_strong")
+
+
 def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, image_id: int, params,
-                  nonce: int = 0):
-    """Encode one image and cut it into frames: returns (EncodedImage, [(meta, payload)])."""
+                  nonce: int = 0, repeat_strong: float = 0.0):
+    """Encode one image and cut it into frames: returns (EncodedImage, [(meta, payload)]).
+    ``repeat_strong``: share of the strongest codec symbols sent twice (``codec.repetition``)."""
     from ..phy import framing
     from ._phyadapt import meta_from_header
 
-    enc = codec.encode(image, mask, snr_db=float(snr_db), cbr=float(cbr))
+    kw = {"repeat_strong": float(repeat_strong)} if repeat_strong else {}   # other codecs lack it
+    enc = codec.encode(image, mask, snr_db=float(snr_db), cbr=float(cbr), **kw)
     frames = framing.frame_image(int(image_id), np.asarray(enc.symbols, np.complex64),
                                  enc.side_info, params, nonce=int(nonce))
     out = []
@@ -81,6 +90,9 @@ class jscc_tx(gr.basic_block):
         roi_backend: ``none`` or a ``roi.get_segmenter`` backend (``auto``, ``litemedsam``, ...).
         model: codec name (``medjscc``...) or weights path; or a Codec object (Python API).
         cbr: target total channel bandwidth ratio.
+        repeat_strong: share of the codec's strongest symbols sent twice, in different frames and
+            on different subcarriers, out of the same cbr (0 = off): a lost or faded frame no
+            longer takes the strong components with it. The receiver reads it from the side info.
         snr_db: CAU SNR until feedback arrives.
         image_size: codec input size (images are resized to image_size x image_size).
         repeat: how many times the file images are sent (0 = forever).
@@ -103,7 +115,8 @@ class jscc_tx(gr.basic_block):
                  n_data_carriers: int = 48, n_pilot_carriers: int = 4, symbols_per_frame: int = 32,
                  params=None, allow_random_weights: bool = False, device: str = "cpu",
                  feedback_policy="instant", feedback_margin_db: float = 0.0,
-                 feedback_delay_ms: float = 0.0, clock=None, meas_time=None):
+                 feedback_delay_ms: float = 0.0, clock=None, meas_time=None,
+                 repeat_strong: float = DEFAULT_REPEAT_STRONG):
         gr.basic_block.__init__(self, name="medjscc_jscc_tx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -127,6 +140,7 @@ class jscc_tx(gr.basic_block):
         self._meas_time = meas_time
         self.policy = make_policy(feedback_policy, float(snr_db), feedback_margin_db, feedback_delay_ms)
         self.set_cbr(cbr)
+        self.set_repeat_strong(repeat_strong)
         self._feedback = threading.Event()
         self._awaited_image = None  # stop-and-wait: feedback about this image_id (or newer) releases the next
         self._stop = threading.Event()
@@ -171,6 +185,15 @@ class jscc_tx(gr.basic_block):
 
     def set_feedback_delay_ms(self, delay_ms: float):
         self.policy.delay_s = max(0.0, float(delay_ms)) / 1000.0
+
+    def set_repeat_strong(self, repeat_strong: float):
+        from ..codec.repetition import code_for_fraction
+
+        try:
+            code_for_fraction(repeat_strong)
+        except MedJSCCError as e:
+            raise ValueError(f"jscc_tx repeat_strong: {e}") from None
+        self._repeat_strong = float(repeat_strong)
 
     def set_cbr(self, cbr: float):
         if not (0 < float(cbr) <= 1):
@@ -269,7 +292,8 @@ class jscc_tx(gr.basic_block):
             age = self.policy.last_age_s
             image_id = self._next_image_id
             self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
-        _, frames = encode_frames(codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce)
+        _, frames = encode_frames(codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce,
+                                  self._repeat_strong if _takes_repeat(codec) else 0.0)
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source,
                              "policy": self.policy.policy, "feedback_age_s": age})

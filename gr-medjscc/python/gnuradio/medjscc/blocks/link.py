@@ -97,6 +97,7 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
                       allow_random=allow_random)
     blocks["jscc_tx"] = tx = jscc_tx(image_path=";".join(str(i) for i in images), mask_path=mask_path,
                                      model=codec, cbr=cfg.codec.cbr, snr_db=cfg.codec.snr_db,
+                                     repeat_strong=cfg.codec.repeat_strong,
                                      image_size=cfg.image_size, repeat=repeat, interval_s=interval_s,
                                      wait_for_feedback=wait_for_feedback,
                                      feedback_timeout_s=feedback_timeout_s, params=params,

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError, MedJSCCError
-from . import allocation, plan, sideinfo
+from . import allocation, plan, repetition, sideinfo
 from .layers import SNR_MAX_DB, SNR_MIN_DB
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
 from .weights import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_NAMES, model_from_checkpoint,  # noqa: F401
@@ -124,6 +124,9 @@ class Codec:
         # would be served stale features.
         self.reuse_analysis: bool = False
         self._analysis_memo: tuple | None = None
+        # share of the unique symbols sent twice (codec.repetition), paid out of the same CBR;
+        # encode(repeat_strong=) overrides it per call. The decoder reads it from the side info.
+        self.repeat_strong: float = 0.0
 
     # -- geometry ----------------------------------------------------------------------
     @staticmethod
@@ -157,8 +160,9 @@ class Codec:
         t = torch.from_numpy(x01)[None, None].to(self.device)
         return F.pad(t, (0, gw * DOWNSCALE - w, 0, gh * DOWNSCALE - h), mode="replicate")
 
-    def _side_info(self, rate_idx, roi_grid, block: int | None = None, power_code: int | None = None) -> bytes:
-        return plan.side_info(self.cfg, rate_idx, roi_grid, block, power_code)
+    def _side_info(self, rate_idx, roi_grid, block: int | None = None, power_code: int | None = None,
+                   repeat_code: int = 0) -> bytes:
+        return plan.side_info(self.cfg, rate_idx, roi_grid, block, power_code, repeat_code)
 
     def max_cbr(self, shape) -> float:
         gh, gw = self.latent_shape(shape)
@@ -215,8 +219,13 @@ class Codec:
         return out
 
     @torch.no_grad()
-    def encode(self, image, mask=None, snr_db: float = 10.0, cbr: float = 1.0 / 16.0) -> EncodedImage:
+    def encode(self, image, mask=None, snr_db: float = 10.0, cbr: float = 1.0 / 16.0,
+               repeat_strong: float | None = None) -> EncodedImage:
+        """``repeat_strong``: share of the unique (strongest first) symbols sent twice (``codec.repetition``;
+        default ``self.repeat_strong``), within the same ``cbr``."""
         x01 = _check_image(image)
+        repeat_code = repetition.code_for_fraction(self.repeat_strong if repeat_strong is None
+                                                   else repeat_strong)
         h, w = x01.shape
         try:
             cbr = float(cbr)
@@ -243,7 +252,7 @@ class Codec:
                 raise MedJSCCError(f"allocation_score must be one of {ALLOCATION_SCORES}, got {self.allocation_score!r}")
             score_for_block = _score
         pl = plan.plan_allocation(self.cfg, score_for_block, roi_grid, target_total, (h, w),
-                                  self.rate_block_override, self.name)
+                                  self.rate_block_override, self.name, repeat_code)
         kmap, side, rate_idx, block_used = pl.kmap, pl.side_info, pl.rate_idx, pl.block
 
         kmap_t = torch.from_numpy(kmap)[None].to(self.device)
@@ -253,11 +262,13 @@ class Codec:
             # normalise by the quantised power the receiver will read from the side info
             code = sideinfo.power_code(float(self.model.signal_power(s, used)[0]))
             power = torch.tensor([sideinfo.power_from_code(code)], dtype=s.dtype, device=s.device)
-            side = self._side_info(rate_idx, roi_grid, block_used, code)
+            side = self._side_info(rate_idx, roi_grid, block_used, code, repeat_code)
         s = self.model.power_normalize(s, used, power)
         z = self.model.to_complex(s)[0].cpu().numpy()            # (k_max, gh, gw)
         sym_mask = np.arange(self.cfg.k_max)[:, None, None] < kmap[None]
         symbols = z[sym_mask].astype(np.complex64)
+        if repeat_code:
+            symbols = repetition.spread(symbols, repeat_code)
         side_bits = sideinfo.size_bits(side)
         total = symbols.size + side_bits / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
         return EncodedImage(symbols=symbols, side_info=side, shape=(h, w), n_payload_symbols=int(symbols.size),
@@ -268,6 +279,19 @@ class Codec:
         return plan.payload_budget(self.cfg, target_total, side, shape, self.name)
 
     # -- decode ------------------------------------------------------------------------
+    @staticmethod
+    def unique_erased(side_info, erased) -> np.ndarray:
+        """The erased mask of the image's unique symbols: a repeated symbol (``codec.repetition``)
+        is lost only when every copy is. What the receiver's erasure SNR rule should count."""
+        er = np.asarray(erased, dtype=bool).reshape(-1)
+        try:
+            code = sideinfo.repeat_code_of(side_info) if side_info else 0
+            if code:
+                return repetition.combine(np.zeros(er.size, np.complex64), code, er)[1]
+        except MedJSCCError:
+            pass     # a malformed side info or symbol count: decode() reports it
+        return er
+
     def _fallback(self, shape, reason: str) -> np.ndarray:
         msg = f"{reason}; image counted as lost (mid-grey returned)"
         warnings.warn(msg, RuntimeWarning, stacklevel=3)
@@ -323,6 +347,14 @@ class Codec:
                 return self._fallback((h, w), f"side info unusable ({e})")
         if self.cfg.linear_path and power_code is None:
             return self._fallback((h, w), "side info lacks the power code a linear-path model needs")
+        repeat_code = sideinfo.repeat_code_of(side_info) if side_info is not None else 0
+        if repeat_code:
+            if inv_snr is None and self.cfg.csi_input:
+                # a CSI decoder is told each symbol's combined SNR: AWGN at snr_db on every copy
+                inv_snr = np.full(sym.size, 10.0 ** (-snr / 10.0))
+                sym = (sym / (1.0 + inv_snr)).astype(np.complex64)     # as MMSE estimates
+            sym, er, inv_snr, _ = repetition.combine(sym, repeat_code, erased, inv_snr)
+            erased = er if er.any() or erased is not None else None
         if self.cfg.variable_length:
             kmap = allocation.symbols_per_position(rate_idx, (gh, gw), block, self.cfg.levels)
             extra = sym.size - int(kmap.sum())

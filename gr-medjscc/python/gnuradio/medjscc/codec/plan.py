@@ -43,9 +43,10 @@ def rate_block_for(cfg, shape, target_total: float, mask_bits: int = 0, override
     return block
 
 
-def side_info(cfg, rate_idx, roi_grid, block: int | None = None, power_code: int | None = None) -> bytes:
+def side_info(cfg, rate_idx, roi_grid, block: int | None = None, power_code: int | None = None,
+              repeat_code: int = 0) -> bytes:
     """The side info for a rate map and ROI grid (linear-path models: a placeholder power code of
-    the final size unless ``power_code`` is given)."""
+    the final size unless ``power_code`` is given; ``repeat_code``: ``codec.repetition``)."""
     mask_bytes = None
     if roi_grid is not None:
         from ..roi.sideinfo import encode_mask
@@ -55,15 +56,21 @@ def side_info(cfg, rate_idx, roi_grid, block: int | None = None, power_code: int
         power_code = None
     elif power_code is None:
         power_code = sideinfo.POWER_CODE_OFFSET
-    return sideinfo.pack(rate_idx, len(cfg.levels), mask_bytes, block or cfg.rate_block, power_code)
+    return sideinfo.pack(rate_idx, len(cfg.levels), mask_bytes, block or cfg.rate_block, power_code, repeat_code)
 
 
 def payload_budget(cfg, target_total: float, side: bytes, shape, name: str | None = None) -> int:
-    """Payload symbols left of ``target_total`` once the side info is paid; a clear error when
-    the side info alone exceeds it or the model cannot carry that many symbols."""
+    """Unique payload symbols left of ``target_total`` once the side info (and the repeated
+    symbols it states) are paid; a clear error when the side info alone exceeds it or the model
+    cannot carry that many symbols."""
     side_symbols = sideinfo.size_bits(side) / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
     n_pix = shape[0] * shape[1]
     n_payload = int(math.floor(target_total - side_symbols))
+    code = sideinfo.repeat_code_of(side)
+    if code and n_payload > 0:
+        from .repetition import unique_budget
+
+        n_payload = unique_budget(n_payload, code)
     gh, gw = latent_shape(shape)
     capacity = cfg.k_max * gh * gw
     if n_payload < 1:
@@ -87,17 +94,20 @@ class AllocationPlan:
 
 
 def plan_allocation(cfg, score_for_block: Callable[[int], np.ndarray] | None, roi_grid, target_total: float,
-                    shape, block_override: int | None = None, name: str | None = None) -> AllocationPlan:
+                    shape, block_override: int | None = None, name: str | None = None,
+                    repeat_code: int = 0) -> AllocationPlan:
     """The allocation of an image of ``shape`` pixels (padded to a multiple of 16) within
     ``target_total`` channel uses. ``score_for_block(block)``: the allocation score per cell of
     that size (variable-length models; e.g. ``JSCCModel.cell_scores`` of the hyperprior's bits).
 
     The side info's size depends on the allocation it states, so the payload is solved to a fixed
     point (4 rounds), the weakest cells are trimmed if the last side info grew, and the symbols
-    the rate levels cannot place go to the first positions (``allocation.add_remainder``)."""
+    the rate levels cannot place go to the first positions (``allocation.add_remainder``).
+    ``repeat_code``: the stream will repeat its first symbols (``codec.repetition``); they are
+    paid out of the same budget."""
     gh, gw = latent_shape(shape)
     if not cfg.variable_length:
-        side = side_info(cfg, None, roi_grid)
+        side = side_info(cfg, None, roi_grid, repeat_code=repeat_code)
         n_payload = payload_budget(cfg, target_total, side, shape, name)
         return AllocationPlan(allocation.allocate_fixed(n_payload, (gh, gw), cfg.k_max), side, n_payload, None, None)
     mask_bits = 0
@@ -112,11 +122,11 @@ def plan_allocation(cfg, score_for_block: Callable[[int], np.ndarray] | None, ro
     def kmap_for(idx):
         return allocation.symbols_per_position(idx, (gh, gw), block, cfg.levels)
 
-    side = side_info(cfg, np.zeros(score.shape, dtype=np.int64), roi_grid, block)
+    side = side_info(cfg, np.zeros(score.shape, dtype=np.int64), roi_grid, block, repeat_code=repeat_code)
     for _ in range(4):   # side-info size depends on the allocation: iterate to a fixed point
         n_payload = payload_budget(cfg, target_total, side, shape, name)
         rate_idx = allocation.allocate_variable(score, sizes, n_payload, cfg.levels)
-        new_side = side_info(cfg, rate_idx, roi_grid, block)
+        new_side = side_info(cfg, rate_idx, roi_grid, block, repeat_code=repeat_code)
         if len(new_side) == len(side):
             break
         side = new_side
@@ -130,7 +140,7 @@ def plan_allocation(cfg, score_for_block: Callable[[int], np.ndarray] | None, ro
         i, j = np.argwhere(live)[np.argmin(score[live])]
         rate_idx[i, j] -= 1
         kmap = kmap_for(rate_idx)
-        side = side_info(cfg, rate_idx, roi_grid, block)
+        side = side_info(cfg, rate_idx, roi_grid, block, repeat_code=repeat_code)
         n_payload = payload_budget(cfg, target_total, side, shape, name)
     kmap = allocation.add_remainder(kmap, int(n_payload - kmap.sum()), cfg.k_max)
     return AllocationPlan(kmap, side, n_payload, rate_idx, block)

@@ -16,6 +16,8 @@ It travels *digitally* (inside the PHY frame headers, CRC-protected). Layout, in
 * version 2 carries the per-image power-normalisation factor (``linear_path`` models: the
   decoder multiplies it back): log2(power) in 1/512 steps, offset 32768. The encoder divides by
   the *quantised* power, so both ends use the same number (average power within 0.07% of 1).
+* version 3 adds an 8-bit repeat code after the power code, version 4 carries the repeat code
+  alone (no power code): the stream repeats its first symbols (``codec.repetition``).
 * The size counted in the channel bandwidth ratio is ``8 * len(side_info)`` bits (padding
   included), carried at ``SIDE_INFO_BITS_PER_SYMBOL`` bits per complex symbol.
 """
@@ -29,6 +31,11 @@ from ..errors import MedJSCCError
 
 VERSION = 1             # no power code
 VERSION_POWER = 2       # with a 16-bit power code after the header byte
+VERSION_POWER_REPEAT = 3  # power code, then an 8-bit repeat code
+VERSION_REPEAT = 4      # an 8-bit repeat code, no power code
+# version -> (has power code, has repeat code)
+_VERSION_FIELDS = {VERSION: (False, False), VERSION_POWER: (True, False),
+                   VERSION_POWER_REPEAT: (True, True), VERSION_REPEAT: (False, True)}
 POWER_STEPS_PER_OCTAVE = 512
 POWER_CODE_OFFSET = 32768
 MODE_FIXED, MODE_RAW, MODE_EXPGOLOMB, MODE_AC = 0, 1, 2, 3
@@ -126,29 +133,49 @@ def power_from_code(code: int) -> float:
     return 2.0 ** ((int(code) - POWER_CODE_OFFSET) / POWER_STEPS_PER_OCTAVE)
 
 
-def power_code_of(data: bytes) -> int | None:
-    """The power code of a version-2 side-info block, None for version 1."""
+def _fields_of(data: bytes) -> tuple[bool, bool, int]:
+    """(has power code, has repeat code, bytes before the rate section) of a side-info block."""
     data = bytes(data)
     if not data:
         raise MedJSCCError("codec side info is empty")
-    if data[0] >> 5 != VERSION_POWER:
-        return None
-    if len(data) < 3:
-        raise MedJSCCError("codec side info truncated (power code)")
-    return (data[1] << 8) | data[2]
+    version = data[0] >> 5
+    if version not in _VERSION_FIELDS:
+        raise MedJSCCError(f"codec side info has unknown header byte 0x{data[0]:02x}")
+    has_power, has_repeat = _VERSION_FIELDS[version]
+    start = 1 + 2 * has_power + has_repeat
+    if len(data) < start:
+        raise MedJSCCError("codec side info truncated (power / repeat code)")
+    return has_power, has_repeat, start
+
+
+def power_code_of(data: bytes) -> int | None:
+    """The power code of a side-info block, None when it has none (version 1 or 4)."""
+    has_power, _, _ = _fields_of(data)
+    data = bytes(data)
+    return (data[1] << 8) | data[2] if has_power else None
+
+
+def repeat_code_of(data: bytes) -> int:
+    """The repeat code of a side-info block (0 = no symbol repeated)."""
+    has_power, has_repeat, start = _fields_of(data)
+    return bytes(data)[start - 1] if has_repeat else 0
 
 
 def pack(rate_idx: np.ndarray | None, n_levels: int, mask_bytes: bytes | None, rate_block: int = 2,
-         power_code: int | None = None) -> bytes:
-    """Serialise rate indices (None for fixed length), an encoded ROI grid mask (or None) and,
-    for ``linear_path`` models, the 16-bit power code."""
+         power_code: int | None = None, repeat_code: int = 0) -> bytes:
+    """Serialise rate indices (None for fixed length), an encoded ROI grid mask (or None),
+    for ``linear_path`` models the 16-bit power code, and a non-zero 8-bit repeat code."""
     if rate_block not in BLOCK_CODES:
         raise MedJSCCError(f"rate_block must be one of {sorted(BLOCK_CODES)}, got {rate_block}")
+    if not 0 <= int(repeat_code) <= 255:
+        raise MedJSCCError(f"repeat code must be in [0, 255], got {repeat_code}")
     mode, rate_bytes = (MODE_FIXED, b"") if rate_idx is None else _rate_payload(rate_idx, n_levels)
-    version = VERSION if power_code is None else VERSION_POWER
+    version = {(False, False): VERSION, (True, False): VERSION_POWER, (True, True): VERSION_POWER_REPEAT,
+               (False, True): VERSION_REPEAT}[(power_code is not None, bool(repeat_code))]
     header = (version << 5) | (mode << 3) | ((1 if mask_bytes is not None else 0) << 2) | BLOCK_CODES[rate_block]
     power = b"" if power_code is None else int(power_code).to_bytes(2, "big")
-    return bytes([header]) + power + rate_bytes + (mask_bytes or b"")
+    repeat = bytes([int(repeat_code)]) if repeat_code else b""
+    return bytes([header]) + power + repeat + rate_bytes + (mask_bytes or b"")
 
 
 def rate_block_of(data: bytes) -> int:
@@ -167,12 +194,9 @@ def unpack(data: bytes, cell_shape: tuple[int, int], n_levels: int):
     if len(data) < 1:
         raise MedJSCCError("codec side info is empty")
     header = data[0]
-    version, mode, has_mask = header >> 5, (header >> 3) & 0x3, (header >> 2) & 0x1
-    if version not in (VERSION, VERSION_POWER):
-        raise MedJSCCError(f"codec side info has unknown header byte 0x{header:02x}")
-    rest = data[1:] if version == VERSION else data[3:]
-    if version == VERSION_POWER and len(data) < 3:
-        raise MedJSCCError("codec side info truncated (power code)")
+    mode, has_mask = (header >> 3) & 0x3, (header >> 2) & 0x1
+    _, _, start = _fields_of(data)
+    rest = data[start:]
     rate_idx = None
     if mode != MODE_FIXED:
         n = cell_shape[0] * cell_shape[1]

@@ -162,6 +162,18 @@ class FramePlan:
         return self.frames - self.side_chunks if self.side_chunks else 0
 
 
+def balanced_per(n_symbols: int, max_len: int) -> int:
+    """Payload symbols per frame (the last frame may have fewer) when ``n_symbols`` are split over
+    the fewest frames of at most ``max_len``, as evenly as possible. Even frames (no short runt
+    frame at the end) let the interleaver deal consecutive symbols to different frames, which
+    repeated symbols (``codec.repetition``) rely on, and give every frame the same share of the
+    image. Both ends compute it from the symbol count every header states."""
+    n, max_len = int(n_symbols), int(max_len)
+    if n <= max_len:
+        return max_len if n <= 0 else n
+    return -(-n // -(-n // max_len))
+
+
 def frame_plan(n_symbols: int, side_info_bytes: int, params: OfdmParams, per: int | None = None) -> FramePlan:
     p = params
     per = p.max_payload_len if per is None else int(per)
@@ -186,7 +198,7 @@ def frame_image(image_id: int, symbols, side_info: bytes, params: OfdmParams | N
     p = (params or OfdmParams()).validate()
     symbols = np.asarray(symbols, np.complex64).reshape(-1)
     side_info = bytes(side_info or b"")
-    per = p.max_payload_len if payload_per_frame is None else int(payload_per_frame)
+    per = balanced_per(symbols.size, p.max_payload_len) if payload_per_frame is None else int(payload_per_frame)
     if not (1 <= per <= p.max_payload_len):
         raise MedJSCCError(f"payload_per_frame must be in [1, {p.max_payload_len}], got {per}")
     if not (0 <= int(image_id) <= 0xFFFF):
@@ -249,6 +261,9 @@ class ImageAssembler:
 
     def __init__(self, params: OfdmParams | None = None, payload_per_frame: int | None = None):
         self.params = (params or OfdmParams()).validate()
+        # frames of ``per`` symbols (the sender's payload_per_frame) or, when None, each image
+        # split evenly (``balanced_per`` of its stated size; ``per`` = the longest payload)
+        self.balanced = payload_per_frame is None
         self.per = self.params.max_payload_len if payload_per_frame is None else int(payload_per_frame)
         self._images: dict[tuple[int, int], dict] = {}
 
@@ -347,6 +362,8 @@ class ImageAssembler:
                                   side_info_status=SIDE_MISSING, nonce=key[0] or 0)
         frames, count = img["frames"], img["count"]
         n = int(self._size(frames, count, n_symbols))
+        if self.balanced and any(h.n_symbols for h, *_r in frames.values()):
+            per = balanced_per(n, self.per)
         symbols = np.zeros(n, np.complex64)
         erased = np.ones(n, bool)
         nvar = np.full(n, np.inf, np.float32)
@@ -384,8 +401,8 @@ def overhead_symbols(n_payload_symbols: int, side_info_bytes: int = 0, params: O
     (None: the longest this configuration sends; ``params.tx_header_format(snr)`` gives the TX's).
     """
     p = (params or OfdmParams()).validate()
-    per = p.max_payload_len if payload_per_frame is None else int(payload_per_frame)
     n = int(n_payload_symbols)
+    per = balanced_per(n, p.max_payload_len) if payload_per_frame is None else int(payload_per_frame)
     n_frames = frame_plan(n, side_info_bytes, p, per).frames
     lens = [min(per, max(0, n - i * per)) for i in range(n_frames)]
     total = sum(p.frame_len(ln, header_format) for ln in lens)
