@@ -40,10 +40,41 @@ class Rule:
         return dict(self.codecs).get(mcs_name, "j2k")
 
 
+RULE_GLOB = "mcs_rule*.json"   # mcs_rule.json (fitted at CBR 1/16) and per-CBR fits beside it
+
+
 @functools.lru_cache(maxsize=1)
-def load_rule() -> Rule:
-    """The fitted rule: thresholds from ``mcs_thresholds.json``, margin and codecs from ``mcs_rule.json``."""
-    data = linkadapt.read_fitted_json(str(linkadapt.RULE_FILE), "fit_mcs_margin.py")
+def fitted_rule_files() -> tuple:
+    """((fitted CBR, path), ...) of every shipped rule file (their ``fit.cbr``)."""
+    out = []
+    for path in sorted(linkadapt.RULE_FILE.parent.glob(RULE_GLOB)):
+        data = linkadapt.read_fitted_json(str(path), "fit_mcs_margin.py")
+        out.append((float(data["fit"]["cbr"]), path))
+    if not out:   # let the reader name the missing default file
+        linkadapt.read_fitted_json(str(linkadapt.RULE_FILE), "fit_mcs_margin.py")
+    return tuple(out)
+
+
+def rule_file(cbr: float | None = None):
+    """The rule file fitted at the CBR nearest ``cbr`` (on a log scale); None: ``mcs_rule.json``.
+    The margin is fitted per CBR because the frame's length (its codewords, the mother code the
+    rate matching picks) moves the real threshold off the 4096-symbol one the table holds."""
+    if cbr is None:
+        return linkadapt.RULE_FILE
+    if not cbr > 0:
+        raise MedJSCCError(f"no MCS rule for CBR {cbr!r}")
+    return min(fitted_rule_files(), key=lambda cp: (abs(np.log(cp[0] / cbr)), cp[0]))[1]
+
+
+def load_rule(cbr: float | None = None) -> Rule:
+    """The fitted rule: thresholds from ``mcs_thresholds.json``, margin and codecs from the rule
+    file fitted at the CBR nearest ``cbr`` (None: ``mcs_rule.json``, fitted at 1/16)."""
+    return _rule_from(str(rule_file(cbr)))
+
+
+@functools.lru_cache(maxsize=8)
+def _rule_from(path: str) -> Rule:
+    data = linkadapt.read_fitted_json(path, "fit_mcs_margin.py")
     th = linkadapt.thresholds()
     return Rule(float(data["margin_db"]), tuple(sorted(th.items())), tuple(sorted(data.get("codec", {}).items())))
 
@@ -83,8 +114,9 @@ def send_frame(payload: bytes, mcs: linkadapt.LaMcs, n_sym: int, link, snr_db, s
 
 
 def envelope_point(image, mask, snr_db, n_sym, link, seed_words, rule: Rule | None = None):
-    """-> (recon uint8, decode_ok, source_bytes, row label ``mcs+codec``)."""
-    rule = load_rule() if rule is None else rule
+    """-> (recon uint8, decode_ok, source_bytes, row label ``mcs+codec``). The rule (default) is
+    the one fitted at the CBR nearest ``n_sym`` per pixel."""
+    rule = load_rule(n_sym / image.size) if rule is None else rule
     mcs = rule.pick(snr_db)
     codec = rule.codec(mcs.name)
     p = linkadapt.plan(mcs, n_sym)
