@@ -43,8 +43,8 @@ FFT128 = {"fft_len": 128, "n_data_carriers": 112, "n_pilot_carriers": 8, "n_shor
 LAYOUTS = {
     "default": {},
     "side-info chunk 16": {"header_side_info_bytes": 16},
-    "parity 2": {"side_info_parity": 2},
-    "side info whole in each header": {"header_side_info_bytes": 30},
+    "side-info chunk 14, parity 2": {"header_side_info_bytes": 14, "side_info_parity": 2},
+    "side-info chunk 14 (the default before whole side info)": {"header_side_info_bytes": 14},
     "2 frames, side info whole in each": {"symbols_per_frame": 44, "header_side_info_bytes": 28},
     "1 frame per image": {"frames_per_image": 1, "side_info": "whole"},
     "cp 8": {"cp_len": 8},

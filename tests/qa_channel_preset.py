@@ -228,8 +228,11 @@ class qa_channel_preset_switching(gr_unittest.TestCase):
             ch = channel_preset(first, 12.0, cfo=0.1, params=p, seed=5, switchable=True)
             ch.set_preset(second)
             self.assertEqual(ch.preset, second)
-            np.testing.assert_array_equal(_run(x, ch), _run(x, channel_preset(second, 12.0, cfo=0.1, params=p, seed=5)),
-                                          err_msg=f"{first} -> {second}")
+            # equal to float32 rounding: how the scheduler cuts the stream into work() calls moves
+            # VOLK between aligned and unaligned kernels (seen once: 3 of 10960 samples 7e-8 apart);
+            # a stage left over from the first preset would differ by orders of magnitude more
+            np.testing.assert_allclose(_run(x, ch), _run(x, channel_preset(second, 12.0, cfo=0.1, params=p, seed=5)),
+                                       rtol=0, atol=1e-6, err_msg=f"{first} -> {second}")
 
     def test_stream_tags_pass_once_through_a_switchable_channel(self):
         # frame tags (burst_dropper) and eos (flushes the OFDM receiver) arrive once, at their

@@ -102,27 +102,51 @@ def test_side_info_survives_any_single_lost_frame_over_the_air_path(rng):
         assert abs(out.erased.mean() - expect) < 1e-9
         # the erasures are spread over the image, not one block of it
         assert np.flatnonzero(out.erased).ptp() > 0.9 * x.size
-    asm = ImageAssembler(P)
-    asm.add(*frames[0])
+    # the default chunk holds the whole side info: any one frame that arrives delivers it
+    for seq in range(len(frames)):
+        asm = ImageAssembler(P)
+        asm.add(*frames[seq])
+        assert asm.assemble(3).side_info == side
+    # split over two 14-byte chunks, one frame is not enough
+    p14 = OfdmParams(header_side_info_bytes=14).validate()
+    asm = ImageAssembler(p14)
+    asm.add(*frame_image(3, x, side, p14, nonce=7)[0])
     assert asm.assemble(3).side_info_status == "missing" and asm.assemble(3).side_info is None
 
 
-def test_corrupt_side_info_is_detected_not_decoded(rng):
+def _flipped(frame, byte, bit):
+    h, pl = frame
+    chunk = bytearray(h.side_info_chunk)
+    chunk[byte] ^= 1 << bit
+    return FrameHeader(h.seq, h.image_id, h.frame_count, h.payload_len, bytes(chunk), h.side_info_total,
+                       h.nonce, h.n_symbols), pl
+
+
+@pytest.mark.parametrize("chunk_bytes", [14, 32])
+def test_corrupt_side_info_is_detected_not_decoded(rng, chunk_bytes):
+    """A side-info bit flipped under a valid header CRC: never decoded silently wrong. With
+    another frame's copy the side info is rebuilt from it; with every received copy bad it is
+    reported corrupt."""
+    p = OfdmParams(header_side_info_bytes=chunk_bytes).validate()
     x = _symbols(rng, 3904)
     side = bytes(rng.integers(0, 256, 24, dtype=np.uint8))
-    frames = frame_image(3, x, side, P, nonce=7)
-    for byte in range(len(frames[0][0].side_info_chunk)):
+    frames = frame_image(3, x, side, p, nonce=7)
+    covered = len(side) + framing.SIDE_CRC_BYTES             # bytes past these are zero padding
+    k = -(-covered // chunk_bytes)
+    for byte in range(min(chunk_bytes, covered)):
         for bit in (0, 5):
-            h, pl = frames[0]
-            chunk = bytearray(h.side_info_chunk)
-            chunk[byte] ^= 1 << bit
-            bad = FrameHeader(h.seq, h.image_id, h.frame_count, h.payload_len, bytes(chunk), h.side_info_total,
-                              h.nonce, h.n_symbols)
-            asm = ImageAssembler(P)
-            asm.add(bad, pl)
-            asm.add(*frames[1])
+            asm = ImageAssembler(p)
+            for f in frames[:k]:                              # every received chunk is needed: k of k
+                asm.add(*(_flipped(f, byte, bit) if f is frames[0] else f))
             out = asm.assemble(3)
             assert out.side_info is None and out.side_info_status == "corrupt", (byte, bit)
+            asm.add(*frames[k])                               # one more frame: a clean subset exists
+            out = asm.assemble(3)
+            assert out.side_info == side and out.side_info_status == "ok", (byte, bit)
+            bad_all = ImageAssembler(p)
+            for f in frames:
+                bad_all.add(*_flipped(f, byte, bit))
+            assert bad_all.assemble(3).side_info_status == "corrupt"
 
 
 def test_two_sessions_reusing_an_image_id_never_merge(rng):

@@ -22,17 +22,17 @@ def _receive(p, iq):
 
 def test_dense_header_is_a_third_of_the_robust_one_and_frame_len_follows():
     p = OfdmParams(header_mcs="auto")
-    # 13 + 16 + 4 header bytes: 264 bits + 6 tail, x3 on BPSK / x2 on QPSK, 48 carriers
-    assert p.header_symbols("robust") == 17 and p.header_symbols("dense") == 6
-    assert p.n_header_symbols == 17                      # what a receiver must see first
-    assert OfdmParams(header_mcs="dense").n_header_symbols == 6
+    # 13 + 32 + 4 header bytes: 392 bits + 6 tail, x3 on BPSK / x2 on QPSK, 48 carriers
+    assert p.header_symbols("robust") == 25 and p.header_symbols("dense") == 9
+    assert p.n_header_symbols == 25                      # what a receiver must see first
+    assert OfdmParams(header_mcs="dense").n_header_symbols == 9
     tx = OfdmTransmitter(p)
     hdr, x = _frame(np.random.default_rng(0), 1)
     for fmt in ("robust", "dense"):
         assert tx.modulate(hdr, x, fmt).size == p.frame_len(x.size, fmt)
     o_r = overhead_symbols(4000, 25, p, header_format="robust")
     o_d = overhead_symbols(4000, 25, p, header_format="dense")
-    assert o_r["total"] - o_d["total"] == o_r["frames"] * 11 * p.symbol_len
+    assert o_r["total"] - o_d["total"] == o_r["frames"] * 16 * p.symbol_len
 
 
 def test_auto_receiver_reads_a_stream_mixing_both_formats():

@@ -22,6 +22,7 @@ Three things make every frame stand on its own (a radio loses whole frames):
 from __future__ import annotations
 
 import binascii
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ from .header import MAX_FRAMES, MAX_IMAGE_SYMBOLS, MAX_SIDE_INFO, FrameHeader
 from .params import OfdmParams
 
 SIDE_CRC_BYTES = 2
+MAX_SIDE_INFO_TRIES = 8     # chunk subsets tried when the side-info CRC fails
 INTERLEAVER_SEED = 0x1A7E
 
 
@@ -344,13 +346,17 @@ class ImageAssembler:
             return None, SIDE_MISSING
         k = math.ceil((total + SIDE_CRC_BYTES) / C)
         chunks = {s: h.side_info_chunk for s, (h, *_r) in frames.items()}
-        blob = erasure_decode(chunks, k, C)
-        if blob is None:
+        if len(chunks) < k:
             return None, SIDE_MISSING
-        side, crc = blob[:total], blob[total: total + SIDE_CRC_BYTES]
-        if _side_crc(key[0] or 0, key[1], side) != crc:
-            return None, SIDE_CORRUPT
-        return side, SIDE_OK
+        # the first k chunks, then other subsets while the CRC fails: a chunk corrupted under a
+        # valid header CRC does not cost the side info when other frames carry enough of it
+        # (a handful of tries: each wrong one passes the CRC-16 with probability 2^-16)
+        for use in itertools.islice(itertools.combinations(sorted(chunks), k), MAX_SIDE_INFO_TRIES):
+            blob = erasure_decode({s: chunks[s] for s in use}, k, C)
+            side, crc = blob[:total], blob[total: total + SIDE_CRC_BYTES]
+            if _side_crc(key[0] or 0, key[1], side) == crc:
+                return side, SIDE_OK
+        return None, SIDE_CORRUPT
 
     def assemble(self, key, n_symbols: int | None = None) -> AssembledImage:
         key = self._key(key)

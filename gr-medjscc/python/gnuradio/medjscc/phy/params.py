@@ -52,7 +52,7 @@ class OfdmParams:
     pilot_carriers: tuple | None = None  # signed carrier indices; None -> 802.11a-like / spread
     n_short_reps: int = 8                # repetitions of the half-length sync symbol
     n_long: int = 4                      # copies of the long training symbol (4: SNR estimate RMS 1.2 dB at -5 dB, 2: 2.0)
-    header_side_info_bytes: int = 16     # side-info chunk per header (side info of up to 30 bytes + CRC: 2 chunks)
+    header_side_info_bytes: int = 32     # side-info chunk per header: a side info of up to 30 bytes (+ CRC) rides whole in every header
     side_info_parity: int = 1            # frames that may be lost without losing the side info
     interleave: bool = True              # spread each image's symbols over all frames and carriers
     tx_clip_ratio: float = 0.0           # TX clip-and-filter at this peak/RMS amplitude ratio (0 = off)
