@@ -36,7 +36,8 @@ for the CRC, as in the envelope; its bits are not charged, as there.)
 
 The split of symbols between the layers (base share, number of bands or prior, base codec) per
 SNR comes from ``evaluation/codes/hybrid_split.json``, fitted on the validation split by
-``bench/fit_hybrid_split.py`` (never on test images). The learned refinement (ROI-aware JSCC over
+``bench/fit_hybrid_split.py`` (never on test images) at CBR 1/16, or from the ``hybrid_split*.json``
+beside it fitted at the CBR nearest the frame's (``split_file``). The learned refinement (ROI-aware JSCC over
 the residual, CAU split) is a later stage; ``analog_layer`` / ``analog_decode`` are what it
 replaces or adds to.
 """
@@ -56,7 +57,8 @@ BAND_BITS = 6                # per band variance code; code 0 = "not worth sendi
 BAND_STEP_DB = 1.5           # quantiser step of 10*log10(variance) (<= 0.75 dB off: negligible for LLSE)
 BAND_FLOOR_DB = -9.0         # code 1; below: code 0 (residual std < 0.4 grey level)
 N_BANDS_DEFAULT = 16
-SPLIT_FILE_NAME = "hybrid_split.json"
+SPLIT_FILE_NAME = "hybrid_split.json"   # fitted at CBR 1/16
+SPLIT_GLOB = "hybrid_split*.json"        # and the per-CBR fits beside it (their fit.cbr)
 FLAG_BITS = 1                # base present
 SCALE_STEP_DB = 0.25         # the analog layer's power-normalising gain, one byte (128 = 0 dB)
 # The side frame is short (<= 14 bytes): measured with the rate-matched family, such frames need
@@ -246,10 +248,29 @@ class Split:
     base_backoff_db: float = 0.0   # the base MCS is the envelope rule's pick at SNR - this (more robust)
 
 
-def split_file():
+def split_file(cbr: float | None = None):
+    """The split file fitted at the CBR nearest ``cbr`` (on a log scale); None: ``hybrid_split.json``
+    (1/16). The base's size and so its residual's band variances (the priors) and the best share
+    depend on the CBR."""
     from ..evaluation import ldpc
 
-    return ldpc.CODES_DIR / SPLIT_FILE_NAME
+    if cbr is None:
+        return ldpc.CODES_DIR / SPLIT_FILE_NAME
+    if not cbr > 0:
+        raise MedJSCCError(f"no hybrid split for CBR {cbr!r}")
+    return min(fitted_split_files(), key=lambda cp: (abs(math.log(cp[0] / cbr)), cp[0]))[1]
+
+
+@functools.lru_cache(maxsize=1)
+def fitted_split_files() -> tuple:
+    """((fitted CBR, path), ...) of every shipped split file."""
+    from ..evaluation import ldpc
+
+    out = tuple((float(_load_split_json(str(p))["fit"]["cbr"]), p)
+                for p in sorted(ldpc.CODES_DIR.glob(SPLIT_GLOB)))
+    if not out:   # let the reader name the missing default file
+        _load_split_json(str(split_file()))
+    return out
 
 
 def _load_split_json(path: str) -> dict:
@@ -295,9 +316,10 @@ def analog_prior_codes(path=None) -> tuple:
     return tuple(int(c) for c in codes)
 
 
-def split_rule(snr_db: float, path=None) -> Split:
-    """The fitted split at the highest fitted SNR <= ``snr_db`` (the lowest one below the grid)."""
-    rows = _load_split_table(str(path or split_file()))
+def split_rule(snr_db: float, path=None, cbr: float | None = None) -> Split:
+    """The fitted split at the highest fitted SNR <= ``snr_db`` (the lowest one below the grid),
+    from ``path`` or else the file fitted at the CBR nearest ``cbr`` (None: 1/16)."""
+    rows = _load_split_table(str(path or split_file(cbr)))
     best = rows[0][1]
     for s, sp in rows:
         if s <= snr_db + 1e-9:
@@ -483,6 +505,7 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
     if image.ndim != 2:
         raise InputError(f"hybrid: a greyscale image is expected, got shape {image.shape}")
     mask = None if mask is None else np.asarray(mask, bool)
+    split = split_rule(float(snr_db), cbr=int(n_total) / image.size) if split is None else split
     lay = layout(int(n_total), float(snr_db), split, rule)
     base = np.full(image.shape, GREY)
     data, base_bits, base_sym = None, None, np.zeros(0, np.complex128)
@@ -537,6 +560,8 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
     if y.size != n_total:
         raise InputError(f"hybrid: received {y.size} symbols, the frame has {n_total}")
     hh = None if h is None else np.asarray(h, np.complex128).reshape(-1)
+    # both ends know the CBR, so both take the split fitted nearest it
+    split = split_rule(float(snr_db), cbr=int(n_total) / (shape[0] * shape[1])) if split is None else split
     lay = layout(int(n_total), float(snr_db), split, rule)
     cut = lambda a, lo, hi: None if a is None else a[lo:hi]   # noqa: E731
     s0, s1 = 0, lay.n_side
@@ -575,7 +600,9 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
 def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, split: Split | None = None):
     """One image through the sweep's link (``link.digital``: the same channel draws as the
     envelope's frame of ``n_total`` symbols). -> (recon, decode_ok, base bytes, label, info);
-    ``decode_ok``: the side frame and the base (if any) decoded; the label is the planned split's."""
+    ``decode_ok``: the side frame and the base (if any) decoded; the label is the planned split's.
+    The split (default) is the one fitted at the CBR nearest ``n_total`` per pixel."""
+    split = split_rule(float(snr_db), cbr=int(n_total) / image.size) if split is None else split
     try:
         tx = encode(image, mask, snr_db, n_total, split)
     except BaseDoesNotFit:   # nothing sensible can be sent: the RX shows grey and the row says so
