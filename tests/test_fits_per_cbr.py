@@ -45,7 +45,8 @@ def test_envelope_point_uses_the_rule_of_its_cbr():
     mask = (x - .5) ** 2 + (y - .5) ** 2 < .1
     link = methods.get_link("symbol", "awgn")
     s = float(snrs[0])
-    _, _, _, label = envelope.envelope_point(img, mask, s, methods.n_symbols(1 / 32, img.shape), link, chan.channel_seed(0, "synthetic", s, 0))
+    n32 = methods.n_symbols(1 / 32, img.shape)
+    _, _, _, label = envelope.envelope_point(img, mask, s, n32, link, chan.channel_seed(0, "synthetic", s, 0))
     mcs, codec = envelope.split_label(label)
     assert mcs == r32.pick(s).name != r16.pick(s).name and codec == r32.codec(mcs)
 
