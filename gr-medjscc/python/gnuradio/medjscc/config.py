@@ -189,7 +189,7 @@ class OfdmConfig:
     symbols_per_frame: int = 32     # payload OFDM symbols per frame
     equalizer: str = "mmse"         # zf | mmse (switchable at run time)
     # phy-core extras (same names as phy.OfdmParams)
-    header_side_info_bytes: int = 32   # side-info chunk per frame header: a side info of up to 30 bytes (CBR 1/16) rides whole in every header, so any frame that arrives delivers it; a larger one is erasure-coded over the headers (16: 2 chunks, a ninth less air, an image lost when 2 of its 3 frames are)
+    header_side_info_bytes: int = 32   # side-info chunk per frame header: a side info of up to 30 bytes (CBR 1/16) rides whole in every header, so any frame that arrives delivers it; a larger one is erasure-coded over the headers (16: 2 chunks, about a seventh less air, an image lost when 2 of its 3 frames are)
     side_info_parity: int = 1          # frames that may be lost without losing the side info
     interleave: bool = True            # spread each image's symbols over all frames and subcarriers
     tx_clip_ratio: float = 0.0         # TX clip-and-filter at this peak/RMS amplitude (0 = off)
