@@ -14,7 +14,13 @@ difference between ``phy_impairments``' row and this one is what the PHY loses; 
 * ``multipath_3tap``: |H_k|^2 of the ``multipath_3tap`` profile on the 48 data carriers
   (``hw_configs/radio_profiles.yaml``), normalised to mean 1, one carrier per symbol at random;
 * ``rayleigh``: |h|^2 ~ Exp(1) per symbol (flat Rayleigh after interleaving);
-* ``rician_k3``: Rician K = 3 per symbol.
+* ``rician_k3``: Rician K = 3 per symbol;
+* ``multipath_3tap_sorted``: the same carriers with CSI at the transmitter: the codec's stream
+  (strong components first) is dealt to the carriers from the strongest to the weakest, as a TX
+  told the carrier gains of a static channel could do (not built into the link yet).
+
+``--repeat-strong`` sends that share of the strongest symbols twice (``codec.repetition``; 0, the
+default, sends every symbol once).
 
 One JSON line per (model, channel, snr_db) with the mean ROI-PSNR and its change vs ``awgn``.
 """
@@ -30,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-CHANNELS = ("awgn", "multipath_3tap", "rayleigh", "rician_k3")
+CHANNELS = ("awgn", "multipath_3tap", "rayleigh", "rician_k3", "multipath_3tap_sorted")
 
 
 def carrier_gains(profile: str = "multipath_3tap") -> np.ndarray:
@@ -51,6 +57,8 @@ def power_gains(channel: str, n: int, rng: np.random.Generator, mp_gains: np.nda
         return None
     if channel == "multipath_3tap":
         return mp_gains[rng.integers(0, mp_gains.size, n)]
+    if channel == "multipath_3tap_sorted":      # stream order -> carriers by decreasing gain
+        return np.sort(mp_gains)[::-1][(np.arange(n) * mp_gains.size) // n]
     if channel == "rayleigh":
         return rng.exponential(1.0, n)
     if channel == "rician_k3":
@@ -60,7 +68,7 @@ def power_gains(channel: str, n: int, rng: np.random.Generator, mp_gains: np.nda
     raise SystemExit(f"csi_oracle: unknown channel {channel!r}; choose from {', '.join(CHANNELS)}")
 
 
-def run(model: str, images: int, snrs, channels, progress: bool = True):
+def run(model: str, images: int, snrs, channels, progress: bool = True, repeat_strong: float = 0.0):
     from tqdm import tqdm
 
     from gnuradio.medjscc.codec.api import load_codec
@@ -77,7 +85,7 @@ def run(model: str, images: int, snrs, channels, progress: bool = True):
         roi = {c: [] for c in channels}
         for i, pr in enumerate(pairs):
             img, mask = pr["image"], pr["mask"]
-            enc = codec.encode(img, mask, snr_db=snr, cbr=1 / 16)
+            enc = codec.encode(img, mask, snr_db=snr, cbr=1 / 16, repeat_strong=repeat_strong)
             for c in channels:
                 # the same noise (and gain) draw per image for every model
                 rng = np.random.default_rng([i, int(round(snr * 10)) + 1000, CHANNELS.index(c)])
@@ -96,7 +104,7 @@ def run(model: str, images: int, snrs, channels, progress: bool = True):
         ref = float(np.mean(roi["awgn"])) if "awgn" in roi else None
         for c in channels:
             v = float(np.mean(roi[c]))
-            out.append({"model": model, "channel": c, "snr_db": snr, "images": len(pairs), "roi_psnr": round(v, 3),
+            out.append({"model": model, "channel": c, "repeat_strong": repeat_strong, "snr_db": snr, "images": len(pairs), "roi_psnr": round(v, 3),
                         "vs_awgn_db": None if ref is None else round(v - ref, 3)})
     bar.close()
     return out
@@ -109,6 +117,8 @@ def main(argv=None):
     ap.add_argument("--images", type=int, default=8, help="test-split DRRs")
     ap.add_argument("--snr", default="10,20", help="SNR list in dB")
     ap.add_argument("--channels", default=",".join(CHANNELS), help="comma-separated: " + ", ".join(CHANNELS))
+    ap.add_argument("--repeat-strong", type=float, default=0.0,
+                    help="share of the strongest symbols sent twice (codec.repetition; 0 = every symbol once)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line, no progress bar")
     args = ap.parse_args(argv)
     snrs = [float(s) for s in args.snr.split(",")]
@@ -122,7 +132,8 @@ def main(argv=None):
             ap.error(f"unknown channel {c!r}; choose from {', '.join(CHANNELS)}")
     for model in args.model.split(","):
         try:
-            recs = run(model, args.images, snrs, channels, progress=not args.json)
+            recs = run(model, args.images, snrs, channels, progress=not args.json,
+                       repeat_strong=args.repeat_strong)
         except MedJSCCError as e:
             print(f"csi_oracle: {e}", file=sys.stderr)
             return 2
