@@ -203,3 +203,23 @@ def test_codec_repeat_strong_is_validated_in_the_config():
     cfg.codec.repeat_strong = 1.5
     with pytest.raises(MedJSCCError, match="codec.repeat_strong"):
         cfg.validate()
+
+
+def test_sweep_rep_methods_repeat_and_the_plain_ones_do_not():
+    """``medjscc-rep``: the medjscc weights with 20 % of the strong symbols twice, its own codec
+    object (the plain method's codec keeps sending every symbol once)."""
+    from gnuradio.medjscc.evaluation import methods
+
+    rep = methods.neural_model("medjscc-rep", random_init=True).codec
+    plain = methods.neural_model("medjscc", random_init=True).codec
+    assert rep is not plain and rep.repeat_strong == 0.2 and plain.repeat_strong == 0.0
+    rng = np.random.default_rng(2)
+    img = (rng.random((128, 128)) * 255).astype(np.uint8)
+    mask = np.zeros((128, 128), bool)
+    mask[32:96, 32:96] = True
+    rows, _ = methods.run_point("medjscc-rep", img, mask, "x", [20.0], 1 / 16, "awgn", "symbol", 0, 0,
+                                random_codecs=True)
+    assert rows[0]["method"] == "medjscc-rep" and rows[0]["decode_ok"]
+    assert rows[0]["cbr_total"] <= 1 / 16 + 1e-9
+    enc = rep.encode(img, mask, snr_db=20, cbr=1 / 16)
+    assert sideinfo.repeat_code_of(enc.side_info) == 51

@@ -2,7 +2,8 @@
 
 Method families (``METHODS``):
 
-* neural (``medjscc``, ``ntscc``, ``adjscc``, ``deepjscc``): ``codec.load_codec(name)``; the
+* neural (``medjscc``, ``ntscc``, ``adjscc``, ``deepjscc``; ``medjscc-rep`` / ``medjscc_csi-rep``:
+  the same weights sending 20 % of the strongest symbols twice): ``codec.load_codec(name)``; the
   analog symbols cross the channel, fading is MMSE-equalised with the known gain, the codec
   decodes at the true SNR. On the symbol link the side info is one digital frame on the same
   noisy channel (``envelope.send_side_info``; its symbols in ``cbr_total``, the analog payload
@@ -50,7 +51,10 @@ from ..errors import InputError, MedJSCCError
 from . import channel as chan
 from . import ldpc, qam, source
 
-NEURAL = ("medjscc", "medjscc_csi", "ntscc", "adjscc", "deepjscc")
+# "<model>-rep": the model sending 20 % of its strongest symbols twice within the same CBR
+# (codec.repetition; the OFDM link's default), the copies combined at the receiver
+REPEAT_VARIANTS = {"medjscc-rep": ("medjscc", 0.2), "medjscc_csi-rep": ("medjscc_csi", 0.2)}
+NEURAL = ("medjscc", "medjscc_csi", "ntscc", "adjscc", "deepjscc") + tuple(REPEAT_VARIANTS)
 DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
@@ -322,10 +326,12 @@ class NeuralModel:
 _NEURAL_CACHE: dict = {}
 
 
-def _frozen(codec):
+def _frozen(codec, repeat_strong: float = 0.0):
     """Cached codecs are never trained: let encode reuse its CBR-independent network outputs when
-    the side-info frame makes ``_symbol_link_encode`` retry the CBR (same numbers, fewer passes)."""
+    the side-info frame makes ``_symbol_link_encode`` retry the CBR (same numbers, fewer passes).
+    Each method has its own codec object, so a ``-rep`` method's repeat share is its own."""
     codec.reuse_analysis = True
+    codec.repeat_strong = float(repeat_strong)
     return codec
 
 
@@ -341,13 +347,14 @@ def neural_model(name: str, random_init: bool = False) -> NeuralModel:
         from ..codec.api import resolve_weights
     except ImportError as e:
         raise MedJSCCError(f"method {name}: the codec package is not available ({e})") from None
+    base, repeat = REPEAT_VARIANTS.get(name, (name, 0.0))
     if random_init:
         key = (name, RANDOM_INIT_SHA)
         if key not in _NEURAL_CACHE:
-            _NEURAL_CACHE[key] = NeuralModel(_frozen(build_codec(name, seed=0)), RANDOM_INIT_SHA)
+            _NEURAL_CACHE[key] = NeuralModel(_frozen(build_codec(base, seed=0), repeat), RANDOM_INIT_SHA)
         return _NEURAL_CACHE[key]
     try:
-        path = resolve_weights(name)
+        path = resolve_weights(base)
     except MedJSCCError as e:
         raise MedJSCCError(f"method {name}: weights not found ({e}); train them with "
                            f"'medjscc train' or drop {name} from --methods") from None
@@ -356,7 +363,7 @@ def neural_model(name: str, random_init: bool = False) -> NeuralModel:
         from ..checksums import sha256_path
 
         try:
-            codec = load_codec(name)
+            codec = load_codec(base)
         except FileNotFoundError as e:
             raise MedJSCCError(f"method {name}: weights not found ({e}); train them with "
                                f"'medjscc train' or drop {name} from --methods") from None
@@ -364,7 +371,7 @@ def neural_model(name: str, random_init: bool = False) -> NeuralModel:
             raise MedJSCCError(f"method {name}: {e}") from None
         # load_codec has just verified the file against this side file
         sha = sha256_path(path).read_text().split()[0].lower()
-        _NEURAL_CACHE[key] = NeuralModel(_frozen(codec), sha)
+        _NEURAL_CACHE[key] = NeuralModel(_frozen(codec, repeat), sha)
     return _NEURAL_CACHE[key]
 
 
