@@ -98,8 +98,10 @@ def test_jscc_tx_sends_a_matching_mask_fitted_like_its_image(tmp_path):
     want_img = fit_image(raw, (64, 64))
     want_mask = fit_image(m.astype(np.uint8) * 255, (64, 64)) >= 128
     assert want_mask.any() and not want_mask.all()
-    enc = codec.encode(want_img, want_mask, snr_db=10.0, cbr=1 / 16)
-    no_mask = codec.encode(want_img, None, snr_db=10.0, cbr=1 / 16)
+    from gnuradio.medjscc.blocks.jscc_tx import DEFAULT_REPEAT_STRONG
+
+    enc = codec.encode(want_img, want_mask, snr_db=10.0, cbr=1 / 16, repeat_strong=DEFAULT_REPEAT_STRONG)
+    no_mask = codec.encode(want_img, None, snr_db=10.0, cbr=1 / 16, repeat_strong=DEFAULT_REPEAT_STRONG)
     assert sent.side_info == enc.side_info
     assert enc.side_info != no_mask.side_info               # the mask is really in the side info
     sent_meta, sent_pixels = sent_col.items[0]              # displays get the mask as encoded
