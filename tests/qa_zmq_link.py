@@ -198,3 +198,35 @@ def test_replay_of_truncated_simulated_recording(tmp_path):
     assert r["frames_ok"] == r["frames_total"] == len(frames)     # the cut frame still counts
     assert 0 < r["erased_fraction"] < 1 / len(frames)
     assert r["image"].shape == (256, 256)
+
+
+def test_replay_reads_the_frame_format_the_recording_states(tmp_path):
+    """A recording made with another header layout (14-byte side-info chunks, the default before
+    the whole side info rode in every header) replays with today's default configuration: the
+    receiver takes the frame format from the recording's metadata."""
+    from gnuradio.medjscc.blocks._phyadapt import make_params
+    from gnuradio.medjscc.blocks.jscc_tx import encode_frames
+    from gnuradio.medjscc.blocks.link import RECORDED_FRAME_FORMAT, run_rx
+    from gnuradio.medjscc.blocks.ofdm_analog_tx import FrameModulator
+    from gnuradio.medjscc.blocks.sigmf_io import write_recording
+    from gnuradio.medjscc.phy import apply_iq_channel
+    from qa_helpers import shared_codec, synthetic_image
+
+    codec = shared_codec()
+    p14 = make_params({"header_side_info_bytes": 14})
+    assert make_params({}).header_side_info_bytes != 14
+    _, frames = encode_frames(codec, synthetic_image(256, seed=4), None, 15.0, 1 / 16, 5, p14)
+    mod = FrameModulator(p14, guard=256)
+    iq = np.concatenate([np.zeros(256, np.complex64)] + [mod.modulate(m, d) for m, d in frames]
+                        + [np.zeros(2000, np.complex64)])
+    rx_iq = apply_iq_channel(iq, "awgn", 15.0, rng=np.random.default_rng(2), params=p14)
+    data = tmp_path / "old.sigmf-data"
+    rx_iq.astype(np.complex64).tofile(data)
+    layout = {k: getattr(p14, k) for k in RECORDED_FRAME_FORMAT}
+    meta = write_recording(data, 1e6, 2.45e9, None, [], layout)
+    (r,) = run_rx(replay=meta, codec=codec)["results"]
+    assert r["image_id"] == 5 and r["frames_ok"] == r["frames_total"] == len(frames) and r["decoded"]
+    # the same samples read with today's default layout find no valid header
+    rx_iq.astype(np.complex64).tofile(tmp_path / "bare.sigmf-data")
+    bare = write_recording(tmp_path / "bare.sigmf-data", 1e6, 2.45e9, None, [], {"fft_len": 64})
+    assert [x for x in run_rx(replay=bare, codec=codec)["results"] if x.get("decoded")] == []

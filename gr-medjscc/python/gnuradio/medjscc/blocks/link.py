@@ -45,6 +45,14 @@ class _msg_counter(pdu_collector):
         pdu_collector._handle(self, msg)
 
 
+
+# OfdmParams fields a receiver must share with the transmitter to read its frames: a recording
+# states them, so a replay reads it whatever the receiver's defaults are now (e.g. the side-info
+# chunk grew from 14 to 32 bytes)
+RECORDED_FRAME_FORMAT = ("fft_len", "cp_len", "n_data_carriers", "n_pilot_carriers", "symbols_per_frame",
+                         "n_short_reps", "n_long", "header_side_info_bytes", "side_info_parity", "interleave",
+                         "header_repeat", "header_mcs", "seed")
+
 def _stop(tb, timeout_s: float = 10.0) -> bool:
     """Stop and wait at most ``timeout_s``; False (and an error line) when the graph did not stop."""
     tb.stop()
@@ -199,8 +207,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         from .sigmf_io import read_recording
 
         samples, info = read_recording(replay)
-        if info.get("ofdm"):
-            params = make_params(info["ofdm"])
+        if info.get("ofdm"):   # the recording's frame format wins over the configured one
+            params = make_params(cfg.ofdm, **info["ofdm"])
         # tag the last sample "eos": the receiver decodes its last batch and flushes a frame the
         # recording cut short; a zero tail, as ofdm_analog_tx sends, carries the tag through a
         # --sim-channel that drops the last few samples
@@ -286,8 +294,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
             if isinstance(m, dict) and "start_sample" in m:
                 n = int(m.get("payload_len", params.max_payload_len))
                 ann.append(dict(m, start=m["start_sample"], length=params.frame_len(n)))
-        ofdm = {k: getattr(params, k) for k in ("fft_len", "cp_len", "n_data_carriers",
-                                                "n_pilot_carriers", "symbols_per_frame")}
+        ofdm = {k: getattr(params, k) for k in RECORDED_FRAME_FORMAT}
         meta_path = write_recording(data_path, sample_rate, center_freq, rec_hw, ann, ofdm,
                                     hw_identity=record_hw_identity)
     return {"results": list(jrx.results), "frames_ok": orx.frames_ok, "frames_bad": orx.frames_bad,
