@@ -2,7 +2,8 @@
 """Over-the-air impairment bench: the full GNU Radio link through every radio profile.
 
     python bench/phy_impairments.py --json [--profiles clean,cfo_1p5,...] [--snr 0,10,20]
-                                    [--images 6] [--seed 0] [--model medjscc] [--cbr 1/16]
+                                    [--images 6] [--seed 0 | --seeds 0,1,2,3] [--model medjscc]
+                                    [--cbr 1/16] [--repeat-strong 0.2]
                                     [--ofdm-... / --config link.yaml: the link's OFDM options]
 
 jscc_tx -> ofdm_analog_tx -> channel_preset(<profile>) -> ofdm_analog_rx -> jscc_rx (the blocks
@@ -22,6 +23,12 @@ amplitude), ``wall_s`` (seconds for the row); satellite profiles (time-varying g
 ``sat_gain_db`` = [min, mean, max] of their received-power gain over the run and ``pass_s`` the
 pass time it covered (``--time-scale k``: their slow dynamics k times faster than real time, e.g.
 a whole 510 s LEO pass within the images' air time). Profiles: ``hw_configs/radio_profiles.yaml``.
+
+``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
+seeded: one run of a fading profile moves by tenths of a dB), each record stating its ``seed``,
+then one summary record per (profile, snr_db) with ``seed`` "all": ``roi_change_db`` (mean of
+roi_psnr - roi_psnr_clean over the seeds), ``roi_change_min_db`` / ``roi_change_max_db``,
+``roi_psnr`` / ``roi_psnr_clean`` (means) and the frame and image counts summed over the seeds.
 """
 from __future__ import annotations
 
@@ -109,6 +116,8 @@ def main(argv=None) -> int:
     ap.add_argument("--snr", default="0,10,20", help="SNR list in dB, e.g. 0,10,20 or -5:25:5")
     ap.add_argument("--images", type=int, default=6, help="test-split DRR images per run")
     ap.add_argument("--seed", type=int, default=0, help="channel seed (image set is fixed)")
+    ap.add_argument("--seeds", default=None,
+                    help="comma-separated channel seeds: one run per seed, then a summary per row")
     ap.add_argument("--model", default="medjscc", help="codec name or weights path")
     ap.add_argument("--cbr", default="1/16", help="target CBR")
     ap.add_argument("--repeat-strong", type=float, default=None,
@@ -142,6 +151,9 @@ def main(argv=None) -> int:
         if not (args.time_scale > 0 and math.isfinite(args.time_scale)):
             raise MedJSCCError(f"--time-scale must be > 0, got {args.time_scale}")
         snrs = parse_spec(args.snr)
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
+        if not seeds:
+            raise MedJSCCError("--seeds needs at least one seed")
         cfg = LinkConfig.from_args(args)
         cfg.codec.model, cfg.codec.cbr, cfg.channel.seed = args.model, parse_number(args.cbr), args.seed
         if args.repeat_strong is not None:
@@ -159,28 +171,52 @@ def main(argv=None) -> int:
     if not args.json:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(names) * len(snrs), file=sys.stderr, unit="run")
-    clean = {}
-    for k, snr in enumerate(snrs):
-        seed = args.seed + 1000 * k     # same per-SNR seeds as run_ofdm_loopback, for every profile
-        for name in names:
-            if bar is not None:
-                bar.set_description(f"{name} {snr:g} dB")
-            rec = run_one(codec, cfg, params, name, float(snr), seed, images, masks,
-                          time_scale=args.time_scale)
-            if name == "clean":
-                clean[k] = rec["roi_psnr"]
-            rec["roi_psnr_clean"] = clean[k]
-            out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
-            out |= {k: rec[k] for k in ("sat_gain_db", "pass_s") if k in rec}
-            if not args.json and math.isfinite(out["clip_fraction"]):
-                out["clip_fraction"] = f"{out['clip_fraction']:.2e}"   # the table's .3f hides it
-            emit(out, args.json, COLUMNS)
-            if bar is not None:
-                bar.update(1)
+        bar = tqdm(total=len(seeds) * len(names) * len(snrs), file=sys.stderr, unit="run")
+    by_row: dict[tuple[str, float], list[dict]] = {}
+    for base_seed in seeds:
+        clean = {}
+        for k, snr in enumerate(snrs):
+            seed = base_seed + 1000 * k     # same per-SNR seeds as run_ofdm_loopback, for every profile
+            for name in names:
+                if bar is not None:
+                    bar.set_description(f"seed {base_seed} {name} {snr:g} dB")
+                rec = run_one(codec, cfg, params, name, float(snr), seed, images, masks,
+                              time_scale=args.time_scale)
+                if name == "clean":
+                    clean[k] = rec["roi_psnr"]
+                rec["roi_psnr_clean"] = clean[k]
+                out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
+                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s") if k in rec}
+                if len(seeds) > 1:
+                    out["seed"] = base_seed
+                by_row.setdefault((name, float(snr)), []).append(dict(out))
+                if not args.json and math.isfinite(out["clip_fraction"]):
+                    out["clip_fraction"] = f"{out['clip_fraction']:.2e}"   # the table's .3f hides it
+                emit(out, args.json, COLUMNS)
+                if bar is not None:
+                    bar.update(1)
     if bar is not None:
         bar.close()
+    if len(seeds) > 1:
+        for (name, snr), recs in by_row.items():
+            emit(summarise(name, snr, recs), args.json, SUMMARY_COLUMNS)
     return 0
+
+
+SUMMARY_COLUMNS = ["profile", "snr_db", "seed", "roi_change_db", "roi_change_min_db", "roi_change_max_db",
+                   "roi_psnr", "roi_psnr_clean", "frames_decoded", "frames_sent", "images_decoded", "images"]
+
+
+def summarise(name: str, snr: float, recs: list[dict]) -> dict:
+    """One row over several seeds: the mean change against each seed's own clean run, its range,
+    and the counts summed."""
+    change = [r["roi_psnr"] - r["roi_psnr_clean"] for r in recs
+              if r["roi_psnr"] is not None and r["roi_psnr_clean"] is not None]
+    return {"profile": name, "snr_db": snr, "seed": "all", "seeds": [r.get("seed") for r in recs],
+            "roi_change_db": _mean(change), "roi_change_min_db": min(change, default=float("nan")),
+            "roi_change_max_db": max(change, default=float("nan")),
+            "roi_psnr": _mean(r["roi_psnr"] for r in recs), "roi_psnr_clean": _mean(r["roi_psnr_clean"] for r in recs),
+            **{k: int(sum(r[k] for r in recs)) for k in ("frames_decoded", "frames_sent", "images_decoded", "images")}}
 
 
 if __name__ == "__main__":

@@ -44,3 +44,18 @@ def test_unknown_profile_is_one_line(capsys):
     assert _bench().main(["--json", "--profiles", "b201"]) == 2
     err = capsys.readouterr().err
     assert "unknown profile 'b201'" in err and err.count("\n") == 1
+
+
+def test_several_seeds_end_with_one_summary_per_row(capsys):
+    bench = _bench()
+    assert bench.main(["--json", "--images", "1", "--snr", "20", "--profiles", "clip_1p0", "--seeds", "3,4"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    runs, summary = rows[:4], rows[4:]
+    assert [(r["seed"], r["profile"]) for r in runs] == [(3, "clean"), (3, "clip_1p0"), (4, "clean"), (4, "clip_1p0")]
+    assert [(r["seed"], r["profile"]) for r in summary] == [("all", "clean"), ("all", "clip_1p0")]
+    clip = summary[1]
+    change = [r["roi_psnr"] - r["roi_psnr_clean"] for r in runs if r["profile"] == "clip_1p0"]
+    assert clip["seeds"] == [3, 4] and clip["roi_change_db"] == pytest.approx(sum(change) / 2)
+    assert clip["roi_change_min_db"] == pytest.approx(min(change)) and clip["roi_change_max_db"] == pytest.approx(max(change))
+    assert clip["roi_change_db"] < 0 and summary[0]["roi_change_db"] == 0.0
+    assert clip["frames_sent"] == sum(r["frames_sent"] for r in runs if r["profile"] == "clip_1p0")
