@@ -81,14 +81,14 @@ def spread(symbols, code: int) -> np.ndarray:
 
 
 def combine(received, code: int, erased=None, inv_snr=None):
-    """Received stream -> ``(symbols, erased, inv_snr)`` of the unique symbols.
+    """Received stream -> ``(symbols, erased, inv_snr, copies)`` of the unique symbols
+    (``copies``: how many copies of each arrived).
 
     Without ``inv_snr`` the symbols are taken as unbiased (y = x + n, equal noise): the copies
-    that arrived are averaged, and ``inv_snr`` is returned as None with a per-symbol ``gain`` in
-    received copies available via ``copies``. With ``inv_snr`` (per-symbol 1/SNR_i, inf where
-    lost) they are taken as MMSE estimates y = x / (1 + v) + noise, as the OFDM receiver gives:
-    each is unbiased, the copies are weighted by 1/v (maximum-ratio), and the result is
-    MMSE-scaled again with its combined v = 1 / sum(1 / v_i)."""
+    that arrived are averaged and the returned ``inv_snr`` is None. With ``inv_snr`` (per-symbol
+    1/SNR_i, inf where lost) they are taken as MMSE estimates y = x / (1 + v) + noise, as the
+    OFDM receiver gives: each is unbiased, the copies are weighted by 1/v (maximum ratio), and
+    the result is MMSE-scaled again with its combined v = 1 / sum(1 / v_i)."""
     y = np.asarray(received).reshape(-1)
     n = unique_count(y.size, code)
     k = repeat_count(n, code)
