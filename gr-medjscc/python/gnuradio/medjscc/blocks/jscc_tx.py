@@ -52,11 +52,6 @@ def new_nonce() -> int:
     return secrets.randbelow(65536)
 
 
-def _takes_repeat(codec) -> bool:
-    """Med-JSCC codecs (``codec.api.Codec``) can repeat their strong symbols; a stand-in may not."""
-    return hasattr(codec, "repeat_strong")
-
-
 def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, image_id: int, params,
                   nonce: int = 0, repeat_strong: float = 0.0):
     """Encode one image and cut it into frames: returns (EncodedImage, [(meta, payload)]).
@@ -64,7 +59,8 @@ def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, ima
     from ..phy import framing
     from ._phyadapt import meta_from_header
 
-    kw = {"repeat_strong": float(repeat_strong)} if repeat_strong else {}   # other codecs lack it
+    # Med-JSCC codecs (codec.api.Codec) can repeat their strong symbols; a stand-in may not
+    kw = {"repeat_strong": float(repeat_strong)} if repeat_strong and hasattr(codec, "repeat_strong") else {}
     enc = codec.encode(image, mask, snr_db=float(snr_db), cbr=float(cbr), **kw)
     frames = framing.frame_image(int(image_id), np.asarray(enc.symbols, np.complex64),
                                  enc.side_info, params, nonce=int(nonce))
@@ -293,7 +289,7 @@ class jscc_tx(gr.basic_block):
             image_id = self._next_image_id
             self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
         _, frames = encode_frames(codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce,
-                                  self._repeat_strong if _takes_repeat(codec) else 0.0)
+                                  self._repeat_strong)
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
                              "time": time.monotonic(), "source": source,
                              "policy": self.policy.policy, "feedback_age_s": age})

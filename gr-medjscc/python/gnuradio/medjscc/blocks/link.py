@@ -45,13 +45,13 @@ class _msg_counter(pdu_collector):
         pdu_collector._handle(self, msg)
 
 
-
 # OfdmParams fields a receiver must share with the transmitter to read its frames: a recording
 # states them, so a replay reads it whatever the receiver's defaults are now (e.g. the side-info
 # chunk grew from 14 to 32 bytes)
 RECORDED_FRAME_FORMAT = ("fft_len", "cp_len", "n_data_carriers", "n_pilot_carriers", "symbols_per_frame",
                          "n_short_reps", "n_long", "header_side_info_bytes", "side_info_parity", "interleave",
                          "header_repeat", "header_mcs", "seed")
+
 
 def _stop(tb, timeout_s: float = 10.0) -> bool:
     """Stop and wait at most ``timeout_s``; False (and an error line) when the graph did not stop."""
