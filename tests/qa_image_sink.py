@@ -163,3 +163,25 @@ def test_rejects_bad_size(app):
 
     with pytest.raises(InputError, match="min_size"):
         image_sink(min_size=4)
+
+
+def test_picture_is_rescaled_when_the_first_status_line_appears(app, xray):
+    """The first image arrives with no status text; when its text line appears the picture label
+    gets shorter. The pixmap must follow the label, not stay scaled for the old size (it was drawn
+    cropped: the GUI end-to-end test then saw a 0.79 correlation instead of ~0.95)."""
+    from gnuradio.medjscc.blocks.image_sink import ImageView
+
+    img, _ = xray
+    view = ImageView("Received")
+    view.resize(700, 700)
+    view.show()
+    app.processEvents()
+    view._on_show((np.asarray(img, np.uint8), None, ""))
+    app.processEvents()
+    view._on_show((np.asarray(img, np.uint8), None, "image 0  |  PSNR 39.1 dB  |  decoded"))
+    for _ in range(5):
+        app.processEvents()
+    pm, label = view.picture.pixmap(), view.picture.contentsRect()
+    assert pm.width() <= label.width() and pm.height() <= label.height(), (pm.size(), label.size())
+    assert max(pm.width(), pm.height()) >= min(label.width(), label.height()) - 2     # still fills it
+    view.close()

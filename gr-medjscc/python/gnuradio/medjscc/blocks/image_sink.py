@@ -83,10 +83,15 @@ class ImageView(QtWidgets.QWidget):
         self.picture = QtWidgets.QLabel("waiting for an image...")
         self.picture.setAlignment(QtCore.Qt.AlignCenter)
         self.picture.setMinimumSize(int(min_size), int(min_size))
-        self.picture.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
+        # Ignored: the scaled pixmap must not push the layout (it would grow the window each image)
+        self.picture.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Ignored)
         self.picture.setStyleSheet("background-color: black; color: gray;")
+        # the picture is re-scaled whenever its own label changes size, not only the whole view's
+        self.picture.installEventFilter(self)
         self.text = QtWidgets.QLabel("")
         self.text.setAlignment(QtCore.Qt.AlignCenter)
+        # one line reserved from the start: the first status text must not shrink the picture
+        self.text.setMinimumHeight(self.text.fontMetrics().lineSpacing())
         self.text.setTextInteractionFlags(QtCore.Qt.TextSelectableByMouse)
         layout.addWidget(self.title)
         layout.addWidget(self.picture, 1)
@@ -102,9 +107,10 @@ class ImageView(QtWidgets.QWidget):
         self.text.setText(text)
         self._render()
 
-    def resizeEvent(self, event):
-        super().resizeEvent(event)
-        self._render()
+    def eventFilter(self, obj, event):
+        if obj is self.picture and event.type() == QtCore.QEvent.Resize:
+            self._render()
+        return super().eventFilter(obj, event)
 
     def _render(self):
         if self._gray is None:
