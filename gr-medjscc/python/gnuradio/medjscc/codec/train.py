@@ -211,7 +211,9 @@ def _psnr(mse: torch.Tensor) -> torch.Tensor:
 def validate(model: JSCCModel, pairs, snr_db: float = 10.0, cbr: float = 1.0 / 16.0, seed: int = 0) -> dict:
     """Full-image PSNR / ROI-PSNR on validation pairs over AWGN (fixed noise seed)."""
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    dev = next(model.parameters()).device
+    # the noise is drawn where the model runs (a CPU generator cannot feed CUDA tensors)
+    gen = torch.Generator(device=dev).manual_seed(seed)
     psnrs, rois = [], []
     with torch.no_grad():
         for p in pairs:
@@ -222,15 +224,16 @@ def validate(model: JSCCModel, pairs, snr_db: float = 10.0, cbr: float = 1.0 / 1
             x = F.pad(x, (0, ww - w, 0, hh - h), mode="replicate")
             m = torch.zeros_like(x) if p["mask"] is None else F.pad(
                 torch.from_numpy(p["mask"].astype(np.float32))[None, None], (0, ww - w, 0, hh - h))
+            x, m = x.to(dev), m.to(dev)
             roi = roi_grid_from_masks(m) if model.cfg.use_roi else None
             target = torch.tensor([round(cbr * h * w)])
-            x_hat, _, _ = model(x, roi, torch.tensor([snr_db]), target,
+            x_hat, _, _ = model(x, roi, torch.tensor([snr_db], device=dev), target,
                                 lambda z, s: apply_channel(z, "awgn", s, generator=gen))
             x_hat = x_hat.clamp(0, 1)[..., :h, :w]
             x0 = x[..., :h, :w]
             psnrs.append(float(_psnr(((x_hat - x0) ** 2).mean())))
             if p["mask"] is not None and p["mask"].any():
-                mm = torch.from_numpy(p["mask"])[None, None]
+                mm = torch.from_numpy(p["mask"])[None, None].to(dev)
                 rois.append(float(_psnr(((x_hat - x0) ** 2)[mm].mean())))
     model.train()
     return {"psnr": float(np.mean(psnrs)), "roi_psnr": float(np.mean(rois)) if rois else float("nan")}
