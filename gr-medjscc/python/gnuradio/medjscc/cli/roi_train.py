@@ -28,7 +28,8 @@ def run(args):
                            seed=args.seed, limit=args.limit, threads=args.threads)
         res.pop("history", None)
     else:
-        from ..roi.adapt import default_path, train_adapter
+        from ..roi.adapt import default_path
+        from ..roi.adapt_train import train_adapter
 
         res = train_adapter(args.out or default_path(), root=args.data, limit=args.limit or 100,
                             val_limit=args.val_limit, steps=args.steps, seed=args.seed, threads=args.threads)

@@ -4,7 +4,7 @@
   (digital methods as their MCS envelope, capacity bounds dashed), per CBR.
 * ``<metric>_vs_cbr_snr<s>``: the same against CBR at each swept SNR (when >1 CBR).
 * ``montage_cbr<c>``: the first test image through every method at every swept SNR (at most
-  ``sweep.MONTAGE_COLUMNS``, evenly spread).
+  ``outputs.MONTAGE_COLUMNS``, evenly spread).
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def _save(fig, path_stem: Path) -> list[Path]:
 
 
 def make_all(out: Path, points: list[dict], per_mcs: list[dict] | None = None, task: dict | None = None) -> list[Path]:
-    from .sweep import cbr_label
+    from .outputs import cbr_label
 
     plt = _plt()
     out = Path(out)
@@ -120,7 +120,7 @@ def make_task_plots(out: Path, points: list[dict], task: dict | None = None) -> 
     """``task_auc_vs_snr_cbr<c>``: nodule-detection AUC (95% bootstrap bars) against SNR per method
     beside ROI-PSNR, with the AUC on the original images as a band (``--task nodule``), and
     ``dice_vs_original`` (95% bootstrap bars) when the points carry it."""
-    from .sweep import cbr_label
+    from .outputs import cbr_label
 
     pts_all = [p for p in points if p.get("task_auc") is not None]
     if not pts_all:
@@ -181,7 +181,7 @@ def make_montages(out: Path, points: list[dict]) -> list[Path]:
     """Grid: rows = methods, columns = original + montage SNRs, from ``recon/<first image>/``."""
     from PIL import Image
 
-    from .sweep import cbr_label, montage_snrs, recon_path
+    from .outputs import cbr_label, montage_snrs, recon_path
 
     plt = _plt()
     rdir = out / "recon"

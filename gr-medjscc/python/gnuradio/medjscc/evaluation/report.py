@@ -11,7 +11,8 @@ from pathlib import Path
 
 from ..errors import InputError
 from . import methods as meth
-from .sweep import aggregate, cbr_label, read_rows
+from .outputs import cbr_label
+from .sweep import aggregate, read_rows
 
 
 def _fmt(v, nd=2):

@@ -30,20 +30,12 @@ import numpy as np
 
 from ..errors import InputError, MedJSCCError
 from . import methods as meth
+# re-exported: callers name sweep outputs through the sweep module too
+from .outputs import MONTAGE_COLUMNS, cbr_label, montage_snrs, recon_path, recon_tag  # noqa: F401
 
 CSV_COLUMNS = ["method", "mcs", "snr_db", "cbr", "channel", "link", "trial", "image", "psnr", "roi_psnr",
                "ms_ssim", "cbr_total", "cbr_air", "decode_ok", "source_bytes", "model_sha256"]
 AGG_KEYS = ["method", "snr_db", "cbr", "channel", "link", "psnr", "roi_psnr", "ms_ssim", "decode_rate", "n"]
-MONTAGE_COLUMNS = 6   # SNR columns of the montage at most (evenly spread over the swept SNRs)
-
-
-def montage_snrs(snrs) -> list[float]:
-    """The swept SNRs the montage shows: all of them, or MONTAGE_COLUMNS evenly spread (ends kept)."""
-    s = sorted({float(x) for x in snrs})
-    if len(s) <= MONTAGE_COLUMNS:
-        return s
-    idx = np.round(np.linspace(0, len(s) - 1, MONTAGE_COLUMNS)).astype(int)
-    return [s[i] for i in sorted(set(idx.tolist()))]
 SETTINGS_VERSION = 3   # 2: results.csv gained model_sha256; 3: cbr_air and the budget (older folders are refused, not mixed)
 RAY_START_TIMEOUT_S = 60.0
 
@@ -157,11 +149,6 @@ def run_task(task: dict):
 
 
 # ----------------------------------------------------------------------------- settings / resume
-def cbr_label(cbr: float) -> str:
-    f = Fraction(cbr).limit_denominator(4096)
-    return f"{f.numerator}_{f.denominator}" if abs(float(f) - cbr) < 1e-9 else f"{cbr:g}"
-
-
 def settings_of(spec: SweepSpec, root: Path) -> dict:
     return {"version": SETTINGS_VERSION, "channel": spec.channel, "link": spec.link, "seed": spec.seed,
             "budget": spec.budget, "data": str(root), "random_init_codecs": bool(spec.random_codecs)}
@@ -697,13 +684,7 @@ def save_recons(out: Path, method: str, cbr: float, image_name: str, recons: dic
     d.mkdir(parents=True, exist_ok=True)
     for key, img in recons.items():
         snr_s, mcs = key.split("|")
-        tag = f"{method}{'_' + mcs.replace('/', '') if mcs else ''}_snr{float(snr_s):g}_cbr{cbr_label(cbr)}"
-        Image.fromarray(np.asarray(img, np.uint8), "L").save(d / f"{tag}.png")
-
-
-def recon_path(out: Path, image_name: str, method: str, mcs: str, snr_db: float, cbr: float) -> Path:
-    tag = f"{method}{'_' + mcs.replace('/', '') if mcs else ''}_snr{float(snr_db):g}_cbr{cbr_label(cbr)}"
-    return out / "recon" / image_name / f"{tag}.png"
+        Image.fromarray(np.asarray(img, np.uint8), "L").save(d / f"{recon_tag(method, mcs, float(snr_s), cbr)}.png")
 
 
 def json_safe(obj):

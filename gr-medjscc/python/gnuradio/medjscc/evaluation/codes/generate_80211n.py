@@ -118,7 +118,7 @@ def expand(proto: np.ndarray, z: int) -> np.ndarray:
 
 
 def main(out_dir: Path | None = None) -> list[Path]:
-    from ..ldpc import write_alist
+    from ..alist import write_alist
 
     out_dir = Path(out_dir) if out_dir else Path(__file__).resolve().parent
     written = []
