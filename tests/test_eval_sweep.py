@@ -237,3 +237,20 @@ def test_report_refuses_missing_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="run 'medjscc sweep"):
         write_report(tmp_path / "empty")
+
+
+def test_hybrid_reachability_uses_the_split_fitted_at_the_swept_cbr():
+    """At a budget too small for the 1/16 split's side frame (28 symbols at 20 dB) the 1/32 split
+    (no side frame) still sends: the check must judge with the split the run uses, not 1/16's."""
+    import numpy as np
+
+    from gnuradio.medjscc.codec.hybrid import layout, split_rule
+    from gnuradio.medjscc.errors import MedJSCCError
+    from gnuradio.medjscc.evaluation.sweep import SweepSpec, check_reachable
+
+    image = np.full((256, 256), 100, np.uint8)
+    n_sym, snr = 24, 20.0
+    with pytest.raises(MedJSCCError, match="side frame"):
+        layout(n_sym, snr, split_rule(snr))                    # what the check used to ask
+    layout(n_sym, snr, split_rule(snr, cbr=n_sym / image.size))   # what the run uses
+    check_reachable(SweepSpec(methods=["hybrid-softcast"], snrs=[snr], cbrs=[n_sym / image.size]), image, None)

@@ -507,13 +507,14 @@ def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> Non
                 if budget and meth._source(meth.DIGITAL[m]).encode(first_image, budget, first_mask) is not None:
                     reachable.append(m)
             elif m in meth.HYBRID:
-                from ..codec.hybrid import layout
+                from ..codec.hybrid import layout, split_rule
 
                 if spec.link != "symbol":
                     raise InputError(f"method {m} runs on the symbol link only (--link symbol)")
                 try:
                     for s in spec.snrs:
-                        layout(n_sym, s)
+                        # the split the run will use: the one fitted at this CBR, as hybrid.send picks it
+                        layout(n_sym, s, split_rule(s, cbr=n_sym / first_image.size))
                 except MedJSCCError as e:
                     raise InputError(f"method {m} cannot reach --cbr {cbr:g}: {e}") from None
                 reachable.append(m)
