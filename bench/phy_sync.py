@@ -2,6 +2,7 @@
 """Frame detection rate and false alarms vs SNR: our PHY receiver vs stock ``ofdm_sync_sc_cfb``.
 
     python bench/phy_sync.py --json [--quick] [--snr -3:15:1] [--frames 200] [--channels awgn,multipath]
+                             [--header-list 1,8]
 
 Streams of bursts separated by random gaps go through ``phy.channels.apply_iq_channel`` (SNR =
 Es/N0 on the data subcarriers, CFO ``--cfo`` subcarrier spacings); ours uses our frames, stock
@@ -29,7 +30,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-COLUMNS = ["impl", "channel", "snr_db", "detection_rate", "header_ok_rate", "false_alarms_per_1e7", "threshold"]
+COLUMNS = ["impl", "channel", "snr_db", "detection_rate", "header_ok_rate", "false_alarms_per_1e7", "threshold",
+           "header_list"]
 
 
 def main(argv=None):
@@ -43,6 +45,9 @@ def main(argv=None):
                     help="stock sc_cfb thresholds (0.9 = ofdm_rx's default)")
     ap.add_argument("--no-stock", action="store_true")
     ap.add_argument("--quick", action="store_true", help="40 frames, fewer points, 2e6 noise samples")
+    ap.add_argument("--header-list", default="8",
+                    help="comma-separated list sizes of the receiver's CRC-aided header decoder (1 = plain "
+                         "Viterbi); each runs on the same received streams (rows carry header_list)")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
@@ -59,6 +64,12 @@ def main(argv=None):
     n_frames = 40 if args.quick else args.frames
     n_noise = int(2e6 if args.quick else args.noise_samples)
     channels = [c.strip() for c in args.channels.split(",") if c.strip()]
+    try:
+        list_sizes = [int(v) for v in args.header_list.split(",") if v.strip()]
+    except ValueError:
+        ap.error(f"--header-list must be comma-separated integers, got {args.header_list!r}")
+    if not list_sizes:
+        ap.error("--header-list is empty")
     use_stock = not args.no_stock and have_gnuradio()
     thresholds = [float(t) for t in args.stock_thresholds.split(",")] if use_stock else []
     p = OfdmParams()
@@ -81,19 +92,20 @@ def main(argv=None):
         for snr in snrs:
             stream, starts = stream_of_bursts(ours_bursts, rng)
             y = apply_iq_channel(stream, channel, snr, cfo=args.cfo, rng=rng, params=p)
-            rx = OfdmReceiver(p)
-            frames = []
-            for i in range(0, y.size, 1 << 18):
-                frames += rx.process(y[i:i + (1 << 18)])
-            frames += rx.flush()
-            found = np.array([f.start_sample for f in frames])
-            hit, false = match_detections(found, starts, 16)
-            good = {f.start_sample for f in frames if f.crc_ok}
-            hdr_ok = sum(any(abs(s - g) <= 16 for g in good) for s in starts)
-            emit(dict(impl="medjscc", channel=channel, snr_db=snr, detection_rate=hit / n_frames,
-                      header_ok_rate=hdr_ok / n_frames, false_alarms_per_1e7=false / y.size * 1e7,
-                      threshold=p.detect_threshold, n_frames=n_frames, preamble_samples=p.preamble_len,
-                      **common), args.json, COLUMNS)
+            for list_size in list_sizes:
+                rx = OfdmReceiver(p, header_list_size=list_size)
+                frames = []
+                for i in range(0, y.size, 1 << 18):
+                    frames += rx.process(y[i:i + (1 << 18)])
+                frames += rx.flush()
+                found = np.array([f.start_sample for f in frames])
+                hit, false = match_detections(found, starts, 16)
+                good = {f.start_sample for f in frames if f.crc_ok}
+                hdr_ok = sum(any(abs(s - g) <= 16 for g in good) for s in starts)
+                emit(dict(impl="medjscc", channel=channel, snr_db=snr, detection_rate=hit / n_frames,
+                          header_ok_rate=hdr_ok / n_frames, false_alarms_per_1e7=false / y.size * 1e7,
+                          threshold=p.detect_threshold, header_list=list_size, n_frames=n_frames,
+                          preamble_samples=p.preamble_len, **common), args.json, COLUMNS)
             if use_stock:
                 sstream, sstarts = stream_of_bursts([stock_burst] * n_frames, rng)
                 sy = apply_iq_channel(sstream, channel, snr, cfo=args.cfo, rng=rng, params=p)

@@ -118,3 +118,47 @@ def viterbi_decode_batch(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
         b = decisions[t, state, rows].astype(np.int64)
         state = ((state << 1) | b) & (N_STATES - 1)
     return out[:, :n_info_bits]
+
+
+def list_viterbi_decode_batch(llr: np.ndarray, n_info_bits: int, list_size: int = 8) -> np.ndarray:
+    """Parallel list Viterbi: the ``list_size`` best paths into the terminated state, best first.
+
+    llr (B, >= coded_length) -> bits (list_size, B, n_info_bits). Each state keeps its L best
+    partial paths (the top L of the 2L that reach it), so the candidates are the L most likely
+    codewords. With a CRC on the block, trying them in order ("CRC-aided list decoding") rescues
+    many blocks whose single best path has a bit error, about 0.5-1 dB on short blocks. Entry 0 is
+    the plain Viterbi result."""
+    L = int(list_size)
+    if L < 1:
+        raise ValueError(f"list_size must be >= 1, got {list_size}")
+    llr = np.asarray(llr, np.float32)
+    B = llr.shape[0]
+    n_steps = n_info_bits + K - 1
+    if B == 0:
+        return np.zeros((L, 0, n_info_bits), np.uint8)
+    llr = llr[:, : n_steps * RATE_INV].reshape(B, n_steps, RATE_INV)
+    bm = np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T.astype(np.float32))
+                              .reshape(B, n_steps, 8).transpose(1, 2, 0))      # (n_steps, 8, B)
+    dead = np.float32(-1e30)
+    pm = np.full((N_STATES, L, B), dead, np.float32)
+    pm[0, 0] = 0.0
+    # per step, state and rank: which of the 2L candidates survived (branch * L + rank before)
+    back = np.empty((n_steps, N_STATES, L, B), np.uint8)
+    for t in range(n_steps):
+        cand = np.concatenate([pm[_PREV0] + bm[t, _LABEL0][:, None, :],
+                               pm[_PREV1] + bm[t, _LABEL1][:, None, :]], axis=1)   # (64, 2L, B)
+        keep = np.argsort(-cand, axis=1, kind="stable")[:, :L]
+        pm = np.take_along_axis(cand, keep, axis=1)
+        back[t] = keep
+        if t % 16 == 15:
+            pm -= pm.max(axis=(0, 1))                    # keep metrics bounded
+    state = np.zeros((L, B), np.int64)
+    rank = np.broadcast_to(np.arange(L)[:, None], (L, B)).copy()
+    cols = np.broadcast_to(np.arange(B)[None, :], (L, B))
+    out = np.empty((L, B, n_steps), np.uint8)
+    for t in range(n_steps - 1, -1, -1):
+        out[:, :, t] = _INPUT_OF_NS[state]
+        k = back[t, state, rank, cols].astype(np.int64)
+        state = ((state << 1) | (k // L)) & (N_STATES - 1)
+        rank = k % L
+    return out[:, :, :n_info_bits]

@@ -41,6 +41,11 @@ from .header import FrameHeader, _slot_map, default_format, header_scrambler, sl
 from .params import HEADER_FORMATS, OfdmParams, sequences
 
 
+# CRC-aided list Viterbi for headers whose best path fails the CRC: 8 candidates recover most of
+# them at -3 dB (bench/phy_sync.py --header-list 1,8); ~7 ms per failed header, so only those
+HEADER_LIST_SIZE = 8
+
+
 def _sliding_energy(x: np.ndarray, P: int) -> np.ndarray:
     """sum_{k<P} |x[n+k]|^2 for every n (float32). Prefix sums restart every P samples, so one
     huge sample only disturbs its own neighbourhood (a global cumsum would lose all precision
@@ -205,14 +210,20 @@ class OfdmReceiver:
     (``min_batch``; a frame still incomplete stays buffered); ``flush()`` decodes what is left
     (truncated) at the end of a stream."""
 
-    def __init__(self, params: OfdmParams | None = None, equalizer: str | None = None, min_batch: int = 0):
+    def __init__(self, params: OfdmParams | None = None, equalizer: str | None = None, min_batch: int = 0,
+                 header_list_size: int = HEADER_LIST_SIZE):
         """``min_batch``: collect at least this many new samples before working (0 = work on every
         call). Per-call numpy overhead dominates for small chunks (a GNU Radio work() call gives a
         few thousand samples): e.g. 65536 batches frames; ``drain()`` works on a partly filled
-        batch (a latency bound on a slow or quiet stream); call ``flush()`` at end of stream."""
+        batch (a latency bound on a slow or quiet stream); call ``flush()`` at end of stream.
+        ``header_list_size``: candidates of the CRC-aided list Viterbi tried on a header whose best
+        path fails its CRC (1 = plain Viterbi). A receiver setting: nothing on the air changes."""
         self.params = (params or OfdmParams()).validate()
         if int(min_batch) < 0:
             raise MedJSCCError(f"min_batch must be >= 0, got {min_batch}")
+        if isinstance(header_list_size, bool) or int(header_list_size) != header_list_size or not 1 <= header_list_size <= 64:
+            raise MedJSCCError(f"header_list_size must be an integer in [1, 64], got {header_list_size!r}")
+        self.header_list_size = int(header_list_size)
         self.min_batch = int(min_batch)
         p = self.params
         self.seq = sequences(p)
@@ -829,7 +840,7 @@ class OfdmReceiver:
         out[nz] = np.exp(1j * (c[:, None, None] * ds[None, :, None] * k.astype(np.float32)[None, None, :]))
         return out
 
-    def _decode_headers(self, Yh, gh, H_fit, n0, fmt="robust"):
+    def _decode_headers(self, Yh, gh, H_fit, n0, fmt="robust", list_size: int = 1):
         """Soft demap (MRC-weighted LLRs: BPSK, or Gray QPSK I and Q) of the first
         ``header_symbols(fmt)`` symbols + batched Viterbi + CRC -> (info bits, headers|None)."""
         p = self.params
@@ -846,7 +857,20 @@ class OfdmReceiver:
         np.add.at(soft, (slice(None), self._slot_map[fmt]), llr * self._hdr_sign[fmt])
         info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
         packed = np.packbits(info_bits, axis=1)
-        return info_bits, [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(Yh.shape[0])]
+        hdrs = [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(Yh.shape[0])]
+        failed = [i for i, h in enumerate(hdrs) if h is None]
+        if failed and list_size > 1:
+            # CRC-aided list decoding: the next most likely codewords of the headers whose best
+            # path failed the CRC (a CRC-32 keeps false accepts at L * 2^-32 per header)
+            lists = fec.list_viterbi_decode_batch(soft[failed], 8 * p.header_bytes, list_size)
+            packed_l = np.packbits(lists, axis=2)
+            for j, i in enumerate(failed):
+                for rank in range(1, lists.shape[0]):
+                    h = FrameHeader.from_bytes(packed_l[rank, j].tobytes(), p)
+                    if h is not None:
+                        hdrs[i], info_bits[i] = h, lists[rank, j]
+                        break
+        return info_bits, hdrs
 
     def _header_rows(self, Yh, gh, info_bits, fmt="robust"):
         """LS channel rows from header symbols whose bits are known (re-encoded decoder output)."""
@@ -884,7 +908,7 @@ class OfdmReceiver:
         gh_of = {fi: np.zeros((B, self._hdr_len[f]), np.complex128) for fi, f in enumerate(p.header_formats)}
         # every format the configuration allows is tried on the frames not yet decoded (the one
         # that decoded last first: a link keeps its format); the CRC tells which one was sent.
-        # Decision-directed retries only for frames no format decoded.
+        # Decision-directed retries only for frames no format decoded, the last one list-decoded.
         order = sorted(range(len(p.header_formats)), key=lambda fi: p.header_formats[fi] != self._last_format)
         prev = {}
         for attempt in range(3):
@@ -903,7 +927,9 @@ class OfdmReceiver:
                         [rows[todo], self._header_rows(Yh[todo], gh_of[fi][todo], prev[fi][todo], fmt)], axis=1),
                         s_resid[todo], s_dof)
                 gb = self._track(Yh[todo, :nh], Hb, np.ones((todo.size, nh)))
-                bits, hdrs = self._decode_headers(Yh[todo], gb, Hb, n0b, fmt)
+                # the list decoder last: on the best channel estimate, for what nothing else decoded
+                bits, hdrs = self._decode_headers(Yh[todo], gb, Hb, n0b, fmt,
+                                                  self.header_list_size if attempt == 2 else 1)
                 prev.setdefault(fi, np.zeros_like(info_bits))[todo] = bits
                 gh_of[fi][todo] = gb
                 for j, i in enumerate(todo):
