@@ -458,3 +458,21 @@ def test_training_erasures_zero_the_drawn_share_and_leave_plain_runs_alone():
     lost = (out == 0).float().mean(dim=1).numpy()
     assert lost[0] == 0 and np.allclose(lost[1:], [0.1, 0.3, 0.5], atol=0.02)
     assert torch.equal(out[out != 0], z[out != 0])
+
+
+def test_train_csi_mix_reaches_the_channel_and_bad_mixes_are_refused():
+    import torch
+
+    from gnuradio.medjscc.codec.channel import csi_link_channel
+    from gnuradio.medjscc.codec.train import TrainConfig
+
+    cfg = TrainConfig.from_dict({"channel": "csi_link", "csi_mix": [["multipath", 1.0], ["awgn", 0]]})
+    assert cfg.csi_mix == (("multipath", 1.0), ("awgn", 0.0))
+    z = torch.ones(64, 512, dtype=torch.complex64)
+    _, inv_snr, _ = csi_link_channel(z, 20.0, erasure_fraction=0.0, mix=cfg.csi_mix)
+    assert bool((inv_snr.std(dim=1) > 0).all())          # every sample faded: no AWGN row
+    _, inv_snr, _ = csi_link_channel(z, 20.0, erasure_fraction=0.0, mix=(("awgn", 1.0),))
+    assert bool((inv_snr.std(dim=1) == 0).all())
+    for bad in ([["fog", 1.0]], [["awgn", -1.0]], [["awgn", 0.0]], "awgn"):
+        with pytest.raises(MedJSCCError, match="csi_mix"):
+            TrainConfig.from_dict({"csi_mix": bad})

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from ..config import known_fields
 from ..errors import MedJSCCError
-from .channel import apply_channel, csi_link_channel
+from .channel import CSI_MIX, apply_channel, csi_link_channel
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,8 @@ class TrainConfig:
     # parameter-name prefixes to train (empty: all). A decoder-only fine-tune keeps the
     # transmitted symbols bit-identical to the warm-start model's.
     train_only: tuple = ()
+    # csi_link only: ((kind, weight), ...) of channel.CSI_MIX kinds; empty = CSI_MIX
+    csi_mix: tuple = ()
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -75,11 +77,19 @@ class TrainConfig:
                 d[key] = tuple(float(v) for v in d[key])
         if "train_only" in d:
             d["train_only"] = tuple(str(v) for v in d["train_only"])
+        if "csi_mix" in d:
+            try:
+                d["csi_mix"] = tuple((str(k), float(w)) for k, w in d["csi_mix"])
+            except (TypeError, ValueError):
+                raise MedJSCCError(f"train.csi_mix must be a list of [kind, weight] pairs, got {d['csi_mix']!r}") from None
         cfg = cls(**d)
         if cfg.channel not in TRAIN_CHANNELS:
             raise MedJSCCError(f"train.channel must be one of {', '.join(TRAIN_CHANNELS)}, got {cfg.channel!r}")
         if cfg.loss not in LOSSES:
             raise MedJSCCError(f"train.loss must be one of {', '.join(LOSSES)}, got {cfg.loss!r}")
+        kinds = {k for k, _ in CSI_MIX}
+        if any(k not in kinds or not w >= 0 for k, w in cfg.csi_mix) or (cfg.csi_mix and not sum(w for _, w in cfg.csi_mix) > 0):
+            raise MedJSCCError(f"train.csi_mix: kinds from {sorted(kinds)} with weights >= 0 (not all 0), got {cfg.csi_mix!r}")
         return cfg
 
 
@@ -361,7 +371,7 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         if tcfg.channel == "csi_link":
             def channel_fn(z, s):
                 return csi_link_channel(z, s, erasure_fraction=tcfg.erasure_fraction,
-                                        erasure_share=tcfg.erasure_share)
+                                        erasure_share=tcfg.erasure_share, mix=tcfg.csi_mix or CSI_MIX)
         else:
             kind = "rayleigh" if rng.random() < tcfg.rayleigh_fraction else "awgn"
             share = erasure_shares(rng, b, tcfg)
