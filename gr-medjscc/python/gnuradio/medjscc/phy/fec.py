@@ -129,8 +129,8 @@ def list_viterbi_decode_batch(llr: np.ndarray, n_info_bits: int, list_size: int 
     many blocks whose single best path has a bit error, about 0.5-1 dB on short blocks. Entry 0 is
     the plain Viterbi result."""
     L = int(list_size)
-    if L < 1:
-        raise ValueError(f"list_size must be >= 1, got {list_size}")
+    if not 1 <= L <= 128:      # back-pointers into the 2L candidates are stored as uint8
+        raise ValueError(f"list_size must be in [1, 128], got {list_size}")
     llr = np.asarray(llr, np.float32)
     B = llr.shape[0]
     n_steps = n_info_bits + K - 1
