@@ -563,3 +563,29 @@ def test_receiver_list_decodes_headers_the_plain_viterbi_loses():
     assert len(read[8]) >= len(read[1]) + 5, (len(read[1]), len(read[8]))
     with pytest.raises(MedJSCCError, match="header_list_size"):
         OfdmReceiver(p, header_list_size=0)
+
+
+def test_list_decoding_is_skipped_where_no_header_can_be_read(monkeypatch):
+    """The list decoder costs 4-20 ms a header: frames whose preamble SNR estimate says no format
+    can be read (at -7 dB frames are still detected, no header decodes) must not reach it, frames
+    at -3 dB must."""
+    from gnuradio.medjscc.phy import ofdm
+
+    calls = []
+    real = fec.list_viterbi_decode_batch
+    monkeypatch.setattr(ofdm.fec, "list_viterbi_decode_batch",
+                        lambda llr, n, size: calls.append(len(llr)) or real(llr, n, size))
+    p = OfdmParams()
+    tx = OfdmTransmitter(p)
+    rng = np.random.default_rng(5)
+    burst = tx.modulate(FrameHeader(seq=0, image_id=1, frame_count=1, payload_len=p.n_data_carriers),
+                        np.ones(p.n_data_carriers, np.complex64))
+    stream = np.concatenate([np.zeros(800, np.complex64), burst] * 30 + [np.zeros(1500, np.complex64)])
+    rows = {}
+    for snr in (-7.0, -3.0):
+        calls.clear()
+        rx = OfdmReceiver(p)
+        frames = rx.process(apply_iq_channel(stream, "awgn", snr, rng=rng, params=p)) + rx.flush()
+        rows[snr] = (len(frames), sum(calls))
+    assert rows[-7.0][0] > 0 and rows[-7.0][1] == 0, rows    # detected, not list-decoded
+    assert rows[-3.0][1] > 0, rows

@@ -42,8 +42,12 @@ from .params import HEADER_FORMATS, OfdmParams, sequences
 
 
 # CRC-aided list Viterbi for headers whose best path fails the CRC: 8 candidates recover most of
-# them at -3 dB (bench/phy_sync.py --header-list 1,8); ~7 ms per failed header, so only those
+# them at -3 dB (bench/phy_sync.py --header-list 1,8). It costs 4-20 ms per header, so only for
+# frames whose preamble SNR estimate is where a format can still be read (robust: about -3 dB,
+# dense about 6 dB more; the estimate's RMS error is ~1.3 dB there): below, a dead link must not
+# push the receiver behind real time.
 HEADER_LIST_SIZE = 8
+LIST_DECODE_MIN_SNR_DB = {"robust": -5.5, "dense": 0.5}
 
 
 def _sliding_energy(x: np.ndarray, P: int) -> np.ndarray:
@@ -840,9 +844,10 @@ class OfdmReceiver:
         out[nz] = np.exp(1j * (c[:, None, None] * ds[None, :, None] * k.astype(np.float32)[None, None, :]))
         return out
 
-    def _decode_headers(self, Yh, gh, H_fit, n0, fmt="robust", list_size: int = 1):
+    def _decode_headers(self, Yh, gh, H_fit, n0, fmt="robust", list_size: int = 1, list_rows=None):
         """Soft demap (MRC-weighted LLRs: BPSK, or Gray QPSK I and Q) of the first
-        ``header_symbols(fmt)`` symbols + batched Viterbi + CRC -> (info bits, headers|None)."""
+        ``header_symbols(fmt)`` symbols + batched Viterbi + CRC -> (info bits, headers|None).
+        ``list_size`` > 1: CRC-aided list decoding of the failed rows where ``list_rows`` is True."""
         p = self.params
         nh = self._hdr_len[fmt]
         Yh, gh = Yh[:, :nh], gh[:, :nh]
@@ -858,7 +863,7 @@ class OfdmReceiver:
         info_bits = fec.viterbi_decode_batch(soft, 8 * p.header_bytes)
         packed = np.packbits(info_bits, axis=1)
         hdrs = [FrameHeader.from_bytes(packed[i].tobytes(), p) for i in range(Yh.shape[0])]
-        failed = [i for i, h in enumerate(hdrs) if h is None]
+        failed = [i for i, h in enumerate(hdrs) if h is None and (list_rows is None or list_rows[i])]
         if failed and list_size > 1:
             # CRC-aided list decoding: the next most likely codewords of the headers whose best
             # path failed the CRC (a CRC-32 keeps false accepts at L * 2^-32 per header)
@@ -929,7 +934,8 @@ class OfdmReceiver:
                 gb = self._track(Yh[todo, :nh], Hb, np.ones((todo.size, nh)))
                 # the list decoder last: on the best channel estimate, for what nothing else decoded
                 bits, hdrs = self._decode_headers(Yh[todo], gb, Hb, n0b, fmt,
-                                                  self.header_list_size if attempt == 2 else 1)
+                                                  self.header_list_size if attempt == 2 else 1,
+                                                  snr_db[todo] >= LIST_DECODE_MIN_SNR_DB.get(fmt, -math.inf))
                 prev.setdefault(fi, np.zeros_like(info_bits))[todo] = bits
                 gh_of[fi][todo] = gb
                 for j, i in enumerate(todo):
