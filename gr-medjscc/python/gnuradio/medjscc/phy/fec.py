@@ -85,6 +85,15 @@ def viterbi_decode(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
     return out[:n_info_bits]
 
 
+def _label_metrics(llr: np.ndarray, n_steps: int) -> np.ndarray:
+    """Branch metrics of a batch, (n_steps, 8, B): only 8 distinct 3-bit branch labels, so metrics
+    per label (gathered per state later), state-major so every step works on contiguous rows."""
+    B = llr.shape[0]
+    llr = llr[:, : n_steps * RATE_INV].reshape(B, n_steps, RATE_INV)
+    return np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T.astype(np.float32))
+                                .reshape(B, n_steps, 8).transpose(1, 2, 0))
+
+
 def viterbi_decode_batch(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
     """Soft Viterbi for a batch: llr (B, >= coded_length) -> bits (B, n_info_bits)."""
     llr = np.asarray(llr, np.float32)
@@ -92,11 +101,7 @@ def viterbi_decode_batch(llr: np.ndarray, n_info_bits: int) -> np.ndarray:
     n_steps = n_info_bits + K - 1
     if B == 0:
         return np.zeros((0, n_info_bits), np.uint8)
-    llr = llr[:, : n_steps * RATE_INV].reshape(B, n_steps, RATE_INV)
-    # state-major layout: every step works on contiguous (64, B) rows
-    # only 8 distinct 3-bit branch labels: metrics per label, then gathered per state
-    bm = np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T.astype(np.float32))
-                              .reshape(B, n_steps, 8).transpose(1, 2, 0))      # (n_steps, 8, B)
+    bm = _label_metrics(llr, n_steps)
     pm = np.full((N_STATES, B), -1e30, np.float32)
     pm[0] = 0.0
     decisions = np.empty((n_steps, N_STATES, B), np.bool_)
@@ -136,9 +141,7 @@ def list_viterbi_decode_batch(llr: np.ndarray, n_info_bits: int, list_size: int 
     n_steps = n_info_bits + K - 1
     if B == 0:
         return np.zeros((L, 0, n_info_bits), np.uint8)
-    llr = llr[:, : n_steps * RATE_INV].reshape(B, n_steps, RATE_INV)
-    bm = np.ascontiguousarray((llr.reshape(-1, RATE_INV) @ _LABEL_SIGN.T.astype(np.float32))
-                              .reshape(B, n_steps, 8).transpose(1, 2, 0))      # (n_steps, 8, B)
+    bm = _label_metrics(llr, n_steps)
     dead = np.float32(-1e30)
     pm = np.full((N_STATES, L, B), dead, np.float32)
     pm[0, 0] = 0.0
