@@ -3,7 +3,7 @@
 
     python bench/phy_impairments.py --json [--profiles clean,cfo_1p5,...] [--snr 0,10,20]
                                     [--images 6] [--seed 0 | --seeds 0,1,2,3] [--model medjscc]
-                                    [--cbr 1/16] [--repeat-strong 0.2]
+                                    [--cbr 1/16] [--repeat-strong 0.2] [--csi-feedback]
                                     [--ofdm-... / --config link.yaml: the link's OFDM options]
 
 jscc_tx -> ofdm_analog_tx -> channel_preset(<profile>) -> ofdm_analog_rx -> jscc_rx (the blocks
@@ -23,6 +23,12 @@ amplitude), ``wall_s`` (seconds for the row); satellite profiles (time-varying g
 ``sat_gain_db`` = [min, mean, max] of their received-power gain over the run and ``pass_s`` the
 pass time it covered (``--time-scale k``: their slow dynamics k times faster than real time, e.g.
 a whole 510 s LEO pass within the images' air time). Profiles: ``hw_configs/radio_profiles.yaml``.
+
+``--csi-feedback`` closes the carrier-ranking loop (``phy.csi``): after each image the bench waits
+for the receiver's feedback (stop-and-wait), and the transmitter maps the next images onto the
+carriers the receiver ranked (on static selective channels; the first image of a run always goes
+without, and is counted). Records then add ``images_csi`` (images sent with a ranking). The
+``clean`` reference runs the same way.
 
 ``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
 seeded: one run of a fading profile moves by tenths of a dB), each record stating its ``seed``,
@@ -51,8 +57,18 @@ def _mean(values) -> float:
     return float(sum(v) / len(v)) if v else float("nan")
 
 
+def _settle(tx, frames_sent: int, quiet_s: float = 0.3):
+    """Wait for the feedback of every frame sent so far (lost frames: until none came for quiet_s)."""
+    last, t_last = tx.feedback_count, time.monotonic()
+    while tx.feedback_count < frames_sent and time.monotonic() - t_last < quiet_s:
+        time.sleep(0.005)
+        if tx.feedback_count != last:
+            last, t_last = tx.feedback_count, time.monotonic()
+
+
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
-            timeout_s: float = 300.0, time_scale: float = 1.0) -> dict:
+            timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
+            feedback_timeout_s: float = 5.0) -> dict:
     """One top block: every image through ``profile`` at ``snr_db``; returns the record (no clean ref)."""
     import numpy as np
 
@@ -61,7 +77,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     from gnuradio.medjscc.blocks.loopback import _wait, build_loopback
 
     t0 = time.perf_counter()
-    blocks = build_loopback(codec, cfg, snr_db, channel=profile, seed=seed, params=params)
+    blocks = build_loopback(codec, cfg, snr_db, channel=profile, seed=seed, params=params,
+                            csi_feedback=csi_feedback)
     tb, tx, rx, ch = blocks["tb"], blocks["jscc_tx"], blocks["jscc_rx"], blocks["channel"]
     if time_scale != 1.0:
         ch.set_time_scale(time_scale)
@@ -71,6 +88,9 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     try:
         for img, m in zip(images, masks):
             sent.append(len(tx.send_image(np.asarray(img, np.uint8), np.asarray(m, bool))))
+            if csi_feedback:     # stop-and-wait: the next image may use what this one taught
+                if tx.await_feedback(feedback_timeout_s):
+                    _settle(tx, sum(sent))
     finally:
         tx.finish()   # eos: the stream ends and the whole graph drains
     _wait(tb, timeout_s)
@@ -96,6 +116,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
                frames_decoded=int(frames_ok), images_decoded=int(decoded), images=len(images),
                roi_psnr=_mean(roi), psnr=_mean(full), snr_est_db=_mean(est),
                papr_db=float(ch.papr_db()), clip_fraction=float(ch.clip_fraction()))
+    if csi_feedback:
+        rec["images_csi"] = sum(1 for h in tx.history if h.get("csi_tag"))
     orx = blocks["ofdm_rx"]
     rec["frames_detected"] = int(orx.frames_ok + orx.frames_bad)
     trace = ch.sat_gain_trace() if hasattr(ch, "sat_gain_trace") else []
@@ -122,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cbr", default="1/16", help="target CBR")
     ap.add_argument("--repeat-strong", type=float, default=None,
                     help="share of the strongest codec symbols sent twice (default: codec.repeat_strong)")
+    ap.add_argument("--csi-feedback", action="store_true",
+                    help="close the carrier-ranking feedback loop (stop-and-wait between images)")
     ap.add_argument("--json", action="store_true", help="one JSON object per line, no progress bar")
     ap.add_argument("--time-scale", type=float, default=1.0,
                     help="satellite profiles: slow dynamics (pass, fade, shadowing) this many times real time")
@@ -181,12 +205,12 @@ def main(argv=None) -> int:
                 if bar is not None:
                     bar.set_description(f"seed {base_seed} {name} {snr:g} dB")
                 rec = run_one(codec, cfg, params, name, float(snr), seed, images, masks,
-                              time_scale=args.time_scale)
+                              time_scale=args.time_scale, csi_feedback=args.csi_feedback)
                 if name == "clean":
                     clean[k] = rec["roi_psnr"]
                 rec["roi_psnr_clean"] = clean[k]
                 out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
-                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s") if k in rec}
+                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi") if k in rec}
                 if len(seeds) > 1:
                     out["seed"] = base_seed
                 by_row.setdefault((name, float(snr)), []).append(dict(out))

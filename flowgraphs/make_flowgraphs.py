@@ -242,7 +242,8 @@ def loopback(gui: bool):
     if gui:
         chan_snr, chan_cfo, equalizer, preset, model, rows = gui_controls(g)
     y = g.chain_y
-    g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params(model=model))
+    # one flowgraph: the receiver learns every carrier ranking it feeds back, so the TX may use them
+    g.block("tx", "medjscc_jscc_tx", (80, y), **jscc_tx_params(model=model, csi_mapping="True"))
     g.block("ofdm_tx", "medjscc_ofdm_analog_tx", (80 + COL, y), guard="256", amplitude="1.0",
             burst_tags="False", **OFDM)
     g.block("chan", "medjscc_channel_preset", (80 + 2 * COL, y), preset=preset, snr_db=chan_snr,
@@ -319,6 +320,7 @@ def zmq_rx(gui: bool):
     rx.connect("ofdm_rx", "pdus", "rx", "pdus")
     rx.connect("ofdm_rx", "pdus", "feedback", "rx")
     rx.connect("feedback", "snr", "snr_pub", "in")
+    rx.connect("feedback", "snr", "rx", "snr")      # the carrier rankings it feeds back (csi_mapping TX)
     rx.connect("rx", "metrics", "metrics_print", "print")
     if gui:
         gui_sinks(rx, y, 80 + 5 * COL, spectrum_src="chan", sent=False, row=rows)
@@ -389,6 +391,7 @@ def usrp_pair():
             g.connect("ofdm_rx", "pdus", "rx", "pdus")
             g.connect("ofdm_rx", "pdus", "feedback", "rx")
             g.connect("feedback", "snr", "snr_pub", "in")
+            g.connect("feedback", "snr", "rx", "snr")   # the carrier rankings it feeds back (csi_mapping TX)
             g.connect("rx", "metrics", "metrics_print", "print")
             if gui:
                 gui_sinks(g, y, 80 + 4 * COL, spectrum_src="usrp", sent=False, row=rows)

@@ -75,7 +75,8 @@ def header_from_meta(meta: dict):
                        frame_count=int(meta["frame_count"]), payload_len=int(meta["payload_len"]),
                        side_info_chunk=bytes(chunk),
                        side_info_total=int(meta.get("side_info_total", 0)),
-                       nonce=int(meta.get("nonce", 0)), n_symbols=int(meta.get("n_symbols", 0)))
+                       nonce=int(meta.get("nonce", 0)), n_symbols=int(meta.get("n_symbols", 0)),
+                       csi_tag=int(meta.get("csi_tag", 0)))
 
 
 def meta_from_header(header) -> dict:
@@ -84,6 +85,7 @@ def meta_from_header(header) -> dict:
     meta["side_info_chunk"] = bytes(getattr(header, "side_info_chunk", b"") or b"")
     meta["nonce"] = int(getattr(header, "nonce", 0))
     meta["n_symbols"] = int(getattr(header, "n_symbols", 0))
+    meta["csi_tag"] = int(getattr(header, "csi_tag", 0))
     return meta
 
 
@@ -125,6 +127,12 @@ def meta_from_rxframe(frame) -> dict:
         meta["noise_var"] = float(np.mean(noise_var))
         if hasattr(frame, "inv_snr"):   # per symbol, for CSI-aware decoding (jscc_rx)
             meta["inv_snr"] = frame.inv_snr()
+    if crc_ok:   # per data carrier SNR after equalisation: what a carrier ranking is fed back from
+        from ..phy.csi import carrier_snr_db
+
+        csnr = carrier_snr_db(getattr(frame, "noise_var_carriers", []), getattr(frame, "equalizer", "mmse"))
+        if csnr is not None:
+            meta["carrier_snr_db"] = csnr
     taps = getattr(frame, "chan_taps", None)
     if taps is not None:
         meta["chan_taps"] = np.asarray(taps, dtype=np.complex64)

@@ -150,6 +150,19 @@ class JsccReceiverCore:
         # (``take``) for ``decode_job`` instead of being decoded in the caller
         self.defer = False
 
+    def note_csi(self, info: dict) -> None:
+        """Learn a carrier ranking the receiver's feedback issued (``snr_feedback``'s dict), so
+        images sent with its tag can be de-interleaved."""
+        from ..phy.csi import csi_from_message
+
+        try:
+            csi = csi_from_message(info, self.params.n_data_carriers)
+        except MedJSCCError as e:
+            log.warning("jscc_rx: ignored feedback carrier ranking: %s", e)
+            return
+        if csi is not None and csi[0]:
+            self.assembler.carrier_ranks[csi[0]] = csi[1]
+
     def _end(self, key):
         return self.take(key) if self.defer else self.finish(key)
 
@@ -247,7 +260,7 @@ class JsccReceiverCore:
             asm = self.assembler.assemble(key, n_sym)
             result.update(frames_ok=int(asm.frames_received), frames_total=int(asm.frame_count),
                           side_info_ok=asm.side_info_status == SIDE_OK,
-                          side_info_status=asm.side_info_status,
+                          side_info_status=asm.side_info_status, csi_tag=int(asm.csi_tag),
                           erased_fraction=float(np.mean(asm.erased)) if asm.erased.size else 1.0)
             job["asm"] = asm
         except Exception as e:  # garbled input: reported as failed, never a crash
@@ -275,6 +288,9 @@ class JsccReceiverCore:
         try:
             if asm is None:
                 pass   # assembly failed: reported by take
+            elif not asm.mapping_known:
+                result["error"] = (f"sent with carrier mapping csi_tag={asm.csi_tag}, which this receiver "
+                                   "never fed back: connect snr_feedback's snr output to jscc_rx's snr input")
             elif asm.side_info_status not in ("ok", "none") and needs_side_info(codec):
                 result["status"] = STATUS_SIDE_CORRUPT if asm.side_info_status == SIDE_CORRUPT \
                     else STATUS_SIDE_MISSING
@@ -415,6 +431,8 @@ class jscc_rx(gr.basic_block):
         v = snr_from_message(msg)
         if v is not None:
             self.core.feedback_snr_db = v
+        if pmt.is_dict(msg) and pmt.dict_has_key(msg, pmt.intern("csi_tag")):
+            self.core.note_csi(pmt.to_python(msg))
 
     def _handle_pdu(self, msg):
         if pmt.is_pair(msg) and pmt.eq(pmt.car(msg), _EXPIRE_TICK):

@@ -19,6 +19,13 @@ the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predic
 ``snr_feedback_policy``. ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
 feedback and encodes for ``snr_db`` (the design SNR). ``history`` records the SNR used per image.
 
+Carrier mapping (``csi_mapping``): with it on, a ``carrier_rank`` and ``csi_tag`` in the SNR
+messages (``snr_feedback`` issues them on a static selective channel, ``phy.csi``) make the next
+images put the strong codec symbols on the strong subcarriers; ``csi_tag`` 0 returns to the fixed
+interleaver. The receiver must hear the same feedback (connect ``snr_feedback`` to ``jscc_rx``'s
+``snr`` too), or it cannot undo the mapping and reports the image as failed. ``history`` records
+the tag per image.
+
 Pacing: ``interval_s`` between images; ``wait_for_feedback`` sends the next image only after an
 SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``). A
 message that names its image (``image_id``, as ``snr_feedback`` does) must be about the image just
@@ -53,9 +60,10 @@ def new_nonce() -> int:
 
 
 def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, image_id: int, params,
-                  nonce: int = 0, repeat_strong: float = 0.0):
+                  nonce: int = 0, repeat_strong: float = 0.0, carrier_rank=None, csi_tag: int = 0):
     """Encode one image and cut it into frames: returns (EncodedImage, [(meta, payload)]).
-    ``repeat_strong``: share of the strongest codec symbols sent twice (``codec.repetition``)."""
+    ``repeat_strong``: share of the strongest codec symbols sent twice (``codec.repetition``);
+    ``carrier_rank`` / ``csi_tag``: a fed-back carrier mapping (``phy.csi``; None: fixed)."""
     from ..phy import framing
     from ._phyadapt import meta_from_header
 
@@ -63,7 +71,8 @@ def encode_frames(codec, image: np.ndarray, mask, snr_db: float, cbr: float, ima
     kw = {"repeat_strong": float(repeat_strong)} if repeat_strong and hasattr(codec, "repeat_strong") else {}
     enc = codec.encode(image, mask, snr_db=float(snr_db), cbr=float(cbr), **kw)
     frames = framing.frame_image(int(image_id), np.asarray(enc.symbols, np.complex64),
-                                 enc.side_info, params, nonce=int(nonce))
+                                 enc.side_info, params, nonce=int(nonce), carrier_rank=carrier_rank,
+                                 csi_tag=int(csi_tag))
     out = []
     for header, payload in frames:
         meta = meta_from_header(header)
@@ -102,6 +111,7 @@ class jscc_tx(gr.basic_block):
         clock: (Python API) seconds for the feedback times; default ``time.monotonic``.
         meas_time: (Python API) ``f(message dict) -> seconds on clock`` when an estimate was
             measured, or None (then: arrival minus the ``delay_ms`` the message reports).
+        csi_mapping: use the carrier ranking fed back on ``snr`` (off: the fixed interleaver).
     """
 
     def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
@@ -112,7 +122,7 @@ class jscc_tx(gr.basic_block):
                  params=None, allow_random_weights: bool = False, device: str = "cpu",
                  feedback_policy="instant", feedback_margin_db: float = 0.0,
                  feedback_delay_ms: float = 0.0, clock=None, meas_time=None,
-                 repeat_strong: float = DEFAULT_REPEAT_STRONG):
+                 repeat_strong: float = DEFAULT_REPEAT_STRONG, csi_mapping: bool = False):
         gr.basic_block.__init__(self, name="medjscc_jscc_tx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -137,6 +147,8 @@ class jscc_tx(gr.basic_block):
         self.policy = make_policy(feedback_policy, float(snr_db), feedback_margin_db, feedback_delay_ms)
         self.set_cbr(cbr)
         self.set_repeat_strong(repeat_strong)
+        self.csi_mapping = bool(csi_mapping)
+        self._csi = (0, None)      # the latest (csi_tag, carrier_rank) fed back
         self._feedback = threading.Event()
         self._awaited_image = None  # stop-and-wait: feedback about this image_id (or newer) releases the next
         self._stop = threading.Event()
@@ -203,6 +215,10 @@ class jscc_tx(gr.basic_block):
         with self._lock:
             self.codec = codec
 
+    def set_csi_mapping(self, on: bool):
+        """Use the fed-back carrier ranking from the next image on (off: the fixed interleaver)."""
+        self.csi_mapping = bool(on)
+
     def set_interval_s(self, interval_s: float):
         self.interval_s = max(0.0, float(interval_s))
 
@@ -217,12 +233,30 @@ class jscc_tx(gr.basic_block):
                     info = pmt.to_python(msg)
                 except Exception:   # an odd value in the dict: the SNR alone still counts
                     info = {}
+            self._note_csi(info)
             now = self._clock()
             t_meas = self._meas_time(info) if self._meas_time is not None else None
             upstream = float(info.get("delay_ms", 0.0) or 0.0) / 1000.0
             self.policy.observe(value, now, t_meas, upstream)
             if self._is_current(info.get("image_id")):
                 self._feedback.set()
+
+    def _note_csi(self, info: dict):
+        from ..phy.csi import csi_from_message
+
+        try:
+            csi = csi_from_message(info, self.params.n_data_carriers)
+        except MedJSCCError as e:
+            self.errors.append(f"bad carrier ranking in feedback: {e}")
+            log.warning("jscc_tx: ignored feedback carrier ranking: %s", e)
+            return
+        if csi is not None:
+            with self._lock:
+                self._csi = csi
+
+    def await_feedback(self, timeout_s: float) -> bool:
+        """Wait until feedback about the last image sent (or a newer one) arrived; False on timeout."""
+        return self._feedback.wait(timeout_s)
 
     def _is_current(self, image_id) -> bool:
         """Feedback about the awaited image or a newer one (16-bit wrap), or about no image."""
@@ -288,9 +322,10 @@ class jscc_tx(gr.basic_block):
             age = self.policy.last_age_s
             image_id = self._next_image_id
             self._next_image_id = (image_id + 1) % IMAGE_ID_MODULO
+            csi_tag, rank = self._csi if self.csi_mapping else (0, None)
         _, frames = encode_frames(codec, image, mask, snr_db, cbr, image_id, self.params, self.nonce,
-                                  self._repeat_strong)
-        self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames),
+                                  self._repeat_strong, carrier_rank=rank, csi_tag=csi_tag)
+        self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames), "csi_tag": csi_tag,
                              "time": time.monotonic(), "source": source,
                              "policy": self.policy.policy, "feedback_age_s": age})
         self._awaited_image = image_id

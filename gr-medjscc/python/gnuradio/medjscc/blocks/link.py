@@ -70,11 +70,13 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            feedback_timeout_s: float = 10.0, timeout_s: float = 120.0,
            codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5,
            feedback_policy: str = "instant", feedback_margin_db: float = 0.0,
-           feedback_delay_ms: float = 0.0) -> dict:
+           feedback_delay_ms: float = 0.0, csi_mapping: bool = False) -> dict:
     """Send image files; returns dict(images_sent, frames_sent, completed (all frames left this
     process), feedback_received, receiver_heard (True/False from the SNR feedback; None without
-    ``snr_address``: unknown), cau_snr_db list, errors). ``feedback_policy`` / ``feedback_margin_db`` /
-    ``feedback_delay_ms``: how the CAU uses late SNR feedback (``jscc_tx``, ``snr_feedback_policy``)."""
+    ``snr_address``: unknown), cau_snr_db list, csi_tags list, errors). ``feedback_policy`` / ``feedback_margin_db`` /
+    ``feedback_delay_ms``: how the CAU uses late SNR feedback (``jscc_tx``, ``snr_feedback_policy``).
+    ``csi_mapping``: map the strong codec symbols onto the carriers the receiver's feedback ranks
+    strongest (``phy.csi``; ``run_rx`` learns the rankings it feeds back)."""
     from gnuradio import zeromq
 
     cfg = (cfg or LinkConfig()).validate()
@@ -110,7 +112,7 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
                                      wait_for_feedback=wait_for_feedback,
                                      feedback_timeout_s=feedback_timeout_s, params=params,
                                      feedback_policy=feedback_policy, feedback_margin_db=feedback_margin_db,
-                                     feedback_delay_ms=feedback_delay_ms)
+                                     feedback_delay_ms=feedback_delay_ms, csi_mapping=csi_mapping)
     amplitude = float(hw.get("tx_amplitude", 0.25)) if hw else 1.0
     guard = int(hw.get("burst_guard_samples", 256)) if hw else 256
     blocks["ofdm_tx"] = otx = ofdm_analog_tx(params=params, amplitude=amplitude, guard=guard,
@@ -150,7 +152,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
         log.warning("no SNR feedback arrived on %s: nobody may have received the images", snr_address)
     return {"images_sent": len(tx.history), "frames_sent": otx.frames_sent, "completed": completed,
             "feedback_received": feedback, "receiver_heard": heard,
-            "cau_snr_db": [h["snr_db"] for h in tx.history], "errors": list(tx.errors)}
+            "cau_snr_db": [h["snr_db"] for h in tx.history], "csi_tags": [h["csi_tag"] for h in tx.history],
+            "errors": list(tx.errors)}
 
 
 def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address: str | None = None,
@@ -249,6 +252,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
         tb.connect(chain[-1], b["recorder"])
     tb.msg_connect(orx, "pdus", jrx, "pdus")
     tb.msg_connect(orx, "pdus", fb, "rx")
+    tb.msg_connect(fb, "snr", jrx, "snr")   # the carrier rankings it feeds back (a csi_mapping TX)
     tb.msg_connect(orx, "pdus", frames, "in")
     if snr_address:
         b["snr_pub"] = zeromq.pub_msg_sink(snr_address, 100, True)

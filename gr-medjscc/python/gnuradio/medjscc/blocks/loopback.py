@@ -32,8 +32,15 @@ log = logging.getLogger(__name__)
 
 
 def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn", seed: int = 0,
-                   params=None, tx_snr_db: float | None = None, cfo: float | None = None):
-    """Top block + its blocks (the caller must keep the returned dict alive while it runs)."""
+                   params=None, tx_snr_db: float | None = None, cfo: float | None = None,
+                   csi_feedback: bool = False):
+    """Top block + its blocks (the caller must keep the returned dict alive while it runs).
+
+    ``csi_feedback``: close the carrier-ranking loop (``phy.csi``): an ``snr_feedback`` block
+    ranks the carriers from the received frames and feeds the ranking to ``jscc_tx``
+    (``csi_mapping`` on) and ``jscc_rx``. The CAU still encodes for the nominal SNR (policy
+    ``fixed``). Images see the ranking only if the caller waits for feedback between them
+    (``jscc_tx.await_feedback``)."""
     params = params if params is not None else make_params(cfg.ofdm)
     preset = "awgn" if channel in ("erasure",) else channel
     if preset not in PRESETS:
@@ -44,7 +51,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         "tb": tb,
         "jscc_tx": jscc_tx(model=codec, cbr=cfg.codec.cbr, image_size=size,
                            snr_db=snr_db if tx_snr_db is None else tx_snr_db, params=params,
-                           repeat_strong=cfg.codec.repeat_strong),
+                           repeat_strong=cfg.codec.repeat_strong, csi_mapping=bool(csi_feedback),
+                           feedback_policy="fixed"),
         "ofdm_tx": ofdm_analog_tx(params=params),
         "channel": channel_preset(preset, snr_db, cfo=cfg.channel.cfo if cfo is None else cfo,
                                   seed=seed, params=params),
@@ -59,6 +67,13 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
     tb.msg_connect(blocks["jscc_tx"], "frames", blocks["ofdm_tx"], "pdus")
     tb.connect(blocks["ofdm_tx"], blocks["channel"], blocks["ofdm_rx"])
     tb.msg_connect(blocks["ofdm_rx"], "pdus", blocks["jscc_rx"], "pdus")
+    if csi_feedback:
+        from .snr_feedback import snr_feedback
+
+        blocks["feedback"] = snr_feedback(csi=True)
+        tb.msg_connect(blocks["ofdm_rx"], "pdus", blocks["feedback"], "rx")
+        tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_tx"], "snr")
+        tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_rx"], "snr")
     return blocks
 
 

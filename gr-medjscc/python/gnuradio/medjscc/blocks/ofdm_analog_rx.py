@@ -7,6 +7,8 @@ estimate. Each frame is published on port ``pdus`` as complex64 payload symbols 
 
     crc_ok, snr_db, cfo, noise_var, chan_taps, start_sample
     payload_snr_db   (pilot SNR measured on the payload symbols after tracking, when it has any)
+    carrier_snr_db   (float32 per data carrier: SNR after equalisation, when crc_ok; what
+                      ``snr_feedback(csi=True)`` ranks the carriers by, ``phy.csi``)
     seq, image_id, frame_count, payload_len, side_info_chunk   (only when crc_ok)
 
 Frames whose header failed its CRC are still published (``crc_ok`` False, no header fields) so

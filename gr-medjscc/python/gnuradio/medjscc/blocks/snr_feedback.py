@@ -15,6 +15,13 @@ update is published that many wall-clock milliseconds after its frame arrived, i
 helper thread (updates still waiting when the flowgraph stops are dropped). The published dict
 then also carries ``delay_ms`` (so the transmitter's ``feedback_policy`` knows the estimate's age)
 and the frame's ``start_sample`` when the receiver gave one.
+
+``csi`` (on by default) also feeds back a **carrier ranking** on a static frequency-selective
+channel (``phy.csi.CarrierRanker``, from the PDUs' ``carrier_snr_db``): the dict then carries
+``csi_tag`` (0 = none, 1..15) and ``carrier_rank`` (data-carrier positions, strongest first). A
+``jscc_tx`` with ``csi_mapping`` on sends its next images with that mapping, and the ``jscc_rx``
+that gets the same messages undoes it (the frames' headers name the tag): connect ``snr`` to both.
+On flat or time-varying channels no ranking is issued (``csi_tag`` 0).
 """
 from __future__ import annotations
 
@@ -60,16 +67,22 @@ class snr_feedback(gr.basic_block):
         jump_db: restart the average when a new estimate differs by more than this (0 = never).
         decimation: publish every Nth update (1 = every frame).
         delay_ms: publish each update this many milliseconds late (0 = at once).
+        csi: feed back a carrier ranking when the channel is static and selective.
     """
 
     def __init__(self, alpha: float = 0.3, jump_db: float = 3.0, decimation: int = 1,
-                 delay_ms: float = 0.0):
+                 delay_ms: float = 0.0, csi: bool = True):
         gr.basic_block.__init__(self, name="medjscc_snr_feedback", in_sig=None, out_sig=None)
         self._smoother = SnrSmoother(alpha, jump_db)
         self._lock = threading.Lock()
         self._decimation = max(1, int(decimation))
         self._delay_s = 0.0
         self.set_delay_ms(delay_ms)
+        from ..phy.csi import CarrierRanker
+
+        self.csi = bool(csi)
+        self.ranker = CarrierRanker()
+        self._withdraw = False     # csi turned off after a ranking went out: say tag 0 once
         self._queue: collections.deque = collections.deque()     # (due monotonic time, snr dict, pdu)
         self._wake = threading.Condition()
         self._running = False
@@ -87,6 +100,16 @@ class snr_feedback(gr.basic_block):
     def set_jump_db(self, jump_db: float):
         with self._lock:
             self._smoother.jump_db = float(jump_db)
+
+    def set_csi(self, csi: bool):
+        """Off: publish ``csi_tag`` 0 from the next update (the transmitter returns to the fixed
+        interleaver); on: rank again from scratch."""
+        from ..phy.csi import CarrierRanker
+
+        with self._lock:
+            self._withdraw = self.csi and not csi and bool(self.ranker.tag)
+            self.csi = bool(csi)
+            self.ranker = CarrierRanker()
 
     def set_decimation(self, decimation: int):
         self._decimation = max(1, int(decimation))
@@ -150,7 +173,7 @@ class snr_feedback(gr.basic_block):
         if raw is None:
             return
         seq = -1
-        start = image_id = None
+        start = image_id = carrier_snr = None
         if pmt.is_pair(msg) and pmt.is_dict(pmt.car(msg)):
             meta = pmt.car(msg)
             crc = pmt.dict_ref(meta, pmt.intern("crc_ok"), pmt.PMT_T)
@@ -162,9 +185,22 @@ class snr_feedback(gr.basic_block):
             image_id = pmt.to_long(iid) if pmt.is_integer(iid) else None
             st = pmt.dict_ref(meta, pmt.intern("start_sample"), pmt.PMT_NIL)
             start = pmt.to_uint64(st) if pmt.is_uint64(st) else (pmt.to_long(st) if pmt.is_integer(st) else None)
+            cs = pmt.dict_ref(meta, pmt.intern("carrier_snr_db"), pmt.PMT_NIL)
+            if pmt.is_f32vector(cs):
+                carrier_snr = np.asarray(pmt.f32vector_elements(cs), np.float32)
         with self._lock:
             value = self._smoother.update(raw)
             count = self._smoother.count
+            csi = None
+            if self.csi:
+                upd = self.ranker.update(carrier_snr) if carrier_snr is not None else None
+                tag = self.ranker.tag if upd is None else upd.tag
+                rank = self.ranker.rank if upd is None else upd.rank
+                csi = {"csi_tag": int(tag)}
+                if tag:
+                    csi["carrier_rank"] = np.asarray(rank, np.int32)
+            elif self._withdraw:
+                csi, self._withdraw = {"csi_tag": 0}, False
         if count % self._decimation == 0:
             delay = self._delay_s
             snr = {"snr_db": value, "raw_snr_db": raw, "count": count, "seq": seq, "delay_ms": delay * 1000.0}
@@ -172,6 +208,8 @@ class snr_feedback(gr.basic_block):
                 snr["start_sample"] = int(start)
             if image_id is not None:   # lets a stop-and-wait TX tell late feedback of an older image
                 snr["image_id"] = int(image_id)
+            if csi is not None:
+                snr.update(csi)
             # [smoothed, raw] as a float PDU: PDU to Tagged Stream -> QT time sink = SNR trace
             pdu = make_pdu({"count": count}, np.array([value, raw], np.float32))
             if delay <= 0:

@@ -31,6 +31,9 @@ def add_arguments(parser):
                         help="margin subtracted by --feedback-policy margin/predict")
     parser.add_argument("--feedback-delay-ms", type=float, default=0.0, metavar="MS",
                         help="hold each SNR feedback message this long before the CAU uses it")
+    parser.add_argument("--csi-mapping", action="store_true",
+                        help="put the strong codec symbols on the subcarriers the receiver's feedback ranks "
+                             "strongest (static multipath; needs --snr-address and a 'medjscc rx' feeding back)")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
     LinkConfig.add_arguments(parser, sections=("codec", "ofdm"))
@@ -53,7 +56,7 @@ def run(args):
                  feedback_timeout_s=args.feedback_timeout,
                  timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask,
                  feedback_policy=args.feedback_policy, feedback_margin_db=args.feedback_margin_db,
-                 feedback_delay_ms=args.feedback_delay_ms)
+                 feedback_delay_ms=args.feedback_delay_ms, csi_mapping=args.csi_mapping)
     print(json.dumps(res))
     if res["errors"]:
         from ..errors import InputError

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MedJSCCError
-from .header import MAX_FRAMES, MAX_IMAGE_SYMBOLS, MAX_SIDE_INFO, FrameHeader
+from .csi import check_carrier_rank
+from .header import MAX_CSI_TAG, MAX_FRAMES, MAX_IMAGE_SYMBOLS, MAX_SIDE_INFO, FrameHeader
 from .params import OfdmParams
 
 SIDE_CRC_BYTES = 2
@@ -38,38 +39,51 @@ INTERLEAVER_SEED = 0x1A7E
 
 
 # ============================================================================ interleaver
-_PERM_CACHE: dict[tuple[int, int], np.ndarray] = {}
+_PERM_CACHE: dict[tuple, np.ndarray] = {}
 
 
-def interleaver(n: int, per: int) -> np.ndarray:
+def interleaver(n: int, per: int, carrier_rank=None) -> np.ndarray:
     """Transmit order of ``n`` symbols in frames of ``per``: the sent sequence is
     ``symbols[interleaver(n, per)]``.
 
     Symbols are dealt to the frames in proportion to their sizes (symbol i goes to the frame whose
     share of the image is due next), so every frame carries the same mix of strong and weak codec
     channels (even power); inside each frame their order is a fixed pseudo-random shuffle (no two
-    codec neighbours on adjacent subcarriers: Gaussian-like peaks)."""
+    codec neighbours on adjacent subcarriers: Gaussian-like peaks).
+
+    ``carrier_rank`` (the data-carrier positions 0..n_data-1 from the strongest to the weakest, fed
+    back by the receiver: ``phy.csi``) replaces the shuffle: inside each frame the symbols, in
+    stream order (strong components first), fill the strongest carrier's slots first (over the
+    frame's OFDM symbols in a fixed pseudo-random order), then the next carrier's."""
     n, per = int(n), int(per)
-    perm = _PERM_CACHE.get((n, per))
+    rank_key = None if carrier_rank is None else tuple(int(c) for c in carrier_rank)
+    perm = _PERM_CACHE.get((n, per, rank_key))
     if perm is None:
         sizes = [min(per, n - f * per) for f in range(-(-n // per))]
         rng = np.random.default_rng([INTERLEAVER_SEED, n, per])
         due = np.concatenate([(np.arange(s) + 0.5) / s for s in sizes])      # slot t = f*per + j
         slot_of_symbol = np.argsort(due, kind="stable")
-        shuffled = np.concatenate([f * per + rng.permutation(s) for f, s in enumerate(sizes)])
+        if rank_key is None:
+            within = [rng.permutation(s) for s in sizes]
+        else:
+            place = np.empty(len(rank_key), np.int64)     # carrier position -> its rank
+            place[np.asarray(rank_key)] = np.arange(len(rank_key))
+            # slot j of a frame rides data carrier j % n_data of OFDM symbol j // n_data
+            within = [np.lexsort((rng.random(s), place[np.arange(s) % len(rank_key)])) for s in sizes]
+        shuffled = np.concatenate([f * per + w for f, w in enumerate(within)])
         perm = np.empty(n, np.int64)
         perm[shuffled[slot_of_symbol]] = np.arange(n)
-        if len(_PERM_CACHE) > 64:      # a handful of image sizes in practice
+        if len(_PERM_CACHE) > 64:      # a handful of image sizes and rankings in practice
             _PERM_CACHE.clear()
-        _PERM_CACHE[(n, per)] = perm
+        _PERM_CACHE[(n, per, rank_key)] = perm
     return perm
 
 
-def deinterleave(sent: np.ndarray, per: int, fill=0) -> np.ndarray:
-    """Inverse of ``x[interleaver(n, per)]`` for a received array in transmit order."""
+def deinterleave(sent: np.ndarray, per: int, fill=0, carrier_rank=None) -> np.ndarray:
+    """Inverse of ``x[interleaver(n, per, carrier_rank)]`` for a received array in transmit order."""
     sent = np.asarray(sent)
     out = np.full(sent.shape, fill, dtype=sent.dtype)
-    out[interleaver(sent.size, per)] = sent
+    out[interleaver(sent.size, per, carrier_rank)] = sent
     return out
 
 
@@ -195,8 +209,12 @@ def frame_plan(n_symbols: int, side_info_bytes: int, params: OfdmParams, per: in
 
 
 def frame_image(image_id: int, symbols, side_info: bytes, params: OfdmParams | None = None,
-                payload_per_frame: int | None = None, nonce: int = 0) -> list[tuple[FrameHeader, np.ndarray]]:
-    """-> [(FrameHeader, complex64 payload)], one per frame, in order (seq = 0..frame_count-1)."""
+                payload_per_frame: int | None = None, nonce: int = 0, carrier_rank=None,
+                csi_tag: int = 0) -> list[tuple[FrameHeader, np.ndarray]]:
+    """-> [(FrameHeader, complex64 payload)], one per frame, in order (seq = 0..frame_count-1).
+
+    ``carrier_rank`` with its ``csi_tag`` (1..15, as the receiver issued them: ``phy.csi``) maps
+    the strong codec symbols onto the strong carriers; None (tag 0) uses the fixed interleaver."""
     p = (params or OfdmParams()).validate()
     symbols = np.asarray(symbols, np.complex64).reshape(-1)
     side_info = bytes(side_info or b"")
@@ -211,9 +229,17 @@ def frame_image(image_id: int, symbols, side_info: bytes, params: OfdmParams | N
         raise MedJSCCError(f"side info has {len(side_info)} bytes; at most {MAX_SIDE_INFO} fit the header field")
     if symbols.size > MAX_IMAGE_SYMBOLS:
         raise MedJSCCError(f"image has {symbols.size} symbols; at most {MAX_IMAGE_SYMBOLS} fit the header field")
+    if carrier_rank is not None:
+        carrier_rank = check_carrier_rank(carrier_rank, p.n_data_carriers)
+        if not p.interleave:
+            raise MedJSCCError("a carrier ranking needs the interleaver (interleave=True)")
+        if not (1 <= int(csi_tag) <= MAX_CSI_TAG):
+            raise MedJSCCError(f"csi_tag must be in [1, {MAX_CSI_TAG}] with a carrier ranking, got {csi_tag}")
+    elif int(csi_tag):
+        raise MedJSCCError(f"csi_tag {csi_tag} given without its carrier ranking")
     plan = frame_plan(symbols.size, len(side_info), p, per)
     if p.interleave and symbols.size:
-        symbols = symbols[interleaver(symbols.size, per)]
+        symbols = symbols[interleaver(symbols.size, per, carrier_rank)]
     C = p.header_side_info_bytes
     chunks = [b""] * plan.frames
     if side_info:
@@ -224,7 +250,7 @@ def frame_image(image_id: int, symbols, side_info: bytes, params: OfdmParams | N
         pay = symbols[i * per: (i + 1) * per]
         hdr = FrameHeader(seq=i, image_id=int(image_id), frame_count=plan.frames, payload_len=int(pay.size),
                           side_info_chunk=chunks[i], side_info_total=len(side_info), nonce=int(nonce),
-                          n_symbols=int(symbols.size))
+                          n_symbols=int(symbols.size), csi_tag=int(csi_tag))
         frames.append((hdr, pay.copy()))
     return frames
 
@@ -246,6 +272,10 @@ class AssembledImage:
     noise_var: np.ndarray | None = None
     side_info_status: str = SIDE_NONE     # ok | none (image sent without) | missing | corrupt
     nonce: int = 0
+    csi_tag: int = 0                      # the carrier mapping the frames state (0: fixed interleaver)
+    # False when the frames name a carrier ranking this receiver does not know (the symbols stay
+    # in transmit order: never decode them)
+    mapping_known: bool = True
 
     def as_tuple(self):
         return self.symbols, self.erased, self.side_info
@@ -259,15 +289,19 @@ class ImageAssembler:
     that reuses an image_id form a separate image. ``assemble(key)`` (key = image_id, meaning the
     newest session with that id, or a (nonce, image_id) tuple) returns an ``AssembledImage``.
     ``n_symbols`` sizes the output when no received header states it (frames of old transmitters).
+    ``carrier_ranks``: the receiver's table {csi_tag: carrier ranking} of the rankings it fed back
+    (``phy.csi``; the caller may keep adding to it), used for images whose headers name a tag.
     """
 
-    def __init__(self, params: OfdmParams | None = None, payload_per_frame: int | None = None):
+    def __init__(self, params: OfdmParams | None = None, payload_per_frame: int | None = None,
+                 carrier_ranks: dict | None = None):
         self.params = (params or OfdmParams()).validate()
         # frames of ``per`` symbols (the sender's payload_per_frame) or, when None, each image
         # split evenly (``balanced_per`` of its stated size; ``per`` = the longest payload)
         self.balanced = payload_per_frame is None
         self.per = self.params.max_payload_len if payload_per_frame is None else int(payload_per_frame)
         self._images: dict[tuple[int, int], dict] = {}
+        self.carrier_ranks = carrier_ranks if carrier_ranks is not None else {}
 
     def add(self, frame, payload=None, noise_var=None, erased=None) -> bool:
         if payload is None:     # an RxFrame
@@ -386,14 +420,18 @@ class ImageAssembler:
                 have_nv = True
         symbols[erased] = 0
         stated = any(h.n_symbols for h, *_r in frames.values())
-        if self.params.interleave and n and (stated or n_symbols is not None):
-            # without a stated size the permutation is unknown: the image stays scrambled, and
-            # the caller sees it through the status below
-            symbols, erased, nvar = (deinterleave(symbols, per), deinterleave(erased, per, True),
-                                     deinterleave(nvar, per, np.inf))
+        tags = [int(h.csi_tag) for h, *_r in frames.values()]
+        tag = max(set(tags), key=tags.count) if tags else 0
+        rank = self.carrier_ranks.get(tag) if tag else None
+        known = not tag or rank is not None
+        if self.params.interleave and n and (stated or n_symbols is not None) and known:
+            # without a stated size (or the ranking) the permutation is unknown: the image stays
+            # scrambled, and the caller sees it through the status below
+            symbols, erased, nvar = (deinterleave(symbols, per, 0, rank), deinterleave(erased, per, True, rank),
+                                     deinterleave(nvar, per, np.inf, rank))
         side_info, status = self._side_info(frames, key)
         return AssembledImage(key[1], symbols, erased, side_info, len(frames), count,
-                              nvar if have_nv else None, status, key[0])
+                              nvar if have_nv else None, status, key[0], tag, known)
 
 
 def overhead_symbols(n_payload_symbols: int, side_info_bytes: int = 0, params: OfdmParams | None = None,

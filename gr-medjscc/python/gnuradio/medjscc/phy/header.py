@@ -13,7 +13,10 @@ Fields (13 bytes, big-endian), then ``header_side_info_bytes`` of side-info chun
     seq u8           this frame's index within its image (0 .. frame_count-1)
     frame_count u8   frames of the image (payload frames + header-only side-info frames)
     payload_len u16  analog symbols in this frame
-    n_symbols u24    analog symbols of the whole image (sizes and de-interleaves it even when the
+    csi_tag u4 | n_symbols u20
+                     csi_tag: the carrier mapping the image was sent with (0: the fixed interleaver;
+                     1-15: a carrier ranking the receiver fed back, see ``phy.csi``); n_symbols:
+                     analog symbols of the whole image (sizes and de-interleaves it even when the
                      last frame is lost)
     side_info_total u8   side-info bytes of the image (its erasure-coded chunks ride in the headers)
     chunk_len u8     bytes of side-info chunk in this header
@@ -48,10 +51,12 @@ _FIELDS = struct.Struct(">HHBBH3sBB")
 FIELD_BYTES = _FIELDS.size             # 13
 MAX_FRAMES = 0xFF
 MAX_SIDE_INFO = 0xFF
-MAX_IMAGE_SYMBOLS = 0xFFFFFF
+MAX_IMAGE_SYMBOLS = 0xFFFFF          # 20 bits: 255 frames of the default layout need 19
+MAX_CSI_TAG = 0xF
 
 _LIMITS = {"seq": MAX_FRAMES - 1, "image_id": 0xFFFF, "frame_count": MAX_FRAMES, "payload_len": 0xFFFF,
-           "side_info_total": MAX_SIDE_INFO, "nonce": 0xFFFF, "n_symbols": MAX_IMAGE_SYMBOLS}
+           "side_info_total": MAX_SIDE_INFO, "nonce": 0xFFFF, "n_symbols": MAX_IMAGE_SYMBOLS,
+           "csi_tag": MAX_CSI_TAG}
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class FrameHeader:
     ``side_info_chunk`` is this frame's erasure-coded share of the image's side info (see
     ``framing``); ``side_info_total`` the side-info length in bytes. ``n_symbols`` is the image's
     analog symbol count (0 = not stated: the receiver infers it from the frames it got).
+    ``csi_tag`` names the carrier mapping of the payload (0 = the fixed interleaver).
     """
     seq: int
     image_id: int
@@ -70,6 +76,7 @@ class FrameHeader:
     side_info_total: int = 0
     nonce: int = 0
     n_symbols: int = 0
+    csi_tag: int = 0
 
     def check(self, params: OfdmParams | None = None) -> None:
         for name, hi in _LIMITS.items():
@@ -93,7 +100,7 @@ class FrameHeader:
         self.check(params)
         chunk = bytes(self.side_info_chunk)
         body = _FIELDS.pack(int(self.nonce), int(self.image_id), int(self.seq), int(self.frame_count),
-                            int(self.payload_len), int(self.n_symbols).to_bytes(3, "big"),
+                            int(self.payload_len), (int(self.csi_tag) << 20 | int(self.n_symbols)).to_bytes(3, "big"),
                             int(self.side_info_total), len(chunk))
         body += chunk.ljust(params.header_side_info_bytes, b"\0")
         return body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
@@ -108,13 +115,14 @@ class FrameHeader:
             return None
         nonce, image_id, seq, count, plen, nsym, total, clen = _FIELDS.unpack(body[:FIELD_BYTES])
         nsym = int.from_bytes(nsym, "big")
+        tag, nsym = nsym >> 20, nsym & MAX_IMAGE_SYMBOLS
         # checked before anything is allocated from them (a CRC-valid hostile header stays harmless)
         if plen > params.max_payload_len or count == 0 or seq >= count or clen > params.header_side_info_bytes:
             return None
         if nsym and (plen > nsym or nsym > count * params.max_payload_len):
             return None
         chunk = body[FIELD_BYTES: FIELD_BYTES + clen]
-        return cls(seq, image_id, count, plen, bytes(chunk), total, nonce, nsym)
+        return cls(seq, image_id, count, plen, bytes(chunk), total, nonce, nsym, tag)
 
     # ------------------------------------------------------------ coded bits
     def to_bits(self, params: OfdmParams, fmt: str | None = None) -> np.ndarray:
