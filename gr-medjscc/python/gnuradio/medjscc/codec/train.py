@@ -68,6 +68,14 @@ class TrainConfig:
     train_only: tuple = ()
     # csi_link only: ((kind, weight), ...) of channel.CSI_MIX kinds; empty = CSI_MIX
     csi_mix: tuple = ()
+    # lesion-aware training (codec.lesion): each step also sends lesion_batch present/absent
+    # nodule pairs (the first lesion_pairs of the train split, rendered on first use) and adds
+    # lesion_weight x their signal-transfer loss over a disc lesion_window nodule radii wide
+    lesion_pairs: int = 0
+    lesion_batch: int = 0
+    lesion_weight: float = 0.0
+    lesion_window: float = 2.0
+    lesion_root: str | None = None    # a nodule pair set (data.nodules layout); None: rendered on demand
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -83,6 +91,10 @@ class TrainConfig:
             except (TypeError, ValueError):
                 raise MedJSCCError(f"train.csi_mix must be a list of [kind, weight] pairs, got {d['csi_mix']!r}") from None
         cfg = cls(**d)
+        if cfg.lesion_batch and not (cfg.lesion_pairs >= 1 and cfg.lesion_batch >= 1 and cfg.lesion_weight >= 0
+                                     and cfg.lesion_window > 0):
+            raise MedJSCCError("train.lesion_batch needs lesion_pairs >= 1, lesion_weight >= 0 and lesion_window > 0, "
+                               f"got {cfg.lesion_pairs}, {cfg.lesion_weight}, {cfg.lesion_window}")
         if cfg.channel not in TRAIN_CHANNELS:
             raise MedJSCCError(f"train.channel must be one of {', '.join(TRAIN_CHANNELS)}, got {cfg.channel!r}")
         if cfg.loss not in LOSSES:
@@ -295,6 +307,13 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         train_pairs = load_pairs(data_root, "train")
         val_pairs = load_pairs(data_root, "val", limit=tcfg.val_images)
     batches = _Batches(train_pairs, tcfg.crop, rng)
+    lesions = None
+    if tcfg.lesion_batch:
+        from ..data.nodules import ensure_nodule_set
+        from .lesion import LesionBatches
+
+        root = tcfg.lesion_root or ensure_nodule_set(tcfg.lesion_pairs, "train", progress=progress)
+        lesions = LesionBatches(root, tcfg.crop, rng, limit=tcfg.lesion_pairs, window=tcfg.lesion_window)
 
     model = build_model(mcfg).to(dev)
     inference_roi_weight = mcfg.roi_rate_weight
@@ -357,13 +376,22 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         for g in opt.param_groups:
             g["lr"] = _lr_at(step, tcfg)
         x, m = batches.sample(tcfg.batch_size)
+        lo, hi = tcfg.snr_db
+        c_lo, c_hi = tcfg.payload_cbr
+        snr_np = rng.uniform(lo, hi, x.shape[0])
+        cbr = np.exp(rng.uniform(math.log(c_lo), math.log(c_hi), x.shape[0]))
+        n_plain = x.shape[0]
+        if lesions is not None:   # pairs after the plain crops: present, absent; one SNR and CBR per pair
+            xp, xa, mp, win = lesions.sample(tcfg.lesion_batch)
+            k = xp.shape[0]
+            x, m = torch.cat([x, xp, xa]), torch.cat([m, mp, mp])
+            ps, pc = rng.uniform(lo, hi, k), np.exp(rng.uniform(math.log(c_lo), math.log(c_hi), k))
+            snr_np, cbr = np.concatenate([snr_np, ps, ps]), np.concatenate([cbr, pc, pc])
+            win = win.to(dev)
         x, m = x.to(dev), m.to(dev)
         b = x.shape[0]
         roi = roi_grid_from_masks(m) if mcfg.use_roi else None
-        lo, hi = tcfg.snr_db
-        snr = torch.from_numpy(rng.uniform(lo, hi, b).astype(np.float32)).to(dev)
-        c_lo, c_hi = tcfg.payload_cbr
-        cbr = np.exp(rng.uniform(math.log(c_lo), math.log(c_hi), b))
+        snr = torch.from_numpy(snr_np.astype(np.float32)).to(dev)
         n_pix = x.shape[-1] * x.shape[-2]
         positions = n_pix // DOWNSCALE**2
         # the image's whole budget (payload + side info), as Codec.encode gets it
@@ -378,9 +406,17 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
 
             def channel_fn(z, s):
                 return erase_symbols(apply_channel(z, kind, s), share)
+        if lesions is not None:
+            channel_fn = _paired_channel(channel_fn, n_plain, tcfg.lesion_batch)
         x_hat, bpp, n_sym = model(x, roi, snr, target, channel_fn)
         dist = distortion_loss(weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight), tcfg.loss)
         loss = dist + tcfg.rate_lambda * bpp.mean()
+        if lesions is not None and tcfg.lesion_weight:
+            from .lesion import signal_transfer_loss
+
+            k = tcfg.lesion_batch
+            loss = loss + tcfg.lesion_weight * signal_transfer_loss(
+                x_hat[n_plain:n_plain + k], x_hat[n_plain + k:], x[n_plain:n_plain + k], x[n_plain + k:], win)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -411,6 +447,16 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
     save_weights(model, out_path, meta)
     log.info("wrote %s (%.1f s)", out_path, wall)
     return out_path
+
+
+def _paired_channel(channel_fn, n_plain: int, k: int):
+    """``channel_fn`` whose last k rows (the absent images of the lesion pairs) get the channel
+    draw of the k rows before them (the present images): y_a = z_a + (y_p - z_p)."""
+    def fn(z, s):
+        y = channel_fn(z, s)
+        a = n_plain + k
+        return torch.cat([y[:a], z[a:] + (y[n_plain:a] - z[n_plain:a])])
+    return fn
 
 
 def _jsonable(d):
