@@ -346,7 +346,7 @@ def test_wrong_architecture_checkpoint(tmp_path):
         load_codec(str(path))
 
 
-@pytest.mark.parametrize("name", ["medjscc", "medjscc_csi", "medjscc_radio", "ntscc", "adjscc", "deepjscc"])
+@pytest.mark.parametrize("name", ["medjscc", "medjscc_csi", "medjscc_radio", "medjscc_task", "ntscc", "adjscc", "deepjscc"])
 def test_shipped_weights_load(name):
     path = shipped_models_dir() / f"{name}.pt"
     if not path.exists():
