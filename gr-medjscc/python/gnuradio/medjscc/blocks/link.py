@@ -163,7 +163,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
            idle_timeout_s: float = 5.0, channel: str | None = None, snr_db: float | None = None,
            codec=None, allow_random: bool = False, on_result=None, keep_identifiers: bool = False,
            record_hw_identity: bool = False, max_pending_images: int = 32,
-           stop_timeout_s: float = 10.0, feedback_delay_ms: float = 0.0) -> dict:
+           stop_timeout_s: float = 10.0, feedback_delay_ms: float = 0.0, carrier_ranking: bool = True) -> dict:
     """Receive until ``n_images`` results, ``duration_s`` elapsed or ``idle_timeout_s`` without
     frames or results while nothing waits for the decoder (a decoder that falls behind keeps the
     run going; the idle clock starts at the last frame or the last result, whichever is later).
@@ -239,7 +239,9 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0,
                                  keep_identifiers=keep_identifiers,   # DICOM out: de-identified unless asked
                                  max_pending_images=max_pending_images, stop_timeout_s=stop_timeout_s)
-    b["feedback"] = fb = snr_feedback(delay_ms=feedback_delay_ms)   # a late feedback path (satellite RTT)
+    # carrier_ranking: the SNR feedback also carries a carrier ranking on static selective
+    # channels (phy.csi), for a transmitter run with csi_mapping
+    b["feedback"] = fb = snr_feedback(delay_ms=feedback_delay_ms, csi=carrier_ranking)   # a late feedback path (satellite RTT)
     # frame metadata: every frame when recording (annotations), else only the recent ones
     b["frames"] = frames = pdu_collector(meta_only=True, keep=0 if record_dir else 1000)
     tb.connect(*chain, orx)
