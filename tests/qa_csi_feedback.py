@@ -1,9 +1,7 @@
 """Carrier-ranking feedback over the GNU Radio link: snr_feedback ranks the carriers of a static
 multipath channel, jscc_tx maps the strong codec symbols onto them, jscc_rx undoes it; a receiver
 that never issued the ranking reports the image as failed instead of decoding scrambled symbols."""
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,16 +14,9 @@ from gnuradio.medjscc.blocks.jscc_rx import JsccReceiverCore  # noqa: E402
 from gnuradio.medjscc.blocks.jscc_tx import encode_frames  # noqa: E402
 from gnuradio.medjscc.blocks.snr_feedback import snr_feedback  # noqa: E402
 from qa_helpers import shared_codec, synthetic_image  # noqa: E402
+from qa_phy_impairments_bench import _bench  # noqa: E402  (the bench script, loaded as a module)
 
 pytestmark = pytest.mark.gnuradio
-
-
-def _bench():
-    path = Path(__file__).resolve().parents[1] / "bench" / "phy_impairments.py"
-    spec = importlib.util.spec_from_file_location("phy_impairments", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _rows(capsys, args):
