@@ -83,3 +83,8 @@ def test_snr_feedback_publishes_the_ranking_of_a_static_selective_channel():
     fb._handle(make_pdu({"crc_ok": True, "seq": 6, "snr_db": 10.0, "carrier_snr_db": profile},
                         np.zeros(4, np.complex64)))
     assert "csi_tag" not in out[-1]
+    fb.set_csi(True)                                    # on again: new tags, never a reused one
+    for seq in range(7, 10):
+        fb._handle(make_pdu({"crc_ok": True, "seq": seq, "snr_db": 10.0, "carrier_snr_db": profile},
+                            np.zeros(4, np.complex64)))
+    assert out[-1]["csi_tag"] == 2

@@ -103,13 +103,16 @@ class snr_feedback(gr.basic_block):
 
     def set_csi(self, csi: bool):
         """Off: publish ``csi_tag`` 0 from the next update (the transmitter returns to the fixed
-        interleaver); on: rank again from scratch."""
+        interleaver); on again: rank from scratch, the tags continuing where they stopped (a tag
+        still in flight never names a new ranking)."""
         from ..phy.csi import CarrierRanker
 
         with self._lock:
-            self._withdraw = self.csi and not csi and bool(self.ranker.tag)
+            if bool(csi) == self.csi:
+                return
+            self._withdraw = not csi and bool(self.ranker.tag)
             self.csi = bool(csi)
-            self.ranker = CarrierRanker()
+            self.ranker = CarrierRanker(first_tag=self.ranker.next_tag)
 
     def set_decimation(self, decimation: int):
         self._decimation = max(1, int(decimation))

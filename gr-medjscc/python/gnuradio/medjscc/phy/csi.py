@@ -69,7 +69,8 @@ class CarrierRanker:
     """Per-frame carrier SNR profiles -> the carrier ranking to feed back (see the module doc)."""
 
     def __init__(self, alpha: float = 0.3, min_frames: int = 3, min_corr: float = 0.8,
-                 min_spread_db: float = 2.0, reissue_db: float = 1.0, min_reissue_frames: int = 8):
+                 min_spread_db: float = 2.0, reissue_db: float = 1.0, min_reissue_frames: int = 8,
+                 first_tag: int = 1):
         if not (0.0 < float(alpha) <= 1.0):
             raise MedJSCCError(f"CarrierRanker alpha must be in (0, 1], got {alpha}")
         if int(min_frames) < 1 or int(min_reissue_frames) < 1:
@@ -86,7 +87,9 @@ class CarrierRanker:
         self.rank: np.ndarray | None = None
         self.table: dict[int, np.ndarray] = {}     # every tag issued -> its ranking
         self._since_issue = 0
-        self._next_tag = 1
+        if not (1 <= int(first_tag) <= MAX_CSI_TAG):
+            raise MedJSCCError(f"CarrierRanker first_tag must be in [1, {MAX_CSI_TAG}], got {first_tag}")
+        self.next_tag = int(first_tag)
 
     def update(self, snr_db) -> CsiUpdate:
         x = np.asarray(snr_db, np.float64).reshape(-1)
@@ -121,8 +124,8 @@ class CarrierRanker:
         return self._state(issued, static, spread)
 
     def _issue(self, rank: np.ndarray):
-        self.tag = self._next_tag
-        self._next_tag = self._next_tag % MAX_CSI_TAG + 1
+        self.tag = self.next_tag
+        self.next_tag = self.next_tag % MAX_CSI_TAG + 1
         self.rank = rank.astype(np.int64)
         self.table[self.tag] = self.rank
         self._since_issue = 0
