@@ -223,3 +223,13 @@ def test_sweep_rep_methods_repeat_and_the_plain_ones_do_not():
     assert rows[0]["cbr_total"] <= 1 / 16 + 1e-9
     enc = rep.encode(img, mask, snr_db=20, cbr=1 / 16)
     assert sideinfo.repeat_code_of(enc.side_info) == 51
+
+
+def test_every_rep_method_is_a_shipped_model_sending_its_strong_symbols_twice():
+    from gnuradio.medjscc.codec.api import shipped_models_dir
+    from gnuradio.medjscc.evaluation import methods
+
+    for name, (base, share) in methods.REPEAT_VARIANTS.items():
+        assert name == f"{base}-rep" and base in methods.NEURAL and name in methods.NEURAL, name
+        assert (shipped_models_dir() / f"{base}.pt").is_file(), base
+        assert methods.neural_model(name).codec.repeat_strong == share == 0.2

@@ -3,7 +3,7 @@
 Method families (``METHODS``):
 
 * neural (``medjscc``, ``medjscc_csi``, ``medjscc_radio``, ``medjscc_task``, ``ntscc``, ``adjscc``, ``deepjscc``;
-  ``medjscc-rep`` / ``medjscc_csi-rep`` / ``medjscc_radio-rep``:
+  ``medjscc-rep`` / ``medjscc_csi-rep`` / ``medjscc_radio-rep`` / ``medjscc_task-rep``:
   the same weights sending 20 % of the strongest symbols twice): ``codec.load_codec(name)``; the
   analog symbols cross the channel, fading is MMSE-equalised with the known gain, the codec
   decodes at the true SNR. On the symbol link the side info is one digital frame on the same
@@ -55,7 +55,7 @@ from . import ldpc, qam, source
 # "<model>-rep": the model sending 20 % of its strongest symbols twice within the same CBR
 # (codec.repetition; the OFDM link's default), the copies combined at the receiver
 REPEAT_VARIANTS = {"medjscc-rep": ("medjscc", 0.2), "medjscc_csi-rep": ("medjscc_csi", 0.2),
-                   "medjscc_radio-rep": ("medjscc_radio", 0.2)}
+                   "medjscc_radio-rep": ("medjscc_radio", 0.2), "medjscc_task-rep": ("medjscc_task", 0.2)}
 NEURAL = ("medjscc", "medjscc_csi", "medjscc_radio", "medjscc_task", "ntscc", "adjscc", "deepjscc") + tuple(REPEAT_VARIANTS)
 DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
