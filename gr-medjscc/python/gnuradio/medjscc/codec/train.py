@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from ..config import known_fields
 from ..errors import MedJSCCError
 from .channel import CSI_MIX, apply_channel, csi_link_channel
+from .lesion import LesionBatches, signal_transfer_loss
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
@@ -310,7 +311,6 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
     lesions = None
     if tcfg.lesion_batch:
         from ..data.nodules import ensure_nodule_set
-        from .lesion import LesionBatches
 
         root = tcfg.lesion_root or ensure_nodule_set(tcfg.lesion_pairs, "train", progress=progress)
         lesions = LesionBatches(root, tcfg.crop, rng, limit=tcfg.lesion_pairs, window=tcfg.lesion_window)
@@ -412,8 +412,6 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         dist = distortion_loss(weighted_mse(x_hat, x, m, tcfg.roi_distortion_weight), tcfg.loss)
         loss = dist + tcfg.rate_lambda * bpp.mean()
         if lesions is not None and tcfg.lesion_weight:
-            from .lesion import signal_transfer_loss
-
             k = tcfg.lesion_batch
             loss = loss + tcfg.lesion_weight * signal_transfer_loss(
                 x_hat[n_plain:n_plain + k], x_hat[n_plain + k:], x[n_plain:n_plain + k], x[n_plain + k:], win)
