@@ -4,8 +4,9 @@
 For each test image and true SNR, both schemes pick everything from the SNR they are told
 (``true + --offset``): the envelope its MCS and codec, the hybrid its split, base MCS and analog
 gains. The channel is the sweep's seeded AWGN symbol link at the true SNR (same draws for both);
-the receivers know their own N0. Prints mean ROI-PSNR / PSNR / decode rate per SNR and the largest
-drop between neighbouring SNRs.
+the receivers know their own N0. ``medjscc-hda`` is the same hybrid frame received with the learned
+refinement decoder (``codec/hda.py``; ``--no-refiner`` leaves it out). Prints mean ROI-PSNR / PSNR /
+decode rate per SNR and the largest drop between neighbouring SNRs.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_snr_mismatch.py --images 8 --offset 3
 """
@@ -31,6 +32,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="channel seed (the sweep's default)")
     ap.add_argument("--base-backoff", type=float, default=None,
                     help="what-if: override the fitted split's base MCS backoff (dB) for the hybrid")
+    ap.add_argument("--no-refiner", action="store_true", help="leave out medjscc-hda (the learned refinement)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -48,6 +50,12 @@ def main(argv=None) -> int:
     link = methods.SymbolLink("awgn")
     rule = envelope.load_rule()
     res = {"hybrid-softcast": {}, "digital-envelope": {}}
+    refiner = None
+    if not args.no_refiner:
+        from gnuradio.medjscc.codec.hda import load_refiner
+
+        refiner = load_refiner()
+        res["medjscc-hda"] = {}
     codecs = {}
     for snr in snrs:
         told = snr + args.offset
@@ -65,7 +73,13 @@ def main(argv=None) -> int:
             rec, info = hybrid.decode(y, h, n0, img.shape, told, n, split, crc_side=tx.side_bits,
                                       crc_base=tx.base_bits)
             m = image_metrics(img, rec, mask)
-            acc["hybrid-softcast"].append((m["roi_psnr"], m["psnr"], info["side_ok"] and info["base_ok"] is not False))
+            ok = info["side_ok"] and info["base_ok"] is not False
+            acc["hybrid-softcast"].append((m["roi_psnr"], m["psnr"], ok))
+            if refiner is not None:
+                rec, _ = hybrid.decode(y, h, n0, img.shape, told, n, split, crc_side=tx.side_bits,
+                                       crc_base=tx.base_bits, refiner=refiner)
+                m = image_metrics(img, rec, mask)
+                acc["medjscc-hda"].append((m["roi_psnr"], m["psnr"], ok))
             # the envelope: MCS and codec for the told SNR, frame through the true channel
             mcs = rule.pick(told)
             name = rule.codec(mcs.name)

@@ -59,7 +59,7 @@ def test_asserts_reject_bad_values():
 
 
 def test_model_choices_are_the_shipped_codecs():
-    shipped = {p.stem for p in (ROOT / "models").glob("*.pt") if not p.stem.startswith("roi_")}
+    shipped = {p.stem for p in (ROOT / "models").glob("*.pt") if not p.stem.startswith(("roi_", "hda_"))}
     for name in ("jscc_tx", "jscc_rx"):
         model = next(p for p in _doc(name)["parameters"] if p["id"] == "model")
         assert set(model["options"]) == shipped, name

@@ -547,12 +547,15 @@ def _digital_rx(plan, y, h, n0, sent_bits, max_iter=40):
 
 
 def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, split: Split | None = None,
-           rule=None, crc_side=None, crc_base=None):
+           rule=None, crc_side=None, crc_base=None, refiner=None):
     """Receive one frame: ``y`` (n_total,) received symbols, ``h`` fading gains or None, ``n0`` the
     complex noise variance, ``snr_db`` the SNR the TX designed for (fed back). ``crc_*``: the sent
-    information bits, standing in for the CRC that flags a wrongly decoded frame.
+    information bits, standing in for the CRC that flags a wrongly decoded frame. ``refiner``
+    (``codec/hda.py``, medjscc-hda): the learned refinement of a frame that decoded (side frame
+    and base OK); a failed frame is returned as received.
 
-    -> (uint8 image, info) with info = dict(side_ok, base_ok (None without base), has_base, label)."""
+    -> (uint8 image, info) with info = dict(side_ok, base_ok (None without base), has_base, label,
+    refined)."""
     from ..evaluation import linkadapt
 
     shape = tuple(int(s) for s in shape)
@@ -591,13 +594,21 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
             except MedJSCCError:
                 ok = False
         info["base_ok"] = ok
+    out = base
     if codes is not None:
         a0 = lay.n_side + lay.n_base
-        base = base + analog_decode(y[a0:], cut(hh, a0, None), n0, codes, shape, snr_db, scale_value(scale))
-    return np.clip(np.round(base), 0, 255).astype(np.uint8), info
+        out = base + analog_decode(y[a0:], cut(hh, a0, None), n0, codes, shape, snr_db, scale_value(scale))
+    out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+    info["refined"] = False
+    if refiner is not None and side_ok and info["base_ok"] is not False:
+        snr_rx = 10.0 * math.log10(1.0 / max(float(n0), 1e-30))   # the RX's own noise estimate
+        out = refiner(out, base, lay.has_base, snr_rx, float(snr_db), int(n_total) / (shape[0] * shape[1]))
+        info["refined"] = True
+    return out, info
 
 
-def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, split: Split | None = None):
+def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, split: Split | None = None,
+                refiner=None):
     """One image through the sweep's link (``link.digital``: the same channel draws as the
     envelope's frame of ``n_total`` symbols). -> (recon, decode_ok, base bytes, label, info);
     ``decode_ok``: the side frame and the base (if any) decoded; the label is the planned split's.
@@ -613,7 +624,7 @@ def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, spli
     if erased is not None:
         raise InputError("hybrid-softcast runs on the symbol link only (--link symbol)")
     recon, info = decode(y, h, n0, image.shape, snr_db, n_total, split, crc_side=tx.side_bits,
-                         crc_base=tx.base_bits)
+                         crc_base=tx.base_bits, refiner=refiner)
     ok = bool(info["side_ok"]) and info["base_ok"] is not False
     # the row label is the split planned for this SNR (one per SNR, so rows aggregate together)
     return recon, ok, tx.base_bytes, layout(n_total, snr_db, split).label, info

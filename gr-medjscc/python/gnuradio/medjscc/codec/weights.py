@@ -33,7 +33,7 @@ def resolve_weights(name_or_path) -> Path:
         folder = shipped_models_dir()
         path = folder / f"{s}.pt"
         if not path.is_file():
-            shipped = sorted(p.stem for p in folder.glob("*.pt") if not p.stem.startswith("roi_"))
+            shipped = sorted(p.stem for p in folder.glob("*.pt") if not p.stem.startswith(("roi_", "hda_")))
             raise WeightsError(f"unknown model {s!r}: shipped codec models in {folder} are "
                                f"{', '.join(shipped) or 'none'}; or pass the path of a .pt file")
         return path

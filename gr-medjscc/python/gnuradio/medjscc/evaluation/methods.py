@@ -29,6 +29,9 @@ Method families (``METHODS``):
   ``-prior``: band variances from the validation prior, no side frame; ``-bg<w>``: the analog
   layer weighs the residual outside the ROI by w); ``decode_ok``: the side frame and the base
   (if any) decoded.
+* ``medjscc-hda`` (``codec/hda.py``): the same frames as ``hybrid-softcast``, received by the
+  learned SNR-aware refinement decoder (``models/hda_refiner.pt``) where they decoded; rows as
+  ``hybrid-softcast``'s, plus ``model_sha256``.
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
@@ -60,7 +63,10 @@ NEURAL = ("medjscc", "medjscc_csi", "medjscc_radio", "medjscc_task", "ntscc", "a
 DIGITAL = {"j2k-ldpc": "j2k", "hevc-ldpc": "hevc", "j2k-roi-ldpc": "j2k-roi"}
 CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
-HYBRID = ("hybrid-softcast",)   # codec/hybrid.py: digital base + SoftCast-style analog residual
+# codec/hybrid.py: digital base + SoftCast-style analog residual; medjscc-hda adds the learned
+# refinement decoder (codec/hda.py) to the same frames
+HYBRID = ("hybrid-softcast", "medjscc-hda")
+HYBRID_REFINER = {"medjscc-hda": "hda_refiner"}
 METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE + HYBRID
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
@@ -337,6 +343,14 @@ def _frozen(codec, repeat_strong: float = 0.0):
     return codec
 
 
+@functools.lru_cache(maxsize=2)
+def hybrid_refiner(name: str):
+    """The learned refinement decoder of a hybrid method, loaded once per process."""
+    from ..codec.hda import load_refiner
+
+    return load_refiner(name)
+
+
 def neural_model(name: str, random_init: bool = False) -> NeuralModel:
     """The codec of a neural method with the SHA-256 of its weights (cached per process).
 
@@ -534,8 +548,10 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
                 raise InputError(f"{method} runs on the symbol link only (--link symbol)")
             from ..codec.hybrid import sweep_point
 
-            recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words)
-            emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes)
+            refiner = hybrid_refiner(HYBRID_REFINER[method]) if method in HYBRID_REFINER else None
+            recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words, refiner=refiner)
+            emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes,
+                 "" if refiner is None else refiner.sha256)
         else:
             for mcs in MCS_TABLE:
                 recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words,

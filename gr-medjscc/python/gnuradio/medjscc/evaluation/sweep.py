@@ -517,6 +517,11 @@ def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> Non
                         layout(n_sym, s, split_rule(s, cbr=n_sym / first_image.size))
                 except MedJSCCError as e:
                     raise InputError(f"method {m} cannot reach --cbr {cbr:g}: {e}") from None
+                if m in meth.HYBRID_REFINER:   # missing or corrupt weights: say so before any work
+                    try:
+                        meth.hybrid_refiner(meth.HYBRID_REFINER[m])
+                    except MedJSCCError as e:
+                        raise InputError(f"method {m}: {e}") from None
                 reachable.append(m)
             elif m in meth.ENVELOPE:
                 from .linkadapt import FAMILY, plan

@@ -1,0 +1,195 @@
+"""Training data of the hybrid's learned refinement (``codec/hda.py``). Pure numpy, no torch.
+
+The digital base of a hybrid frame is deterministic (image, codec, byte budget), and its rate
+search is the slow part (0.05-0.4 s per stream), so the streams of every training image at every
+budget the split rule uses on an SNR grid are encoded once (``precompute_bases``) and stored as
+``streams.bin`` + ``index.json``. A training sample then costs one JPEG2000 decode plus the
+analog layer through a fresh AWGN draw (``hybrid_sample``): the same functions, and so the same
+receiver output, as ``hybrid.decode`` when the digital frames decode.
+"""
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, MedJSCCError
+
+INDEX = "index.json"
+STREAMS = "streams.bin"
+
+
+def base_budgets(n_total: int, snrs, cbr: float) -> dict:
+    """{(codec or None, payload bytes): [snr, ...]} for the layouts ``hybrid.layout`` gives at ``snrs``
+    (codec None: no base, pure analog). A prior split's scale byte leads its payload, so the stream
+    gets one byte less."""
+    from ..evaluation import linkadapt
+    from . import hybrid
+
+    out: dict = {}
+    for snr in snrs:
+        lay = hybrid.layout(n_total, float(snr), hybrid.split_rule(float(snr), cbr=cbr))
+        key = (None, 0)
+        if lay.has_base:
+            key = (lay.codec, linkadapt.plan(lay.mcs, lay.n_base).payload_bytes - (1 if lay.prior else 0))
+        out.setdefault(key, []).append(float(snr))
+    return out
+
+
+def _read_pair(img_path: str, mask_path: str | None):
+    from PIL import Image
+
+    image = np.asarray(Image.open(img_path).convert("L"), np.uint8)
+    mask = None if mask_path is None else np.asarray(Image.open(mask_path).convert("L")) > 0
+    return image, mask
+
+
+def _encode_image(job):
+    from . import hybrid
+
+    img_path, mask_path, keys = job
+    image, mask = _read_pair(img_path, mask_path)
+    out = []
+    for codec, budget in keys:
+        data = hybrid._source(codec).encode(image, budget, mask)
+        out.append(b"" if data is None else bytes(data))
+    return out
+
+
+def precompute_bases(data_dir, out_dir, cbrs=(1 / 16,), snrs=tuple(range(-8, 27)), limit=None,
+                     limit_other=None, workers: int = 2, progress: bool = True) -> dict:
+    """Encode the base streams of ``data_dir/images`` (+ ``masks``) for every (CBR, SNR) layout.
+    ``limit``: images for the first CBR, ``limit_other``: for the others (None: all)."""
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    images = sorted((data_dir / "images").glob("*.png"))
+    if not images:
+        raise InputError(f"no PNG images in {data_dir / 'images'}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, jobs = [], []
+    for ci, cbr in enumerate(cbrs):
+        n = limit if ci == 0 else limit_other
+        shape_pixels = None
+        for p in images[:n]:
+            if shape_pixels is None:
+                image, _ = _read_pair(str(p), None)
+                shape_pixels = image.size
+            n_total = int(round(shape_pixels * cbr))
+            budgets = base_budgets(n_total, snrs, cbr)
+            keys = [k for k in budgets if k[0] is not None]
+            m = data_dir / "masks" / p.name
+            jobs.append((str(p), str(m) if m.exists() else None, keys))
+            entries.append(dict(image=p.name, cbr=float(cbr), n_total=n_total,
+                                layouts=[dict(codec=k[0], budget=int(k[1]), snrs=budgets[k]) for k in budgets]))
+    it = None
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as ex, open(out_dir / STREAMS, "wb") as f:
+        it = ex.map(_encode_image, jobs, chunksize=1)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, total=len(jobs), desc="hda bases", unit="image")
+        off = 0
+        for entry, streams in zip(entries, it):
+            si = 0
+            for lay in entry["layouts"]:
+                if lay["codec"] is None:
+                    lay.update(offset=0, length=0)
+                    continue
+                data = streams[si]
+                si += 1
+                f.write(data)
+                lay.update(offset=off, length=len(data))
+                off += len(data)
+    index = dict(data=str(data_dir), cbrs=[float(c) for c in cbrs], snrs=[float(s) for s in snrs], entries=entries)
+    (out_dir / INDEX).write_text(json.dumps(index))
+    return index
+
+
+class BaseStore:
+    """Reads what ``precompute_bases`` wrote: (image, mask, [(cbr, n_total, codec, stream, snrs)])."""
+
+    def __init__(self, base_dir, data_dir=None):
+        base_dir = Path(base_dir)
+        if not (base_dir / INDEX).exists():
+            raise InputError(f"no {INDEX} in {base_dir}: run precompute_bases first")
+        self.index = json.loads((base_dir / INDEX).read_text())
+        self.data_dir = Path(data_dir or self.index["data"])
+        self.blob = (base_dir / STREAMS).read_bytes()
+        self.entries = self.index["entries"]
+        self._images: dict = {}
+
+    def __len__(self):
+        return len(self.entries)
+
+    def pair(self, name: str):
+        if name not in self._images:
+            m = self.data_dir / "masks" / name
+            self._images[name] = _read_pair(str(self.data_dir / "images" / name), str(m) if m.exists() else None)
+        return self._images[name]
+
+    def stream(self, lay: dict) -> bytes | None:
+        if lay["codec"] is None or lay["length"] == 0:
+            return None
+        return self.blob[lay["offset"]:lay["offset"] + lay["length"]]
+
+
+def hybrid_sample(image, mask, snr_design: float, snr_true: float, n_total: int, stream: bytes | None,
+                  rng: np.random.Generator):
+    """What ``hybrid.decode`` returns for this frame when its digital frames decode, on an AWGN
+    channel at ``snr_true`` for a frame laid out for ``snr_design``. ``stream``: the base stream
+    (``precompute_bases``; None or b"": no base). -> (received uint8, base float (GREY without), has_base)."""
+    from ..snr import complex_awgn, noise_variance
+    from . import hybrid
+
+    image = np.ascontiguousarray(image, np.uint8)
+    cbr = n_total / image.size
+    split = hybrid.split_rule(float(snr_design), cbr=cbr)
+    lay = hybrid.layout(int(n_total), float(snr_design), split)
+    base = np.full(image.shape, hybrid.GREY)
+    if lay.has_base and stream:
+        base = hybrid._source(lay.codec).decode(stream, image.shape).astype(float)
+    elif lay.has_base:
+        lay = lay.without_base()
+    ana, codes, scale = hybrid.analog_layer(hybrid._weighted_residual(image, base, mask, lay.bg_weight),
+                                            lay.n_analog, snr_design, lay.n_bands, codes=lay.prior_codes)
+    n0 = noise_variance(snr_true)
+    y = ana + complex_awgn(ana.shape, snr_true, rng)
+    # a prior split without base carries no scale byte: the RX takes unit gain (as decode does)
+    s = scale if (lay.has_base or not lay.prior) else 128
+    rx_codes = np.asarray(lay.prior_codes, np.int64) if lay.prior else codes
+    out = base + hybrid.analog_decode(y, None, n0, rx_codes, image.shape, snr_design, hybrid.scale_value(s))
+    return np.clip(np.round(out), 0, 255).astype(np.uint8), base, lay.has_base
+
+
+def main(argv=None):
+    import argparse
+
+    from ..paths import default_data_dir
+    from ..snr import parse_spec
+
+    ap = argparse.ArgumentParser(description="Encode the hybrid's base streams of a training split once "
+                                             "(input of codec/hda.py's training).")
+    ap.add_argument("--data", default=None, help="image folder with images/ and masks/ (default: the DRR train split)")
+    ap.add_argument("--out", required=True, help="output folder (index.json + streams.bin)")
+    ap.add_argument("--cbrs", default="1/16,1/32,1/8", help="CBRs; the first gets --limit images, the rest --limit-other")
+    ap.add_argument("--snr", default="-8:26:1", help="SNR grid in dB (list or lo:hi:step)")
+    ap.add_argument("--limit", type=int, default=None, help="images for the first CBR (default: all)")
+    ap.add_argument("--limit-other", type=int, default=None, help="images for the other CBRs (default: all)")
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    a = ap.parse_args(argv)
+    try:
+        snrs, cbrs = parse_spec(a.snr), parse_spec(a.cbrs)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    data = a.data or str(default_data_dir() / "train")
+    idx = precompute_bases(data, a.out, cbrs, snrs, a.limit, a.limit_other, a.workers)
+    print(json.dumps(dict(entries=len(idx["entries"]), out=a.out)))
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except MedJSCCError as exc:
+        raise SystemExit(f"error: {exc}")
