@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checksums import verify_sha256, write_sha256
+from ..checksums import write_sha256
 from ..errors import InputError, MedJSCCError, WeightsError
 
 CHECKPOINT_FORMAT = "gr-medjscc-hda"
@@ -147,19 +147,11 @@ def refiner_path(name_or_path=SHIPPED) -> Path:
 
 
 def load_refiner(name_or_path=SHIPPED) -> "Refiner":
+    from .weights import read_checkpoint
+
     path = refiner_path(name_or_path)
-    if not path.is_file():
-        raise WeightsError(f"hybrid refiner weights not found: {path} (restore models/ from git, or train "
-                           f"them with `python -m gnuradio.medjscc.codec.hda train`)")
-    verify_sha256(path, "restore it from git (git checkout models/) or retrain it")
-    try:
-        ck = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise WeightsError(f"cannot load {path}: {exc}") from None
-    if not isinstance(ck, dict) or ck.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"{path} is not a gr-medjscc hybrid refiner checkpoint")
-    if int(ck.get("version", -1)) != CHECKPOINT_VERSION:
-        raise WeightsError(f"{path}: unsupported refiner checkpoint version {ck.get('version')}")
+    ck = read_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, what="hybrid refiner",
+                         remedy="train it with `python -m gnuradio.medjscc.codec.hda`")
     model = HdaRefiner(RefinerConfig.from_dict(ck.get("config") or {}))
     try:
         model.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})

@@ -40,19 +40,21 @@ def resolve_weights(name_or_path) -> Path:
     return Path(s)
 
 
-def read_checkpoint(path: Path) -> dict:
-    """Load a weights file after verifying its SHA-256 (``<file>.sha256``)."""
+def read_checkpoint(path: Path, fmt: str = CHECKPOINT_FORMAT, version: int = CHECKPOINT_VERSION,
+                    what: str = "codec", remedy: str = "retrain with `medjscc train`") -> dict:
+    """Load a weights file after verifying its SHA-256 (``<file>.sha256``); ``fmt`` / ``version``:
+    what its ``format`` / ``version`` keys must say (``what`` names it in the errors)."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}")
-    verify_sha256(path, "restore it from git (git checkout models/) or retrain with `medjscc train`")
+        raise WeightsError(f"{what} weights file not found: {path} (restore models/ from git, or {remedy})")
+    verify_sha256(path, f"restore it from git (git checkout models/) or {remedy}")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"cannot load weights {path}: {e}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"{path} is not a gr-medjscc codec checkpoint")
-    if int(ckpt.get("version", -1)) != CHECKPOINT_VERSION:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != fmt:
+        raise WeightsError(f"{path} is not a gr-medjscc {what} checkpoint")
+    if int(ckpt.get("version", -1)) != version:
         raise WeightsError(f"{path}: unsupported checkpoint version {ckpt.get('version')}")
     return ckpt
 
