@@ -68,7 +68,7 @@ def _settle(tx, frames_sent: int, quiet_s: float = 0.3):
 
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
-            feedback_timeout_s: float = 5.0) -> dict:
+            feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3) -> dict:
     """One top block: every image through ``profile`` at ``snr_db``; returns the record (no clean ref)."""
     import numpy as np
 
@@ -90,7 +90,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
             sent.append(len(tx.send_image(np.asarray(img, np.uint8), np.asarray(m, bool))))
             if csi_feedback:     # stop-and-wait: the next image may use what this one taught
                 if tx.await_feedback(feedback_timeout_s):
-                    _settle(tx, sum(sent))
+                    _settle(tx, sum(sent), feedback_quiet_s)
     finally:
         tx.finish()   # eos: the stream ends and the whole graph drains
     _wait(tb, timeout_s)
@@ -146,6 +146,11 @@ def main(argv=None) -> int:
                     help="share of the strongest codec symbols sent twice (default: codec.repeat_strong)")
     ap.add_argument("--csi-feedback", action="store_true",
                     help="close the carrier-ranking feedback loop (stop-and-wait between images)")
+    ap.add_argument("--feedback-timeout", type=float, default=5.0,
+                    help="--csi-feedback: seconds to wait for the first feedback about an image")
+    ap.add_argument("--feedback-quiet", type=float, default=0.3,
+                    help="--csi-feedback: the image's feedback is complete when every frame's came, or none "
+                         "for this many seconds (lost frames); raise it on a loaded machine")
     ap.add_argument("--json", action="store_true", help="one JSON object per line, no progress bar")
     ap.add_argument("--time-scale", type=float, default=1.0,
                     help="satellite profiles: slow dynamics (pass, fade, shadowing) this many times real time")
@@ -205,7 +210,8 @@ def main(argv=None) -> int:
                 if bar is not None:
                     bar.set_description(f"seed {base_seed} {name} {snr:g} dB")
                 rec = run_one(codec, cfg, params, name, float(snr), seed, images, masks,
-                              time_scale=args.time_scale, csi_feedback=args.csi_feedback)
+                              time_scale=args.time_scale, csi_feedback=args.csi_feedback,
+                              feedback_timeout_s=args.feedback_timeout, feedback_quiet_s=args.feedback_quiet)
                 if name == "clean":
                     clean[k] = rec["roi_psnr"]
                 rec["roi_psnr_clean"] = clean[k]

@@ -27,7 +27,10 @@ def _rows(capsys, args):
 def test_ranked_carriers_recover_most_of_the_multipath_loss(capsys):
     common = ["--json", "--images", "4", "--snr", "10", "--profiles", "multipath_3tap"]
     plain = _rows(capsys, common)
-    fed = _rows(capsys, common + ["--csi-feedback"])
+    # generous waits: on a loaded machine a frame's feedback can lag the last by more than the
+    # bench's 0.3 s, and the next image would go out before the ranking (no frame is lost here,
+    # so the wait ends as soon as every frame's feedback came)
+    fed = _rows(capsys, common + ["--csi-feedback", "--feedback-timeout", "60", "--feedback-quiet", "10"])
     mp, clean = fed["multipath_3tap"], fed["clean"]
     assert clean["images_csi"] == 0                      # AWGN: a flat channel gets no ranking
     assert mp["images_csi"] >= 2                         # the first image teaches, the next ones use it
@@ -35,7 +38,9 @@ def test_ranked_carriers_recover_most_of_the_multipath_loss(capsys):
     # the same images and channel draws: the ranked mapping is worth > 0.3 dB over 4 images
     # (one of them still sent without it); measured about +0.8 dB with 6 images
     assert mp["roi_psnr"] > plain["multipath_3tap"]["roi_psnr"] + 0.3, (mp, plain["multipath_3tap"])
-    assert abs(clean["roi_psnr"] - plain["clean"]["roi_psnr"]) < 0.05
+    # no ranking on AWGN, so the same images: only the SNR fed back to the TX may differ a little
+    # (the stop-and-wait run designs each image for the estimate fed back so far)
+    assert abs(clean["roi_psnr"] - plain["clean"]["roi_psnr"]) < 0.15
 
 
 def test_receiver_refuses_a_ranking_it_never_issued():
