@@ -70,6 +70,15 @@ def test_base_store_round_trip(tmp_path, drrs):
     assert store.stream(by_snr[10.0]) == _stream(image, mask, 10.0)
     with pytest.raises(InputError, match="index.json"):
         hda_data.BaseStore(tmp_path)
+    # two training steps on it (CPU, tiny width): the weights and the curve come out, and load
+    tcfg = hda.HdaTrainConfig(steps=2, batch=2, width=8, mid_blocks=1, roi_weights=(3.0,))
+    (path,) = hda.train_refiners(tmp_path / "bases", tmp_path / "run", tcfg, workers=0, log=lambda _: None)
+    assert path.name == "refiner_w3.pt" and hda.load_refiner(str(path)).meta["steps"] == 2
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("psnr_refined") == 1
+    with pytest.raises(InputError, match="index.json"):
+        hda.train_refiners(tmp_path, tmp_path / "run2", tcfg, workers=0)
+    with pytest.raises(InputError, match="another image folder"):
+        hda.train_refiners(tmp_path / "bases", tmp_path / "run2", tcfg, data_dir=tmp_path, workers=0)
 
 
 def test_refiner_starts_as_identity_and_pads_any_size(tmp_path):

@@ -253,6 +253,13 @@ def train_refiners(base_dir, out_dir, tcfg: HdaTrainConfig = HdaTrainConfig(), d
     file every model starts from (its architecture wins over ``tcfg.width``)."""
     import json
 
+    from .hda_data import BaseStore
+
+    # fail here, with the reason, rather than in every sample process
+    store = BaseStore(base_dir, data_dir)
+    if not store.entries:
+        raise InputError(f"{base_dir} holds no training images")
+    store.pair(store.entries[0]["image"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tcfg.seed)

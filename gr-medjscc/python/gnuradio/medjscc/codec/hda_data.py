@@ -125,8 +125,11 @@ class BaseStore:
 
     def pair(self, name: str):
         if name not in self._images:
-            m = self.data_dir / "masks" / name
-            self._images[name] = _read_pair(str(self.data_dir / "images" / name), str(m) if m.exists() else None)
+            img, m = self.data_dir / "images" / name, self.data_dir / "masks" / name
+            if not img.is_file():
+                raise InputError(f"{img} not found: the bases were encoded from another image folder "
+                                 f"(give it with --data)")
+            self._images[name] = _read_pair(str(img), str(m) if m.exists() else None)
         return self._images[name]
 
     def stream(self, lay: dict) -> bytes | None:
