@@ -169,7 +169,6 @@ def hybrid_sample(image, mask, snr_design: float, snr_true: float, n_total: int,
 def main(argv=None):
     import argparse
 
-    from ..paths import default_data_dir
     from ..snr import parse_spec
 
     ap = argparse.ArgumentParser(description="Encode the hybrid's base streams of a training split once "
@@ -186,7 +185,12 @@ def main(argv=None):
         snrs, cbrs = parse_spec(a.snr), parse_spec(a.cbrs)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    data = a.data or str(default_data_dir() / "train")
+    if a.data is None:   # the project's DRR set, rendered on first use as every command does
+        from ..data import ensure_drr_dataset
+
+        data = str(ensure_drr_dataset() / "train")
+    else:
+        data = a.data
     idx = precompute_bases(data, a.out, cbrs, snrs, a.limit, a.limit_other, a.workers)
     print(json.dumps(dict(entries=len(idx["entries"]), out=a.out)))
 
