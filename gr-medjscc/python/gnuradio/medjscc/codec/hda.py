@@ -165,10 +165,11 @@ class Refiner:
     """Inference wrapper: uint8 received image + float base -> uint8 refined image."""
 
     def __init__(self, model: HdaRefiner, meta: dict, path: Path | None = None):
-        from ..checksums import file_sha256
+        from ..checksums import sha256_path
 
         self.model, self.meta, self.path = model, meta, path
-        self.sha256 = "" if path is None else file_sha256(path)
+        # read_checkpoint has just verified the file against its side file: no second hash pass
+        self.sha256 = "" if path is None else sha256_path(path).read_text().split()[0].lower()
 
     @torch.no_grad()
     def __call__(self, received: np.ndarray, base: np.ndarray, has_base: bool, snr_rx_db: float,
