@@ -6,7 +6,7 @@ import torch
 
 from gnuradio.medjscc.codec import hda, hda_data, hybrid
 from gnuradio.medjscc.errors import InputError, WeightsError
-from gnuradio.medjscc.evaluation import linkadapt, methods
+from gnuradio.medjscc.evaluation import methods
 from gnuradio.medjscc.metrics import psnr
 
 N_TOTAL = 4096   # CBR 1/16 of a 256x256 DRR
@@ -24,8 +24,7 @@ def _stream(image, mask, snr_db, n_total=N_TOTAL):
     lay = hybrid.layout(n_total, snr_db, hybrid.split_rule(snr_db, cbr=n_total / image.size))
     if not lay.has_base:
         return None
-    budget = linkadapt.plan(lay.mcs, lay.n_base).payload_bytes - (1 if lay.prior else 0)
-    return hybrid._source(lay.codec).encode(image, budget, mask)
+    return hybrid._source(lay.codec).encode(image, lay.base_stream_bytes, mask)
 
 
 @pytest.mark.parametrize("snr_db", [-7.0, 0.0, 10.0, 20.0])

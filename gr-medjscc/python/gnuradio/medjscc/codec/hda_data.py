@@ -23,10 +23,8 @@ STREAMS = "streams.bin"
 
 
 def base_budgets(n_total: int, snrs, cbr: float) -> dict:
-    """{(codec or None, payload bytes): [snr, ...]} for the layouts ``hybrid.layout`` gives at ``snrs``
-    (codec None: no base, pure analog). A prior split's scale byte leads its payload, so the stream
-    gets one byte less."""
-    from ..evaluation import linkadapt
+    """{(codec or None, stream bytes): [snr, ...]} for the layouts ``hybrid.layout`` gives at ``snrs``
+    (codec None: no base, pure analog)."""
     from . import hybrid
 
     out: dict = {}
@@ -34,7 +32,7 @@ def base_budgets(n_total: int, snrs, cbr: float) -> dict:
         lay = hybrid.layout(n_total, float(snr), hybrid.split_rule(float(snr), cbr=cbr))
         key = (None, 0)
         if lay.has_base:
-            key = (lay.codec, linkadapt.plan(lay.mcs, lay.n_base).payload_bytes - (1 if lay.prior else 0))
+            key = (lay.codec, lay.base_stream_bytes)
         out.setdefault(key, []).append(float(snr))
     return out
 

@@ -351,6 +351,16 @@ class Layout:
     def prior(self) -> bool:
         return self.prior_codes is not None
 
+    @property
+    def base_stream_bytes(self) -> int:
+        """Bytes the base's JPEG2000 stream may take: the base frame's payload, less the scale byte
+        that leads it in a prior split (0 without base)."""
+        from ..evaluation import linkadapt
+
+        if not self.has_base:
+            return 0
+        return linkadapt.plan(self.mcs, self.n_base).payload_bytes - (1 if self.prior else 0)
+
     def without_base(self) -> "Layout":
         """The same frame when the TX found no base that fits: the analog layer takes its symbols."""
         return replace(self, n_analog=self.n_analog + self.n_base, n_base=0, mcs=None)
@@ -513,9 +523,9 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
     lead = 1 if lay.prior else 0
     if lay.has_base:
         p = linkadapt.plan(lay.mcs, lay.n_base)
-        data = _base_stream(image, mask, lay.codec, p.payload_bytes - lead)
+        data = _base_stream(image, mask, lay.codec, lay.base_stream_bytes)
         if data is None and lay.prior:   # MIN_BASE_BYTES keeps this from DRRs: no flag to signal it
-            raise BaseDoesNotFit(f"hybrid: no {lay.codec} stream of this image fits {p.payload_bytes - lead} bytes")
+            raise BaseDoesNotFit(f"hybrid: no {lay.codec} stream of this image fits {lay.base_stream_bytes} bytes")
         if data is None:   # not even the smallest stream fits: the flag says so, analog takes the symbols
             lay = lay.without_base()
         else:
