@@ -59,7 +59,11 @@ def test_asserts_reject_bad_values():
 
 
 def test_model_choices_are_the_shipped_codecs():
+    from gnuradio.medjscc.codec.hybrid_codec import HYBRID_MODELS
+
+    # every shipped codec, and the hybrid codec's two receivers (no weights file of their own name)
     shipped = {p.stem for p in (ROOT / "models").glob("*.pt") if not p.stem.startswith(("roi_", "hda_"))}
+    shipped |= set(HYBRID_MODELS)
     for name in ("jscc_tx", "jscc_rx"):
         model = next(p for p in _doc(name)["parameters"] if p["id"] == "model")
         assert set(model["options"]) == shipped, name

@@ -6,7 +6,8 @@
 
 Each result: ``dict(snr_db, image_index, received (uint8 HxW), snr_est_db, frames_ok,
 frames_total, cbr_total, cbr_payload, cbr_air (every sample on air per pixel), status, decoded,
-decode_snr_db, error)``. The transmitter's CAU uses the
+decode_snr_db, error)``, and for the hybrid codec ``shown``, ``base_ok``, ``side_frame_ok``,
+``layout``, ``refined``, ``design_snr_db`` (what decoded: ``jscc_rx``). The transmitter's CAU uses the
 nominal channel SNR (what the feedback loop converges to; see ``snr_feedback`` for the closed
 loop), the receiver decodes with its own per-frame SNR estimates.
 """
@@ -29,6 +30,7 @@ from .ofdm_analog_rx import ofdm_analog_rx
 from .ofdm_analog_tx import ofdm_analog_tx
 
 log = logging.getLogger(__name__)
+HYBRID_RESULT_KEYS = ("shown", "base_ok", "side_frame_ok", "layout", "refined", "design_snr_db")
 
 
 def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn", seed: int = 0,
@@ -132,7 +134,9 @@ def run_ofdm_loopback(images, masks, cfg: LinkConfig | None = None, snr_db_list=
                                 cbr_air=float(meta["air_samples"] / meta["pixels"]) if meta else float("nan"),
                                 status=r.get("status", "failed"), decoded=bool(r.get("decoded", False)),
                                 decode_snr_db=float(r.get("decode_snr_db", float("nan"))),
-                                error=r.get("error", "")))
+                                error=r.get("error", ""),
+                                # the hybrid codec's sections (jscc_rx._note_sections); absent for the others
+                                **{k: r[k] for k in HYBRID_RESULT_KEYS if k in r}))
         log.info("loopback %s %.1f dB: %d images in %.2f s", channel, snr, len(images),
                  time.monotonic() - t0)
         if progress is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError, MedJSCCError
 from . import allocation, plan, repetition, sideinfo
+from .encoded import EncodedImage  # noqa: F401  (part of this API)
 from .layers import SNR_MAX_DB, SNR_MIN_DB
 from .models import DOWNSCALE, JSCCModel, ModelConfig, build_model
 from .weights import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, MODEL_NAMES, model_from_checkpoint,  # noqa: F401
@@ -38,22 +38,6 @@ CBR_TOLERANCE = 0.02
 FALLBACK_GREY = 128
 SIDE_INFO_FRACTION = plan.SIDE_INFO_FRACTION        # re-exported: the allocation plan owns them
 BITS_PER_CELL_ESTIMATE = plan.BITS_PER_CELL_ESTIMATE
-
-
-@dataclass
-class EncodedImage:
-    symbols: np.ndarray          # complex64 1-D, unit average power
-    side_info: bytes
-    shape: tuple                 # (H, W) of the original image
-    n_payload_symbols: int
-    side_info_bits: int
-    cbr_payload: float
-    cbr_total: float
-    snr_db: float                # SNR the encoder assumed (after clamping)
-
-    @property
-    def side_info_symbols(self) -> float:
-        return self.side_info_bits / sideinfo.SIDE_INFO_BITS_PER_SYMBOL
 
 
 # ------------------------------------------------------------------------------ codec
@@ -420,8 +404,13 @@ def build_codec(cfg_or_name="medjscc", device: str = "cpu", seed: int | None = 0
     return Codec(model, device=device)
 
 
-def load_codec(name_or_path="medjscc", device: str = "cpu") -> Codec:
-    """Load shipped weights (``models/<name>.pt``, SHA-256 verified) or a weights file path."""
+def load_codec(name_or_path="medjscc", device: str = "cpu"):
+    """Load shipped weights (``models/<name>.pt``, SHA-256 verified) or a weights file path; the
+    hybrid codec's names (``hybrid_softcast``, ``medjscc_hda``) give a ``HybridCodec``."""
+    from .hybrid_codec import HybridCodec, hybrid_model_name
+
+    if hybrid_model_name(name_or_path):
+        return HybridCodec.load(name_or_path, device=device)
     path = resolve_weights(name_or_path)
     ckpt = read_checkpoint(path)
     model = model_from_checkpoint(ckpt, str(path))

@@ -43,6 +43,7 @@ replaces or adds to.
 """
 from __future__ import annotations
 
+import binascii
 import functools
 import hashlib
 import math
@@ -67,6 +68,9 @@ SCALE_STEP_DB = 0.25         # the analog layer's power-normalising gain, one by
 SIDE_EXTRA_DB = 4.0
 PRIOR_BANDS = 16             # bands of a prior split (variances known at both ends, no side frame)
 MIN_BASE_BYTES = 64          # a smaller base payload is no base (the smallest DRR J2K stream is ~30 B, ROI ~40 B)
+# On the air (``base_crc``) the base payload starts with a CRC-16 (CCITT) of the rest: the RX has no
+# sent bits to compare with, and a wrong stream must not reach the JPEG2000 decoder as a good one.
+BASE_CRC_BYTES = 2
 
 
 # ----------------------------------------------------------------------------- bands
@@ -480,6 +484,22 @@ def _bits(data: bytes, n_info: int) -> np.ndarray:
     return np.concatenate([b, padding_bits(n_info - b.size)]).astype(np.uint8)
 
 
+def _base_bits(body: bytes, n_info: int, with_crc: bool) -> np.ndarray:
+    """The base frame's information bits: ``body`` padded to the frame; with ``with_crc`` a CRC-16
+    of the padded body leads (padding is deterministic, so the RX checks the block as received)."""
+    if not with_crc:
+        return _bits(body, n_info)
+    rest = _bits(body, n_info - 8 * BASE_CRC_BYTES)
+    crc = binascii.crc_hqx(np.packbits(rest).tobytes(), 0xFFFF).to_bytes(BASE_CRC_BYTES, "big")
+    return np.concatenate([np.unpackbits(np.frombuffer(crc, np.uint8)), rest]).astype(np.uint8)
+
+
+def _check_base_crc(block: bytes):
+    """-> the body after a good CRC-16, or None."""
+    head, body = block[:BASE_CRC_BYTES], block[BASE_CRC_BYTES:]
+    return body if binascii.crc_hqx(body, 0xFFFF).to_bytes(BASE_CRC_BYTES, "big") == head else None
+
+
 def _pack_side(has_base: bool, codes: np.ndarray, scale: int) -> bytes:
     """flag | band codes (BAND_BITS each) | scale byte, zero-padded to whole bytes."""
     bits = [1 if has_base else 0]
@@ -507,8 +527,10 @@ class HybridTx:
     scale: int                 # scale byte
 
 
-def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | None = None, rule=None) -> HybridTx:
-    """The frame of ``n_total`` symbols for ``image`` at the SNR the TX knows."""
+def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | None = None, rule=None,
+           base_crc: bool = False) -> HybridTx:
+    """The frame of ``n_total`` symbols for ``image`` at the SNR the TX knows. ``base_crc``: the
+    base payload carries a CRC-16 (on the air; ``BASE_CRC_BYTES`` fewer for the stream)."""
     from ..evaluation import linkadapt
 
     image = np.ascontiguousarray(image, dtype=np.uint8)
@@ -521,11 +543,13 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
     data, base_bits, base_sym = None, None, np.zeros(0, np.complex128)
     # a prior split has no side frame: its scale byte leads the base payload
     lead = 1 if lay.prior else 0
+    crc_len = BASE_CRC_BYTES if base_crc else 0
     if lay.has_base:
         p = linkadapt.plan(lay.mcs, lay.n_base)
-        data = _base_stream(image, mask, lay.codec, lay.base_stream_bytes)
+        data = _base_stream(image, mask, lay.codec, lay.base_stream_bytes - crc_len)
         if data is None and lay.prior:   # MIN_BASE_BYTES keeps this from DRRs: no flag to signal it
-            raise BaseDoesNotFit(f"hybrid: no {lay.codec} stream of this image fits {lay.base_stream_bytes} bytes")
+            raise BaseDoesNotFit(f"hybrid: no {lay.codec} stream of this image fits "
+                                 f"{lay.base_stream_bytes - crc_len} bytes")
         if data is None:   # not even the smallest stream fits: the flag says so, analog takes the symbols
             lay = lay.without_base()
         else:
@@ -534,7 +558,7 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
                                      lay.n_bands,
                                      codes=lay.prior_codes)
     if lay.has_base:
-        base_bits = _bits((bytes([scale]) if lead else b"") + data, p.info_bits)
+        base_bits = _base_bits((bytes([scale]) if lead else b"") + data, p.info_bits, bool(base_crc))
         base_sym = p.encode(base_bits[None])[0]
     if lay.prior:   # (pure analog prior: no byte carries the scale; the RX takes 1, within a few dB)
         side_bits, side_sym = np.zeros(0, np.uint8), np.zeros(0, np.complex128)
@@ -545,7 +569,7 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
     sym = np.concatenate([side_sym, base_sym, ana]).astype(np.complex128)
     if sym.size != lay.n_total:
         raise MedJSCCError(f"hybrid: frame of {sym.size} symbols, layout says {lay.n_total}")
-    return HybridTx(sym, lay, side_bits, base_bits, 0 if data is None else len(data) + lead, codes, scale)
+    return HybridTx(sym, lay, side_bits, base_bits, 0 if data is None else len(data) + lead + crc_len, codes, scale)
 
 
 def _digital_rx(plan, y, h, n0, sent_bits, max_iter=40):
@@ -557,10 +581,11 @@ def _digital_rx(plan, y, h, n0, sent_bits, max_iter=40):
 
 
 def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, split: Split | None = None,
-           rule=None, crc_side=None, crc_base=None, refiner=None):
+           rule=None, crc_side=None, crc_base=None, refiner=None, base_crc: bool = False):
     """Receive one frame: ``y`` (n_total,) received symbols, ``h`` fading gains or None, ``n0`` the
     complex noise variance, ``snr_db`` the SNR the TX designed for (fed back). ``crc_*``: the sent
-    information bits, standing in for the CRC that flags a wrongly decoded frame. ``refiner``
+    information bits, standing in for the CRC that flags a wrongly decoded frame; ``base_crc``: the
+    base payload's own CRC-16 is checked instead (on the air). ``refiner``
     (``codec/hda.py``, medjscc-hda): the learned refinement of a frame that decoded (side frame
     and base OK); a failed frame is returned as received.
 
@@ -595,8 +620,11 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
     if lay.has_base:
         b0, b1 = s1, s1 + lay.n_base
         bits, ok = _digital_rx(linkadapt.plan(lay.mcs, lay.n_base), y[b0:b1], cut(hh, b0, b1), n0, crc_base)
+        payload = np.packbits(bits).tobytes()
+        if ok and base_crc:
+            payload = _check_base_crc(payload)
+            ok = payload is not None
         if ok:
-            payload = np.packbits(bits).tobytes()
             if lay.prior:
                 scale, payload = payload[0], payload[1:]
             try:

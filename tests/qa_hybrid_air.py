@@ -1,0 +1,125 @@
+"""QA: the hybrid codec over the GNU Radio OFDM link (issue #13 part 3): the loopback on AWGN and on a
+radio profile (DAC full scale, CFO, phase noise, IQ imbalance), and the closed loop in which the fed-back
+SNR picks the base MCS."""
+import numpy as np
+import pmt
+import pytest
+
+pytestmark = pytest.mark.gnuradio
+
+from gnuradio import gr  # noqa: E402
+
+from gnuradio.medjscc.blocks._phyadapt import make_params  # noqa: E402
+from gnuradio.medjscc.blocks.channel_preset import channel_preset  # noqa: E402
+from gnuradio.medjscc.blocks.jscc_rx import jscc_rx  # noqa: E402
+from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
+from gnuradio.medjscc.blocks.loopback import run_ofdm_loopback  # noqa: E402
+from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx  # noqa: E402
+from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx  # noqa: E402
+from gnuradio.medjscc.blocks.snr_feedback import snr_feedback  # noqa: E402
+from gnuradio.medjscc.codec import hybrid, load_codec  # noqa: E402
+from gnuradio.medjscc.config import LinkConfig  # noqa: E402
+from gnuradio.medjscc.metrics import image_metrics  # noqa: E402
+from gnuradio.medjscc.snr import complex_awgn  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def drrs():
+    from gnuradio.medjscc.demo import _load_images
+
+    images, masks, _ = _load_images(2, 0)
+    return images, masks
+
+
+@pytest.fixture(scope="module")
+def codec():
+    return load_codec("hybrid_softcast")
+
+
+def _symbol_link_roi_psnr(codec, image, mask, snr_db, seed=0):
+    enc = codec.encode(image, mask, snr_db, 1 / 16)
+    y = enc.symbols + complex_awgn(enc.symbols.shape, snr_db, np.random.default_rng(seed))
+    return image_metrics(image, codec.decode(y, enc.side_info, image.shape, snr_db=snr_db), mask)["roi_psnr"]
+
+
+@pytest.mark.parametrize("profile", ["awgn", "b200_pair_2g4"])
+def test_hybrid_over_the_ofdm_link(codec, drrs, profile):
+    """Every image decodes with its base, within 1 dB of the same codec on the symbol link at the
+    nominal SNR (the OFDM RX's own channel and SNR estimates, pilots, CFO correction in between)."""
+    images, masks = drrs
+    cfg = LinkConfig.from_dict({"codec": {"cbr": 1 / 16}})
+    res = run_ofdm_loopback(images, masks, cfg, [6.0, 16.0], channel=profile, codec=codec)
+    assert len(res) == 4
+    for r in res:
+        i = r["image_index"]
+        assert r["status"] == "decoded" and r["decoded"], r
+        assert r["shown"] == "hybrid" and r["base_ok"] is True and r["design_snr_db"] == r["snr_db"]
+        assert r["cbr_total"] == pytest.approx(1 / 16)
+        air = image_metrics(images[i], r["received"], masks[i])["roi_psnr"]
+        ref = _symbol_link_roi_psnr(codec, images[i], masks[i], r["snr_db"])
+        assert air > ref - 1.0, (profile, r["snr_db"], i, air, ref)
+
+
+class _channel_stepper(gr.basic_block):
+    """Passes RX PDUs on; once image ``after`` arrived it sets the channel to ``new_snr_db``."""
+
+    def __init__(self, channel, after, new_snr_db):
+        gr.basic_block.__init__(self, name="channel_stepper", in_sig=None, out_sig=None)
+        self.channel, self.after, self.new_snr = channel, after, new_snr_db
+        self.stepped = False
+        self.message_port_register_in(pmt.intern("in"))
+        self.message_port_register_out(pmt.intern("out"))
+        self.set_msg_handler(pmt.intern("in"), self.handle)
+
+    def handle(self, msg):
+        iid = pmt.dict_ref(pmt.car(msg), pmt.intern("image_id"), pmt.PMT_NIL)
+        if not self.stepped and pmt.is_integer(iid) and pmt.to_long(iid) == self.after:
+            self.channel.set_snr_db(self.new_snr)
+            self.stepped = True
+        self.message_port_pub(pmt.intern("out"), msg)
+
+
+def test_feedback_picks_the_base_mcs(codec, drrs, tmp_path):
+    """Closed loop (stop-and-wait): the channel drops from 20 to 5 dB after image 2. The TX lays the
+    next images out for the fed-back SNR: the base MCS steps down with it and the images decode
+    with their base again; the one image sent on the stale 20 dB layout loses its base."""
+    from PIL import Image
+
+    images, masks = drrs
+    path, mpath = tmp_path / "x.png", tmp_path / "m.png"
+    Image.fromarray(images[0]).save(path)
+    Image.fromarray(masks[0].astype(np.uint8) * 255).save(mpath)
+    n_images, step_after = 6, 2
+    params = make_params({})
+    tb = gr.top_block()
+    tx = jscc_tx(image_path=str(path), mask_path=str(mpath), model=codec, snr_db=20.0, repeat=n_images,
+                 wait_for_feedback=True, feedback_timeout_s=60.0, params=params)
+    otx = ofdm_analog_tx(params=params)
+    chan = channel_preset("awgn", 20.0, params=params, seed=4)
+    orx = ofdm_analog_rx(params=params)
+    step = _channel_stepper(chan, step_after, 5.0)
+    fb = snr_feedback(alpha=0.3, jump_db=3.0)
+    rx = jscc_rx(model=codec, snr_source="frames", params=params, timeout_s=60.0)
+    tb.msg_connect(tx, "frames", otx, "pdus")
+    tb.connect(otx, chan, orx)
+    tb.msg_connect(orx, "pdus", rx, "pdus")
+    tb.msg_connect(orx, "pdus", step, "in")
+    tb.msg_connect(step, "out", fb, "rx")
+    tb.msg_connect(fb, "snr", tx, "snr")
+    tb.run()
+    assert step.stepped
+    res = sorted(rx.results, key=lambda r: r["image_id"])
+    assert [r["image_id"] for r in res] == list(range(n_images))
+    design = [r["design_snr_db"] for r in res]
+    assert design[0] == 20.0 and abs(design[step_after + 1] - 20.0) < 1.0, design
+    # the image sent before the step's feedback came back is laid out for 20 dB: its base fails and
+    # it is not counted; from the next image on the layout follows the fed-back ~5 dB
+    stale = res[step_after + 1]
+    assert not stale["decoded"] and stale["base_ok"] is False, stale
+    rest = res[:step_after + 1] + res[step_after + 2:]
+    assert all(r["decoded"] and r["shown"] == "hybrid" for r in rest), [(r["status"], r.get("error")) for r in rest]
+    assert all(abs(d - 5.0) < 1.0 for d in design[step_after + 3:]), design
+    high, low = res[1]["layout"], res[-1]["layout"]
+    assert high.split("+")[0] != low.split("+")[0], (high, low)   # another base MCS
+    planned = [hybrid.layout(4080, d, hybrid.split_rule(d, cbr=4080 / images[0].size)).label for d in (design[1], design[-1])]
+    assert planned == [high, low]
