@@ -30,6 +30,12 @@ carriers the receiver ranked (on static selective channels; the first image of a
 without, and is counted). Records then add ``images_csi`` (images sent with a ranking). The
 ``clean`` reference runs the same way.
 
+``--snr-loop`` closes the SNR loop (stop-and-wait as above): the encoder designs each image for the
+SNR fed back about the previous one (``--feedback-estimate snr`` or ``effective``: the SNR after
+the equaliser, what a digital MCS needs on selective channels) less ``--feedback-margin`` dB; the
+first image uses the nominal SNR. Records add ``tx_snr_db`` (mean SNR the images were encoded for).
+For the hybrid models this is how the base MCS follows the channel.
+
 ``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
 seeded: one run of a fading profile moves by tenths of a dB), each record stating its ``seed``,
 then one summary record per (profile, snr_db) with ``seed`` "all": ``roi_change_db`` (mean of
@@ -68,7 +74,8 @@ def _settle(tx, frames_sent: int, quiet_s: float = 0.3):
 
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
-            feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3) -> dict:
+            feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3, snr_loop: bool = False,
+            feedback_estimate: str = "snr", feedback_margin_db: float = 0.0) -> dict:
     """One top block: every image through ``profile`` at ``snr_db``; returns the record (no clean ref)."""
     import numpy as np
 
@@ -78,7 +85,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
 
     t0 = time.perf_counter()
     blocks = build_loopback(codec, cfg, snr_db, channel=profile, seed=seed, params=params,
-                            csi_feedback=csi_feedback)
+                            csi_feedback=csi_feedback, snr_loop=snr_loop, feedback_estimate=feedback_estimate,
+                            feedback_margin_db=feedback_margin_db)
     tb, tx, rx, ch = blocks["tb"], blocks["jscc_tx"], blocks["jscc_rx"], blocks["channel"]
     if time_scale != 1.0:
         ch.set_time_scale(time_scale)
@@ -88,7 +96,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     try:
         for img, m in zip(images, masks):
             sent.append(len(tx.send_image(np.asarray(img, np.uint8), np.asarray(m, bool))))
-            if csi_feedback:     # stop-and-wait: the next image may use what this one taught
+            if csi_feedback or snr_loop:   # stop-and-wait: the next image may use what this one taught
                 if tx.await_feedback(feedback_timeout_s):
                     _settle(tx, sum(sent), feedback_quiet_s)
     finally:
@@ -116,6 +124,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
                frames_decoded=int(frames_ok), images_decoded=int(decoded), images=len(images),
                roi_psnr=_mean(roi), psnr=_mean(full), snr_est_db=_mean(est),
                papr_db=float(ch.papr_db()), clip_fraction=float(ch.clip_fraction()))
+    if snr_loop:   # the SNR each image was encoded for
+        rec["tx_snr_db"] = _mean([h.get("snr_db") for h in tx.history])
     if csi_feedback:
         rec["images_csi"] = sum(1 for h in tx.history if h.get("csi_tag"))
     orx = blocks["ofdm_rx"]
@@ -146,10 +156,17 @@ def main(argv=None) -> int:
                     help="share of the strongest codec symbols sent twice (default: codec.repeat_strong)")
     ap.add_argument("--csi-feedback", action="store_true",
                     help="close the carrier-ranking feedback loop (stop-and-wait between images)")
+    ap.add_argument("--snr-loop", action="store_true",
+                    help="close the SNR loop: the encoder uses the fed-back SNR less --feedback-margin "
+                         "(stop-and-wait between images; the first image uses the nominal SNR)")
+    ap.add_argument("--feedback-estimate", choices=("snr", "effective"), default="snr",
+                    help="--snr-loop: the per-frame figure fed back (snr_feedback's estimate)")
+    ap.add_argument("--feedback-margin", type=float, default=0.0,
+                    help="--snr-loop: dB below the fed-back SNR the encoder designs for")
     ap.add_argument("--feedback-timeout", type=float, default=5.0,
-                    help="--csi-feedback: seconds to wait for the first feedback about an image")
+                    help="--csi-feedback / --snr-loop: seconds to wait for the first feedback about an image")
     ap.add_argument("--feedback-quiet", type=float, default=0.3,
-                    help="--csi-feedback: the image's feedback is complete when every frame's came, or none "
+                    help="--csi-feedback / --snr-loop: the image's feedback is complete when every frame's came, or none "
                          "for this many seconds (lost frames); raise it on a loaded machine")
     ap.add_argument("--json", action="store_true", help="one JSON object per line, no progress bar")
     ap.add_argument("--time-scale", type=float, default=1.0,
@@ -211,12 +228,14 @@ def main(argv=None) -> int:
                     bar.set_description(f"seed {base_seed} {name} {snr:g} dB")
                 rec = run_one(codec, cfg, params, name, float(snr), seed, images, masks,
                               time_scale=args.time_scale, csi_feedback=args.csi_feedback,
-                              feedback_timeout_s=args.feedback_timeout, feedback_quiet_s=args.feedback_quiet)
+                              feedback_timeout_s=args.feedback_timeout, feedback_quiet_s=args.feedback_quiet,
+                              snr_loop=args.snr_loop, feedback_estimate=args.feedback_estimate,
+                              feedback_margin_db=args.feedback_margin)
                 if name == "clean":
                     clean[k] = rec["roi_psnr"]
                 rec["roi_psnr_clean"] = clean[k]
                 out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
-                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi") if k in rec}
+                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db") if k in rec}
                 if len(seeds) > 1:
                     out["seed"] = base_seed
                 by_row.setdefault((name, float(snr)), []).append(dict(out))

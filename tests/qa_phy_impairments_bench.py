@@ -59,3 +59,19 @@ def test_several_seeds_end_with_one_summary_per_row(capsys):
     assert clip["roi_change_min_db"] == pytest.approx(min(change)) and clip["roi_change_max_db"] == pytest.approx(max(change))
     assert clip["roi_change_db"] < 0 and summary[0]["roi_change_db"] == 0.0
     assert clip["frames_sent"] == sum(r["frames_sent"] for r in runs if r["profile"] == "clip_1p0")
+
+
+def test_snr_loop_lets_the_hybrid_base_follow_the_effective_snr(capsys):
+    """On the static 3-tap multipath at 8 dB the mean SNR overstates what the LDPC base sees: told
+    the nominal SNR the hybrid loses its base on every image; with the effective SNR fed back
+    (stop-and-wait) every image after the first decodes with its base."""
+    bench = _bench()
+    common = ["--json", "--images", "3", "--snr", "8", "--profiles", "multipath_3tap", "--model", "hybrid_softcast"]
+    assert bench.main(common) == 0
+    told = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()][1]
+    assert bench.main(common + ["--snr-loop", "--feedback-estimate", "effective"]) == 0
+    loop = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()][1]
+    assert told["profile"] == loop["profile"] == "multipath_3tap"
+    assert told["images_decoded"] == 0, told
+    assert loop["images_decoded"] >= 2 and loop["tx_snr_db"] < 8.0 - 1.0, loop
+    assert loop["roi_psnr"] > told["roi_psnr"] + 10.0

@@ -48,6 +48,20 @@ class qa_snr_feedback(gr_unittest.TestCase):
         self.assertEqual(out[1]["seq"], 2)
         self.assertAlmostEqual(blk.snr_db(), out[-1]["snr_db"])
 
+    def test_effective_estimate(self):
+        """``effective`` smooths the PDUs' eff_snr_db where they state it, the mean SNR elsewhere."""
+        blk = snr_feedback(alpha=1.0, jump_db=0, estimate="effective")
+        msgs = [make_pdu({"snr_db": 10.0, "eff_snr_db": 6.5, "crc_ok": True}, np.zeros(4, np.complex64)),
+                _rx_pdu(9.0)]
+        out = run_message_block(blk, "rx", msgs, "snr", expected=2, settle=0.2)
+        self.assertEqual([o["raw_snr_db"] for o in out], [6.5, 9.0])
+        blk.set_estimate("snr")
+        self.assertEqual(blk.estimate, "snr")
+        from gnuradio.medjscc.errors import InputError
+
+        with self.assertRaises(InputError):
+            snr_feedback(estimate="median")
+
     def test_decimation(self):
         blk = snr_feedback(alpha=1.0, jump_db=0, decimation=2)
         out = run_message_block(blk, "rx", [_rx_pdu(v) for v in (1.0, 2.0, 3.0, 4.0)], "snr",

@@ -35,14 +35,19 @@ HYBRID_RESULT_KEYS = ("shown", "base_ok", "side_frame_ok", "layout", "refined", 
 
 def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn", seed: int = 0,
                    params=None, tx_snr_db: float | None = None, cfo: float | None = None,
-                   csi_feedback: bool = False):
+                   csi_feedback: bool = False, snr_loop: bool = False, feedback_estimate: str = "snr",
+                   feedback_margin_db: float = 0.0):
     """Top block + its blocks (the caller must keep the returned dict alive while it runs).
 
     ``csi_feedback``: close the carrier-ranking loop (``phy.csi``): an ``snr_feedback`` block
     ranks the carriers from the received frames and feeds the ranking to ``jscc_tx``
     (``csi_mapping`` on) and ``jscc_rx``. The CAU still encodes for the nominal SNR (policy
     ``fixed``). Images see the ranking only if the caller waits for feedback between them
-    (``jscc_tx.await_feedback``)."""
+    (``jscc_tx.await_feedback``).
+
+    ``snr_loop``: close the SNR loop too: the CAU encodes for the fed-back SNR (``snr_feedback``
+    smoothing ``feedback_estimate``, ``snr`` or ``effective``) less ``feedback_margin_db`` (policy
+    ``margin``), from the nominal SNR until the first feedback. Same pacing caveat."""
     params = params if params is not None else make_params(cfg.ofdm)
     preset = "awgn" if channel in ("erasure",) else channel
     if preset not in PRESETS:
@@ -54,7 +59,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         "jscc_tx": jscc_tx(model=codec, cbr=cfg.codec.cbr, image_size=size,
                            snr_db=snr_db if tx_snr_db is None else tx_snr_db, params=params,
                            repeat_strong=cfg.codec.repeat_strong, csi_mapping=bool(csi_feedback),
-                           feedback_policy="fixed"),
+                           feedback_policy="margin" if snr_loop else "fixed",
+                           feedback_margin_db=float(feedback_margin_db)),
         "ofdm_tx": ofdm_analog_tx(params=params),
         "channel": channel_preset(preset, snr_db, cfo=cfg.channel.cfo if cfo is None else cfo,
                                   seed=seed, params=params),
@@ -69,10 +75,10 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
     tb.msg_connect(blocks["jscc_tx"], "frames", blocks["ofdm_tx"], "pdus")
     tb.connect(blocks["ofdm_tx"], blocks["channel"], blocks["ofdm_rx"])
     tb.msg_connect(blocks["ofdm_rx"], "pdus", blocks["jscc_rx"], "pdus")
-    if csi_feedback:
+    if csi_feedback or snr_loop:
         from .snr_feedback import snr_feedback
 
-        blocks["feedback"] = snr_feedback(csi=True)
+        blocks["feedback"] = snr_feedback(csi=bool(csi_feedback), estimate=feedback_estimate)
         tb.msg_connect(blocks["ofdm_rx"], "pdus", blocks["feedback"], "rx")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_tx"], "snr")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_rx"], "snr")

@@ -22,6 +22,12 @@ channel (``phy.csi.CarrierRanker``, from the PDUs' ``carrier_snr_db``): the dict
 ``jscc_tx`` with ``csi_mapping`` on sends its next images with that mapping, and the ``jscc_rx``
 that gets the same messages undoes it (the frames' headers name the tag): connect ``snr`` to both.
 On flat or time-varying channels no ranking is issued (``csi_tag`` 0).
+
+``estimate`` says which per-frame figure is smoothed: ``snr`` (the preamble's mean |H_k|^2/N0,
+``snr_db``) or ``effective`` (``eff_snr_db``: the SNR of the mean error the equaliser leaves, lower
+on a frequency-selective channel, where deep carriers weigh in). A digital layer's MCS (the hybrid
+codec's base) must be picked from the effective one: on the 3-tap multipath profile at 5 dB the
+mean SNR overstates what LDPC codewords spread over all carriers see.
 """
 from __future__ import annotations
 
@@ -34,6 +40,8 @@ import pmt
 from gnuradio import gr
 
 from ._pmtutil import make_pdu, snr_from_message, to_pmt
+
+ESTIMATES = ("snr", "effective")
 
 
 class SnrSmoother:
@@ -68,16 +76,18 @@ class snr_feedback(gr.basic_block):
         decimation: publish every Nth update (1 = every frame).
         delay_ms: publish each update this many milliseconds late (0 = at once).
         csi: feed back a carrier ranking when the channel is static and selective.
+        estimate: ``snr`` | ``effective``: the per-frame figure smoothed (module doc).
     """
 
     def __init__(self, alpha: float = 0.3, jump_db: float = 3.0, decimation: int = 1,
-                 delay_ms: float = 0.0, csi: bool = True):
+                 delay_ms: float = 0.0, csi: bool = True, estimate: str = "snr"):
         gr.basic_block.__init__(self, name="medjscc_snr_feedback", in_sig=None, out_sig=None)
         self._smoother = SnrSmoother(alpha, jump_db)
         self._lock = threading.Lock()
         self._decimation = max(1, int(decimation))
         self._delay_s = 0.0
         self.set_delay_ms(delay_ms)
+        self.set_estimate(estimate)
         from ..phy.csi import CarrierRanker
 
         self.csi = bool(csi)
@@ -113,6 +123,13 @@ class snr_feedback(gr.basic_block):
             self._withdraw = not csi and bool(self.ranker.tag)
             self.csi = bool(csi)
             self.ranker = CarrierRanker(first_tag=self.ranker.next_tag)
+
+    def set_estimate(self, estimate: str):
+        from ..errors import InputError
+
+        if estimate not in ESTIMATES:
+            raise InputError(f"snr_feedback: estimate must be one of {', '.join(ESTIMATES)}, got {estimate!r}")
+        self.estimate = estimate
 
     def set_decimation(self, decimation: int):
         self._decimation = max(1, int(decimation))
@@ -188,6 +205,10 @@ class snr_feedback(gr.basic_block):
             image_id = pmt.to_long(iid) if pmt.is_integer(iid) else None
             st = pmt.dict_ref(meta, pmt.intern("start_sample"), pmt.PMT_NIL)
             start = pmt.to_uint64(st) if pmt.is_uint64(st) else (pmt.to_long(st) if pmt.is_integer(st) else None)
+            if self.estimate == "effective":   # where the receiver states it (else the mean SNR)
+                eff = pmt.dict_ref(meta, pmt.intern("eff_snr_db"), pmt.PMT_NIL)
+                if pmt.is_number(eff) and not pmt.is_complex(eff):
+                    raw = float(pmt.to_double(eff))
             cs = pmt.dict_ref(meta, pmt.intern("carrier_snr_db"), pmt.PMT_NIL)
             if pmt.is_f32vector(cs):
                 carrier_snr = np.asarray(pmt.f32vector_elements(cs), np.float32)
