@@ -1,7 +1,6 @@
 """QA: closed SNR loop in one flowgraph. The channel steps from 20 to 5 dB mid-run; the TX CAU
 (via snr_feedback -> jscc_tx) and the RX CAU (jscc_rx fed by snr_feedback) use the new SNR
 within 2 frames."""
-import pmt
 import pytest
 
 pytestmark = pytest.mark.gnuradio
@@ -15,30 +14,9 @@ from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
 from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx  # noqa: E402
 from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx  # noqa: E402
 from gnuradio.medjscc.blocks.snr_feedback import snr_feedback  # noqa: E402
-from qa_helpers import shared_codec, synthetic_image  # noqa: E402
+from qa_helpers import channel_stepper, shared_codec, synthetic_image  # noqa: E402
 
 N_IMAGES, STEP_AT = 10, 5          # 64x64 images: one OFDM frame each
-
-
-class channel_stepper(gr.basic_block):
-    """Passes RX PDUs on; after image STEP_AT-1 arrived it drops the channel SNR (before the
-    feedback for that frame leaves, so the step lands exactly between frames)."""
-
-    def __init__(self, channel, step_after_image, new_snr_db):
-        gr.basic_block.__init__(self, name="channel_stepper", in_sig=None, out_sig=None)
-        self.channel, self.step_after, self.new_snr = channel, step_after_image, new_snr_db
-        self.stepped = False
-        self.message_port_register_in(pmt.intern("in"))
-        self.message_port_register_out(pmt.intern("out"))
-        self.set_msg_handler(pmt.intern("in"), self.handle)
-
-    def handle(self, msg):
-        meta = pmt.car(msg)
-        iid = pmt.dict_ref(meta, pmt.intern("image_id"), pmt.PMT_NIL)
-        if not self.stepped and pmt.is_integer(iid) and pmt.to_long(iid) == self.step_after:
-            self.channel.set_snr_db(self.new_snr)
-            self.stepped = True
-        self.message_port_pub(pmt.intern("out"), msg)
 
 
 class qa_closed_loop(gr_unittest.TestCase):

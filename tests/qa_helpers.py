@@ -106,3 +106,34 @@ def free_port() -> int:
     from gnuradio.medjscc.netaddr import free_loopback_port
 
     return free_loopback_port()
+
+
+@functools.lru_cache(maxsize=1)
+def _stepper_class():
+    import pmt
+    from gnuradio import gr
+
+    class channel_stepper(gr.basic_block):
+        def __init__(self, channel, after_image, new_snr_db):
+            gr.basic_block.__init__(self, name="channel_stepper", in_sig=None, out_sig=None)
+            self.channel, self.step_after, self.new_snr = channel, after_image, new_snr_db
+            self.stepped = False
+            self.message_port_register_in(pmt.intern("in"))
+            self.message_port_register_out(pmt.intern("out"))
+            self.set_msg_handler(pmt.intern("in"), self.handle)
+
+        def handle(self, msg):
+            iid = pmt.dict_ref(pmt.car(msg), pmt.intern("image_id"), pmt.PMT_NIL)
+            if not self.stepped and pmt.is_integer(iid) and pmt.to_long(iid) == self.step_after:
+                self.channel.set_snr_db(self.new_snr)
+                self.stepped = True
+            self.message_port_pub(pmt.intern("out"), msg)
+
+    return channel_stepper
+
+
+def channel_stepper(channel, after_image: int, new_snr_db: float):
+    """A message block between the OFDM RX and the SNR feedback: passes the RX PDUs on and, when a
+    frame of image ``after_image`` arrives, sets ``channel``'s SNR to ``new_snr_db`` (before that
+    frame's feedback leaves, so the step lands exactly between images). ``stepped`` says it did."""
+    return _stepper_class()(channel, after_image, new_snr_db)

@@ -2,7 +2,6 @@
 radio profile (DAC full scale, CFO, phase noise, IQ imbalance), and the closed loop in which the fed-back
 SNR picks the base MCS."""
 import numpy as np
-import pmt
 import pytest
 
 pytestmark = pytest.mark.gnuradio
@@ -21,6 +20,7 @@ from gnuradio.medjscc.codec import hybrid, load_codec  # noqa: E402
 from gnuradio.medjscc.config import LinkConfig  # noqa: E402
 from gnuradio.medjscc.metrics import image_metrics  # noqa: E402
 from gnuradio.medjscc.snr import complex_awgn  # noqa: E402
+from qa_helpers import channel_stepper  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -60,25 +60,6 @@ def test_hybrid_over_the_ofdm_link(codec, drrs, profile):
         assert air > ref - 1.0, (profile, r["snr_db"], i, air, ref)
 
 
-class _channel_stepper(gr.basic_block):
-    """Passes RX PDUs on; once image ``after`` arrived it sets the channel to ``new_snr_db``."""
-
-    def __init__(self, channel, after, new_snr_db):
-        gr.basic_block.__init__(self, name="channel_stepper", in_sig=None, out_sig=None)
-        self.channel, self.after, self.new_snr = channel, after, new_snr_db
-        self.stepped = False
-        self.message_port_register_in(pmt.intern("in"))
-        self.message_port_register_out(pmt.intern("out"))
-        self.set_msg_handler(pmt.intern("in"), self.handle)
-
-    def handle(self, msg):
-        iid = pmt.dict_ref(pmt.car(msg), pmt.intern("image_id"), pmt.PMT_NIL)
-        if not self.stepped and pmt.is_integer(iid) and pmt.to_long(iid) == self.after:
-            self.channel.set_snr_db(self.new_snr)
-            self.stepped = True
-        self.message_port_pub(pmt.intern("out"), msg)
-
-
 def test_feedback_picks_the_base_mcs(codec, drrs, tmp_path):
     """Closed loop (stop-and-wait): the channel drops from 20 to 5 dB after image 2. The TX lays the
     next images out for the fed-back SNR: the base MCS steps down with it and the images decode
@@ -97,7 +78,7 @@ def test_feedback_picks_the_base_mcs(codec, drrs, tmp_path):
     otx = ofdm_analog_tx(params=params)
     chan = channel_preset("awgn", 20.0, params=params, seed=4)
     orx = ofdm_analog_rx(params=params)
-    step = _channel_stepper(chan, step_after, 5.0)
+    step = channel_stepper(chan, step_after, 5.0)
     fb = snr_feedback(alpha=0.3, jump_db=3.0)
     rx = jscc_rx(model=codec, snr_source="frames", params=params, timeout_s=60.0)
     tb.msg_connect(tx, "frames", otx, "pdus")
