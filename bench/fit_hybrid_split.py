@@ -19,6 +19,12 @@ split is the candidate of best mean ROI-PSNR among those whose mean whole-image 
 ``--psnr-slack`` dB below the reference's (the ROI is not bought with the rest of the image).
 At run time an SNR uses the split of the highest fitted SNR at or below it.
 
+``--merge`` adds the SNRs of this run to the existing ``--out`` file (same images, priors, CBR and
+seed: each SNR's channel draws depend only on the seed, the image and the SNR, so a row is the same
+whether it was fitted alone or in a grid) and keeps its other rows: how the 1/16 file got its
+half-step rows (2.5, 7.5, ... dB), so a closed loop whose fed-back SNR sits just below a 5 dB
+point does not fall back to the split of the point below.
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/fit_hybrid_split.py \\
         --out gr-medjscc/python/gnuradio/medjscc/evaluation/codes/hybrid_split.json
 """
@@ -43,6 +49,29 @@ def analog_prior(items) -> list:
     return hybrid.quantise_variances(np.exp(np.mean(logs, axis=0))).tolist()
 
 
+MERGE_KEYS = ("split", "data", "images", "prior_images", "cbr", "seed", "psnr_slack_db")
+
+
+def merge_fits(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s rows added (an SNR in both takes ``new``'s); refuses fits that differ
+    in anything but their SNRs."""
+    from gnuradio.medjscc.errors import InputError
+
+    for k in MERGE_KEYS:
+        if old["fit"].get(k) != new["fit"].get(k):
+            raise InputError(f"cannot merge: {k} is {new['fit'].get(k)!r} here and {old['fit'].get(k)!r} in the file")
+    if old.get("analog_prior") != new.get("analog_prior"):
+        raise InputError("cannot merge: the analog prior differs (other prior images?)")
+    by_snr = lambda d: dict(sorted(d.items(), key=lambda kv: float(kv[0])))   # noqa: E731
+    fit = dict(old["fit"])
+    fit["snr_db"] = sorted(set(old["fit"]["snr_db"]) | set(new["fit"]["snr_db"]))
+    fit["mean_roi_psnr_psnr_decode_rate"] = by_snr({**old["fit"]["mean_roi_psnr_psnr_decode_rate"],
+                                                    **new["fit"]["mean_roi_psnr_psnr_decode_rate"]})
+    fit["seconds"] = round(old["fit"].get("seconds", 0) + new["fit"]["seconds"], 1)
+    fit["merged_commands"] = list(old["fit"].get("merged_commands", [])) + [new["fit"]["command"]]
+    return dict(old, split=by_snr({**old["split"], **new["split"]}), fit=fit)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=None, help="DRR root holding val/ (default: the project's DRR set)")
@@ -59,6 +88,8 @@ def main(argv=None) -> int:
     ap.add_argument("--psnr-slack", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1234, help="channel seed (not the sweep's default 0)")
     ap.add_argument("--out", default=None, help="write the split JSON here")
+    ap.add_argument("--merge", action="store_true",
+                    help="add this run's SNRs to the existing --out file, keeping its other rows")
     args = ap.parse_args(argv)
 
     from gnuradio.medjscc.codec import hybrid
@@ -71,6 +102,8 @@ def main(argv=None) -> int:
 
     if args.split == "test":
         raise InputError("the split rule is fitted on validation images, never on the test split")
+    if args.merge and not (args.out and os.path.isfile(args.out)):
+        raise InputError("--merge needs an existing --out file to add rows to")
     t0 = time.time()
     root = resolve_data_root(args.data, args.split)
     ds = _dataset(str(root), args.images + args.prior_images)
@@ -142,6 +175,8 @@ def main(argv=None) -> int:
                   "mean_roi_psnr_psnr_decode_rate": table, "psnr_slack_db": args.psnr_slack,
                   "seconds": round(time.time() - t0, 1),
                   "command": "bench/fit_hybrid_split.py " + " ".join(argv if argv is not None else sys.argv[1:])}
+    if args.merge:
+        out = merge_fits(json.load(open(args.out)), out)
     # one line per list of numbers (the fit table holds thousands of them)
     text = re.sub(r"\[\s+([-0-9.,\s]*?)\s+\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]",
                   json.dumps(out, indent=1)) + "\n"

@@ -195,6 +195,35 @@ def test_split_rule_file_is_fitted_on_validation():
         assert 0 <= sp.base_share < 1 and hybrid.split_rule(float(snr)) == sp
 
 
+def test_fit_merge_adds_rows_and_refuses_other_fits():
+    """bench/fit_hybrid_split.py --merge: rows of another run join the file in SNR order; a fit on
+    other images (or priors) is refused."""
+    import importlib.util
+    from pathlib import Path
+
+    from gnuradio.medjscc.errors import InputError
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "fit_hybrid_split.py"
+    spec = importlib.util.spec_from_file_location("fit_hybrid_split", path)
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+
+    def run(snrs, images=6, prior=(1, 2)):
+        return {"split": {f"{s:g}": {"base_share": s / 100} for s in snrs}, "analog_prior": list(prior),
+                "fit": {"split": "val", "data": "d", "images": images, "prior_images": 8, "cbr": 0.0625,
+                        "seed": 1, "psnr_slack_db": 1.0, "snr_db": list(snrs), "seconds": 10.0,
+                        "command": f"fit {snrs}", "mean_roi_psnr_psnr_decode_rate": {f"{s:g}": {} for s in snrs}}}
+
+    merged = fit.merge_fits(run([0.0, 5.0, 10.0]), run([2.5, 7.5]))
+    assert list(merged["split"]) == ["0", "2.5", "5", "7.5", "10"]
+    assert merged["fit"]["snr_db"] == [0.0, 2.5, 5.0, 7.5, 10.0] and merged["fit"]["seconds"] == 20.0
+    assert merged["fit"]["merged_commands"] == ["fit [2.5, 7.5]"] and merged["fit"]["command"] == "fit [0.0, 5.0, 10.0]"
+    with pytest.raises(InputError, match="images"):
+        fit.merge_fits(run([0.0]), run([2.5], images=4))
+    with pytest.raises(InputError, match="prior"):
+        fit.merge_fits(run([0.0]), run([2.5], prior=(3, 4)))
+
+
 def test_sweep_method_rows_and_json(drr):
     image, mask, name = drr
     rows, _ = methods.run_point("hybrid-softcast", image, mask, name, [0.0, 15.0], 1 / 16, "awgn", "symbol", 0, 0)
