@@ -201,3 +201,20 @@ def test_receiver_core_refuses_medjscc_frames_for_the_hybrid(drr):
     out += core.flush()
     (r,) = out
     assert not r["decoded"] and "another model" in r["error"]
+
+
+def test_sweep_runs_the_hybrid_on_the_ofdm_link(drr):
+    """``medjscc sweep --link ofdm``: the hybrid methods send the air frame through the numpy OFDM PHY
+    (same seeds as every other method); rows count the side info and state the air CBR."""
+    import math
+
+    from gnuradio.medjscc.evaluation import methods
+
+    image, mask = drr
+    rows, _ = methods.run_point("hybrid-softcast", image, mask, "x", [12.0], 1 / 16, "awgn", "ofdm", 0, 0)
+    sym, _ = methods.run_point("hybrid-softcast", image, mask, "x", [12.0], 1 / 16, "awgn", "symbol", 0, 0)
+    (r,), (s,) = rows, sym
+    assert r["link"] == "ofdm" and r["decode_ok"] and r["cbr_total"] == pytest.approx(1 / 16)
+    assert math.isfinite(r["cbr_air"]) and r["cbr_air"] > 3 * r["cbr_total"]   # preambles, pilots, CP
+    assert r["mcs"].split("+")[0] == s["mcs"].split("+")[0] and r["source_bytes"] > 0
+    assert r["roi_psnr"] > s["roi_psnr"] - 1.5, (r["roi_psnr"], s["roi_psnr"])

@@ -18,6 +18,7 @@ class EncodedImage:
     cbr_payload: float
     cbr_total: float
     snr_db: float                # SNR the encoder assumed (after clamping)
+    source_bytes: int = 0        # digital source bytes inside the symbols (the hybrid's base; 0: none)
 
     @property
     def side_info_symbols(self) -> float:

@@ -158,7 +158,7 @@ class HybridCodec:
         return EncodedImage(symbols=tx.symbols.astype(np.complex64), side_info=side, shape=image.shape,
                             n_payload_symbols=n_total, side_info_bits=side_bits, cbr_payload=n_total / n_pix,
                             cbr_total=(n_total + side_bits / SIDE_INFO_BITS_PER_SYMBOL) / n_pix,
-                            snr_db=design_snr)
+                            snr_db=design_snr, source_bytes=int(tx.base_bytes))
 
     # -- RX
     def decode_with_info(self, symbols, side_info, shape, snr_db: float = 10.0, erased=None, inv_snr=None):

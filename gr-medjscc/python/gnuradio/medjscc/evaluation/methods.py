@@ -21,7 +21,7 @@ Method families (``METHODS``):
 * ``digital-envelope`` (``envelope.py``): the fair digital reference: one MCS of the rate-matched
   family per SNR by a rule fitted on the validation split, the codec that rule names for it, every
   symbol and byte counted; its rows' ``mcs`` read ``<mcs>+<codec>``.
-* ``hybrid-softcast`` (``codec/hybrid.py``, symbol link only): a header-free JPEG2000 base at the
+* ``hybrid-softcast`` (``codec/hybrid.py``): a header-free JPEG2000 base at the
   envelope rule's MCS on a share of the symbols, the base's error as linear analog symbols (full
   -frame DCT, closed-form power allocation, LLSE) on the rest, its side frame in the same
   budget; split per SNR fitted on the validation split. Rows' ``mcs`` read
@@ -497,6 +497,32 @@ def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str 
     return recon, ok, cbr_total, air_cbr(link, enc.symbols.size, len(enc.side_info), image.size, snr_db)
 
 
+def hybrid_air_point(method, refiner, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
+    """A hybrid method on the OFDM link: the frame ``jscc_tx`` sends (``codec.hybrid_codec``: the
+    design SNR in the header side info, a CRC-16 on the base), ZF-equalised symbols weighted by
+    their 1/SNR_i at the RX. -> (recon, decode_ok, cbr_total, cbr_air, base bytes, row label);
+    ``decode_ok``: the side info, the side frame and the base (if any) decoded, as on the symbol link."""
+    from ..codec.hybrid_codec import HybridCodec, HybridSideInfoError
+    from .source import grey_image
+
+    codec = HybridCodec(method, refiner)
+    enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
+    rx, side_info, erased, inv_snr = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words,
+                                                 equalizer="zf")
+    cbr_air = air_cbr(link, enc.symbols.size, len(enc.side_info), image.size, snr_db)
+    from ..codec import hybrid
+
+    label = hybrid.layout(enc.symbols.size, enc.snr_db,
+                          hybrid.split_rule(enc.snr_db, cbr=enc.symbols.size / image.size)).label
+    try:
+        recon, info = codec.decode_with_info(rx, side_info, image.shape, snr_db=snr_db, erased=erased,
+                                             inv_snr=inv_snr)
+    except HybridSideInfoError:   # the header side info was lost: the RX cannot lay the frame out
+        return grey_image(image.shape), False, float(enc.cbr_total), cbr_air, enc.source_bytes, label
+    ok = info["shown"] == "hybrid"
+    return recon, ok, float(enc.cbr_total), cbr_air, enc.source_bytes, label
+
+
 # ----------------------------------------------------------------------------- one point
 def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: float,
               channel: str, link: str, trial: int, seed: int, keep_recon_snrs=(), budget: str = "codec",
@@ -544,14 +570,18 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
             recon, ok, nbytes, picked = envelope_point(image, mask, snr_db, n_sym, lk, seed_words)
             emit(snr_db, picked, recon, ok, n_sym / n_pix, air_cbr(lk, n_sym, 0, n_pix, snr_db), nbytes)
         elif method in HYBRID:
-            if lk.name != "symbol":
-                raise InputError(f"{method} runs on the symbol link only (--link symbol)")
-            from ..codec.hybrid import sweep_point
-
             refiner = hybrid_refiner(HYBRID_REFINER[method]) if method in HYBRID_REFINER else None
-            recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words, refiner=refiner)
-            emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes,
-                 "" if refiner is None else refiner.sha256)
+            sha = "" if refiner is None else refiner.sha256
+            if lk.name == "symbol":
+                from ..codec.hybrid import sweep_point
+
+                recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words,
+                                                           refiner=refiner)
+                emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes, sha)
+            else:
+                recon, ok, cbr_total, cbr_air, nbytes, picked = hybrid_air_point(
+                    method, refiner, image, mask, snr_db, cbr, lk, seed_words, budget)
+                emit(snr_db, picked, recon, ok, cbr_total, cbr_air, nbytes, sha)
         else:
             for mcs in MCS_TABLE:
                 recon, ok, nbytes, used = digital_mcs(image, mask, DIGITAL[method], mcs, snr_db, cbr, lk, seed_words,

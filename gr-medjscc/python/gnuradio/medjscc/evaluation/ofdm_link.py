@@ -112,7 +112,8 @@ class OfdmLink:
         nv = np.where(erased | ~np.isfinite(nv), 1.0, np.maximum(nv, 1e-9)).astype(np.float64)
         return a.symbols, None, nv, erased
 
-    def analog(self, tx, snr_db, seed_words):
-        """-> (MMSE-equalised symbols, side_info | None, erased, per-symbol 1/SNR_i | None)."""
-        a = self._send(tx.symbols, tx.side_info, snr_db, seed_words, "mmse")
+    def analog(self, tx, snr_db, seed_words, equalizer: str = "mmse"):
+        """-> (equalised symbols, side_info | None, erased, per-symbol 1/SNR_i | None). JSCC
+        decoders take the MMSE output; the hybrid codec (digital base inside) the ZF one."""
+        a = self._send(tx.symbols, tx.side_info, snr_db, seed_words, equalizer)
         return a.symbols.astype(np.complex64), a.side_info, np.asarray(a.erased, bool), a.noise_var

@@ -509,8 +509,6 @@ def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> Non
             elif m in meth.HYBRID:
                 from ..codec.hybrid import layout, split_rule
 
-                if spec.link != "symbol":
-                    raise InputError(f"method {m} runs on the symbol link only (--link symbol)")
                 try:
                     for s in spec.snrs:
                         # the split the run will use: the one fitted at this CBR, as hybrid.send picks it
