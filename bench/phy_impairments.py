@@ -34,6 +34,8 @@ without, and is counted). Records then add ``images_csi`` (images sent with a ra
 SNR fed back about the previous one (``--feedback-estimate snr`` or ``effective``: the SNR after
 the equaliser, what a digital MCS needs on selective channels) less ``--feedback-margin`` dB; the
 first image uses the nominal SNR. Records add ``tx_snr_db`` (mean SNR the images were encoded for).
+``--feedback-policy olla`` also backs off by what the receiver's verdicts taught (``jscc_rx``
+metrics -> ``jscc_tx`` ``ack``; ``snr_feedback_policy``), and records add ``olla_offset_db``.
 For the hybrid models this is how the base MCS follows the channel.
 
 ``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
@@ -75,7 +77,8 @@ def _settle(tx, frames_sent: int, quiet_s: float = 0.3):
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
             feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3, snr_loop: bool = False,
-            feedback_estimate: str = "snr", feedback_margin_db: float = 0.0) -> dict:
+            feedback_estimate: str = "snr", feedback_margin_db: float = 0.0,
+            feedback_policy: str = "margin") -> dict:
     """One top block: every image through ``profile`` at ``snr_db``; returns the record (no clean ref)."""
     import numpy as np
 
@@ -86,7 +89,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     t0 = time.perf_counter()
     blocks = build_loopback(codec, cfg, snr_db, channel=profile, seed=seed, params=params,
                             csi_feedback=csi_feedback, snr_loop=snr_loop, feedback_estimate=feedback_estimate,
-                            feedback_margin_db=feedback_margin_db)
+                            feedback_margin_db=feedback_margin_db, feedback_policy=feedback_policy)
     tb, tx, rx, ch = blocks["tb"], blocks["jscc_tx"], blocks["jscc_rx"], blocks["channel"]
     if time_scale != 1.0:
         ch.set_time_scale(time_scale)
@@ -124,8 +127,10 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
                frames_decoded=int(frames_ok), images_decoded=int(decoded), images=len(images),
                roi_psnr=_mean(roi), psnr=_mean(full), snr_est_db=_mean(est),
                papr_db=float(ch.papr_db()), clip_fraction=float(ch.clip_fraction()))
-    if snr_loop:   # the SNR each image was encoded for
+    if snr_loop:   # the SNR each image was encoded for (and the learned back-off at the end)
         rec["tx_snr_db"] = _mean([h.get("snr_db") for h in tx.history])
+        if feedback_policy == "olla":
+            rec["olla_offset_db"] = round(tx.policy.olla_offset_db, 3)
     if csi_feedback:
         rec["images_csi"] = sum(1 for h in tx.history if h.get("csi_tag"))
     orx = blocks["ofdm_rx"]
@@ -163,6 +168,9 @@ def main(argv=None) -> int:
                     help="--snr-loop: the per-frame figure fed back (snr_feedback's estimate)")
     ap.add_argument("--feedback-margin", type=float, default=0.0,
                     help="--snr-loop: dB below the fed-back SNR the encoder designs for")
+    ap.add_argument("--feedback-policy", choices=("margin", "olla"), default="margin",
+                    help="--snr-loop: margin = a fixed margin; olla = also a back-off learned from the "
+                         "receiver's verdicts (outer-loop link adaptation)")
     ap.add_argument("--feedback-timeout", type=float, default=5.0,
                     help="--csi-feedback / --snr-loop: seconds to wait for the first feedback about an image")
     ap.add_argument("--feedback-quiet", type=float, default=0.3,
@@ -230,12 +238,13 @@ def main(argv=None) -> int:
                               time_scale=args.time_scale, csi_feedback=args.csi_feedback,
                               feedback_timeout_s=args.feedback_timeout, feedback_quiet_s=args.feedback_quiet,
                               snr_loop=args.snr_loop, feedback_estimate=args.feedback_estimate,
-                              feedback_margin_db=args.feedback_margin)
+                              feedback_margin_db=args.feedback_margin, feedback_policy=args.feedback_policy)
                 if name == "clean":
                     clean[k] = rec["roi_psnr"]
                 rec["roi_psnr_clean"] = clean[k]
                 out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
-                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db") if k in rec}
+                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db", "olla_offset_db")
+                        if k in rec}
                 if len(seeds) > 1:
                     out["seed"] = base_seed
                 by_row.setdefault((name, float(snr)), []).append(dict(out))

@@ -95,6 +95,31 @@ class qa_jscc_tx(gr_unittest.TestCase):
         self.assertEqual(len(tx.errors), 2)
         self.assertEqual(tx.snr_db(), 3.0)
 
+    def test_ack_port_feeds_the_outer_loop(self):
+        """jscc_rx's metrics on port ack: a failed image (or a hybrid image whose base failed)
+        raises the olla back-off, a decoded one lowers it; other messages are ignored."""
+        tx = jscc_tx(model=self.codec, image_size=64, snr_db=10.0, feedback_policy="olla")
+        tb = gr.top_block()
+        col = pdu_collector()
+        tb.msg_connect(tx, "frames", col, "in")
+        tb.start()
+        try:
+            post(tx, "snr", to_pmt({"snr_db": 9.0}))
+            for m in ({"decoded": False}, {"decoded": True, "base_ok": False}, {"decoded": True, "base_ok": "none"},
+                      {"status": "decoded"}):
+                post(tx, "ack", to_pmt(m))
+            post(tx, "ack", pmt.intern("nope"))
+            deadline = time.monotonic() + HANG_S
+            while sum(tx.policy.acks) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)
+        finally:
+            tb.stop()
+            tb.wait()
+        self.assertEqual(tx.policy.acks, [1, 2])
+        self.assertAlmostEqual(tx.policy.olla_offset_db, 2.0 - 1.0 / 9.0)
+        self.assertAlmostEqual(tx.snr_db(), 9.0 - (2.0 - 1.0 / 9.0))
+
     def test_missing_file_is_reported_not_hung(self):
         tx = jscc_tx(image_path="/nonexistent/img.png", model=self.codec)
         items = self._run_files(tx, None)

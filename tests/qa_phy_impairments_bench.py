@@ -75,3 +75,19 @@ def test_snr_loop_lets_the_hybrid_base_follow_the_effective_snr(capsys):
     assert told["images_decoded"] == 0, told
     assert loop["images_decoded"] >= 2 and loop["tx_snr_db"] < 8.0 - 1.0, loop
     assert loop["roi_psnr"] > told["roi_psnr"] + 10.0
+
+
+def test_outer_loop_learns_the_margin_the_mean_snr_hides(capsys):
+    """The same multipath, fed back the mean SNR (which overstates it for the LDPC base): with a
+    fixed margin of 0 most images lose their base; the outer loop (jscc_rx verdicts -> jscc_tx ack)
+    learns a back-off of a few dB after a few failures, and the later images decode."""
+    bench = _bench()
+    common = ["--json", "--images", "10", "--snr", "8", "--profiles", "multipath_3tap", "--model", "hybrid_softcast",
+              "--snr-loop", "--feedback-estimate", "snr"]
+    assert bench.main(common) == 0
+    fixed = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()][1]
+    assert bench.main(common + ["--feedback-policy", "olla"]) == 0
+    olla = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()][1]
+    assert fixed["images_decoded"] <= 3, fixed
+    assert olla["images_decoded"] >= fixed["images_decoded"] + 3, (fixed, olla)
+    assert 2.0 <= olla["olla_offset_db"] <= 6.0 and olla["tx_snr_db"] < fixed["tx_snr_db"] - 1.0

@@ -61,3 +61,27 @@ def test_floor_only_raises_the_encoding_snr_above_the_design():
     assert p.choose(0.0) == 10.0                       # a dip: stay at the design
     p.observe(15.0, now=0.1)
     assert p.choose(0.1) == 14.0                       # clearly better: newest - margin
+
+
+def test_olla_learns_the_back_off_that_makes_a_tenth_of_the_images_fail():
+    """Outer-loop link adaptation: a failed image adds 1 dB of back-off, a good one takes 1/9 dB
+    away. A channel on which images fail whenever the encoding SNR is above 6 dB, fed back 9 dB
+    (the estimate overstates what the codec's digital part sees): the back-off climbs to ~3 dB and
+    then about a tenth of the images fail."""
+    p = FeedbackPolicy("olla", design_snr_db=9.0, olla_step_db=1.0, olla_target=0.1)
+    fails = []
+    for k in range(400):
+        p.observe(9.0, now=float(k))
+        snr = p.choose(float(k))
+        ok = snr <= 6.0
+        fails.append(not ok)
+        p.acknowledge(ok)
+    assert sum(fails[:5]) >= 3                          # it starts 3 dB too high
+    assert 0.05 <= sum(fails[200:]) / 200 <= 0.15      # then settles near the target share
+    assert 2.5 <= p.olla_offset_db <= 4.0 and p.acks[0] + p.acks[1] == 400
+    other = FeedbackPolicy("margin", design_snr_db=9.0, margin_db=1.0)
+    other.observe(9.0, now=0.0)
+    other.acknowledge(False)                            # counted, but only olla encodes with it
+    assert other.choose(0.0) == 8.0 and other.acks == [0, 1]
+    with pytest.raises(InputError):
+        FeedbackPolicy("olla", olla_target=0.9)

@@ -14,9 +14,11 @@ source`` for local monitoring. After the last file transmission (finite ``repeat
 sends ``eos`` downstream and finishes, so headless flowgraphs end on their own.
 
 Late feedback (satellite links): ``feedback_delay_ms`` holds every SNR message that long before
-the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predict`` | ``floor`` | ``fixed``, with
+the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predict`` | ``floor`` | ``fixed`` | ``olla``, with
 ``feedback_margin_db``) says how the CAU turns the old estimates into an encoding SNR; see
-``snr_feedback_policy``. ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
+``snr_feedback_policy``. ``olla`` also learns a back-off from the receiver's verdicts: connect
+``jscc_rx``'s ``metrics`` to port ``ack`` (a dict with ``decoded`` and, from the hybrid codec,
+``base_ok``; an image counts as good when it decoded and its base did not fail). ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
 feedback and encodes for ``snr_db`` (the design SNR). ``history`` records the SNR used per image.
 
 Carrier mapping (``csi_mapping``): with it on, a ``carrier_rank`` and ``csi_tag`` in the SNR
@@ -158,12 +160,13 @@ class jscc_tx(gr.basic_block):
         self.feedback_count = 0    # SNR messages received on port snr
         self.history: list[dict] = []  # one entry per sent image: image_id, snr_db, frames, time
         self.errors: list[str] = []
-        for port in ("image", "snr"):
+        for port in ("image", "snr", "ack"):
             self.message_port_register_in(pmt.intern(port))
         self.message_port_register_out(pmt.intern("frames"))
         self.message_port_register_out(pmt.intern("sent_image"))
         self.set_msg_handler(pmt.intern("image"), self._handle_image)
         self.set_msg_handler(pmt.intern("snr"), self._handle_snr)
+        self.set_msg_handler(pmt.intern("ack"), self._handle_ack)
 
     # --- setters / getters (GRC callbacks) ---
     def set_snr_db(self, snr_db: float):
@@ -240,6 +243,18 @@ class jscc_tx(gr.basic_block):
             self.policy.observe(value, now, t_meas, upstream)
             if self._is_current(info.get("image_id")):
                 self._feedback.set()
+
+    def _handle_ack(self, msg):
+        """A receiver's verdict on an image (``jscc_rx`` metrics): good when it decoded and, for
+        the hybrid codec, its base did not fail. Other messages are ignored."""
+        try:
+            info = pmt.to_python(msg) if pmt.is_dict(msg) else None
+        except Exception:
+            info = None
+        if not isinstance(info, dict) or "decoded" not in info:
+            return
+        ok = bool(info["decoded"]) and info.get("base_ok") is not False
+        self.policy.acknowledge(ok)
 
     def _note_csi(self, info: dict):
         from ..phy.csi import csi_from_message
@@ -327,7 +342,8 @@ class jscc_tx(gr.basic_block):
                                   self._repeat_strong, carrier_rank=rank, csi_tag=csi_tag)
         self.history.append({"image_id": image_id, "snr_db": snr_db, "frames": len(frames), "csi_tag": csi_tag,
                              "time": time.monotonic(), "source": source,
-                             "policy": self.policy.policy, "feedback_age_s": age})
+                             "policy": self.policy.policy, "feedback_age_s": age,
+                             "olla_offset_db": self.policy.olla_offset_db})
         self._awaited_image = image_id
         self._feedback.clear()
         sent = {"image_id": image_id, "height": image.shape[0], "width": image.shape[1], "source": source}

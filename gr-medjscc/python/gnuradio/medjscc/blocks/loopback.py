@@ -36,7 +36,7 @@ HYBRID_RESULT_KEYS = ("shown", "base_ok", "side_frame_ok", "layout", "refined", 
 def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn", seed: int = 0,
                    params=None, tx_snr_db: float | None = None, cfo: float | None = None,
                    csi_feedback: bool = False, snr_loop: bool = False, feedback_estimate: str = "snr",
-                   feedback_margin_db: float = 0.0):
+                   feedback_margin_db: float = 0.0, feedback_policy: str = "margin"):
     """Top block + its blocks (the caller must keep the returned dict alive while it runs).
 
     ``csi_feedback``: close the carrier-ranking loop (``phy.csi``): an ``snr_feedback`` block
@@ -47,7 +47,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
 
     ``snr_loop``: close the SNR loop too: the CAU encodes for the fed-back SNR (``snr_feedback``
     smoothing ``feedback_estimate``, ``snr`` or ``effective``) less ``feedback_margin_db`` (policy
-    ``margin``), from the nominal SNR until the first feedback. Same pacing caveat."""
+    ``margin``; ``olla`` also less the back-off learned from ``jscc_rx``'s verdicts, which then go
+    to ``jscc_tx``'s ``ack``), from the nominal SNR until the first feedback. Same pacing caveat."""
     params = params if params is not None else make_params(cfg.ofdm)
     preset = "awgn" if channel in ("erasure",) else channel
     if preset not in PRESETS:
@@ -59,7 +60,7 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         "jscc_tx": jscc_tx(model=codec, cbr=cfg.codec.cbr, image_size=size,
                            snr_db=snr_db if tx_snr_db is None else tx_snr_db, params=params,
                            repeat_strong=cfg.codec.repeat_strong, csi_mapping=bool(csi_feedback),
-                           feedback_policy="margin" if snr_loop else "fixed",
+                           feedback_policy=feedback_policy if snr_loop else "fixed",
                            feedback_margin_db=float(feedback_margin_db)),
         "ofdm_tx": ofdm_analog_tx(params=params),
         "channel": channel_preset(preset, snr_db, cfo=cfg.channel.cfo if cfo is None else cfo,
@@ -82,6 +83,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         tb.msg_connect(blocks["ofdm_rx"], "pdus", blocks["feedback"], "rx")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_tx"], "snr")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_rx"], "snr")
+    if snr_loop and feedback_policy == "olla":
+        tb.msg_connect(blocks["jscc_rx"], "metrics", blocks["jscc_tx"], "ack")
     return blocks
 
 

@@ -21,6 +21,13 @@ and ``t_avail`` (when the CAU may use it: arrival plus ``delay_s``, the delay th
   bench/late_feedback.py, encoding for an SNR several dB too low (a stale dip) lost 3-4 dB of
   ROI-PSNR on those images, more than encoding for one a few dB too high did.
 * ``fixed``   -- no feedback: always ``design_snr_db`` (the link budget's design SNR).
+* ``olla``    -- outer-loop link adaptation (as LTE's link adaptation runs on HARQ ACK/NACK): the
+  newest estimate minus ``margin_db`` minus a learned back-off. ``acknowledge(ok)`` takes the
+  receiver's verdict on each image (``jscc_rx``'s metrics on ``jscc_tx``'s ``ack`` port): a
+  failed image raises the back-off by ``olla_step_db``, a good one lowers it by
+  ``olla_step_db * olla_target / (1 - olla_target)``, so it settles where a share ``olla_target``
+  of the images fail. It learns what the SNR estimate does not show: the hybrid codec's digital
+  base on a channel worse than its mean SNR says (selective, clipped, fading), without knowing why.
 
 Before the first usable estimate every policy encodes for ``design_snr_db``. Pure Python (no
 GNU Radio): ``jscc_tx`` holds one; tests and benches drive it directly.
@@ -33,7 +40,8 @@ import threading
 
 from ..errors import InputError
 
-POLICIES = ("instant", "margin", "predict", "floor", "fixed")
+POLICIES = ("instant", "margin", "predict", "floor", "fixed", "olla")
+OLLA_MAX_DB = 15.0   # the learned back-off stays within +-this
 
 
 def _finite(name, value, lo=-math.inf, hi=math.inf) -> float:
@@ -51,7 +59,8 @@ class FeedbackPolicy:
 
     def __init__(self, policy: str = "instant", design_snr_db: float = 10.0, margin_db: float = 0.0,
                  delay_s: float = 0.0, history: int = 8, lead_s: float = 0.0,
-                 max_slope_db_s: float = 20.0, max_extrap_db: float = 3.0):
+                 max_slope_db_s: float = 20.0, max_extrap_db: float = 3.0, olla_step_db: float = 1.0,
+                 olla_target: float = 0.1):
         if policy not in POLICIES:
             raise InputError(f"feedback policy must be one of {', '.join(POLICIES)}, got {policy!r}")
         self.policy = policy
@@ -62,6 +71,10 @@ class FeedbackPolicy:
         self.lead_s = _finite("lead_s", lead_s, 0, 3600)
         self.max_slope_db_s = _finite("max_slope_db_s", max_slope_db_s, 0, 1e6)
         self.max_extrap_db = _finite("max_extrap_db", max_extrap_db, 0, 100)
+        self.olla_step_db = _finite("olla_step_db", olla_step_db, 0, 10)
+        self.olla_target = _finite("olla_target", olla_target, 0.001, 0.5)
+        self.olla_offset_db = 0.0   # the learned back-off (olla), from acknowledge()
+        self.acks = [0, 0]          # images acknowledged (good, failed)
         self._lock = threading.Lock()
         self._pending: collections.deque = collections.deque()      # (t_avail, t_meas, snr), by t_avail
         self._usable: collections.deque = collections.deque(maxlen=self.history)   # (t_meas, snr)
@@ -78,6 +91,19 @@ class FeedbackPolicy:
             t_avail = float(now) + self.delay_s
             # arrival order = availability order (same hold for every estimate)
             self._pending.append((t_avail, tm, snr_db))
+
+    def acknowledge(self, ok: bool) -> float:
+        """The receiver's verdict on one image (every policy counts it; ``olla`` encodes with it).
+        -> the back-off now."""
+        with self._lock:
+            if ok:
+                self.acks[0] += 1
+                step = -self.olla_step_db * self.olla_target / (1.0 - self.olla_target)
+            else:
+                self.acks[1] += 1
+                step = self.olla_step_db
+            self.olla_offset_db = max(-OLLA_MAX_DB, min(OLLA_MAX_DB, self.olla_offset_db + step))
+            return self.olla_offset_db
 
     def _release(self, now: float):
         while self._pending and self._pending[0][0] <= now:
@@ -102,6 +128,8 @@ class FeedbackPolicy:
             return s_last
         if self.policy == "floor":
             return max(self.design_snr_db, s_last - self.margin_db)
+        if self.policy == "olla":
+            return s_last - self.margin_db - self.olla_offset_db
         if self.policy == "margin" or len(pts) < 2:
             return s_last - self.margin_db
         return predict_linear(pts, now + self.lead_s, self.max_slope_db_s, self.max_extrap_db) - self.margin_db
