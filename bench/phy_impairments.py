@@ -74,6 +74,14 @@ def _settle(tx, frames_sent: int, quiet_s: float = 0.3):
             last, t_last = tx.feedback_count, time.monotonic()
 
 
+def _await_acks(tx, images_sent: int, timeout_s: float):
+    """Wait until the receiver's verdicts on every image sent so far reached the TX (olla): the
+    receiver decodes in its own thread, after the frames' SNR feedback went out."""
+    deadline = time.monotonic() + timeout_s
+    while sum(tx.policy.acks) < images_sent and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
             feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3, snr_loop: bool = False,
@@ -102,6 +110,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
             if csi_feedback or snr_loop:   # stop-and-wait: the next image may use what this one taught
                 if tx.await_feedback(feedback_timeout_s):
                     _settle(tx, sum(sent), feedback_quiet_s)
+                if snr_loop and feedback_policy == "olla":   # and the receiver's verdict on it
+                    _await_acks(tx, len(sent), feedback_timeout_s)
     finally:
         tx.finish()   # eos: the stream ends and the whole graph drains
     _wait(tb, timeout_s)
