@@ -135,6 +135,7 @@ class HybridCodec:
     # -- sizes
     def payload_symbols(self, shape, cbr: float, side_info=b"") -> int:
         n_pix = int(shape[0]) * int(shape[1])
+        # every hybrid side info has SIDE_INFO_LEN bytes: a receiver that lost it still sizes the frame
         side_sym = 8 * len(side_info or b"\0" * SIDE_INFO_LEN) / SIDE_INFO_BITS_PER_SYMBOL
         n = int(math.floor(float(cbr) * n_pix - side_sym))
         if n < 1:

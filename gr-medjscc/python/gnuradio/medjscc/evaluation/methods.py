@@ -502,6 +502,7 @@ def hybrid_air_point(method, refiner, image, mask, snr_db, cbr, link, seed_words
     design SNR in the header side info, a CRC-16 on the base), ZF-equalised symbols weighted by
     their 1/SNR_i at the RX. -> (recon, decode_ok, cbr_total, cbr_air, base bytes, row label);
     ``decode_ok``: the side info, the side frame and the base (if any) decoded, as on the symbol link."""
+    from ..codec import hybrid
     from ..codec.hybrid_codec import HybridCodec, HybridSideInfoError
     from .source import grey_image
 
@@ -510,8 +511,7 @@ def hybrid_air_point(method, refiner, image, mask, snr_db, cbr, link, seed_words
     rx, side_info, erased, inv_snr = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words,
                                                  equalizer="zf")
     cbr_air = air_cbr(link, enc.symbols.size, len(enc.side_info), image.size, snr_db)
-    from ..codec import hybrid
-
+    # the row label is the planned split's, as on the symbol link (one per SNR: rows aggregate)
     label = hybrid.layout(enc.symbols.size, enc.snr_db,
                           hybrid.split_rule(enc.snr_db, cbr=enc.symbols.size / image.size)).label
     try:
