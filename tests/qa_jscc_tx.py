@@ -106,7 +106,7 @@ class qa_jscc_tx(gr_unittest.TestCase):
         try:
             post(tx, "snr", to_pmt({"snr_db": 9.0}))
             for m in ({"decoded": False}, {"decoded": True, "base_ok": False}, {"decoded": True, "base_ok": "none"},
-                      {"status": "decoded"}):
+                      {"status": "decoded"}, {"decoded": False, "nonce": (tx.nonce + 1) % 65536}):
                 post(tx, "ack", to_pmt(m))
             post(tx, "ack", pmt.intern("nope"))
             deadline = time.monotonic() + HANG_S

@@ -218,3 +218,14 @@ def test_sweep_runs_the_hybrid_on_the_ofdm_link(drr):
     assert math.isfinite(r["cbr_air"]) and r["cbr_air"] > 3 * r["cbr_total"]   # preambles, pilots, CP
     assert r["mcs"].split("+")[0] == s["mcs"].split("+")[0] and r["source_bytes"] > 0
     assert r["roi_psnr"] > s["roi_psnr"] - 1.5, (r["roi_psnr"], s["roi_psnr"])
+
+
+def test_ack_message_carries_the_verdict_only():
+    """What jscc_rx publishes for a transmitter's outer loop (it may cross the network)."""
+    from gnuradio.medjscc.blocks.jscc_rx import ack_message
+
+    full = {"image_id": 7, "nonce": 3, "decoded": True, "base_ok": False, "path": "/x/rx_00007.png",
+            "error": "hybrid: the base frame failed", "psnr": 12.0, "shown": "analog_over_grey"}
+    assert ack_message(full) == {"image_id": 7, "nonce": 3, "decoded": True, "base_ok": False}
+    assert ack_message({"image_id": 1, "nonce": 2, "decoded": False, "base_ok": "none"}) == \
+        {"image_id": 1, "nonce": 2, "decoded": False}

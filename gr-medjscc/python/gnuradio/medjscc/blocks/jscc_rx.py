@@ -116,6 +116,14 @@ def needs_side_info(codec) -> bool:
     return bool(getattr(cfg, "variable_length", False) or getattr(cfg, "linear_path", False))
 
 
+def ack_message(result: dict) -> dict:
+    """The verdict on one image for the transmitter's outer loop (``jscc_tx`` port ``ack``)."""
+    msg = {"image_id": int(result["image_id"]), "nonce": int(result["nonce"]), "decoded": bool(result.get("decoded"))}
+    if isinstance(result.get("base_ok"), bool):
+        msg["base_ok"] = result["base_ok"]
+    return msg
+
+
 def _note_sections(result: dict, info: dict) -> bool:
     """Put a hybrid frame's section outcome in ``result`` (``side_frame_ok``, ``base_ok``,
     ``shown``, ``layout``, ``refined``); -> whether every section decoded. Decoded are a full
@@ -364,7 +372,9 @@ class JsccReceiverCore:
 
 
 class jscc_rx(gr.basic_block):
-    """Message ports: in ``pdus``, in ``snr``; out ``image``, out ``metrics``.
+    """Message ports: in ``pdus``, in ``snr``; out ``image``, out ``metrics``, out ``ack`` (the
+    verdict on each image for the transmitter's outer loop: ``{image_id, nonce, decoded}`` and,
+    from the hybrid codec, ``base_ok``; nothing else, as it may cross the network).
 
     Args:
         model: codec name or weights path (or a Codec object from Python).
@@ -437,7 +447,7 @@ class jscc_rx(gr.basic_block):
         self._tick_out = False              # an expiry tick waits in the "pdus" queue
         for port in ("pdus", "snr"):
             self.message_port_register_in(pmt.intern(port))
-        for port in ("image", "metrics"):
+        for port in ("image", "metrics", "ack"):
             self.message_port_register_out(pmt.intern(port))
         self.set_msg_handler(pmt.intern("pdus"), self._handle_pdu)
         self.set_msg_handler(pmt.intern("snr"), self._handle_snr)
@@ -569,6 +579,8 @@ class jscc_rx(gr.basic_block):
                 {"image_id": r["image_id"], "height": img.shape[0], "width": img.shape[1],
                  "path": r.get("path", ""), "status": r.get("status", ""),
                  "decoded": bool(r.get("decoded", False))}, img.reshape(-1)))
+            if r.get("status") != STATUS_DROPPED:   # a dropped image was never judged
+                self.message_port_pub(pmt.intern("ack"), to_pmt(ack_message(r)))
             self.message_port_pub(pmt.intern("metrics"), to_pmt(
                 {k: v for k, v in r.items() if k != "image"}))
 

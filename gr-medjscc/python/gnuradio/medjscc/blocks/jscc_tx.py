@@ -17,8 +17,10 @@ Late feedback (satellite links): ``feedback_delay_ms`` holds every SNR message t
 the CAU may use it, and ``feedback_policy`` (``instant`` | ``margin`` | ``predict`` | ``floor`` | ``fixed`` | ``olla``, with
 ``feedback_margin_db``) says how the CAU turns the old estimates into an encoding SNR; see
 ``snr_feedback_policy``. ``olla`` also learns a back-off from the receiver's verdicts: connect
-``jscc_rx``'s ``metrics`` to port ``ack`` (a dict with ``decoded`` and, from the hybrid codec,
-``base_ok``; an image counts as good when it decoded and its base did not fail). ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
+``jscc_rx``'s ``ack`` output to port ``ack`` (a dict with ``decoded`` and, from the hybrid codec,
+``base_ok``; an image counts as good when it decoded and its base did not fail; a verdict naming
+another transmission's ``nonce`` is ignored). Across processes the receiver publishes its verdicts
+on the SNR feedback socket (``link.run_rx``), and ``run_tx`` hands them to ``ack``. ``instant`` without delay is the plain closed loop; ``fixed`` ignores the
 feedback and encodes for ``snr_db`` (the design SNR). ``history`` records the SNR used per image.
 
 Carrier mapping (``csi_mapping``): with it on, a ``carrier_rank`` and ``csi_tag`` in the SNR
@@ -253,6 +255,8 @@ class jscc_tx(gr.basic_block):
             info = None
         if not isinstance(info, dict) or "decoded" not in info:
             return
+        if info.get("nonce") is not None and int(info["nonce"]) != self.nonce:
+            return   # about another transmission (a restarted or second transmitter)
         ok = bool(info["decoded"]) and info.get("base_ok") is not False
         self.policy.acknowledge(ok)
 

@@ -21,6 +21,7 @@ from ..netaddr import check_zmq_address
 from ._codecadapt import get_codec, read_image, read_mask
 from ._msgtools import pdu_collector, quiet_gr_logs
 from ._phyadapt import make_params
+from ._pmtutil import snr_from_message
 from .channel_preset import channel_preset
 from .jscc_rx import jscc_rx
 from .jscc_tx import jscc_tx
@@ -34,13 +35,16 @@ DEFAULT_SNR_ADDRESS = "tcp://127.0.0.1:5556"
 
 
 class _msg_counter(pdu_collector):
-    """Counts the messages it gets (keeps only the last)."""
+    """Counts the SNR messages it gets (keeps only the last); the receiver's verdicts on the same
+    socket are not SNR feedback."""
 
     def __init__(self):
         pdu_collector.__init__(self, keep=1)
         self.count = 0
 
     def _handle(self, msg):
+        if snr_from_message(msg) is None:
+            return
         self.count += 1
         pdu_collector._handle(self, msg)
 
@@ -122,6 +126,7 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     if snr_address:
         blocks["snr_sub"] = zeromq.sub_msg_source(snr_address, 100, False)
         tb.msg_connect(blocks["snr_sub"], "out", tx, "snr")
+        tb.msg_connect(blocks["snr_sub"], "out", tx, "ack")   # the receiver's verdicts ride along (olla)
         # jscc_tx stops handling messages once it has sent everything (it marks itself done):
         # feedback for the last images, or for all of a short unpaced run, is counted here
         blocks["fb_count"] = _msg_counter()
@@ -259,6 +264,7 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     if snr_address:
         b["snr_pub"] = zeromq.pub_msg_sink(snr_address, 100, True)
         tb.msg_connect(fb, "snr", b["snr_pub"], "in")
+        tb.msg_connect(jrx, "ack", b["snr_pub"], "in")   # verdicts for a transmitter's outer loop
     finished = threading.Event()
     with quiet_gr_logs():   # hier-block buffer settings are applied (and logged) at start
         tb.start()

@@ -84,7 +84,7 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_tx"], "snr")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_rx"], "snr")
     if snr_loop and feedback_policy == "olla":
-        tb.msg_connect(blocks["jscc_rx"], "metrics", blocks["jscc_tx"], "ack")
+        tb.msg_connect(blocks["jscc_rx"], "ack", blocks["jscc_tx"], "ack")
     return blocks
 
 

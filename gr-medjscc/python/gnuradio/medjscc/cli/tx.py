@@ -23,12 +23,14 @@ def add_arguments(parser):
     parser.add_argument("--feedback-timeout", type=float, default=10.0,
                         help="with --wait-feedback: seconds to wait for feedback before sending anyway")
     parser.add_argument("--timeout", type=float, default=120.0, help="give up after this many seconds")
-    parser.add_argument("--feedback-policy", default="instant", choices=("instant", "margin", "predict", "floor", "fixed"),
+    parser.add_argument("--feedback-policy", default="instant", choices=("instant", "margin", "predict", "floor", "fixed", "olla"),
                         help="how the CAU uses (late) SNR feedback: newest estimate, minus a margin, "
                              "linear prediction minus the margin, newest minus margin but never below the design SNR "
-                             "(--snr-db), or the fixed design SNR")
+                             "(--snr-db), the fixed design SNR, or olla: newest minus margin minus a back-off "
+                             "learned from the receiver's verdicts (outer loop; 'medjscc rx' publishes them with "
+                             "its SNR feedback)")
     parser.add_argument("--feedback-margin-db", type=float, default=0.0, metavar="DB",
-                        help="margin subtracted by --feedback-policy margin/predict")
+                        help="margin subtracted by --feedback-policy margin/predict/olla")
     parser.add_argument("--feedback-delay-ms", type=float, default=0.0, metavar="MS",
                         help="hold each SNR feedback message this long before the CAU uses it")
     parser.add_argument("--csi-mapping", action="store_true",
