@@ -14,7 +14,7 @@ from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
 from gnuradio.medjscc.blocks.ofdm_analog_rx import ofdm_analog_rx  # noqa: E402
 from gnuradio.medjscc.blocks.ofdm_analog_tx import ofdm_analog_tx  # noqa: E402
 from gnuradio.medjscc.blocks.snr_feedback import snr_feedback  # noqa: E402
-from qa_helpers import channel_stepper, shared_codec, synthetic_image  # noqa: E402
+from qa_helpers import channel_stepper, connect_stepped_loop, shared_codec, synthetic_image  # noqa: E402
 
 N_IMAGES, STEP_AT = 10, 5          # 64x64 images: one OFDM frame each
 
@@ -38,12 +38,7 @@ class qa_closed_loop(gr_unittest.TestCase):
             step = channel_stepper(chan, STEP_AT - 1, 5.0)
             fb = snr_feedback(alpha=0.3, jump_db=3.0)
             rx = jscc_rx(model=codec, image_size=64, snr_source="feedback", params=params, timeout_s=60.0)
-            tb.msg_connect(tx, "frames", otx, "pdus")
-            tb.connect(otx, chan, orx)
-            tb.msg_connect(orx, "pdus", rx, "pdus")
-            tb.msg_connect(orx, "pdus", step, "in")
-            tb.msg_connect(step, "out", fb, "rx")
-            tb.msg_connect(fb, "snr", tx, "snr")
+            connect_stepped_loop(tb, tx, otx, chan, orx, rx, step, fb)
             tb.msg_connect(fb, "snr", rx, "snr")
             tb.run()   # jscc_tx ends the run after N_IMAGES (stop-and-wait on the feedback)
         self.assertTrue(step.stepped)

@@ -137,3 +137,15 @@ def channel_stepper(channel, after_image: int, new_snr_db: float):
     frame of image ``after_image`` arrives, sets ``channel``'s SNR to ``new_snr_db`` (before that
     frame's feedback leaves, so the step lands exactly between images). ``stepped`` says it did."""
     return _stepper_class()(channel, after_image, new_snr_db)
+
+
+def connect_stepped_loop(tb, tx, otx, chan, orx, rx, step, fb):
+    """The closed SNR loop of qa_closed_loop / qa_hybrid_air: jscc_tx -> OFDM TX -> channel -> OFDM RX
+    -> jscc_rx, and the RX PDUs through ``channel_stepper`` ``step`` into ``snr_feedback`` ``fb``,
+    whose SNR goes back to jscc_tx."""
+    tb.msg_connect(tx, "frames", otx, "pdus")
+    tb.connect(otx, chan, orx)
+    tb.msg_connect(orx, "pdus", rx, "pdus")
+    tb.msg_connect(orx, "pdus", step, "in")
+    tb.msg_connect(step, "out", fb, "rx")
+    tb.msg_connect(fb, "snr", tx, "snr")

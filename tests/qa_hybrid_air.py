@@ -20,7 +20,7 @@ from gnuradio.medjscc.codec import hybrid, load_codec  # noqa: E402
 from gnuradio.medjscc.config import LinkConfig  # noqa: E402
 from gnuradio.medjscc.metrics import image_metrics  # noqa: E402
 from gnuradio.medjscc.snr import complex_awgn  # noqa: E402
-from qa_helpers import channel_stepper  # noqa: E402
+from qa_helpers import channel_stepper, connect_stepped_loop  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +81,7 @@ def test_feedback_picks_the_base_mcs(codec, drrs, tmp_path):
     step = channel_stepper(chan, step_after, 5.0)
     fb = snr_feedback(alpha=0.3, jump_db=3.0)
     rx = jscc_rx(model=codec, snr_source="frames", params=params, timeout_s=60.0)
-    tb.msg_connect(tx, "frames", otx, "pdus")
-    tb.connect(otx, chan, orx)
-    tb.msg_connect(orx, "pdus", rx, "pdus")
-    tb.msg_connect(orx, "pdus", step, "in")
-    tb.msg_connect(step, "out", fb, "rx")
-    tb.msg_connect(fb, "snr", tx, "snr")
+    connect_stepped_loop(tb, tx, otx, chan, orx, rx, step, fb)
     tb.run()
     assert step.stepped
     res = sorted(rx.results, key=lambda r: r["image_id"])

@@ -41,6 +41,16 @@ def cli(*args):
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def finish_pair(tx, rx, timeout_s: float = 360.0):
+    """Wait for a TX and an RX process; both must exit 0 (their stderr tails otherwise). ->
+    (tx stdout, rx stdout)."""
+    tx_out, tx_err = tx.communicate(timeout=timeout_s)
+    rx_out, rx_err = rx.communicate(timeout=timeout_s)
+    assert tx.returncode == 0, tx_err[-3000:]
+    assert rx.returncode == 0, rx_err[-3000:]
+    return tx_out, rx_out
+
+
 HANG_S = 120.0   # deadline for runs that must end by themselves: only a real hang reaches it
 
 
@@ -134,10 +144,7 @@ def test_carrier_ranking_fed_back_across_processes(image_file, ranking):
     wait_listening(fb)
     tx = cli("tx", image_file, "--zmq", iq, "--snr-address", fb, "--repeat", 3, "--wait-feedback",
              "--interval", 0.5, "--csi-mapping", "--timeout", 300)
-    tx_out, tx_err = tx.communicate(timeout=360)
-    rx_out, rx_err = rx.communicate(timeout=360)
-    assert tx.returncode == 0, tx_err[-3000:]
-    assert rx.returncode == 0, rx_err[-3000:]
+    tx_out, rx_out = finish_pair(tx, rx)
     res = json_lines(tx_out)[-1]
     tags = res["csi_tags"]
     assert res["receiver_heard"] is True
@@ -174,10 +181,7 @@ def test_outer_loop_across_processes(tmp_path):
     tx = cli("tx", img, "--mask", msk, "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast",
              "--codec-snr-db", 8, "--repeat", 8, "--wait-feedback", "--interval", 0.5, "--feedback-policy", "olla",
              "--timeout", 300)
-    tx_out, tx_err = tx.communicate(timeout=360)
-    rx_out, rx_err = rx.communicate(timeout=360)
-    assert tx.returncode == 0, tx_err[-3000:]
-    assert rx.returncode == 0, rx_err[-3000:]
+    tx_out, rx_out = finish_pair(tx, rx)
     res = json_lines(tx_out)[-1]
     cau = res["cau_snr_db"]
     assert len(cau) == 8 and cau[0] == 8.0 and cau[-1] < cau[0] - 2.0, cau
