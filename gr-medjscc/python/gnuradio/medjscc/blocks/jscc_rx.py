@@ -443,6 +443,7 @@ class jscc_rx(gr.basic_block):
         self._quit = False
         self._worker = None
         self._stop = threading.Event()
+        self._stopping = False   # stop() is running: no more verdicts on "ack"
         self._timer = None
         self._tick_out = False              # an expiry tick waits in the "pdus" queue
         for port in ("pdus", "snr"):
@@ -567,6 +568,19 @@ class jscc_rx(gr.basic_block):
                     r["path"] = str(paths[0])
                 except Exception as e:
                     r["error"] = (r.get("error", "") + f"; write: {e}").strip("; ")
+            # publish before counting: a caller that stops the flowgraph once it sees the count
+            # (link.run_rx) never stops it under a publish still in progress
+            img = r["image"]
+            self.message_port_pub(pmt.intern("image"), make_pdu(
+                {"image_id": r["image_id"], "height": img.shape[0], "width": img.shape[1],
+                 "path": r.get("path", ""), "status": r.get("status", ""),
+                 "decoded": bool(r.get("decoded", False))}, img.reshape(-1)))
+            # a dropped image was never judged; verdicts found while stopping reach no transmitter
+            # in time, and the ZMQ sink they may go to is stopping too
+            if r.get("status") != STATUS_DROPPED and not self._stopping:
+                self.message_port_pub(pmt.intern("ack"), to_pmt(ack_message(r)))
+            self.message_port_pub(pmt.intern("metrics"), to_pmt(
+                {k: v for k, v in r.items() if k != "image"}))
             self.results.append(r)
             self.results_total += 1
             self.images_decoded += bool(r.get("decoded"))
@@ -574,15 +588,6 @@ class jscc_rx(gr.basic_block):
             self.last_result_time = time.monotonic()
             if len(self.results) > self._keep:
                 del self.results[0]
-            img = r["image"]
-            self.message_port_pub(pmt.intern("image"), make_pdu(
-                {"image_id": r["image_id"], "height": img.shape[0], "width": img.shape[1],
-                 "path": r.get("path", ""), "status": r.get("status", ""),
-                 "decoded": bool(r.get("decoded", False))}, img.reshape(-1)))
-            if r.get("status") != STATUS_DROPPED:   # a dropped image was never judged
-                self.message_port_pub(pmt.intern("ack"), to_pmt(ack_message(r)))
-            self.message_port_pub(pmt.intern("metrics"), to_pmt(
-                {k: v for k, v in r.items() if k != "image"}))
 
     def _expiry_loop(self):
         # timeouts are checked in the message handler, behind the frames already queued: a loaded
@@ -604,6 +609,7 @@ class jscc_rx(gr.basic_block):
         return self.results_since(seen)[0]
 
     def start(self):
+        self._stopping = False
         self._stop.clear()
         self._tick_out = False
         threaded = self.max_pending_images > 0
@@ -620,6 +626,7 @@ class jscc_rx(gr.basic_block):
     def stop(self):
         """Decode what is pending (at most ``stop_timeout_s``), report the rest ``dropped``, end
         the threads. Runs in the block's scheduler thread: tb.wait() returns after it."""
+        self._stopping = True
         self._stop.set()
         if self._timer is not None:
             self._timer.join(timeout=2)
