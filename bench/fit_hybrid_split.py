@@ -5,7 +5,9 @@ seeded AWGN symbol link of the sweep (a failed frame counts as what the receiver
 
 * base share (0 = pure analog, ``--shares``) x base codec (``--codecs``) x base MCS backoff
   (``--backoffs``: the envelope rule's MCS for SNR - backoff) x the analog layer's weight outside
-  the ROI (``--bg-weights``; 1 = no mask) x how the band variances reach the receiver: a side
+  the ROI (``--bg-weights``; 1 = no mask), and also, where the split has a base, weights whose
+  receiver learns the mask and undoes them (``--rx-bg-weights``: the ROI grid code in the base
+  payload, ``hybrid.Split.rx_mask``) x how the band variances reach the receiver: a side
   frame of ``--bands`` variances, or a prior (no side frame): the geometric mean over the
   validation images of the band variances that split's analog layer carries
   (``hybrid.PRIOR_BANDS`` bands), fitted at that SNR on ``--prior-images`` other validation
@@ -14,9 +16,13 @@ seeded AWGN symbol link of the sweep (a failed frame counts as what the receiver
 ``analog_prior`` (the band variances of ``image - 128`` on the prior images) serves a prior split
 whose base is not sent (an SNR below the lowest MCS, a budget too small for the base).
 
-At each SNR: the reference is the candidate without mask (bg weight 1) of best mean ROI-PSNR; the
-split is the candidate of best mean ROI-PSNR among those whose mean whole-image PSNR is at most
-``--psnr-slack`` dB below the reference's (the ROI is not bought with the rest of the image).
+At each SNR: the reference is the candidate without weight (bg weight 1) of best mean ROI-PSNR;
+the split is the candidate of best mean ROI-PSNR among those whose mean whole-image PSNR is at
+most ``--psnr-slack`` dB below the reference's (the ROI is not bought with the rest of the image).
+Three tables are written: ``split`` (that choice), ``split_tx_mask`` (the same choice among the
+candidates whose mask only the TX knows: the rule before ``rx_mask`` existed, the frames
+medjscc-hda's refiner was trained on) and ``split_nomask`` (the best that uses no mask at all: no
+weight, no ROI-JPEG2000; sweep method ``hybrid-softcast-nomask``, what the mask buys).
 At run time an SNR uses the split of the highest fitted SNR at or below it.
 
 ``--merge`` adds the SNRs of this run to the existing ``--out`` file (same images, priors, CBR and
@@ -49,6 +55,7 @@ def analog_prior(items) -> list:
     return hybrid.quantise_variances(np.exp(np.mean(logs, axis=0))).tolist()
 
 
+SPLIT_TABLES = ("split", "split_tx_mask", "split_nomask")
 MERGE_KEYS = ("split", "data", "images", "prior_images", "cbr", "seed", "psnr_slack_db")
 
 
@@ -69,7 +76,8 @@ def merge_fits(old: dict, new: dict) -> dict:
                                                     **new["fit"]["mean_roi_psnr_psnr_decode_rate"]})
     fit["seconds"] = round(old["fit"].get("seconds", 0) + new["fit"]["seconds"], 1)
     fit["merged_commands"] = list(old["fit"].get("merged_commands", [])) + [new["fit"]["command"]]
-    return dict(old, split=by_snr({**old["split"], **new["split"]}), fit=fit)
+    tables = {k: by_snr({**old.get(k, {}), **new.get(k, {})}) for k in SPLIT_TABLES if k in old or k in new}
+    return dict(old, **tables, fit=fit)
 
 
 def main(argv=None) -> int:
@@ -85,6 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--codecs", default="j2k-roi,j2k")
     ap.add_argument("--backoffs", default="0,2", help="base MCS backoffs in dB")
     ap.add_argument("--bg-weights", default="1,0.7,0.5", help="analog weights outside the ROI")
+    ap.add_argument("--rx-bg-weights", default="0.7,0.5,0.4",
+                    help="weights outside the ROI that the receiver undoes (it learns the mask); '' = none")
     ap.add_argument("--psnr-slack", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=1234, help="channel seed (not the sweep's default 0)")
     ap.add_argument("--out", default=None, help="write the split JSON here")
@@ -124,14 +134,26 @@ def main(argv=None) -> int:
     backoffs = parse_spec(args.backoffs)
     bgs = parse_spec(args.bg_weights)
 
-    def prior_split(share, codec, snr, bg, back):
-        dummy = hybrid.Split(share, hybrid.PRIOR_BANDS, codec, (0,) * hybrid.PRIOR_BANDS, bg, back)
+    def prior_split(share, codec, snr, bg, back, rxm):
+        dummy = hybrid.Split(share, hybrid.PRIOR_BANDS, codec, (0,) * hybrid.PRIOR_BANDS, bg, back, rxm)
         logs = [np.log(np.maximum(hybrid.base_residual_variances(it["image"], it["mask"], snr,
                                                                  methods.n_symbols(cbr, it["image"].shape), dummy),
                                   1e-30)) for it in prior_items]
         codes = hybrid.quantise_variances(np.exp(np.mean(logs, axis=0)))
-        return hybrid.Split(share, hybrid.PRIOR_BANDS, codec, tuple(int(c) for c in codes), bg, back)
+        return hybrid.Split(share, hybrid.PRIOR_BANDS, codec, tuple(int(c) for c in codes), bg, back, rxm)
 
+    rx_bgs = parse_spec(args.rx_bg_weights) if args.rx_bg_weights.strip() else []
+    if any(not 0 < w < 1 for w in rx_bgs):
+        raise InputError("--rx-bg-weights must lie in (0, 1)")
+
+    def weightings(share):
+        """(bg weight, rx_mask) pairs; a split without base has nowhere to carry the mask"""
+        return [(bg, False) for bg in bgs] + ([(bg, True) for bg in rx_bgs] if share > 0 else [])
+
+    def uses_mask(sp) -> bool:
+        return sp.bg_weight < 1.0 or "roi" in sp.codec
+
+    out["split_tx_mask"], out["split_nomask"] = {}, {}
     out["analog_prior"] = analog_prior(prior_items)
     for snr in snrs:
         scores = {}
@@ -139,9 +161,9 @@ def main(argv=None) -> int:
         for share in [0.0] + [s for s in shares if s > 0]:
             for codec in (["j2k"] if share == 0 else codecs):
                 for back in ([0.0] if share == 0 else backoffs):
-                    for bg in bgs:
-                        cands += [hybrid.Split(share, b, codec, None, bg, back) for b in bands]
-                        cands += [prior_split(share, codec, snr, bg, back)]
+                    for bg, rxm in weightings(share):
+                        cands += [hybrid.Split(share, b, codec, None, bg, back, rxm) for b in bands]
+                        cands += [prior_split(share, codec, snr, bg, back, rxm)]
         for sp in cands:
             vals, whole, oks = [], [], []
             for it in items:
@@ -160,12 +182,17 @@ def main(argv=None) -> int:
             if vals is None:
                 continue
             key = (f"{sp.base_share:g}/{'prior' if sp.prior_codes else sp.n_bands}/{sp.codec}"
-                   f"/bg{sp.bg_weight:g}/back{sp.base_backoff_db:g}")
+                   f"/bg{sp.bg_weight:g}{'m' if sp.rx_mask else ''}/back{sp.base_backoff_db:g}")
             scores[key] = (float(np.mean(vals)), float(np.mean(oks)), sp, float(np.mean(whole)))
         ref = max((v for v in scores.values() if v[2].bg_weight >= 1.0), key=lambda v: v[0])
-        best = max((v for v in scores.values() if v[3] >= ref[3] - args.psnr_slack), key=lambda v: v[0])
+        within = [v for v in scores.values() if v[3] >= ref[3] - args.psnr_slack]
+        best = max(within, key=lambda v: v[0])
         sp = best[2]
         out["split"][f"{snr:g}"] = hybrid.split_to_json(sp)
+        out["split_tx_mask"][f"{snr:g}"] = hybrid.split_to_json(
+            max((v for v in within if not v[2].rx_mask), key=lambda v: v[0])[2])
+        out["split_nomask"][f"{snr:g}"] = hybrid.split_to_json(
+            max((v for v in scores.values() if not uses_mask(v[2])), key=lambda v: v[0])[2])
         table[f"{snr:g}"] = {k: [round(v[0], 3), round(v[3], 3), round(v[1], 3)] for k, v in scores.items()}
         print(f"{snr:6.1f} dB: {sp}  ROI-PSNR {best[0]:.2f} dB PSNR {best[3]:.2f} dB (decoded {best[1]:.0%}); "
               f"no mask: {ref[0]:.2f} / {ref[3]:.2f} dB", flush=True)

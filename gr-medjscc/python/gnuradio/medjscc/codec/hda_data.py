@@ -29,7 +29,7 @@ def base_budgets(n_total: int, snrs, cbr: float) -> dict:
 
     out: dict = {}
     for snr in snrs:
-        lay = hybrid.layout(n_total, float(snr), hybrid.split_rule(float(snr), cbr=cbr))
+        lay = hybrid.layout(n_total, float(snr), hybrid.split_rule(float(snr), cbr=cbr, rx_mask=False))
         key = (None, 0)
         if lay.has_base:
             key = (lay.codec, lay.base_stream_bytes)
@@ -146,7 +146,7 @@ def hybrid_sample(image, mask, snr_design: float, snr_true: float, n_total: int,
 
     image = np.ascontiguousarray(image, np.uint8)
     cbr = n_total / image.size
-    split = hybrid.split_rule(float(snr_design), cbr=cbr)
+    split = hybrid.split_rule(float(snr_design), cbr=cbr, rx_mask=False)   # the refiner's frames
     lay = hybrid.layout(int(n_total), float(snr_design), split)
     base = np.full(image.shape, hybrid.GREY)
     if lay.has_base and stream:

@@ -32,6 +32,9 @@ Method families (``METHODS``):
 * ``medjscc-hda`` (``codec/hda.py``): the same frames as ``hybrid-softcast``, received by the
   learned SNR-aware refinement decoder (``models/hda_refiner.pt``) where they decoded; rows as
   ``hybrid-softcast``'s, plus ``model_sha256``.
+* ``hybrid-softcast-nomask``: ``hybrid-softcast`` with the split fitted without the mask (no ROI
+  JPEG2000, no weighting: the fit's reference, ``split_nomask``), symbol link only. Beside
+  ``hybrid-softcast`` it measures what the ROI mask buys (issue #13).
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
@@ -65,8 +68,10 @@ CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
 # codec/hybrid.py: digital base + SoftCast-style analog residual; medjscc-hda adds the learned
 # refinement decoder (codec/hda.py) to the same frames
-HYBRID = ("hybrid-softcast", "medjscc-hda")
+HYBRID = ("hybrid-softcast", "medjscc-hda", "hybrid-softcast-nomask")
 HYBRID_REFINER = {"medjscc-hda": "hda_refiner"}
+# the hybrid without any use of the mask (codec/hybrid.py split_nomask): what the mask is worth
+HYBRID_NOMASK = ("hybrid-softcast-nomask",)
 METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE + HYBRID
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
@@ -573,11 +578,14 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
             refiner = hybrid_refiner(HYBRID_REFINER[method]) if method in HYBRID_REFINER else None
             sha = "" if refiner is None else refiner.sha256
             if lk.name == "symbol":
-                from ..codec.hybrid import sweep_point
+                from ..codec.hybrid import split_rule, sweep_point
 
-                recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words,
+                split = split_rule(snr_db, cbr=n_sym / n_pix, nomask=True) if method in HYBRID_NOMASK else None
+                recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words, split,
                                                            refiner=refiner)
                 emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes, sha)
+            elif method in HYBRID_NOMASK:
+                raise InputError(f"method {method} runs on --link symbol only")
             else:
                 recon, ok, cbr_total, cbr_air, nbytes, picked = hybrid_air_point(
                     method, refiner, image, mask, snr_db, cbr, lk, seed_words, budget)
