@@ -16,7 +16,7 @@ frame ``[side | base | analog]``:
   rule says so) at the MCS the envelope's validation-fitted rule picks for the SNR the TX knows,
   filling the frame's payload. Below the lowest MCS of that rule, or when the split rule gives it
   no share, there is no base (pure analog, no cliff). Where the split says ``rx_mask``, the ROI's
-  grid code (``roi.sideinfo``, ~13 bytes) leads the stream, so the receiver knows the mask too.
+  grid code (``roi.sideinfo``, 12-16 bytes and a length byte) leads the stream, so the receiver knows the mask too.
 * **analog** (``n_analog`` symbols, the rest): the base layer's error ``image - base`` in a
   full-frame orthonormal 2-D DCT. Coefficients are grouped in radial bands (log-spaced rings: 16 rings
   lost 0.1-0.7 dB to 1024 chunks of 8x8 coefficients on JPEG2000 residuals, both with exact
@@ -479,10 +479,10 @@ def _base_stream(image, mask, codec: str, budget: int):
 
 ROI_FEATHER_PX = 2.0   # Gaussian width of the mask's edge (as RoiJ2kCodec): no hard seam in the residual
 # The mask the RX learns (``rx_mask``): the ROI on a grid of one cell per MASK_CELL_PX pixels, a
-# cell being ROI when half of it is (``roi.sideinfo``'s code, ~13 bytes for two lungs at 256 px;
-# 8-px cells cost ~24 bytes for no gain, "any" cells widen the ROI by -0.1 to -0.35 dB whole-image
-# PSNR, measured on validation DRRs at 10 dB), feathered wider than a pixel mask because its edges
-# are blocky.
+# cell being ROI when half of it is (``roi.sideinfo``'s code, 12-16 bytes for two lungs at 256 px;
+# in a one-off check on validation DRRs at 10 dB, 8-px cells cost more bytes for no gain and "any"
+# cells widened the ROI at the background's expense), feathered wider than a pixel mask because
+# its edges are blocky.
 MASK_CELL_PX = 16
 MASK_GRID_RULE = "majority"
 MASK_FEATHER_PX = 4.0
