@@ -162,9 +162,10 @@ def test_carrier_ranking_fed_back_across_processes(image_file, ranking):
 def test_outer_loop_across_processes(tmp_path):
     """The hybrid codec between two processes on static multipath at 8 dB, the mean SNR fed back
     (it overstates what the LDPC base sees): with --feedback-policy olla the TX learns a back-off
-    from the verdicts the RX publishes beside its SNR feedback, and the last images keep their base.
+    from the verdicts the RX publishes beside its SNR feedback, and later images keep their base.
     The verdicts do not count as SNR feedback. (Measured: the CAU went 8.0 -> 4.0 dB over 8 images,
-    the last two decoded.)"""
+    the last two decoded; with the receiver-known ROI mask 8.0 -> 5.1 dB, 4 of the 7 later images
+    decoded.)"""
     from PIL import Image
 
     from gnuradio.medjscc.demo import _load_images
@@ -188,7 +189,10 @@ def test_outer_loop_across_processes(tmp_path):
     assert res["feedback_received"] == res["frames_sent"]   # one SNR per frame; verdicts not counted
     images = sorted((r for r in json_lines(rx_out) if "image_id" in r), key=lambda r: r["image_id"])
     assert len(images) == 8 and images[0]["base_ok"] is False and not images[0]["decoded"]
-    assert all(r["decoded"] and r["shown"] == "hybrid" for r in images[-2:]), images[-2:]
+    # once backed off, images keep their base; at the ~10 % failure target the loop settles on,
+    # with a base decoded at its MCS only with some probability, which ones is a matter of the draw
+    later = [r for r in images[1:] if r["decoded"]]
+    assert len(later) >= 2 and all(r["shown"] == "hybrid" for r in later), images
 
 
 @pytest.mark.slow

@@ -239,8 +239,8 @@ def test_report_refuses_missing_folder(tmp_path):
         write_report(tmp_path / "empty")
 
 
-def test_hybrid_reachability_uses_the_split_fitted_at_the_swept_cbr():
-    """At a budget too small for the 1/16 split's side frame (28 symbols at 20 dB) the 1/32 split
+def test_hybrid_reachability_uses_the_split_fitted_at_the_swept_cbr(monkeypatch):
+    """At a budget too small for a 1/16 split's side frame (28 symbols at 20 dB) the 1/32 split
     (no side frame) still sends: the check must judge with the split the run uses, not 1/16's."""
     import numpy as np
 
@@ -248,6 +248,12 @@ def test_hybrid_reachability_uses_the_split_fitted_at_the_swept_cbr():
     from gnuradio.medjscc.errors import MedJSCCError
     from gnuradio.medjscc.evaluation.sweep import SweepSpec, check_reachable
 
+    from gnuradio.medjscc.codec import hybrid
+
+    # the shipped 1/16 split at 20 dB needs no side frame any more: stand in one that does
+    real = hybrid._load_split_table
+    monkeypatch.setattr(hybrid, "_load_split_table", lambda path, key="split": (
+        ((0.0, hybrid.Split(0.15, 16, "j2k")),) if path == str(hybrid.split_file()) else real(path, key)))
     image = np.full((256, 256), 100, np.uint8)
     n_sym, snr = 24, 20.0
     with pytest.raises(MedJSCCError, match="side frame"):
