@@ -150,9 +150,6 @@ def main(argv=None) -> int:
         """(bg weight, rx_mask) pairs; a split without base has nowhere to carry the mask"""
         return [(bg, False) for bg in bgs] + ([(bg, True) for bg in rx_bgs] if share > 0 else [])
 
-    def uses_mask(sp) -> bool:
-        return sp.bg_weight < 1.0 or "roi" in sp.codec
-
     out["split_tx_mask"], out["split_nomask"] = {}, {}
     out["analog_prior"] = analog_prior(prior_items)
     for snr in snrs:
@@ -192,7 +189,7 @@ def main(argv=None) -> int:
         out["split_tx_mask"][f"{snr:g}"] = hybrid.split_to_json(
             max((v for v in within if not v[2].rx_mask), key=lambda v: v[0])[2])
         out["split_nomask"][f"{snr:g}"] = hybrid.split_to_json(
-            max((v for v in scores.values() if not uses_mask(v[2])), key=lambda v: v[0])[2])
+            max((v for v in scores.values() if not v[2].uses_mask), key=lambda v: v[0])[2])
         table[f"{snr:g}"] = {k: [round(v[0], 3), round(v[3], 3), round(v[1], 3)] for k, v in scores.items()}
         print(f"{snr:6.1f} dB: {sp}  ROI-PSNR {best[0]:.2f} dB PSNR {best[3]:.2f} dB (decoded {best[1]:.0%}); "
               f"no mask: {ref[0]:.2f} / {ref[3]:.2f} dB", flush=True)

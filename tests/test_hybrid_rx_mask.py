@@ -145,7 +145,7 @@ def test_fit_writes_rx_mask_candidates_and_the_nomask_reference(tmp_path):
     table = data["fit"]["mean_roi_psnr_psnr_decode_rate"]["10"]
     assert {"0.3/16/j2k/bg0.5m/back0", "0.3/prior/j2k/bg0.5m/back0", "0.3/16/j2k/bg0.5/back0"} <= set(table)
     assert not any(k.startswith("0/") and "m/" in k for k in table)   # no base: nowhere for the mask
-    score = {k: v for k, v in table.items()}
+    score = table
     key = lambda sp: (f"{sp.base_share:g}/{'prior' if sp.prior_codes else sp.n_bands}/{sp.codec}"   # noqa: E731
                       f"/bg{sp.bg_weight:g}{'m' if sp.rx_mask else ''}/back{sp.base_backoff_db:g}")
     splits = {t: hybrid.split_from_json(data[t]["10"]) for t in ("split", "split_tx_mask", "split_nomask")}

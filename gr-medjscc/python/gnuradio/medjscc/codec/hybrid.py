@@ -66,6 +66,7 @@ BAND_BITS = 6                # per band variance code; code 0 = "not worth sendi
 BAND_STEP_DB = 1.5           # quantiser step of 10*log10(variance) (<= 0.75 dB off: negligible for LLSE)
 BAND_FLOOR_DB = -9.0         # code 1; below: code 0 (residual std < 0.4 grey level)
 N_BANDS_DEFAULT = 16
+ROI_BASE_CODECS = ("j2k-roi",)   # base codecs (evaluation/source.py) that use the mask
 SPLIT_FILE_NAME = "hybrid_split.json"   # fitted at CBR 1/16
 SPLIT_GLOB = "hybrid_split*.json"        # and the per-CBR fits beside it (their fit.cbr)
 FLAG_BITS = 1                # base present
@@ -263,6 +264,11 @@ class Split:
     def without_rx_mask(self) -> "Split":
         """The same split with the mask known at the TX only."""
         return replace(self, rx_mask=False)
+
+    @property
+    def uses_mask(self) -> bool:
+        """The ROI mask shapes the frame: an analog weight, or a base codec that favours the ROI."""
+        return self.bg_weight < 1.0 or self.codec in ROI_BASE_CODECS
 
 
 def split_file(cbr: float | None = None):
