@@ -57,14 +57,18 @@ def test_every_shipped_split_is_fitted_on_validation_at_its_own_cbr():
 
     files = hybrid.fitted_split_files()
     cbrs = [c for c, _ in files]
-    assert len(set(cbrs)) == len(cbrs) and {1 / 32, 1 / 16} <= set(cbrs)
+    assert len(set(cbrs)) == len(cbrs) and {1 / 32, 1 / 16, 1 / 8} <= set(cbrs)
     for cbr, path in files:
         data = json.loads(path.read_text())
         assert data["fit"]["split"] == "val" and "test" not in data["fit"]["data"]
+        assert data["fit"]["cbr"] == cbr
+        for key in ("split", "split_tx_mask", "split_nomask"):   # every table at every fitted SNR
+            assert sorted(map(float, data[key])) == sorted(data["fit"]["snr_db"]), (path.name, key)
         for snr, v in data["split"].items():
             assert hybrid.split_rule(float(snr), cbr=cbr) == hybrid.split_from_json(v)
     assert hybrid.split_file() == hybrid.split_file(1 / 16) == dict(files)[1 / 16]
     assert hybrid.split_file(1 / 32) == dict(files)[1 / 32] != hybrid.split_file()
+    assert hybrid.split_file(1 / 8) == hybrid.split_file(0.13) == dict(files)[1 / 8] != hybrid.split_file()
     with pytest.raises(MedJSCCError):
         hybrid.split_file(-1.0)
 

@@ -20,23 +20,30 @@ def drrs():
     return images, masks
 
 
-def _stream(image, mask, snr_db, n_total=N_TOTAL):
-    """The base stream of the refiner's training frames (the split whose mask only the TX knows)."""
-    lay = hybrid.layout(n_total, snr_db, hybrid.split_rule(snr_db, cbr=n_total / image.size, rx_mask=False))
+def _stream(image, mask, snr_db, n_total=N_TOTAL, frames="tx_mask"):
+    """The base stream of the refiner's training frames (default: the split whose mask only the TX
+    knows; ``shipped``: the split medjscc-hda sends, the ROI grid code ahead of the stream)."""
+    lay = hybrid.layout(n_total, snr_db, hybrid.split_rule(snr_db, cbr=n_total / image.size,
+                                                           rx_mask=frames == "shipped"))
     if not lay.has_base:
         return None
-    return hybrid._source(lay.codec).encode(image, lay.base_stream_bytes, mask)
+    block = hybrid.mask_block(mask, image.shape)[0] if lay.rx_mask else b""
+    return hybrid._source(lay.codec).encode(image, lay.base_stream_bytes - len(block), mask)
 
 
+@pytest.mark.parametrize("frames", hda_data.FRAMES)
 @pytest.mark.parametrize("snr_db", [-7.0, 0.0, 10.0, 20.0])
-def test_training_sample_is_what_the_receiver_outputs(drrs, snr_db):
+def test_training_sample_is_what_the_receiver_outputs(drrs, snr_db, frames):
     """hybrid_sample (training input) == hybrid.decode of the same frame when the digital frames
     decode, with the same noise on the analog symbols: the refiner is trained on what the receiver
-    outputs for its training frames (``split_tx_mask``)."""
+    outputs for its training frames (``split_tx_mask``), or, for a retraining, for the frames
+    medjscc-hda receives (``shipped``: at 10 and 20 dB the receiver learns the mask)."""
     image, mask = drrs[0][0], drrs[1][0]
-    rx, base, has_base = hda_data.hybrid_sample(image, mask, snr_db, snr_db, N_TOTAL, _stream(image, mask, snr_db),
-                                                np.random.default_rng(5))
-    split = hybrid.split_rule(snr_db, rx_mask=False)
+    rx, base, has_base = hda_data.hybrid_sample(image, mask, snr_db, snr_db, N_TOTAL,
+                                                _stream(image, mask, snr_db, frames=frames),
+                                                np.random.default_rng(5), frames)
+    split = hybrid.split_rule(snr_db, rx_mask=frames == "shipped")
+    assert split.rx_mask == (frames == "shipped" and snr_db >= 10)
     tx = hybrid.encode(image, mask, snr_db, N_TOTAL, split)
     lay = tx.layout
     a0 = lay.n_side + lay.n_base
@@ -70,13 +77,26 @@ def test_base_store_round_trip(tmp_path, drrs):
     image, mask = store.pair("i0.png")
     np.testing.assert_array_equal(image, drrs[0][0])
     assert store.stream(by_snr[10.0]) == _stream(image, mask, 10.0)
+    assert store.frames == "tx_mask"
     with pytest.raises(InputError, match="index.json"):
         hda_data.BaseStore(tmp_path)
+    # the frames medjscc-hda receives: the stream leaves room for the ROI grid code where it rides
+    hda_data.precompute_bases(d, tmp_path / "shipped", cbrs=(1 / 16,), snrs=(0.0, 10.0), workers=1,
+                              progress=False, frames="shipped")
+    shipped = hda_data.BaseStore(tmp_path / "shipped")
+    lays = {s: lay for lay in shipped.entries[0]["layouts"] for s in lay["snrs"]}
+    assert shipped.frames == "shipped" and lays[10.0]["rx_mask"] and not lays[0.0]["rx_mask"]
+    assert shipped.stream(lays[10.0]) == _stream(image, mask, 10.0, frames="shipped") != store.stream(by_snr[10.0])
+    with pytest.raises(InputError, match="frames"):
+        hda_data.precompute_bases(d, tmp_path / "bad", frames="rx", progress=False)
     # two training steps on it (CPU, tiny width): the weights and the curve come out, and load
     tcfg = hda.HdaTrainConfig(steps=2, batch=2, width=8, mid_blocks=1, roi_weights=(3.0,))
     (path,) = hda.train_refiners(tmp_path / "bases", tmp_path / "run", tcfg, workers=0, log=lambda _: None)
     assert path.name == "refiner_w3.pt" and hda.load_refiner(str(path)).meta["steps"] == 2
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("psnr_refined") == 1
+    (path,) = hda.train_refiners(tmp_path / "shipped", tmp_path / "run_shipped", tcfg, workers=0,
+                                 log=lambda _: None)      # samples of the shipped frames train too
+    assert hda.load_refiner(str(path)).meta["steps"] == 2
     with pytest.raises(InputError, match="index.json"):
         hda.train_refiners(tmp_path, tmp_path / "run2", tcfg, workers=0)
     with pytest.raises(InputError, match="another image folder"):

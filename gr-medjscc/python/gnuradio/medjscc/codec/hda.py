@@ -222,7 +222,8 @@ def _sampler(store, tcfg: HdaTrainConfig, rng: np.random.Generator):
         snr_t = snr_d + (float(rng.uniform(-tcfg.mismatch_max_db, 0.0)) if rng.random() < tcfg.mismatch_prob
                          else float(rng.uniform(-0.5, 0.5)))
         image, mask = store.pair(e["image"])
-        rx, base, has_base = hybrid_sample(image, mask, snr_d, snr_t, int(e["n_total"]), store.stream(lay), rng)
+        rx, base, has_base = hybrid_sample(image, mask, snr_d, snr_t, int(e["n_total"]), store.stream(lay), rng,
+                                           store.frames)
         yield rx, base, has_base, image, mask, snr_t, snr_d, cbr
 
 
