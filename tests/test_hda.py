@@ -201,3 +201,63 @@ def test_sweep_names_missing_refiner_weights(tmp_path, monkeypatch):
             sweep.check_reachable(spec, image, None)
     finally:
         methods.hybrid_refiner.cache_clear()
+
+
+def _nodule_set(root, contrasts=(40.0, 0.0), size=256, radius=6.0):
+    """A pair set in data.nodules' layout: absent = smooth anatomy-like background + noise, present =
+    the same + a disc of ``contrast`` grey levels (0: the two images are the same)."""
+    import json
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:size, 0:size]
+    recs = []
+    for k, contrast in enumerate(contrasts):
+        names = {s: f"nod_train_{k:05d}_{s}" for s in ("present", "absent")}
+        cy, cx = 100.0 + 30 * k, 120.0
+        absent = 110 + 50 * np.sin(xx / 25 + k) * np.cos(yy / 40) + rng.normal(0, 2, (size, size))
+        present = absent + contrast * ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius ** 2)
+        for sub in ("images", "masks"):
+            (root / "train" / sub).mkdir(parents=True, exist_ok=True)
+        lung = ((yy - 128) ** 2 / 90 ** 2 + (xx - 128) ** 2 / 70 ** 2 <= 1).astype(np.uint8) * 255
+        for s, img in (("present", present), ("absent", absent)):
+            Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / "train" / "images" / f"{names[s]}.png")
+            Image.fromarray(lung).save(root / "train" / "masks" / f"{names[s]}.png")
+        recs.append({"split": "train", "pair": k, "nodule": {"centre_px": [cy, cx], "radius_px": radius}, **names})
+    (root / "nodules.json").write_text(json.dumps({"pairs": recs}))
+    return root
+
+
+def test_lesion_pairs_share_layout_and_noise_and_train(tmp_path):
+    """The refiner's lesion term (issue #15): both images of a nodule pair go through the same frame
+    layout and the same analog noise, so identical images come out identical and a nodule's pair
+    differs where the nodule is; a tiny run with the term goes through and logs it."""
+    from gnuradio.medjscc.data.nodules import load_pairs
+
+    root = _nodule_set(tmp_path / "nod")
+    hda_data.precompute_bases(root / "train", tmp_path / "lb", cbrs=(1 / 16,), snrs=(0.0, 10.0), workers=1,
+                              progress=False, frames="shipped")
+    store = hda_data.BaseStore(tmp_path / "lb")
+    pairs = load_pairs(root, "train")
+    tcfg = hda.HdaTrainConfig(steps=2, batch=2, width=8, mid_blocks=1, roi_weights=(3.0,), lesion_batch=2,
+                              lesion_weight=1.0, lesion_bases=str(tmp_path / "lb"), lesion_root=str(root))
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        same = next(hda.pair_sampler(store, [pairs[1]], tcfg, rng))
+        np.testing.assert_array_equal(same[0][0], same[1][0])          # no nodule: the same received image
+        nod = next(hda.pair_sampler(store, [pairs[0]], tcfg, rng))
+        diff = np.abs(nod[0][0].astype(float) - nod[1][0])
+        win = nod[5]
+        assert diff[win].mean() > 5 * max(diff[~win].mean(), 0.05)    # the difference is the nodule
+    (path,) = hda.train_refiners(tmp_path / "lb", tmp_path / "run", tcfg, workers=0, log=lambda _: None)
+    assert hda.load_refiner(str(path)).meta["train"]["lesion_batch"] == 2
+    rec = [ln for ln in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if ln]
+    assert rec and "signal_transfer" in rec[-1]
+    with pytest.raises(InputError, match="lesion_batch needs"):
+        hda.train_refiners(tmp_path / "lb", tmp_path / "run2",
+                           hda.HdaTrainConfig(steps=1, lesion_batch=2, lesion_weight=1.0), workers=0)
+    hda_data.precompute_bases(root / "train", tmp_path / "lb_tx", cbrs=(1 / 16,), snrs=(10.0,), workers=1,
+                              progress=False)
+    with pytest.raises(InputError, match="frames"):     # the two stores must hold the same kind of frames
+        hda.train_refiners(tmp_path / "lb_tx", tmp_path / "run3", tcfg, workers=0)

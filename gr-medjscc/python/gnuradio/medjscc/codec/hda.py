@@ -202,6 +202,24 @@ class HdaTrainConfig:
     mismatch_prob: float = 0.3        # share of frames whose TX over-estimated the SNR
     mismatch_max_db: float = 4.0      # by up to this much
     seed: int = 0
+    # lesion-aware training (issue #15; codec/lesion.py): each step also sends lesion_batch nodule
+    # pairs, present and absent image through the same frame layout and the same analog noise, and
+    # adds lesion_weight x the signal-transfer loss over a disc lesion_window nodule radii wide.
+    # lesion_root: the pair set (data.nodules layout); lesion_bases: its base streams
+    # (codec/hda_data.py on lesion_root/train, the same --frames as the main bases)
+    lesion_bases: str | None = None
+    lesion_root: str | None = None
+    lesion_batch: int = 0
+    lesion_weight: float = 0.0
+    lesion_window: float = 2.0
+
+    def check(self) -> "HdaTrainConfig":
+        if self.lesion_batch < 0 or (self.lesion_batch and not (
+                self.lesion_bases and self.lesion_root and self.lesion_weight >= 0 and self.lesion_window > 0)):
+            raise InputError("refiner training: lesion_batch needs lesion_bases, lesion_root, lesion_weight >= 0 and "
+                             f"lesion_window > 0, got {self.lesion_bases!r}, {self.lesion_root!r}, "
+                             f"{self.lesion_weight}, {self.lesion_window}")
+        return self
 
 
 def _sampler(store, tcfg: HdaTrainConfig, rng: np.random.Generator):
@@ -211,20 +229,66 @@ def _sampler(store, tcfg: HdaTrainConfig, rng: np.random.Generator):
     by_cbr: dict = {}
     for e in store.entries:
         by_cbr.setdefault(float(e["cbr"]), []).append(e)
-    cbrs = [float(c) for c in store.index["cbrs"] if float(c) in by_cbr]
-    p = np.asarray(tcfg.cbr_probs[:len(cbrs)], float)
-    p = p / p.sum() if p.size == len(cbrs) and p.sum() > 0 else np.full(len(cbrs), 1.0 / len(cbrs))
+    cbrs, p = _cbr_choice(store, tcfg)
     while True:
         cbr = cbrs[rng.choice(len(cbrs), p=p)]
         e = by_cbr[cbr][rng.integers(len(by_cbr[cbr]))]
         lay = e["layouts"][rng.integers(len(e["layouts"]))]
-        snr_d = float(lay["snrs"][rng.integers(len(lay["snrs"]))])
-        snr_t = snr_d + (float(rng.uniform(-tcfg.mismatch_max_db, 0.0)) if rng.random() < tcfg.mismatch_prob
-                         else float(rng.uniform(-0.5, 0.5)))
+        snr_t, snr_d = _snrs(lay, tcfg, rng)
         image, mask = store.pair(e["image"])
         rx, base, has_base = hybrid_sample(image, mask, snr_d, snr_t, int(e["n_total"]), store.stream(lay), rng,
                                            store.frames)
         yield rx, base, has_base, image, mask, snr_t, snr_d, cbr
+
+
+def _cbr_choice(store, tcfg: HdaTrainConfig):
+    """(CBRs of the store, their probabilities), as ``_sampler`` draws them."""
+    cbrs = [float(c) for c in store.index["cbrs"] if any(float(e["cbr"]) == float(c) for e in store.entries)]
+    p = np.asarray(tcfg.cbr_probs[:len(cbrs)], float)
+    p = p / p.sum() if p.size == len(cbrs) and p.sum() > 0 else np.full(len(cbrs), 1.0 / len(cbrs))
+    return cbrs, p
+
+
+def _snrs(lay: dict, tcfg: HdaTrainConfig, rng: np.random.Generator):
+    """(true, design) SNR of a sample of layout ``lay``: in ``mismatch_prob`` of them the TX
+    over-estimated the SNR by up to ``mismatch_max_db``."""
+    snr_d = float(lay["snrs"][rng.integers(len(lay["snrs"]))])
+    snr_t = snr_d + (float(rng.uniform(-tcfg.mismatch_max_db, 0.0)) if rng.random() < tcfg.mismatch_prob
+                     else float(rng.uniform(-0.5, 0.5)))
+    return snr_t, snr_d
+
+
+def pair_sampler(store, pairs: list, tcfg: HdaTrainConfig, rng: np.random.Generator):
+    """Endless nodule-pair samples: ((received, base, has_base) present, (...) absent, image present,
+    image absent, mask, nodule window, snr_true, snr_design, cbr). Both images of a pair go through
+    the same layout and the same analog noise draw, so their difference is what the hybrid and the
+    refiner make of the nodule, not two noise draws."""
+    from .hda_data import hybrid_sample
+
+    by_key = {(e["image"], float(e["cbr"])): e for e in store.entries}
+    cbrs, p = _cbr_choice(store, tcfg)
+    while True:
+        rec = pairs[rng.integers(len(pairs))]
+        cbr = cbrs[rng.choice(len(cbrs), p=p)]
+        try:
+            ep, ea = by_key[(f"{rec['present']}.png", cbr)], by_key[(f"{rec['absent']}.png", cbr)]
+        except KeyError:
+            raise InputError(f"the lesion bases hold no streams of pair {rec['pair']} at CBR {cbr:g}: make them "
+                             f"from the pair set's {rec['split']} folder with the same --cbrs") from None
+        k = rng.integers(len(ep["layouts"]))
+        lay_p, lay_a = ep["layouts"][k], ea["layouts"][k]   # the same layouts: they depend on size, CBR, SNR
+        snr_t, snr_d = _snrs(lay_p, tcfg, rng)
+        seed = int(rng.integers(2 ** 62))
+        out = []
+        for name, lay in ((rec["present"], lay_p), (rec["absent"], lay_a)):
+            image, mask = store.pair(f"{name}.png")
+            out.append((image, mask) + hybrid_sample(image, mask, snr_d, snr_t, int(ep["n_total"]), store.stream(lay),
+                                                     np.random.default_rng(seed), store.frames))
+        (xp, mask, rxp, bp, hbp), (xa, _, rxa, ba, hba) = out
+        cy, cx = rec["nodule"]["centre_px"]
+        yy, xx = np.mgrid[0:xp.shape[0], 0:xp.shape[1]]
+        window = (yy - cy) ** 2 + (xx - cx) ** 2 <= (tcfg.lesion_window * rec["nodule"]["radius_px"]) ** 2
+        yield (rxp, bp, hbp), (rxa, ba, hba), xp, xa, mask, window, snr_t, snr_d, cbr
 
 
 class _SampleStream(torch.utils.data.IterableDataset):
@@ -247,6 +311,29 @@ class _SampleStream(torch.utils.data.IterableDataset):
                    torch.tensor(snr_d, dtype=torch.float32), torch.tensor(cbr, dtype=torch.float32))
 
 
+class _PairStream(torch.utils.data.IterableDataset):
+    """``pair_sampler`` as tensors: present then absent along a leading axis of 2."""
+
+    def __init__(self, tcfg: HdaTrainConfig):
+        self.tcfg = tcfg
+
+    def __iter__(self):
+        from ..data.nodules import load_pairs
+        from .hda_data import BaseStore
+
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng([self.tcfg.seed, 1000 + (0 if info is None else info.id)])
+        store = BaseStore(self.tcfg.lesion_bases, Path(self.tcfg.lesion_root) / "train")
+        pairs = load_pairs(self.tcfg.lesion_root, "train")
+        f = lambda a: torch.from_numpy(np.asarray(a, np.float32) / 255.0)[None]   # noqa: E731
+        for p_, a_, xp, xa, mask, win, snr_t, snr_d, cbr in pair_sampler(store, pairs, self.tcfg, rng):
+            yield (torch.stack([f(p_[0]), f(a_[0])]), torch.stack([f(p_[1]), f(a_[1])]),
+                   torch.tensor([float(p_[2]), float(a_[2])]), torch.stack([f(xp), f(xa)]),
+                   torch.from_numpy(np.asarray(mask, np.float32))[None], torch.from_numpy(win.astype(np.float32))[None],
+                   torch.tensor(snr_t, dtype=torch.float32), torch.tensor(snr_d, dtype=torch.float32),
+                   torch.tensor(cbr, dtype=torch.float32))
+
+
 def train_refiners(base_dir, out_dir, tcfg: HdaTrainConfig = HdaTrainConfig(), data_dir=None, device: str = "cpu",
                    workers: int = 2, time_limit_s: float | None = None, log=print, init=None) -> list[Path]:
     """Train one refiner per ``tcfg.roi_weights`` on the same batches; write ``refiner_w<weight>.pt``
@@ -256,12 +343,25 @@ def train_refiners(base_dir, out_dir, tcfg: HdaTrainConfig = HdaTrainConfig(), d
     import json
 
     from .hda_data import BaseStore
+    from .lesion import signal_transfer_loss
 
     # fail here, with the reason, rather than in every sample process
+    tcfg.check()
     store = BaseStore(base_dir, data_dir)
     if not store.entries:
         raise InputError(f"{base_dir} holds no training images")
     store.pair(store.entries[0]["image"])
+    pair_iter = None
+    if tcfg.lesion_batch:
+        from ..data.nodules import load_pairs
+
+        lstore = BaseStore(tcfg.lesion_bases, Path(tcfg.lesion_root) / "train")
+        if lstore.frames != store.frames:
+            raise InputError(f"the lesion bases hold {lstore.frames} frames, the training bases {store.frames}")
+        next(pair_sampler(lstore, load_pairs(tcfg.lesion_root, "train"), tcfg, np.random.default_rng(0)))
+        pair_iter = iter(torch.utils.data.DataLoader(
+            _PairStream(tcfg), batch_size=tcfg.lesion_batch, num_workers=max(0, workers // 2),
+            persistent_workers=workers // 2 > 0, prefetch_factor=4 if workers // 2 > 0 else None))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(tcfg.seed)
@@ -292,12 +392,25 @@ def train_refiners(base_dir, out_dir, tcfg: HdaTrainConfig = HdaTrainConfig(), d
         done = step / tcfg.steps if time_limit_s is None else max(step / tcfg.steps, (time.time() - t0) / time_limit_s)
         lr = tcfg.lr_min + 0.5 * (tcfg.lr - tcfg.lr_min) * (1 + math.cos(math.pi * min(1.0, done)))
         row = [float(((rx - target) ** 2).mean())]
+        pair = None
+        if pair_iter is not None:   # (k, 2, ...) -> present rows then absent rows
+            prx, pbase, phb, px, _, pwin, pt, pd, pc = next(pair_iter)
+            k = prx.shape[0]
+            cat = lambda t: torch.cat([t[:, 0], t[:, 1]]).to(device)   # noqa: E731
+            pcond = condition_vector(torch.cat([pt, pt]), torch.cat([pd, pd]), torch.cat([pc, pc])).to(device)
+            pair = (cat(prx), cat(pbase), cat(phb), pcond, px[:, 0].to(device), px[:, 1].to(device), pwin.to(device))
+        lesion_losses = []
         for w, m, opt in zip(tcfg.roi_weights, models, opts):
             for g in opt.param_groups:
                 g["lr"] = lr
             wmap = 1.0 + (w - 1.0) * mask
             out = m(rx, base, hb, cond)
             loss = (wmap * (out - target) ** 2).sum() / wmap.sum()
+            if pair is not None:
+                o = m(pair[0], pair[1], pair[2], pair[3])
+                sig = signal_transfer_loss(o[:k], o[k:], pair[4], pair[5], pair[6])
+                loss = loss + tcfg.lesion_weight * sig
+                lesion_losses.append(float(sig.detach()))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -308,6 +421,8 @@ def train_refiners(base_dir, out_dir, tcfg: HdaTrainConfig = HdaTrainConfig(), d
             psnr = [round(-10 * math.log10(max(v, 1e-12)), 3) for v in acc]
             rec = dict(step=step, elapsed_s=round(time.time() - t0, 1), lr=lr, psnr_received=psnr[0],
                        psnr_refined={f"w{w:g}": p for w, p in zip(tcfg.roi_weights, psnr[1:])})
+            if lesion_losses:   # this step's signal-transfer loss per model (0: the nodule carried whole)
+                rec["signal_transfer"] = {f"w{w:g}": round(v, 4) for w, v in zip(tcfg.roi_weights, lesion_losses)}
             metrics.write(json.dumps(rec) + "\n")
             metrics.flush()
             log(json.dumps(rec))
@@ -338,12 +453,21 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", default=None, help="refiner file every model starts from (fine-tuning)")
     ap.add_argument("--lr", type=float, default=HdaTrainConfig.lr)
+    ap.add_argument("--lesion-root", default=None, help="nodule pair set (data.nodules layout) for the lesion term")
+    ap.add_argument("--lesion-bases", default=None,
+                    help="its base streams (python -m gnuradio.medjscc.codec.hda_data --data <root>/train ...)")
+    ap.add_argument("--lesion-batch", type=int, default=0, help="nodule pairs per step (0: no lesion term)")
+    ap.add_argument("--lesion-weight", type=float, default=0.0, help="weight of the signal-transfer loss")
+    ap.add_argument("--lesion-window", type=float, default=HdaTrainConfig.lesion_window,
+                    help="disc around the nodule the loss covers, in nodule radii")
     a = ap.parse_args(argv)
     try:
         weights = tuple(float(w) for w in a.roi_weights.split(","))
     except ValueError as exc:
         raise InputError(f"--roi-weights: {exc}") from exc
-    tcfg = HdaTrainConfig(steps=a.steps, batch=a.batch, lr=a.lr, roi_weights=weights, width=a.width, seed=a.seed)
+    tcfg = HdaTrainConfig(steps=a.steps, batch=a.batch, lr=a.lr, roi_weights=weights, width=a.width, seed=a.seed,
+                          lesion_bases=a.lesion_bases, lesion_root=a.lesion_root, lesion_batch=a.lesion_batch,
+                          lesion_weight=a.lesion_weight, lesion_window=a.lesion_window)
     paths = train_refiners(a.bases, a.out, tcfg, a.data, a.device, a.workers, a.time_limit, init=a.init)
     print(json.dumps(dict(models=[str(p) for p in paths])))
 
