@@ -5,20 +5,63 @@ For each test image and true SNR, both schemes pick everything from the SNR they
 (``true + --offset``): the envelope its MCS and codec, the hybrid its split, base MCS and analog
 gains. The channel is the sweep's seeded AWGN symbol link at the true SNR (same draws for both);
 the receivers know their own N0. ``medjscc-hda`` is the same hybrid frame received with the learned
-refinement decoder (``codec/hda.py``; ``--no-refiner`` leaves it out). Prints mean ROI-PSNR / PSNR /
-decode rate per SNR and the largest drop between neighbouring SNRs.
+refinement decoder (``codec/hda.py``; ``--no-refiner`` leaves it out). ``medjscc`` is the
+pure-analog Med-JSCC (``--no-analog`` leaves it out): its CAU encodes for the told SNR and its
+side info rides at the MCS for the told SNR, both through the true channel (its own draws), and
+its decoder takes the SNR the receiver measures. Every scheme takes the split / rule / model
+fitted at ``--cbr``. Prints mean ROI-PSNR / PSNR / decode rate per SNR and the largest drop
+between neighbouring SNRs.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_snr_mismatch.py --images 8 --offset 3
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from dataclasses import replace
 
 import numpy as np
+
+
+@contextlib.contextmanager
+def _side_margin(margin_db):
+    """The side-info MCS margin set to ``margin_db`` for the pure-analog model's frames only (the
+    hybrid's side frame takes the same rule; it keeps the shipped margin)."""
+    from gnuradio.medjscc.evaluation import envelope
+
+    old = envelope.SIDE_INFO_EXTRA_MARGIN_DB
+    envelope.SIDE_INFO_EXTRA_MARGIN_DB = old if margin_db is None else float(margin_db)
+    try:
+        yield
+    finally:
+        envelope.SIDE_INFO_EXTRA_MARGIN_DB = old
+
+
+def _analog_told(codec, image, mask, told_db, snr_db, cbr, link, seed, side_margin_db=None):
+    """Pure-analog Med-JSCC encoded for ``told_db``, through the channel at ``snr_db``."""
+    with _side_margin(side_margin_db):
+        return _analog_told_inner(codec, image, mask, told_db, snr_db, cbr, link, seed)
+
+
+def _analog_told_inner(codec, image, mask, told_db, snr_db, cbr, link, seed):
+    import warnings
+
+    from gnuradio.medjscc.evaluation import envelope, methods
+    from gnuradio.medjscc.evaluation.source import grey_image
+
+    try:
+        enc = methods.neural_encode(codec, image, mask, told_db, cbr, link)
+    except methods.SideInfoDoesNotFit:
+        return grey_image(image.shape), False
+    rx, _, _, inv_snr = link.analog(methods.Transmission(enc.symbols, enc.side_info), snr_db, seed)
+    side_info, _ = envelope.send_side_info(enc.side_info, told_db, link, seed, channel_snr_db=snr_db)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the codec warns when it falls back to grey
+        recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, inv_snr=inv_snr)
+    return recon, side_info is not None
 
 
 def main(argv=None) -> int:
@@ -33,6 +76,10 @@ def main(argv=None) -> int:
     ap.add_argument("--base-backoff", type=float, default=None,
                     help="what-if: override the fitted split's base MCS backoff (dB) for the hybrid")
     ap.add_argument("--no-refiner", action="store_true", help="leave out medjscc-hda (the learned refinement)")
+    ap.add_argument("--no-analog", action="store_true", help="leave out medjscc (the pure-analog model)")
+    ap.add_argument("--side-margin", type=float, default=None,
+                    help="what-if: medjscc's side-info MCS margin over the envelope rule's, in dB (default: the "
+                         "shipped envelope.SIDE_INFO_EXTRA_MARGIN_DB)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -48,8 +95,12 @@ def main(argv=None) -> int:
     cbr = parse_spec(args.cbr)[0]
     snrs = parse_spec(args.snr)
     link = methods.SymbolLink("awgn")
-    rule = envelope.load_rule()
+    rule = envelope.load_rule(cbr)
     res = {"hybrid-softcast": {}, "digital-envelope": {}}
+    analog = None
+    if not args.no_analog:
+        analog = methods.neural_model("medjscc").codec
+        res["medjscc"] = {}
     refiner = None
     if not args.no_refiner:
         from gnuradio.medjscc.codec.hda import load_refiner
@@ -65,7 +116,7 @@ def main(argv=None) -> int:
             img, mask = it["image"], it["mask"]
             n = methods.n_symbols(cbr, img.shape)
             seed = chan.channel_seed(args.seed, it["name"], snr, 0)
-            split = hybrid.split_rule(told)
+            split = hybrid.split_rule(told, cbr=cbr)
             if args.base_backoff is not None:
                 split = replace(split, base_backoff_db=args.base_backoff)
             tx = hybrid.encode(img, mask, told, n, split)
@@ -90,6 +141,10 @@ def main(argv=None) -> int:
             rec_e = source.grey_image(img.shape) if got is None else codecs[name].decode(got, img.shape)
             m = image_metrics(img, rec_e, mask)
             acc["digital-envelope"].append((m["roi_psnr"], m["psnr"], got is not None))
+            if analog is not None:
+                rec_a, ok_a = _analog_told(analog, img, mask, told, snr, cbr, link, seed, args.side_margin)
+                m = image_metrics(img, rec_a, mask)
+                acc["medjscc"].append((m["roi_psnr"], m["psnr"], ok_a))
         for k, v in acc.items():
             a = np.asarray(v, float)
             res[k][snr] = {"roi_psnr": round(float(a[:, 0].mean()), 3), "psnr": round(float(a[:, 1].mean()), 3),
@@ -101,7 +156,8 @@ def main(argv=None) -> int:
         r = [pts[s]["roi_psnr"] for s in snrs]
         # the largest loss from one SNR to the next lower one
         summary[k] = {"largest_drop_db": round(float(np.max(np.diff(r))) if len(r) > 1 else 0.0, 3)}
-    out = {"bench": "hybrid_snr_mismatch", "offset_db": args.offset, "base_backoff_override_db": args.base_backoff, "images": len(ds), "split": args.split,
+    out = {"bench": "hybrid_snr_mismatch", "offset_db": args.offset, "base_backoff_override_db": args.base_backoff,
+           "side_margin_override_db": args.side_margin, "images": len(ds), "split": args.split,
            "cbr": cbr, "seed": args.seed,
            "points": {k: {f"{s:g}": v for s, v in pts.items()} for k, pts in res.items()},
            "summary": summary, "seconds": round(time.time() - t0, 1)}

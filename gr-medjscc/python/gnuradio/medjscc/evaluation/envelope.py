@@ -165,12 +165,14 @@ def side_info_symbols(n_bytes: int, mcs: linkadapt.LaMcs) -> int:
     return n
 
 
-def send_side_info(side: bytes, snr_db, link, seed_words, rule: Rule | None = None):
+def send_side_info(side: bytes, snr_db, link, seed_words, rule: Rule | None = None, channel_snr_db=None):
     """-> (received side info or None when its frame failed, symbols spent). Its channel draw is
-    independent of the analog symbols' (an extra seed word)."""
+    independent of the analog symbols' (an extra seed word). The MCS is the one for ``snr_db``
+    (what the TX was told); the channel runs at ``channel_snr_db`` (default: the same)."""
     mcs = side_info_mcs(snr_db, rule)
     n = side_info_symbols(len(side), mcs)
-    rx = send_frame(_framed(side), mcs, n, link, snr_db, list(seed_words) + [0x51DE])
+    rx = send_frame(_framed(side), mcs, n, link, snr_db if channel_snr_db is None else channel_snr_db,
+                    list(seed_words) + [0x51DE])
     if rx is None:
         return None, n
     size, start = (rx[0], 1) if rx[0] < 0xFF else (int.from_bytes(rx[1:3], "big"), 3)
