@@ -103,12 +103,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback, for a bench run by hand
-        from gnuradio.medjscc.errors import MedJSCCError
+    from bench_cli import run
 
-        if not isinstance(exc, MedJSCCError):
-            raise
-        print(f"hda_signal_transfer: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "hda_signal_transfer")

@@ -259,12 +259,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except Exception as exc:  # noqa: BLE001 - one line, not a traceback, for a bench run by hand
-        from gnuradio.medjscc.errors import MedJSCCError
+    from bench_cli import run
 
-        if not isinstance(exc, MedJSCCError):
-            raise
-        print(f"residual_variable_length: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run(main, "residual_variable_length")
