@@ -312,7 +312,8 @@ class _SampleStream(torch.utils.data.IterableDataset):
 
 
 class _PairStream(torch.utils.data.IterableDataset):
-    """``pair_sampler`` as tensors: present then absent along a leading axis of 2."""
+    """``pair_sampler`` as tensors (present then absent along a leading axis of 2; no mask: the
+    signal-transfer loss needs only the nodule's window)."""
 
     def __init__(self, tcfg: HdaTrainConfig):
         self.tcfg = tcfg
@@ -326,10 +327,10 @@ class _PairStream(torch.utils.data.IterableDataset):
         store = BaseStore(self.tcfg.lesion_bases, Path(self.tcfg.lesion_root) / "train")
         pairs = load_pairs(self.tcfg.lesion_root, "train")
         f = lambda a: torch.from_numpy(np.asarray(a, np.float32) / 255.0)[None]   # noqa: E731
-        for p_, a_, xp, xa, mask, win, snr_t, snr_d, cbr in pair_sampler(store, pairs, self.tcfg, rng):
+        for p_, a_, xp, xa, _, win, snr_t, snr_d, cbr in pair_sampler(store, pairs, self.tcfg, rng):
             yield (torch.stack([f(p_[0]), f(a_[0])]), torch.stack([f(p_[1]), f(a_[1])]),
                    torch.tensor([float(p_[2]), float(a_[2])]), torch.stack([f(xp), f(xa)]),
-                   torch.from_numpy(np.asarray(mask, np.float32))[None], torch.from_numpy(win.astype(np.float32))[None],
+                   torch.from_numpy(win.astype(np.float32))[None],
                    torch.tensor(snr_t, dtype=torch.float32), torch.tensor(snr_d, dtype=torch.float32),
                    torch.tensor(cbr, dtype=torch.float32))
 
@@ -394,7 +395,7 @@ def train_refiners(base_dir, out_dir, tcfg: HdaTrainConfig = HdaTrainConfig(), d
         row = [float(((rx - target) ** 2).mean())]
         pair = None
         if pair_iter is not None:   # (k, 2, ...) -> present rows then absent rows
-            prx, pbase, phb, px, _, pwin, pt, pd, pc = next(pair_iter)
+            prx, pbase, phb, px, pwin, pt, pd, pc = next(pair_iter)
             k = prx.shape[0]
             cat = lambda t: torch.cat([t[:, 0], t[:, 1]]).to(device)   # noqa: E731
             pcond = condition_vector(torch.cat([pt, pt]), torch.cat([pd, pd]), torch.cat([pc, pc])).to(device)
