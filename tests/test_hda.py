@@ -261,3 +261,31 @@ def test_lesion_pairs_share_layout_and_noise_and_train(tmp_path):
                               progress=False)
     with pytest.raises(InputError, match="frames"):     # the two stores must hold the same kind of frames
         hda.train_refiners(tmp_path / "lb_tx", tmp_path / "run3", tcfg, workers=0)
+
+
+def test_lesion_term_gradient_lowers_the_nodule_loss(tmp_path):
+    """The lesion term reaches the refiner the right way round: a few Adam steps on it alone, on
+    one batch of pairs as the training loop assembles it, lower it."""
+    from gnuradio.medjscc.codec.lesion import signal_transfer_loss
+
+    root = _nodule_set(tmp_path / "nod", contrasts=(10.0, 6.0))   # faint: at -5 dB the hybrid loses much of it
+    hda_data.precompute_bases(root / "train", tmp_path / "lb", cbrs=(1 / 16,), snrs=(-5.0,), workers=1,
+                              progress=False, frames="shipped")
+    tcfg = hda.HdaTrainConfig(lesion_batch=2, lesion_weight=1.0, lesion_bases=str(tmp_path / "lb"),
+                              lesion_root=str(root), seed=3)
+    prx, pbase, phb, px, pwin, pt, pd, pc = next(iter(torch.utils.data.DataLoader(hda._PairStream(tcfg),
+                                                                               batch_size=2, num_workers=0)))
+    cat = lambda t: torch.cat([t[:, 0], t[:, 1]])   # noqa: E731 - present rows, then absent rows
+    cond = hda.condition_vector(torch.cat([pt, pt]), torch.cat([pd, pd]), torch.cat([pc, pc]))
+    torch.manual_seed(0)
+    m = hda.HdaRefiner(hda.RefinerConfig(8, 1))
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    losses = []
+    for _ in range(40):
+        o = m(cat(prx), cat(pbase), cat(phb), cond)
+        loss = signal_transfer_loss(o[:2], o[2:], px[:, 0], px[:, 1], pwin)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    assert losses[0] > 0.0 and losses[-1] < min(0.9 * losses[0], losses[-5]), [round(v, 4) for v in losses]
