@@ -41,27 +41,13 @@ def _side_margin(margin_db):
 
 
 def _analog_told(codec, image, mask, told_db, snr_db, cbr, link, seed, side_margin_db=None):
-    """Pure-analog Med-JSCC encoded for ``told_db``, through the channel at ``snr_db``."""
+    """Pure-analog Med-JSCC encoded for ``told_db``, through the channel at ``snr_db``: the
+    sweep's ``methods.neural_point``. -> (recon, side info decoded)."""
+    from gnuradio.medjscc.evaluation import methods
+
     with _side_margin(side_margin_db):
-        return _analog_told_inner(codec, image, mask, told_db, snr_db, cbr, link, seed)
-
-
-def _analog_told_inner(codec, image, mask, told_db, snr_db, cbr, link, seed):
-    import warnings
-
-    from gnuradio.medjscc.evaluation import envelope, methods
-    from gnuradio.medjscc.evaluation.source import grey_image
-
-    try:
-        enc = methods.neural_encode(codec, image, mask, told_db, cbr, link)
-    except methods.SideInfoDoesNotFit:
-        return grey_image(image.shape), False
-    rx, _, _, inv_snr = link.analog(methods.Transmission(enc.symbols, enc.side_info), snr_db, seed)
-    side_info, _ = envelope.send_side_info(enc.side_info, told_db, link, seed, channel_snr_db=snr_db)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # the codec warns when it falls back to grey
-        recon = codec.decode(rx, side_info, enc.shape, snr_db=snr_db, inv_snr=inv_snr)
-    return recon, side_info is not None
+        recon, ok, _, _ = methods.neural_point(codec, image, mask, snr_db, cbr, link, seed, design_snr_db=told_db)
+    return recon, ok
 
 
 def main(argv=None) -> int:

@@ -478,10 +478,13 @@ def _symbol_link_encode(codec, image, mask, snr_db, cbr, tries: int = 4):
     return best[1]
 
 
-def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec"):
-    """-> (recon, decode_ok, cbr_total, cbr_air)."""
+def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str = "codec", design_snr_db=None):
+    """-> (recon, decode_ok, cbr_total, cbr_air). ``design_snr_db``: the SNR the TX was told (its
+    CAU and its side info's MCS follow it; default ``snr_db``); the channel runs at ``snr_db`` and
+    the decoder takes it (what the receiver measures)."""
+    told = snr_db if design_snr_db is None else design_snr_db
     try:
-        enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
+        enc = neural_encode(codec, image, mask, told, cbr, link, budget)
     except SideInfoDoesNotFit:   # nothing can be sent at this SNR: the receiver shows grey
         from .source import grey_image
 
@@ -491,7 +494,7 @@ def neural_point(codec, image, mask, snr_db, cbr, link, seed_words, budget: str 
     if getattr(link, "name", "") == "symbol" and SIDE_INFO_ON_AIR and enc.side_info:
         from .envelope import send_side_info
 
-        side_info, n_side = send_side_info(enc.side_info, snr_db, link, seed_words)
+        side_info, n_side = send_side_info(enc.side_info, told, link, seed_words, channel_snr_db=snr_db)
         cbr_total = (enc.symbols.size + n_side) / float(image.size)
     import warnings
 
