@@ -12,6 +12,11 @@ its decoder takes the SNR the receiver measures. Every scheme takes the split / 
 fitted at ``--cbr``. Prints mean ROI-PSNR / PSNR / decode rate per SNR and the largest drop
 between neighbouring SNRs.
 
+``--robust-share`` is a what-if for the hybrid (and the refiner on its frames): a two-layer
+JPEG2000 base (``hybrid.Split.robust_share``), its first quality layer on that share of the base's
+symbols at the MCS the rule picks ``--robust-backoff`` dB lower, so an over-estimated SNR loses
+the finer layer only (``one_layer_rate``: the share of images shown with the first layer alone).
+
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_snr_mismatch.py --images 8 --offset 3
 """
 from __future__ import annotations
@@ -66,6 +71,11 @@ def main(argv=None) -> int:
     ap.add_argument("--side-margin", type=float, default=None,
                     help="what-if: medjscc's side-info MCS margin over the envelope rule's, in dB (default: the "
                          "shipped envelope.SIDE_INFO_EXTRA_MARGIN_DB)")
+    ap.add_argument("--robust-share", type=float, default=0.0,
+                    help="what-if: the hybrid's base in two layers, the first on this share of the base symbols "
+                         "at a robust MCS (0: one layer, as shipped)")
+    ap.add_argument("--robust-backoff", type=float, default=4.0,
+                    help="what-if: dB below the base MCS's SNR at which the first layer's MCS is picked")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
 
@@ -74,8 +84,11 @@ def main(argv=None) -> int:
     from gnuradio.medjscc.evaluation import envelope, linkadapt, methods, source
     from gnuradio.medjscc.evaluation.sweep import _dataset, resolve_data_root
     from gnuradio.medjscc.metrics import image_metrics
+    from gnuradio.medjscc.errors import InputError
     from gnuradio.medjscc.snr import parse_spec
 
+    if not 0.0 <= args.robust_share < 1.0:
+        raise InputError(f"--robust-share must lie in [0, 1), got {args.robust_share}")
     t0 = time.time()
     ds = _dataset(str(resolve_data_root(args.data, args.split)), args.images)
     cbr = parse_spec(args.cbr)[0]
@@ -105,18 +118,21 @@ def main(argv=None) -> int:
             split = hybrid.split_rule(told, cbr=cbr)
             if args.base_backoff is not None:
                 split = replace(split, base_backoff_db=args.base_backoff)
+            if args.robust_share > 0 and split.base_share > 0:   # a two-layer base is plain JPEG2000
+                split = replace(split, codec="j2k", robust_share=args.robust_share,
+                                robust_backoff_db=args.robust_backoff)
             tx = hybrid.encode(img, mask, told, n, split)
             y, h, n0, _ = link.digital(tx.symbols, snr, seed)
-            rec, info = hybrid.decode(y, h, n0, img.shape, told, n, split, crc_side=tx.side_bits,
-                                      crc_base=tx.base_bits)
+            crc = dict(crc_side=tx.side_bits, crc_base=tx.base_bits, crc_robust=tx.robust_bits)
+            rec, info = hybrid.decode(y, h, n0, img.shape, told, n, split, **crc)
             m = image_metrics(img, rec, mask)
             ok = info["side_ok"] and info["base_ok"] is not False
-            acc["hybrid-softcast"].append((m["roi_psnr"], m["psnr"], ok))
+            one = info.get("base_layers") == 1
+            acc["hybrid-softcast"].append((m["roi_psnr"], m["psnr"], ok, one))
             if refiner is not None:
-                rec, _ = hybrid.decode(y, h, n0, img.shape, told, n, split, crc_side=tx.side_bits,
-                                       crc_base=tx.base_bits, refiner=refiner)
+                rec, _ = hybrid.decode(y, h, n0, img.shape, told, n, split, refiner=refiner, **crc)
                 m = image_metrics(img, rec, mask)
-                acc["medjscc-hda"].append((m["roi_psnr"], m["psnr"], ok))
+                acc["medjscc-hda"].append((m["roi_psnr"], m["psnr"], ok, one))
             # the envelope: MCS and codec for the told SNR, frame through the true channel
             mcs = rule.pick(told)
             name = rule.codec(mcs.name)
@@ -126,15 +142,17 @@ def main(argv=None) -> int:
             got = None if data is None else envelope.send_frame(data, mcs, n, link, snr, seed)
             rec_e = source.grey_image(img.shape) if got is None else codecs[name].decode(got, img.shape)
             m = image_metrics(img, rec_e, mask)
-            acc["digital-envelope"].append((m["roi_psnr"], m["psnr"], got is not None))
+            acc["digital-envelope"].append((m["roi_psnr"], m["psnr"], got is not None, False))
             if analog is not None:
                 rec_a, ok_a = _analog_told(analog, img, mask, told, snr, cbr, link, seed, args.side_margin)
                 m = image_metrics(img, rec_a, mask)
-                acc["medjscc"].append((m["roi_psnr"], m["psnr"], ok_a))
+                acc["medjscc"].append((m["roi_psnr"], m["psnr"], ok_a, False))
         for k, v in acc.items():
             a = np.asarray(v, float)
             res[k][snr] = {"roi_psnr": round(float(a[:, 0].mean()), 3), "psnr": round(float(a[:, 1].mean()), 3),
                            "decode_rate": round(float(a[:, 2].mean()), 3)}
+            if k in ("hybrid-softcast", "medjscc-hda") and args.robust_share > 0:
+                res[k][snr]["one_layer_rate"] = round(float(a[:, 3].mean()), 3)
         print(f"{snr:6.1f} dB (told {told:g}): " + "  ".join(
             f"{k} {res[k][snr]['roi_psnr']:.2f} dB ({res[k][snr]['decode_rate']:.0%})" for k in res), flush=True)
     summary = {}
@@ -143,7 +161,9 @@ def main(argv=None) -> int:
         # the largest loss from one SNR to the next lower one
         summary[k] = {"largest_drop_db": round(float(np.max(np.diff(r))) if len(r) > 1 else 0.0, 3)}
     out = {"bench": "hybrid_snr_mismatch", "offset_db": args.offset, "base_backoff_override_db": args.base_backoff,
-           "side_margin_override_db": args.side_margin, "images": len(ds), "split": args.split,
+           "side_margin_override_db": args.side_margin, "robust_share": args.robust_share,
+           "robust_backoff_db": args.robust_backoff if args.robust_share > 0 else None,
+           "images": len(ds), "split": args.split,
            "cbr": cbr, "seed": args.seed,
            "points": {k: {f"{s:g}": v for s, v in pts.items()} for k, pts in res.items()},
            "summary": summary, "seconds": round(time.time() - t0, 1)}

@@ -47,6 +47,9 @@ def base_budgets(n_total: int, snrs, cbr: float, frames: str = "tx_mask") -> dic
     out: dict = {}
     for snr in snrs:
         lay = hybrid.layout(n_total, float(snr), frame_split(snr, cbr, frames))
+        if lay.layered:   # its base is two streams in two frames: not what these samples rebuild
+            raise MedJSCCError(f"hda_data: the split at {snr:g} dB has a two-layer base; refiner samples "
+                               "are made for one-layer bases only")
         key = (None, 0, False)
         if lay.has_base:
             key = (lay.codec, lay.base_stream_bytes, lay.rx_mask)
@@ -172,6 +175,9 @@ def hybrid_sample(image, mask, snr_design: float, snr_true: float, n_total: int,
     image = np.ascontiguousarray(image, np.uint8)
     cbr = n_total / image.size
     lay = hybrid.layout(int(n_total), float(snr_design), frame_split(snr_design, cbr, frames))
+    if lay.layered:
+        raise MedJSCCError(f"hda_data: the split at {snr_design:g} dB has a two-layer base; refiner samples "
+                           "are made for one-layer bases only")
     base, grid = np.full(image.shape, hybrid.GREY), None
     if lay.has_base and stream:
         base = hybrid._source(lay.codec).decode(stream, image.shape).astype(float)

@@ -60,6 +60,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import InputError, MedJSCCError
+from .bands import band_map, band_members
 
 GREY = 128.0                 # the zero base: what the RX shows with no base layer
 BAND_BITS = 6                # per band variance code; code 0 = "not worth sending" (variance 0)
@@ -83,29 +84,6 @@ BASE_CRC_BYTES = 2
 
 
 # ----------------------------------------------------------------------------- bands
-@functools.lru_cache(maxsize=16)
-def band_map(shape: tuple, n_bands: int):
-    """-> (labels (H*W,) band of each DCT coefficient, radius (H*W,)). Band 0 holds the lowest
-    frequencies (radius < 1.5: DC and its 3 neighbours), the rest are rings with log-spaced edges
-    from 1.5 to the corner (the residual's energy falls roughly as a power of the radius)."""
-    if n_bands < 2:
-        raise InputError(f"hybrid: at least 2 bands, got {n_bands}")
-    h, w = shape
-    u, v = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    r = np.sqrt(u ** 2 + v ** 2).ravel()
-    edges = np.concatenate([[0.0], np.geomspace(1.5, math.hypot(h, w) + 1.0, n_bands)])
-    labels = np.clip(np.searchsorted(edges, r, side="right") - 1, 0, n_bands - 1)
-    return labels.astype(np.int64), r
-
-
-@functools.lru_cache(maxsize=16)
-def _band_members(shape: tuple, n_bands: int):
-    """Per band, its coefficient indices in increasing radius (ties: raster order)."""
-    labels, r = band_map(shape, n_bands)
-    order = np.lexsort((np.arange(r.size), r))
-    return [order[labels[order] == b] for b in range(n_bands)]
-
-
 def quantise_variances(var: np.ndarray) -> np.ndarray:
     var = np.asarray(var, float)
     db = 10.0 * np.log10(np.maximum(var, 1e-30))
@@ -123,8 +101,9 @@ def dequantise_variances(codes: np.ndarray) -> np.ndarray:
 
 def selection(shape, n_bands: int, lam: np.ndarray, n_real: int):
     """Coefficients both ends send, in slot order: bands by decreasing variance (ties: lower band
-    first), each band's coefficients by radius; bands of variance 0 never. -> (coef idx, band idx)."""
-    members = _band_members(tuple(shape), n_bands)
+    first), each band's coefficients by radius; bands of variance 0 never. -> (coef idx, band idx).
+    ``lam`` may be the variances times per-band weights (``allocation_variances``)."""
+    members = band_members(tuple(shape), n_bands)
     idx, bands, left = [], [], int(n_real)
     for b in sorted(range(n_bands), key=lambda b: (-lam[b], b)):
         if left <= 0 or lam[b] <= 0:
@@ -159,12 +138,21 @@ def power_allocation(lam: np.ndarray, counts: np.ndarray, total_power: float, s2
     return p
 
 
-def analog_gains(lam, counts, n_analog: int, snr_db: float) -> np.ndarray:
+def analog_gains(lam, counts, n_analog: int, snr_db: float, weights=None) -> np.ndarray:
     """Per band amplitude gain g_b (x = g_b * coefficient) for ``n_analog`` unit-power complex
-    symbols at the design SNR."""
+    symbols at the design SNR; ``weights``: per-band error weights (``allocation_variances``)."""
     s2 = 10.0 ** (-snr_db / 10.0) / 2.0
-    p = power_allocation(lam, counts, float(n_analog), s2)
+    p = power_allocation(allocation_variances(lam, weights), counts, float(n_analog), s2)
     return np.where(lam > 0, np.sqrt(p / np.maximum(lam, 1e-300)), 0.0)
+
+
+def allocation_variances(lam, weights=None) -> np.ndarray:
+    """What the selection and the power allocation rank and weigh: the band variances, times the
+    per-band error weights where given (``detectability.band_weights``: the error in a band counts
+    ``w_b`` times, so ``power_allocation``'s closed form holds with ``w_b lam_b``). The LLSE
+    decoder still uses the plain variances."""
+    lam = np.asarray(lam, float)
+    return lam if weights is None else lam * np.asarray(weights, float)
 
 
 def _dct2(x):
@@ -198,18 +186,19 @@ def scale_value(code: int) -> float:
     return 10.0 ** ((int(code) - 128) * SCALE_STEP_DB / 20.0)
 
 
-def analog_layer(residual: np.ndarray, n_analog: int, snr_db: float, n_bands: int, codes=None):
+def analog_layer(residual: np.ndarray, n_analog: int, snr_db: float, n_bands: int, codes=None, weights=None):
     """-> (complex symbols (n_analog,), band codes (n_bands,), scale byte). The residual in grey
     levels; ``codes``: band codes both ends already know (prior split) instead of the residual's
     own. The symbols are scaled by the gain of the scale byte (unit mean power to within one
     ``SCALE_STEP_DB`` below): the realised power differs from the model by the variance
-    quantiser, the subset of a band that is sent, and (prior split) the image."""
+    quantiser, the subset of a band that is sent, and (prior split) the image. ``weights``:
+    per-band error weights both ends know (a task-weighted layout), None: plain MSE."""
     shape = residual.shape
     c = _dct2(residual).ravel()
     codes = quantise_variances(band_variances(residual, n_bands)) if codes is None else np.asarray(codes, np.int64)
     lam = dequantise_variances(codes)
-    sel, band = selection(shape, n_bands, lam, 2 * n_analog)
-    g = analog_gains(lam, np.bincount(band, minlength=n_bands), n_analog, snr_db)
+    sel, band = selection(shape, n_bands, allocation_variances(lam, weights), 2 * n_analog)
+    g = analog_gains(lam, np.bincount(band, minlength=n_bands), n_analog, snr_db, weights)
     x = np.zeros(2 * n_analog)
     x[:sel.size] = g[band] * c[sel]
     sym = x[0::2] + 1j * x[1::2]
@@ -219,14 +208,15 @@ def analog_layer(residual: np.ndarray, n_analog: int, snr_db: float, n_bands: in
 
 
 def analog_decode(y: np.ndarray, h, n0: float, codes: np.ndarray, shape, snr_db: float,
-                  scale: float = 1.0) -> np.ndarray:
+                  scale: float = 1.0, weights=None) -> np.ndarray:
     """LLSE estimate of the residual (grey levels) from the analog symbols ``y`` (gains ``h`` or
-    None on AWGN, complex noise variance ``n0``), the band codes and the normalising gain."""
+    None on AWGN, complex noise variance ``n0``), the band codes, the normalising gain and the
+    per-band error weights the TX allocated with (None: plain MSE)."""
     y = np.asarray(y, np.complex128).reshape(-1)
     n_analog, n_bands = y.size, len(codes)
     lam = dequantise_variances(codes)
-    sel, band = selection(shape, n_bands, lam, 2 * n_analog)
-    g = analog_gains(lam, np.bincount(band, minlength=n_bands), n_analog, snr_db) * float(scale)
+    sel, band = selection(shape, n_bands, allocation_variances(lam, weights), 2 * n_analog)
+    g = analog_gains(lam, np.bincount(band, minlength=n_bands), n_analog, snr_db, weights) * float(scale)
     if h is None:
         amp = np.ones(n_analog)
         z = y
@@ -260,6 +250,15 @@ class Split:
     bg_weight: float = 1.0     # the analog layer's weight on the residual outside the ROI (1: no mask)
     base_backoff_db: float = 0.0   # the base MCS is the envelope rule's pick at SNR - this (more robust)
     rx_mask: bool = False      # the ROI's grid code rides in the base payload; the RX undoes bg_weight
+    # the analog layer's error weighted towards the bands where a nodule is detectable
+    # (codec/detectability.py; 0: plain MSE). Not in the fitted split: the sweep's
+    # hybrid-softcast-task sets it from detectability.weight_rule (issue #15)
+    task_weight: float = 0.0
+    # a two-layer base (codec j2k only): the first quality layer on this share of the base's
+    # symbols at the MCS the rule picks robust_backoff_db lower, the rest at the base MCS. When the
+    # TX over-estimates the SNR the finer layer is lost and the first still decodes (no cliff)
+    robust_share: float = 0.0
+    robust_backoff_db: float = 4.0
 
     def without_rx_mask(self) -> "Split":
         """The same split with the mask known at the TX only."""
@@ -309,7 +308,8 @@ def split_from_json(v: dict) -> Split:
     codes = v.get("prior_codes")
     sp = Split(float(v["base_share"]), int(v["n_bands"]), str(v["codec"]),
                None if codes is None else tuple(int(c) for c in codes), float(v.get("bg_weight", 1.0)),
-               float(v.get("base_backoff_db", 0.0)), bool(v.get("rx_mask", False)))
+               float(v.get("base_backoff_db", 0.0)), bool(v.get("rx_mask", False)), float(v.get("task_weight", 0.0)),
+               float(v.get("robust_share", 0.0)), float(v.get("robust_backoff_db", 4.0)))
     if sp.prior_codes is not None and len(sp.prior_codes) != sp.n_bands:
         raise MedJSCCError(f"{SPLIT_FILE_NAME}: {len(sp.prior_codes)} prior codes for {sp.n_bands} bands")
     return sp
@@ -320,6 +320,11 @@ def split_to_json(sp: Split) -> dict:
            "base_backoff_db": sp.base_backoff_db}
     if sp.rx_mask:
         out["rx_mask"] = True
+    if sp.task_weight > 0:
+        out["task_weight"] = sp.task_weight
+    if sp.robust_share > 0:
+        out["robust_share"] = sp.robust_share
+        out["robust_backoff_db"] = sp.robust_backoff_db
     if sp.prior_codes is not None:
         out["prior_codes"] = list(sp.prior_codes)
     return out
@@ -381,6 +386,20 @@ class Layout:
     prior_codes: tuple | None = None   # band codes known at both ends (no side frame)
     bg_weight: float = 1.0
     rx_mask: bool = False     # the ROI grid code leads the base's stream; the RX divides by the weights
+    task_weight: float = 0.0  # detectability weighting of the analog layer's error (Split.task_weight)
+    # two-layer base (Split.robust_share): the first layer's frame, ahead of the base frame
+    n_robust: int = 0
+    robust_mcs: object = None
+
+    @property
+    def layered(self) -> bool:
+        return self.has_base and self.robust_mcs is not None and self.n_robust > 0
+
+    def band_weights(self, shape) -> np.ndarray | None:
+        """Per-band error weights of the analog layer (None: plain MSE)."""
+        from .detectability import band_weights
+
+        return band_weights(shape, self.n_bands, self.task_weight)
 
     @property
     def has_base(self) -> bool:
@@ -403,20 +422,24 @@ class Layout:
     def without_base(self) -> "Layout":
         """The same frame when the TX found no base that fits: the analog layer takes its symbols
         (and the mask has no payload to ride in: the TX alone knows it)."""
-        return replace(self, n_analog=self.n_analog + self.n_base, n_base=0, mcs=None, rx_mask=False)
+        return replace(self, n_analog=self.n_analog + self.n_base + self.n_robust, n_base=0, mcs=None,
+                       rx_mask=False, n_robust=0, robust_mcs=None)
 
     @property
     def label(self) -> str:
         """Row label ``<base mcs>+<codec>+b<share>`` (``none+analog+b0.00``: pure analog)."""
         if not self.has_base:
             return f"none+analog{'-prior' if self.prior else ''}{self._bg}+b0.00"
-        return (f"{self.mcs.name}+{self.codec}{'-prior' if self.prior else ''}{self._bg}"
-                f"+b{self.n_base / self.n_total:.2f}")
+        robust = f"{self.robust_mcs.name}/" if self.layered else ""
+        return (f"{robust}{self.mcs.name}+{self.codec}{'-prior' if self.prior else ''}{self._bg}"
+                f"+b{(self.n_base + self.n_robust) / self.n_total:.2f}")
 
     @property
     def _bg(self) -> str:
-        """``-bg<w>``; ``-bg<w>m`` when the RX knows the mask and undoes the weight."""
-        return f"-bg{self.bg_weight:g}{'m' if self.rx_mask else ''}" if self.bg_weight < 1.0 else ""
+        """``-bg<w>``; ``-bg<w>m`` when the RX knows the mask and undoes the weight; then ``-t<w>``
+        for a task-weighted analog layer."""
+        bg = f"-bg{self.bg_weight:g}{'m' if self.rx_mask else ''}" if self.bg_weight < 1.0 else ""
+        return bg + (f"-t{self.task_weight:g}" if self.task_weight > 0 else "")
 
 
 def side_bytes(n_bands: int) -> int:
@@ -453,8 +476,35 @@ def layout(n_total: int, snr_db: float, split: Split | None = None, rule=None) -
         codes, bg = analog_prior_codes(), 1.0
     # the mask rides in the base payload: without a base the RX cannot know it
     rx_mask = bool(split.rx_mask) and bg < 1.0 and mcs is not None
-    return Layout(n_total, n_side, n_base, rest - n_base, side_mcs, mcs, split.codec, split.n_bands,
-                  float(split.base_share), codes, bg, rx_mask)
+    n_robust, robust_mcs = 0, None
+    if split.robust_share > 0 and mcs is not None:
+        n_robust, robust_mcs = _robust_section(split, snr_db, rule, lowest, mcs, n_base)
+    return Layout(n_total, n_side, n_base - n_robust, rest - n_base, side_mcs, mcs, split.codec, split.n_bands,
+                  float(split.base_share), codes, bg, rx_mask, float(split.task_weight), n_robust, robust_mcs)
+
+
+LAYERED_CODECS = ("j2k",)   # base codecs with two quality layers (source.J2kCodec.encode_layers)
+LAYER1_LEN_BYTES = 2        # the first layer's length, ahead of it in its frame (the RX joins the layers)
+
+
+def _robust_section(split: Split, snr_db: float, rule, lowest: float, mcs, n_base: int):
+    """-> (symbols, MCS) of a two-layer base's first-layer frame, or (0, None) where the split
+    cannot have one: a codec without layers, no MCS below the base's, or a section too small."""
+    from ..evaluation import linkadapt
+
+    if split.codec not in LAYERED_CODECS:
+        raise MedJSCCError(f"hybrid: a two-layer base needs codec {' or '.join(LAYERED_CODECS)}, not {split.codec}")
+    if not 0.0 < split.robust_share < 1.0:
+        raise MedJSCCError(f"hybrid: robust_share must lie in (0, 1), got {split.robust_share}")
+    snr = snr_db - split.base_backoff_db - split.robust_backoff_db
+    rmcs = rule.pick(snr) if snr + 1e-9 >= lowest else None
+    if rmcs is None or rmcs.efficiency >= mcs.efficiency:
+        return 0, None
+    n_robust = int(round(split.robust_share * n_base))
+    p1, p2 = linkadapt.plan(rmcs, n_robust), linkadapt.plan(mcs, n_base - n_robust)
+    if p1 is None or p2 is None or p1.payload_bytes < MIN_BASE_BYTES or p2.payload_bytes < 8:
+        return 0, None
+    return n_robust, rmcs
 
 
 # ----------------------------------------------------------------------------- encode / decode
@@ -494,6 +544,16 @@ MASK_CELL_PX = 16
 MASK_GRID_RULE = "majority"
 MASK_FEATHER_PX = 4.0
 MASK_LEN_BYTES = 1      # the grid code's length, ahead of it in the base payload
+
+
+def _base_layers(image, mask, codec: str, budget1: int, budget2: int):
+    """(first layer, second layer) of a two-layer base within the two budgets, or None."""
+    key = (hashlib.sha1(image.tobytes()).hexdigest(), codec, int(budget1), int(budget2), "layers")
+    if key not in _BASE_MEMO:
+        if len(_BASE_MEMO) > 2048:
+            _BASE_MEMO.clear()
+        _BASE_MEMO[key] = _source(codec).encode_layers(image, budget1, budget2, mask)
+    return _BASE_MEMO[key]
 
 
 def roi_weights(shape, bg_weight: float, mask=None, grid=None) -> np.ndarray | None:
@@ -619,13 +679,16 @@ class HybridTx:
     base_bytes: int            # base frame payload sent (J2K stream, + the scale byte of a prior split)
     codes: np.ndarray
     scale: int                 # scale byte
+    robust_bits: np.ndarray | None = None   # a two-layer base's first-layer frame bits
 
 
 def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | None = None, rule=None,
            base_crc: bool = False) -> HybridTx:
     """The frame of ``n_total`` symbols for ``image`` at the SNR the TX knows. ``base_crc``: the
     base payload carries a CRC-16 (on the air; ``BASE_CRC_BYTES`` fewer for the stream). An
-    ``rx_mask`` layout's base payload is ``[scale byte (prior)] [mask_block] [stream]``."""
+    ``rx_mask`` layout's base payload is ``[scale byte (prior)] [mask_block] [stream]``. A
+    two-layer base (``Layout.layered``) sends ``[scale byte (prior)] [mask_block] [length]
+    [first layer]`` in its robust frame and the second layer alone in the base frame."""
     from ..evaluation import linkadapt
 
     image = np.ascontiguousarray(image, dtype=np.uint8)
@@ -640,7 +703,19 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
     lead = 1 if lay.prior else 0
     crc_len = BASE_CRC_BYTES if base_crc else 0
     block, grid = mask_block(mask, image.shape) if lay.rx_mask else (b"", None)
-    if lay.has_base:
+    layers, robust_bits, robust_sym = None, None, np.zeros(0, np.complex128)
+    if lay.layered:
+        p1, p = linkadapt.plan(lay.robust_mcs, lay.n_robust), linkadapt.plan(lay.mcs, lay.n_base)
+        budget = p1.payload_bytes - crc_len - lead - len(block) - LAYER1_LEN_BYTES
+        layers = _base_layers(image, mask, lay.codec, budget, p.payload_bytes - crc_len)
+        data = None if layers is None else layers[0] + layers[1]
+        if data is None and lay.prior:
+            raise BaseDoesNotFit(f"hybrid: no {lay.codec} stream of this image fits {budget} bytes")
+        if data is None:
+            lay, block, grid = lay.without_base(), b"", None
+        else:
+            base = _source(lay.codec).decode_layers(layers[0], layers[1], image.shape).astype(float)
+    elif lay.has_base:
         p = linkadapt.plan(lay.mcs, lay.n_base)
         budget = lay.base_stream_bytes - crc_len - len(block)
         data = _base_stream(image, mask, lay.codec, budget)
@@ -651,8 +726,15 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
         else:
             base = _source(lay.codec).decode(data, image.shape).astype(float)
     ana, codes, scale = analog_layer(_weighted_residual(image, base, mask, lay.bg_weight, grid), lay.n_analog,
-                                     snr_db, lay.n_bands, codes=lay.prior_codes)
-    if lay.has_base:
+                                     snr_db, lay.n_bands, codes=lay.prior_codes, weights=lay.band_weights(image.shape))
+    if lay.layered:
+        first, second = layers
+        head = (bytes([scale]) if lead else b"") + block + len(first).to_bytes(LAYER1_LEN_BYTES, "big")
+        robust_bits = _base_bits(head + first, p1.info_bits, bool(base_crc))
+        robust_sym = p1.encode(robust_bits[None])[0]
+        base_bits = _base_bits(second, p.info_bits, bool(base_crc))
+        base_sym = p.encode(base_bits[None])[0]
+    elif lay.has_base:
         base_bits = _base_bits((bytes([scale]) if lead else b"") + block + data, p.info_bits, bool(base_crc))
         base_sym = p.encode(base_bits[None])[0]
     if lay.prior:   # (pure analog prior: no byte carries the scale; the RX takes 1, within a few dB)
@@ -661,11 +743,13 @@ def encode(image: np.ndarray, mask, snr_db: float, n_total: int, split: Split | 
         sp = linkadapt.plan(lay.side_mcs, lay.n_side)
         side_bits = _bits(_pack_side(lay.has_base, codes, scale), sp.info_bits)
         side_sym = sp.encode(side_bits[None])[0]
-    sym = np.concatenate([side_sym, base_sym, ana]).astype(np.complex128)
+    sym = np.concatenate([side_sym, robust_sym, base_sym, ana]).astype(np.complex128)
     if sym.size != lay.n_total:
         raise MedJSCCError(f"hybrid: frame of {sym.size} symbols, layout says {lay.n_total}")
-    return HybridTx(sym, lay, side_bits, base_bits, 0 if data is None else len(data) + lead + len(block) + crc_len,
-                    codes, scale)
+    sent = 0 if data is None else len(data) + lead + len(block) + crc_len
+    if lay.layered and data is not None:
+        sent += LAYER1_LEN_BYTES + crc_len
+    return HybridTx(sym, lay, side_bits, base_bits, sent, codes, scale, robust_bits)
 
 
 def _digital_rx(plan, y, h, n0, sent_bits, max_iter=40):
@@ -677,7 +761,7 @@ def _digital_rx(plan, y, h, n0, sent_bits, max_iter=40):
 
 
 def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, split: Split | None = None,
-           rule=None, crc_side=None, crc_base=None, refiner=None, base_crc: bool = False):
+           rule=None, crc_side=None, crc_base=None, refiner=None, base_crc: bool = False, crc_robust=None):
     """Receive one frame: ``y`` (n_total,) received symbols, ``h`` fading gains or None, ``n0`` the
     complex noise variance, ``snr_db`` the SNR the TX designed for (fed back). ``crc_*``: the sent
     information bits, standing in for the CRC that flags a wrongly decoded frame; ``base_crc``: the
@@ -685,8 +769,12 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
     (``codec/hda.py``, medjscc-hda): the learned refinement of a frame that decoded (side frame
     and base OK); a failed frame is returned as received.
 
+    A two-layer base (``crc_robust``: its first-layer frame's sent bits) shows both layers, or the
+    first alone when the base frame failed (``base_ok`` True: a base is shown; ``base_layers``
+    says how many of its 2 layers; the analog layer is added as it came).
+
     -> (uint8 image, info) with info = dict(side_ok, base_ok (None without base), has_base, label,
-    refined)."""
+    refined, base_layers (layered frames only))."""
     from ..evaluation import linkadapt
 
     shape = tuple(int(s) for s in shape)
@@ -713,7 +801,13 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
             lay = lay.without_base()
         info.update(has_base=has_base, label=lay.label)
     base, grid = np.full(shape, GREY), None
-    if lay.has_base:
+    if lay.layered:
+        base, grid, ok, (n_layers, robust_scale) = _receive_layers(lay, y, hh, n0, shape, crc_robust, crc_base,
+                                                                   base_crc)
+        if ok and lay.prior:
+            scale = robust_scale
+        info.update(base_ok=ok, base_layers=n_layers)
+    elif lay.has_base:
         b0, b1 = s1, s1 + lay.n_base
         bits, ok = _digital_rx(linkadapt.plan(lay.mcs, lay.n_base), y[b0:b1], cut(hh, b0, b1), n0, crc_base)
         payload = np.packbits(bits).tobytes()
@@ -732,8 +826,9 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
         info["base_ok"] = ok
     out = base
     if codes is not None:
-        a0 = lay.n_side + lay.n_base
-        ana = analog_decode(y[a0:], cut(hh, a0, None), n0, codes, shape, snr_db, scale_value(scale))
+        a0 = lay.n_side + lay.n_robust + lay.n_base
+        ana = analog_decode(y[a0:], cut(hh, a0, None), n0, codes, shape, snr_db, scale_value(scale),
+                            lay.band_weights(shape))
         w = roi_weights(shape, lay.bg_weight, grid=grid) if lay.rx_mask else None
         out = base + (ana if w is None else ana / w)   # (base lost: no mask, the background stays weighted)
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
@@ -743,6 +838,45 @@ def decode(y: np.ndarray, h, n0: float, shape, snr_db: float, n_total: int, spli
         out = refiner(out, base, lay.has_base, snr_rx, float(snr_db), int(n_total) / (shape[0] * shape[1]))
         info["refined"] = True
     return out, info
+
+
+def _receive_layers(lay: Layout, y, hh, n0, shape, crc_robust, crc_base, base_crc: bool):
+    """A two-layer base's two frames -> (base image, grid, first layer decoded, (layers shown,
+    scale byte or None))."""
+    from ..evaluation import linkadapt
+
+    def frame(lo, n, mcs, sent):
+        bits, ok = _digital_rx(linkadapt.plan(mcs, n), y[lo:lo + n], None if hh is None else hh[lo:lo + n], n0, sent)
+        payload = np.packbits(bits).tobytes()
+        if ok and base_crc:
+            payload = _check_base_crc(payload)
+            ok = payload is not None
+        return payload if ok else None
+
+    r0 = lay.n_side
+    first_frame = frame(r0, lay.n_robust, lay.robust_mcs, crc_robust)
+    second = frame(r0 + lay.n_robust, lay.n_base, lay.mcs, crc_base)
+    if first_frame is None:
+        return np.full(shape, GREY), None, False, (0, None)
+    scale, payload, grid = None, first_frame, None
+    try:
+        if lay.prior:
+            scale, payload = payload[0], payload[1:]
+        if lay.rx_mask:
+            grid, payload = split_mask_block(payload, shape)
+        n = int.from_bytes(payload[:LAYER1_LEN_BYTES], "big")
+        first = payload[LAYER1_LEN_BYTES:LAYER1_LEN_BYTES + n]
+        if len(first) != n:
+            raise MedJSCCError("hybrid: the robust frame is shorter than its first layer")
+        codec = _source(lay.codec)
+        if second is not None:
+            try:
+                return codec.decode_layers(first, second, shape).astype(float), grid, True, (2, scale)
+            except MedJSCCError:
+                pass   # (a CRC-good second layer that does not decode: show the first)
+        return codec.decode_layers(first, None, shape).astype(float), grid, True, (1, scale)
+    except MedJSCCError:
+        return np.full(shape, GREY), None, False, (0, None)
 
 
 def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, split: Split | None = None,
@@ -762,7 +896,7 @@ def sweep_point(image, mask, snr_db: float, n_total: int, link, seed_words, spli
     if erased is not None:
         raise InputError("hybrid-softcast runs on the symbol link only (--link symbol)")
     recon, info = decode(y, h, n0, image.shape, snr_db, n_total, split, crc_side=tx.side_bits,
-                         crc_base=tx.base_bits, refiner=refiner)
+                         crc_base=tx.base_bits, refiner=refiner, crc_robust=tx.robust_bits)
     ok = bool(info["side_ok"]) and info["base_ok"] is not False
     # the row label is the split planned for this SNR (one per SNR, so rows aggregate together)
     return recon, ok, tx.base_bytes, layout(n_total, snr_db, split).label, info

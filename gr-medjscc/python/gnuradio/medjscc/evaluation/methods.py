@@ -35,6 +35,10 @@ Method families (``METHODS``):
 * ``hybrid-softcast-nomask``: ``hybrid-softcast`` with the split fitted without the mask (no ROI
   JPEG2000, no weighting: the fit's reference, ``split_nomask``), symbol link only. Beside
   ``hybrid-softcast`` it measures what the ROI mask buys (issue #13).
+* ``hybrid-softcast-task``: ``hybrid-softcast``'s split with the analog layer's error weighted
+  towards the DCT bands where a nodule is detectable (``codec/detectability.py``, the weight per
+  SNR from ``detectability.weight_rule``; rows' ``mcs`` show ``-t<w>``), symbol link only: what
+  that buys the nodule AUC, and costs in PSNR (issue #15).
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
@@ -68,10 +72,15 @@ CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
 # codec/hybrid.py: digital base + SoftCast-style analog residual; medjscc-hda adds the learned
 # refinement decoder (codec/hda.py) to the same frames
-HYBRID = ("hybrid-softcast", "medjscc-hda", "hybrid-softcast-nomask")
+HYBRID = ("hybrid-softcast", "medjscc-hda", "hybrid-softcast-nomask", "hybrid-softcast-task")
 HYBRID_REFINER = {"medjscc-hda": "hda_refiner"}
 # the hybrid without any use of the mask (codec/hybrid.py split_nomask): what the mask is worth
 HYBRID_NOMASK = ("hybrid-softcast-nomask",)
+# the shipped split with its analog layer's error weighted towards the bands where a nodule is
+# detectable (codec/detectability.py, weight per SNR picked on validation pairs): what that buys
+# the nodule AUC (issue #15)
+HYBRID_TASK = ("hybrid-softcast-task",)
+SYMBOL_LINK_ONLY = HYBRID_NOMASK + HYBRID_TASK
 METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE + HYBRID
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
@@ -348,6 +357,22 @@ def _frozen(codec, repeat_strong: float = 0.0):
     return codec
 
 
+def hybrid_split(method: str, snr_db: float, cbr: float):
+    """The split a hybrid method sends on the symbol link at ``snr_db`` and ``cbr``; None: the
+    shipped rule's (``hybrid.sweep_point``'s default)."""
+    from dataclasses import replace
+
+    from ..codec import hybrid
+
+    if method in HYBRID_NOMASK:
+        return hybrid.split_rule(snr_db, cbr=cbr, nomask=True)
+    if method in HYBRID_TASK:
+        from ..codec import detectability
+
+        return replace(hybrid.split_rule(snr_db, cbr=cbr), task_weight=detectability.weight_rule(snr_db))
+    return None
+
+
 @functools.lru_cache(maxsize=2)
 def hybrid_refiner(name: str):
     """The learned refinement decoder of a hybrid method, loaded once per process."""
@@ -581,13 +606,13 @@ def run_point(method: str, image: np.ndarray, mask, image_name: str, snrs, cbr: 
             refiner = hybrid_refiner(HYBRID_REFINER[method]) if method in HYBRID_REFINER else None
             sha = "" if refiner is None else refiner.sha256
             if lk.name == "symbol":
-                from ..codec.hybrid import split_rule, sweep_point
+                from ..codec.hybrid import sweep_point
 
-                split = split_rule(snr_db, cbr=n_sym / n_pix, nomask=True) if method in HYBRID_NOMASK else None
+                split = hybrid_split(method, snr_db, n_sym / n_pix)
                 recon, ok, nbytes, picked, _ = sweep_point(image, mask, snr_db, n_sym, lk, seed_words, split,
                                                            refiner=refiner)
                 emit(snr_db, picked, recon, ok, n_sym / n_pix, math.nan, nbytes, sha)
-            elif method in HYBRID_NOMASK:
+            elif method in SYMBOL_LINK_ONLY:
                 raise InputError(f"method {method} runs on --link symbol only")
             else:
                 recon, ok, cbr_total, cbr_air, nbytes, picked = hybrid_air_point(

@@ -134,17 +134,20 @@ class J2kCodec:
         return body
 
     def encode(self, image: np.ndarray, budget_bytes: int, mask=None) -> bytes | None:
-        image = np.ascontiguousarray(image, dtype=np.uint8)
-        budget_bytes = int(budget_bytes)
+        fit = self._fit(np.ascontiguousarray(image, dtype=np.uint8), int(budget_bytes))
+        return None if fit is None else fit[1]
+
+    def _fit(self, image: np.ndarray, budget_bytes: int):
+        """-> (ratio, packet data) of the largest stream within the budget; None if none fits."""
         if budget_bytes <= 0:
             return None
         finest = self._encode_ratio(image, self.MIN_RATIO)
         if len(finest) <= budget_bytes:
-            return finest
+            return self.MIN_RATIO, finest
         smallest = self._encode_ratio(image, self.MAX_RATIO)
         if len(smallest) > budget_bytes:
             return None
-        best = smallest
+        best = (self.MAX_RATIO, smallest)
         # OpenJPEG's rate control lands near raw/ratio bytes, headers included: bracket around that
         raw = image.size
         guess = raw / (budget_bytes + len(self.template(image.shape)) + len(J2K_TILE_HEADER) + len(J2K_EOC))
@@ -153,20 +156,93 @@ class J2kCodec:
             lo, hi = hi, math.log(self.MAX_RATIO)
         for _ in range(self.search_steps):
             mid = 0.5 * (lo + hi)
-            data = self._encode_ratio(image, round(math.exp(mid), 4))
+            ratio = round(math.exp(mid), 4)
+            data = self._encode_ratio(image, ratio)
             if len(data) <= budget_bytes:
-                if len(data) > len(best):
-                    best = data
+                if len(data) > len(best[1]):
+                    best = (ratio, data)
                 hi = mid
             else:
                 lo = mid
         return best
 
-    def decode(self, data: bytes, shape) -> np.ndarray:
-        """Packet data (trailing padding allowed) -> image: template header + SOT(Psot=0) + data + EOC."""
+    # ------------------------------------------------------------------ two quality layers
+    # A stream of two quality layers in layer-major order (LRCP, OpenJPEG's default) starts with
+    # exactly the packets of the one-layer stream at the first layer's ratio (checked): its first
+    # part decodes alone with the one-layer template, and with the second part under a two-layer
+    # template. What the hybrid's base sends in two frames of different robustness.
+    def _codestream2(self, image: np.ndarray, ratio1: float, ratio2: float) -> bytes:
         from PIL import Image
 
-        cs = self.template(shape) + J2K_TILE_HEADER + bytes(data) + J2K_EOC
+        key = (image.shape, hash(image.tobytes()), ratio1, ratio2)
+        if key not in self._memo:
+            buf = io.BytesIO()
+            Image.fromarray(image, "L").save(buf, format="JPEG2000", quality_mode="rates",
+                                             quality_layers=[ratio1, ratio2], irreversible=True, no_jp2=True)
+            if len(self._memo) > 4096:
+                self._memo.clear()
+            self._memo[key] = _strip_j2k_comments(buf.getvalue())
+        return self._memo[key]
+
+    def template2(self, shape) -> bytes:
+        """Main header of a two-layer stream for this image size (differs from ``template`` in COD)."""
+        shape = tuple(int(v) for v in shape)
+        key = ("two-layer", shape)
+        if key not in self._templates:
+            flat = np.full(shape, GREY, dtype=np.uint8)
+            self._templates[key] = _split_j2k(self._codestream2(flat, 200.0, 50.0))[0]
+        return self._templates[key]
+
+    def _encode_ratio2(self, image: np.ndarray, ratio1: float, ratio2: float) -> bytes:
+        header, body = _split_j2k(self._codestream2(image, ratio1, ratio2))
+        if header != self.template2(image.shape):
+            raise MedJSCCError("two-layer JPEG 2000 main header differs from the receiver's template")
+        return body
+
+    def encode_layers(self, image: np.ndarray, budget1: int, budget2: int, mask=None):
+        """-> (first, second): ``first`` the largest one-layer stream within ``budget1`` bytes,
+        ``second`` the largest continuation within ``budget2`` bytes such that ``first + second`` is
+        a two-layer stream (``second`` may be empty: no finer layer fits or is worth it). None:
+        not even the smallest stream fits ``budget1``."""
+        image = np.ascontiguousarray(image, dtype=np.uint8)
+        fit = self._fit(image, int(budget1))
+        if fit is None:
+            return None
+        ratio1, first = fit
+        budget2 = int(budget2)
+        if budget2 <= 0 or ratio1 <= self.MIN_RATIO:   # (at MIN_RATIO the first layer holds every pass)
+            return first, b""
+        best = b""
+        lo, hi = math.log(self.MIN_RATIO), math.log(ratio1)
+        for _ in range(self.search_steps):
+            mid = 0.5 * (lo + hi)
+            body = self._encode_ratio2(image, ratio1, round(math.exp(mid), 4))
+            if not body.startswith(first):
+                raise MedJSCCError("two-layer JPEG 2000 stream does not start with the one-layer stream")
+            extra = body[len(first):]
+            if len(extra) <= budget2:
+                if len(extra) > len(best):
+                    best = extra
+                hi = mid
+            else:
+                lo = mid
+        return first, best
+
+    def decode_layers(self, first: bytes, second: bytes | None, shape) -> np.ndarray:
+        """Image from the first layer alone (``second`` None or empty) or from both. ``second``
+        must be received whole (trailing padding allowed: the decoder stops at its last packet)."""
+        if not second:
+            return self.decode(first, shape)
+        return self._decode_codestream(self.template2(shape) + J2K_TILE_HEADER + bytes(first) + bytes(second)
+                                       + J2K_EOC, shape)
+
+    def decode(self, data: bytes, shape) -> np.ndarray:
+        """Packet data (trailing padding allowed) -> image: template header + SOT(Psot=0) + data + EOC."""
+        return self._decode_codestream(self.template(shape) + J2K_TILE_HEADER + bytes(data) + J2K_EOC, shape)
+
+    def _decode_codestream(self, cs: bytes, shape) -> np.ndarray:
+        from PIL import Image
+
         try:
             im = Image.open(io.BytesIO(cs))
             arr = np.asarray(im.convert("L"), dtype=np.uint8)

@@ -509,12 +509,14 @@ def check_reachable(spec: SweepSpec, first_image: np.ndarray, first_mask) -> Non
             elif m in meth.HYBRID:
                 from ..codec.hybrid import layout, split_rule
 
-                if m in meth.HYBRID_NOMASK and spec.link != "symbol":
-                    raise InputError(f"method {m} runs on --link symbol only (the air codec always uses the mask)")
+                if m in meth.SYMBOL_LINK_ONLY and spec.link != "symbol":
+                    raise InputError(f"method {m} runs on --link symbol only (the air codec sends the shipped split)")
                 try:
                     for s in spec.snrs:
                         # the split the run will use: the one fitted at this CBR, as hybrid.send picks it
-                        layout(n_sym, s, split_rule(s, cbr=n_sym / first_image.size, nomask=m in meth.HYBRID_NOMASK))
+                        c = n_sym / first_image.size
+                        lay = layout(n_sym, s, meth.hybrid_split(m, s, c) or split_rule(s, cbr=c))
+                        lay.band_weights(first_image.shape)   # a task-weighted layout reads its spectrum file
                 except MedJSCCError as e:
                     raise InputError(f"method {m} cannot reach --cbr {cbr:g}: {e}") from None
                 if m in meth.HYBRID_REFINER:   # missing or corrupt weights: say so before any work

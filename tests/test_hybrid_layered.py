@@ -1,0 +1,93 @@
+"""The hybrid's two-layer base (issue #13, no cliff when the TX over-estimates the SNR): the first
+JPEG2000 quality layer in a frame at a more robust MCS, the finer layer at the base MCS; losing
+the finer layer shows the first instead of a grey image."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from gnuradio.medjscc.codec import hybrid
+from gnuradio.medjscc.errors import MedJSCCError
+from gnuradio.medjscc.evaluation import source
+from gnuradio.medjscc.metrics import psnr
+
+N_TOTAL = 4096
+
+
+@pytest.fixture(scope="module")
+def drr():
+    from gnuradio.medjscc.demo import _load_images
+
+    images, masks, _ = _load_images(1, 0)
+    return images[0], masks[0]
+
+
+def test_j2k_layers_first_is_the_one_layer_stream(drr):
+    image, _ = drr
+    j = source.J2kCodec()
+    first, second = j.encode_layers(image, 150, 400)
+    assert first == j.encode(image, 150) and 0 < len(second) <= 400
+    alone = j.decode_layers(first, None, image.shape)
+    both = j.decode_layers(first, second + bytes(9), image.shape)   # link padding after the second layer
+    assert np.array_equal(alone, j.decode(first, image.shape))
+    assert psnr(image, both) > psnr(image, alone) + 2.0
+    assert j.encode_layers(image, 150, 0) == (first, b"")
+    assert j.encode_layers(image, 5, 400) is None
+
+
+def _layered_split(snr_db, share=0.5):
+    return replace(hybrid.split_rule(snr_db, cbr=N_TOTAL / 65536), codec="j2k", robust_share=share)
+
+
+def _send(image, mask, told, true, split, base_crc=False, spoil=None, seed=2):
+    tx = hybrid.encode(image, mask, told, N_TOTAL, split, base_crc=base_crc)
+    y, h, n0 = hybrid.transmit_awgn(tx.symbols, true, np.random.default_rng(seed))
+    if spoil is not None:
+        y = spoil(y.copy(), tx.layout)
+    crc = {} if base_crc else dict(crc_side=tx.side_bits, crc_base=tx.base_bits, crc_robust=tx.robust_bits)
+    return tx, *hybrid.decode(y, h, n0, image.shape, told, N_TOTAL, split, base_crc=base_crc, **crc)
+
+
+def test_layout_puts_the_first_layer_at_a_more_robust_mcs():
+    lay = hybrid.layout(N_TOTAL, 10.0, _layered_split(10.0))
+    assert lay.layered and lay.robust_mcs.efficiency < lay.mcs.efficiency
+    assert lay.n_side + lay.n_robust + lay.n_base + lay.n_analog == N_TOTAL
+    assert lay.label.startswith(f"{lay.robust_mcs.name}/{lay.mcs.name}+j2k")
+    flat = hybrid.layout(N_TOTAL, 10.0, replace(_layered_split(10.0), robust_share=0.0))
+    assert not flat.layered and flat.n_base == lay.n_base + lay.n_robust and flat.n_analog == lay.n_analog
+    with pytest.raises(MedJSCCError, match="two-layer base needs codec"):
+        hybrid.layout(N_TOTAL, 10.0, replace(_layered_split(10.0), codec="j2k-roi"))
+    with pytest.raises(MedJSCCError, match="robust_share"):
+        hybrid.layout(N_TOTAL, 10.0, _layered_split(10.0, share=1.0))
+
+
+@pytest.mark.parametrize("base_crc", [False, True])
+def test_overestimated_snr_loses_the_finer_layer_not_the_image(drr, base_crc):
+    image, mask = drr
+    split = _layered_split(10.0)
+    _, right, info = _send(image, mask, 10.0, 10.0, split, base_crc)
+    assert info["base_ok"] and info["base_layers"] == 2 and psnr(image, right) > 35.0
+    _, told_high, info = _send(image, mask, 10.0, 7.0, split, base_crc)
+    assert info["base_ok"] and info["base_layers"] == 1
+    flat = replace(split, robust_share=0.0)
+    _, cliff, info_flat = _send(image, mask, 10.0, 7.0, flat, base_crc)
+    assert info_flat["base_ok"] is False
+    assert psnr(image, told_high) > 24.0 and psnr(image, told_high) > psnr(image, cliff) + 10.0
+
+
+def test_lost_first_layer_frame_is_reported(drr):
+    image, mask = drr
+
+    def kill_robust(y, lay):
+        y[lay.n_side: lay.n_side + lay.n_robust] = 0.0
+        return y
+
+    _, rec, info = _send(image, mask, 10.0, 10.0, _layered_split(10.0), base_crc=True, spoil=kill_robust)
+    assert info["base_ok"] is False and info["base_layers"] == 0
+
+
+def test_split_json_keeps_the_layers():
+    sp = hybrid.Split(0.3, 16, "j2k", None, 0.5, rx_mask=True, robust_share=0.4, robust_backoff_db=3.5)
+    assert hybrid.split_from_json(json.loads(json.dumps(hybrid.split_to_json(sp)))) == sp
+    assert "robust_share" not in hybrid.split_to_json(replace(sp, robust_share=0.0))
