@@ -30,6 +30,7 @@ def main(argv=None) -> int:
     ap.add_argument("--cbr", default="1/16")
     ap.add_argument("--snr", default="2.5,5,7.5,10,12.5,15,20,25")
     ap.add_argument("--seed", type=int, default=7, help="channel seed (not the sweep's default 0)")
+    ap.add_argument("--refiner", default=None, help="refiner weights (default: the shipped hda_refiner)")
     ap.add_argument("--json", action="store_true", help="one JSON object per SNR")
     args = ap.parse_args(argv)
 
@@ -47,7 +48,7 @@ def main(argv=None) -> int:
     t0 = time.time()
     ds = _dataset(str(resolve_data_root(args.data, args.split)), args.images)
     cbr = parse_spec(args.cbr)[0]
-    refiner = load_refiner()
+    refiner = load_refiner() if args.refiner is None else load_refiner(args.refiner)
     link = methods.SymbolLink("awgn")
     for snr in parse_spec(args.snr):
         acc: dict = {}

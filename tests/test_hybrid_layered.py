@@ -91,3 +91,58 @@ def test_split_json_keeps_the_layers():
     sp = hybrid.Split(0.3, 16, "j2k", None, 0.5, rx_mask=True, robust_share=0.4, robust_backoff_db=3.5)
     assert hybrid.split_from_json(json.loads(json.dumps(hybrid.split_to_json(sp)))) == sp
     assert "robust_share" not in hybrid.split_to_json(replace(sp, robust_share=0.0))
+
+
+# ----------------------------------------------------------------------------- on the air
+def test_air_codec_hybrid_layered_shows_the_first_layer_when_told_too_much(drr):
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.hybrid_codec import SIDE_TAG_LAYERED
+    from gnuradio.medjscc.snr import complex_awgn
+
+    image, mask = drr
+    codec = load_codec("hybrid-layered")
+    enc = codec.encode(image, mask, snr_db=10.0, cbr=1 / 16)
+    assert enc.side_info[0] == SIDE_TAG_LAYERED and enc.cbr_total == pytest.approx(1 / 16)
+    got = {}
+    for true in (10.0, 7.0):
+        y = enc.symbols.astype(np.complex128) + complex_awgn(enc.symbols.shape, true, np.random.default_rng(4))
+        rec, info = codec.decode_with_info(y, enc.side_info, image.shape, snr_db=true)
+        got[true] = (psnr(image, rec), info)
+    assert got[10.0][1]["shown"] == "hybrid" and got[10.0][1]["base_layers"] == 2
+    assert got[7.0][1]["shown"] == "first_layer" and got[7.0][1]["base_layers"] == 1
+    assert got[7.0][0] > 24.0 and got[10.0][0] > got[7.0][0] + 3.0
+
+
+def test_one_and_two_layer_receivers_refuse_each_others_frames(drr):
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.hybrid_codec import HybridSideInfoError
+
+    image, mask = drr
+    one, two = load_codec("hybrid_softcast"), load_codec("hybrid_layered")
+    for tx, rx, sent in ((one, two, "one-layer"), (two, one, "two-layer")):
+        enc = tx.encode(image, mask, snr_db=10.0, cbr=1 / 16)
+        with pytest.raises(HybridSideInfoError, match=f"has a {sent} base"):
+            rx.decode(enc.symbols, enc.side_info, image.shape)
+
+
+def test_receiver_verdict_for_a_first_layer_image():
+    from gnuradio.medjscc.blocks.jscc_rx import _note_sections, ack_message
+
+    result = dict(image_id=3, nonce=7)
+    complete = _note_sections(result, dict(side_ok=True, base_ok=True, shown="first_layer", base_layers=1,
+                                           label="x", refined=False))
+    assert not complete and result["decoded"] and result["base_layers"] == 1 and "finer base layer" in result["error"]
+    assert ack_message(result) == dict(image_id=3, nonce=7, decoded=True, base_ok=False)
+    full = dict(image_id=4, nonce=7)
+    assert _note_sections(full, dict(side_ok=True, base_ok=True, shown="hybrid", base_layers=2, label="x"))
+    assert ack_message(full)["base_ok"] is True
+
+
+def test_sweep_method_on_both_links(drr):
+    from gnuradio.medjscc.evaluation import methods
+
+    image, mask = drr
+    rows, _ = methods.run_point("hybrid-layered", image, mask, "t", [10.0], 1 / 16, "awgn", "symbol", 0, 0)
+    assert rows[0]["decode_ok"] and "/" in rows[0]["mcs"]
+    rows, _ = methods.run_point("hybrid-layered", image, mask, "t", [10.0], 1 / 16, "awgn", "ofdm", 0, 0)
+    assert rows[0]["decode_ok"] and "/" in rows[0]["mcs"] and rows[0]["cbr_air"] > rows[0]["cbr_total"]

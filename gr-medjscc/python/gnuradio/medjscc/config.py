@@ -100,7 +100,7 @@ FIELD_CHOICES = {
     "roi.backend": ("auto", "litemedsam", "sam2", "oracle", "none"),
 }
 _FIELD_HELP = {
-    "codec.model": "codec: medjscc, medjscc_csi (same encoder, CSI-aware decoder: use it at a radio receiver), medjscc_radio (trained end to end for radio links: both ends), medjscc_task (medjscc fine-tuned to carry lung nodules: higher detection AUC at 0 dB, ~1 dB lower ROI-PSNR), ntscc, adjscc, deepjscc (shipped), hybrid_softcast / medjscc_hda (the hybrid digital-analog codec: JPEG2000 + LDPC base and analog residual; medjscc_hda adds the learned receiver) or the path of a .pt file",
+    "codec.model": "codec: medjscc, medjscc_csi (same encoder, CSI-aware decoder: use it at a radio receiver), medjscc_radio (trained end to end for radio links: both ends), medjscc_task (medjscc fine-tuned to carry lung nodules: higher detection AUC at 0 dB, ~1 dB lower ROI-PSNR), ntscc, adjscc, deepjscc (shipped), hybrid_softcast / medjscc_hda / hybrid_layered (the hybrid digital-analog codec: JPEG2000 + LDPC base and analog residual; medjscc_hda adds the learned receiver; hybrid_layered sends the base in two layers, the first at a more robust MCS) or the path of a .pt file",
     "codec.snr_db": "SNR (dB) the encoder's channel-adaptive unit assumes until SNR feedback arrives",
     "codec.device": "torch device: cpu, cuda, cuda:N or mps",
     "codec.threads": "torch CPU threads",

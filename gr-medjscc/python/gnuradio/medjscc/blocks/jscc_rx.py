@@ -120,14 +120,17 @@ def ack_message(result: dict) -> dict:
     """The verdict on one image for the transmitter's outer loop (``jscc_tx`` port ``ack``)."""
     msg = {"image_id": int(result["image_id"]), "nonce": int(result["nonce"]), "decoded": bool(result.get("decoded"))}
     if isinstance(result.get("base_ok"), bool):
-        msg["base_ok"] = result["base_ok"]
+        # a two-layer base that lost its finer layer was sent at too high an MCS: the outer loop
+        # must back off as for a lost base, though the first layer is shown
+        msg["base_ok"] = result["base_ok"] and result.get("base_layers") != 1
     return msg
 
 
 def _note_sections(result: dict, info: dict) -> bool:
     """Put a hybrid frame's section outcome in ``result`` (``side_frame_ok``, ``base_ok``,
     ``shown``, ``layout``, ``refined``); -> whether every section decoded. Decoded are a full
-    frame and the base layer alone (side frame lost: a real JPEG2000 image). A lost base leaves
+    frame, the base layer alone (side frame lost: a real JPEG2000 image) and a two-layer base's
+    first layer with the analog residual (its finer layer lost: ``first_layer``). A lost base leaves
     the analog residual over grey (about 10-16 dB ROI-PSNR on DRRs): shown, but status ``failed``
     and not decoded, as when nothing decoded at all."""
     base_ok = info.get("base_ok")
@@ -136,11 +139,14 @@ def _note_sections(result: dict, info: dict) -> bool:
                   shown=shown, layout=str(info.get("label", "")), refined=bool(info.get("refined")))
     if info.get("design_snr_db") is not None:
         result["design_snr_db"] = float(info["design_snr_db"])
+    if info.get("base_layers") is not None:
+        result["base_layers"] = int(info["base_layers"])
     result["error"] = {"analog_over_grey": "hybrid: the base frame failed: only the analog residual, over grey",
                        "base_only": "hybrid: the side frame failed: the base layer alone",
+                       "first_layer": "hybrid: the finer base layer failed: its first layer and the analog residual",
                        "nothing": "hybrid: the side frame and the base frame both failed: nothing decoded",
                        }.get(shown, "")
-    result["decoded"] = shown in ("hybrid", "base_only")
+    result["decoded"] = shown in ("hybrid", "base_only", "first_layer")
     return shown == "hybrid"
 
 

@@ -30,7 +30,7 @@ from .ofdm_analog_rx import ofdm_analog_rx
 from .ofdm_analog_tx import ofdm_analog_tx
 
 log = logging.getLogger(__name__)
-HYBRID_RESULT_KEYS = ("shown", "base_ok", "side_frame_ok", "layout", "refined", "design_snr_db")
+HYBRID_RESULT_KEYS = ("shown", "base_ok", "side_frame_ok", "layout", "refined", "design_snr_db", "base_layers")
 
 
 def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn", seed: int = 0,

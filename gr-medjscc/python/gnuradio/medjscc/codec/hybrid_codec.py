@@ -1,7 +1,10 @@
 """The hybrid digital-analog codec on the air (issue #13 part 3): ``hybrid.encode`` / ``hybrid.decode``
 behind the codec interface the JSCC blocks use, so ``jscc_tx`` / ``jscc_rx``, the CLI, the
 flowgraphs, the loopback and the benches take ``model="hybrid_softcast"`` (training-free
-receiver) or ``model="medjscc_hda"`` (with the learned refiner, ``codec/hda.py``).
+receiver), ``model="medjscc_hda"`` (with the learned refiner, ``codec/hda.py``) or
+``model="hybrid_layered"`` (``hybrid_softcast`` whose base is two JPEG2000 quality layers, the
+first at a more robust MCS: ``hybrid.layered``; an over-estimated SNR loses the finer layer,
+shown ``first_layer``, instead of the base).
 
 The frame's payload symbols are the hybrid frame as the sweep measures it, ``[side | base |
 analog]``: the side and base sections are QAM symbols of rate-matched LDPC codewords, decoded at
@@ -20,7 +23,8 @@ the RX from soft LLRs; the analog section is the LLSE-decoded DCT residual. Diff
   (lost frames) get gain 0.
 
 ``decode_with_info`` says what decoded: the side frame, the base frame (None without a base), and
-``shown``: ``hybrid`` (everything), ``base_only`` (side frame lost: the JPEG2000 base alone),
+``shown``: ``hybrid`` (everything), ``first_layer`` (``hybrid_layered``: the finer base layer
+lost, the first layer and the analog residual), ``base_only`` (side frame lost: the JPEG2000 base alone),
 ``analog_over_grey`` (base lost: the residual over grey, not an image anyone should count as
 decoded) or ``nothing`` (both lost: grey).
 """
@@ -37,10 +41,13 @@ from .sideinfo import SIDE_INFO_BITS_PER_SYMBOL
 
 # model name -> refiner weights (None: the training-free receiver). Hyphens are accepted too
 # (the sweep's method names: hybrid-softcast, medjscc-hda).
-HYBRID_MODELS = {"hybrid_softcast": None, "medjscc_hda": "hda_refiner"}
+HYBRID_MODELS = {"hybrid_softcast": None, "medjscc_hda": "hda_refiner", "hybrid_layered": None}
+LAYERED_MODELS = ("hybrid_layered",)   # the base in two layers (hybrid.layered)
 # First side-info byte: codec side info keeps its version in the top 3 bits (``sideinfo``,
 # versions 1-4); 7 marks the hybrid, so a Med-JSCC RX and a hybrid RX each refuse the other's frames.
+# The low bits say which frame layout: a one-layer and a two-layer RX refuse each other's frames.
 SIDE_TAG = 0xE1
+SIDE_TAG_LAYERED = 0xE2
 SNR_STEP_DB = 0.25
 SNR_CODE_MIN_DB = -30.0      # code 0; code 255 = 33.75 dB
 SIDE_INFO_LEN = 2            # [tag, design SNR code]
@@ -68,16 +75,20 @@ def snr_from_code(code: int) -> float:
     return SNR_CODE_MIN_DB + int(code) * SNR_STEP_DB
 
 
-def pack_side_info(snr_db: float) -> bytes:
-    return bytes([SIDE_TAG, snr_code(snr_db)])
+def pack_side_info(snr_db: float, tag: int = SIDE_TAG) -> bytes:
+    return bytes([tag, snr_code(snr_db)])
 
 
-def unpack_side_info(side_info) -> float:
-    """-> the design SNR (dB) the TX laid the frame out for."""
+def unpack_side_info(side_info, tag: int = SIDE_TAG) -> float:
+    """-> the design SNR (dB) the TX laid the frame out for (``tag``: the layout this RX expects)."""
     if side_info is None:
         raise HybridSideInfoError("hybrid: no side info (lost or failed its CRC): the frame layout is unknown")
     side = bytes(side_info)
-    if len(side) != SIDE_INFO_LEN or side[0] != SIDE_TAG:
+    if len(side) == SIDE_INFO_LEN and side[0] in (SIDE_TAG, SIDE_TAG_LAYERED) and side[0] != tag:
+        sent, want = ("two-layer", "one-layer") if side[0] == SIDE_TAG_LAYERED else ("one-layer", "two-layer")
+        raise HybridSideInfoError(f"hybrid: the frame has a {sent} base and this receiver expects a {want} one: "
+                                  f"use the transmitter's model ({'hybrid_layered' if sent == 'two-layer' else 'hybrid_softcast or medjscc_hda'})")
+    if len(side) != SIDE_INFO_LEN or side[0] != tag:
         raise HybridSideInfoError(
             f"hybrid: the side info ({len(side)} bytes, first 0x{side[0] if side else 0:02x}) is not a hybrid "
             f"frame's: is the transmitter using another model?")
@@ -119,6 +130,13 @@ class HybridCodec:
         self.name = canon
         self.refiner = refiner
         self.model_sha256 = getattr(refiner, "sha256", None)
+        self.layered = canon in LAYERED_MODELS
+        self.side_tag = SIDE_TAG_LAYERED if self.layered else SIDE_TAG
+
+    def split(self, design_snr: float, n_total: int, shape) -> "hybrid.Split":
+        """The split both ends lay the frame out with (fitted at the CBR nearest the frame's)."""
+        split = hybrid.split_rule(float(design_snr), cbr=int(n_total) / (int(shape[0]) * int(shape[1])))
+        return hybrid.layered(split) if self.layered else split
 
     @classmethod
     def load(cls, name: str = "hybrid_softcast", device: str = "cpu") -> "HybridCodec":
@@ -150,10 +168,11 @@ class HybridCodec:
             raise InputError(f"hybrid: a 2-D uint8 image is expected, got {image.dtype} {image.shape}")
         if mask is not None and np.asarray(mask).shape != image.shape:
             raise InputError(f"hybrid: mask {np.asarray(mask).shape} does not match the image {image.shape}")
-        side = pack_side_info(snr_db)
-        design_snr = unpack_side_info(side)   # both ends use the quantised value
+        side = pack_side_info(snr_db, self.side_tag)
+        design_snr = unpack_side_info(side, self.side_tag)   # both ends use the quantised value
         n_total = self.payload_symbols(image.shape, cbr, side)
-        tx = hybrid.encode(image, mask, design_snr, n_total, base_crc=True)
+        tx = hybrid.encode(image, mask, design_snr, n_total, self.split(design_snr, n_total, image.shape),
+                           base_crc=True)
         n_pix = image.size
         side_bits = 8 * len(side)
         return EncodedImage(symbols=tx.symbols.astype(np.complex64), side_info=side, shape=image.shape,
@@ -165,14 +184,17 @@ class HybridCodec:
     def decode_with_info(self, symbols, side_info, shape, snr_db: float = 10.0, erased=None, inv_snr=None):
         """-> (uint8 image, info). ``snr_db``: the RX's SNR estimate, used only when ``inv_snr``
         (per-symbol 1/SNR) is not given."""
-        design_snr = unpack_side_info(side_info)
+        design_snr = unpack_side_info(side_info, self.side_tag)
         shape = tuple(int(s) for s in shape)
         y = np.asarray(symbols, np.complex128).reshape(-1)
         g, n0 = receiver_gains(y.size, snr_db, inv_snr, erased)
         y = np.where(g > 0, y, 0) * g
-        image, info = hybrid.decode(y, g, n0, shape, design_snr, y.size, refiner=self.refiner, base_crc=True)
+        image, info = hybrid.decode(y, g, n0, shape, design_snr, y.size, self.split(design_snr, y.size, shape),
+                                    refiner=self.refiner, base_crc=True)
         side_ok, base_ok = bool(info["side_ok"]), info["base_ok"]
-        if side_ok:
+        if side_ok and base_ok and info.get("base_layers") == 1:
+            info["shown"] = "first_layer"
+        elif side_ok:
             info["shown"] = "hybrid" if base_ok is not False else "analog_over_grey"
         else:
             info["shown"] = "base_only" if base_ok else "nothing"

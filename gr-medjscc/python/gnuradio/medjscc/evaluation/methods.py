@@ -39,6 +39,10 @@ Method families (``METHODS``):
   towards the DCT bands where a nodule is detectable (``codec/detectability.py``, the weight per
   SNR from ``detectability.weight_rule``; rows' ``mcs`` show ``-t<w>``), symbol link only: what
   that buys the nodule AUC, and costs in PSNR (issue #15).
+* ``hybrid-layered``: ``hybrid-softcast`` whose base is two JPEG2000 quality layers, the first at
+  the MCS for 4 dB less (``hybrid.layered``): when the TX over-estimates the SNR the finer layer
+  is lost and the first still decodes. ``decode_ok`` counts such an image (model
+  ``hybrid_layered`` on the OFDM link; rows' ``mcs`` read ``<first-layer mcs>/<base mcs>+...``).
 
 Rows carry ``cbr_total`` (the method's own symbols per pixel: a neural codec's analog symbols
 plus its side info, a digital chain's QAM symbols) and, on the OFDM link, ``cbr_air`` (every
@@ -72,7 +76,7 @@ CAPACITY = {"j2k-capacity": "j2k", "hevc-capacity": "hevc"}
 ENVELOPE = ("digital-envelope",)
 # codec/hybrid.py: digital base + SoftCast-style analog residual; medjscc-hda adds the learned
 # refinement decoder (codec/hda.py) to the same frames
-HYBRID = ("hybrid-softcast", "medjscc-hda", "hybrid-softcast-nomask", "hybrid-softcast-task")
+HYBRID = ("hybrid-softcast", "medjscc-hda", "hybrid-softcast-nomask", "hybrid-softcast-task", "hybrid-layered")
 HYBRID_REFINER = {"medjscc-hda": "hda_refiner"}
 # the hybrid without any use of the mask (codec/hybrid.py split_nomask): what the mask is worth
 HYBRID_NOMASK = ("hybrid-softcast-nomask",)
@@ -81,6 +85,9 @@ HYBRID_NOMASK = ("hybrid-softcast-nomask",)
 # the nodule AUC (issue #15)
 HYBRID_TASK = ("hybrid-softcast-task",)
 SYMBOL_LINK_ONLY = HYBRID_NOMASK + HYBRID_TASK
+# the hybrid whose base is two JPEG2000 layers, the first at a more robust MCS (hybrid.layered;
+# model hybrid_layered on the air)
+HYBRID_LAYERED = ("hybrid-layered",)
 METHODS = NEURAL + tuple(DIGITAL) + tuple(CAPACITY) + ENVELOPE + HYBRID
 LINKS = ("symbol", "ofdm")
 BUDGETS = ("codec", "air")   # what the sweep's cbr fixes: each method's own CBR, or its samples on air
@@ -366,6 +373,8 @@ def hybrid_split(method: str, snr_db: float, cbr: float):
 
     if method in HYBRID_NOMASK:
         return hybrid.split_rule(snr_db, cbr=cbr, nomask=True)
+    if method in HYBRID_LAYERED:
+        return hybrid.layered(hybrid.split_rule(snr_db, cbr=cbr))
     if method in HYBRID_TASK:
         from ..codec import detectability
 
@@ -541,18 +550,18 @@ def hybrid_air_point(method, refiner, image, mask, snr_db, cbr, link, seed_words
 
     codec = HybridCodec(method, refiner)
     enc = neural_encode(codec, image, mask, snr_db, cbr, link, budget)
+    n_pay = enc.symbols.size
     rx, side_info, erased, inv_snr = link.analog(Transmission(enc.symbols, enc.side_info), snr_db, seed_words,
                                                  equalizer="zf")
     cbr_air = air_cbr(link, enc.symbols.size, len(enc.side_info), image.size, snr_db)
     # the row label is the planned split's, as on the symbol link (one per SNR: rows aggregate)
-    label = hybrid.layout(enc.symbols.size, enc.snr_db,
-                          hybrid.split_rule(enc.snr_db, cbr=enc.symbols.size / image.size)).label
+    label = hybrid.layout(n_pay, enc.snr_db, codec.split(enc.snr_db, n_pay, image.shape)).label
     try:
         recon, info = codec.decode_with_info(rx, side_info, image.shape, snr_db=snr_db, erased=erased,
                                              inv_snr=inv_snr)
     except HybridSideInfoError:   # the header side info was lost: the RX cannot lay the frame out
         return grey_image(image.shape), False, float(enc.cbr_total), cbr_air, enc.source_bytes, label
-    ok = info["shown"] == "hybrid"
+    ok = info["shown"] in ("hybrid", "first_layer")   # (first_layer: as the symbol link counts it)
     return recon, ok, float(enc.cbr_total), cbr_air, enc.source_bytes, label
 
 
