@@ -72,7 +72,9 @@ def _symbol_link(codec, images, masks, snrs, cbr, channel, seed):
             extra = {}
             if hasattr(codec, "decode_with_info"):   # the hybrid says which sections decoded
                 dec, info = codec.decode_with_info(rx, enc.side_info, enc.shape, snr_db=snr)
-                extra = dict(decoded=info["shown"] in ("hybrid", "base_only"), shown=info["shown"],
+                from .codec.hybrid_codec import DECODED_SHOWN
+
+                extra = dict(decoded=info["shown"] in DECODED_SHOWN, shown=info["shown"],
                              layout=info["label"])
             else:
                 dec = codec.decode(rx, enc.side_info, enc.shape, snr_db=snr)

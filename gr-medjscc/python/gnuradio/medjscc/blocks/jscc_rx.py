@@ -146,7 +146,9 @@ def _note_sections(result: dict, info: dict) -> bool:
                        "first_layer": "hybrid: the finer base layer failed: its first layer and the analog residual",
                        "nothing": "hybrid: the side frame and the base frame both failed: nothing decoded",
                        }.get(shown, "")
-    result["decoded"] = shown in ("hybrid", "base_only", "first_layer")
+    from ..codec.hybrid_codec import DECODED_SHOWN
+
+    result["decoded"] = shown in DECODED_SHOWN
     return shown == "hybrid"
 
 

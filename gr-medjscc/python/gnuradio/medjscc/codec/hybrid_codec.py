@@ -48,6 +48,8 @@ LAYERED_MODELS = ("hybrid_layered",)   # the base in two layers (hybrid.layered)
 # The low bits say which frame layout: a one-layer and a two-layer RX refuse each other's frames.
 SIDE_TAG = 0xE1
 SIDE_TAG_LAYERED = 0xE2
+# what ``shown`` may say of an image that counts as decoded (a real image, whole or in part)
+DECODED_SHOWN = ("hybrid", "first_layer", "base_only")
 SNR_STEP_DB = 0.25
 SNR_CODE_MIN_DB = -30.0      # code 0; code 255 = 33.75 dB
 SIDE_INFO_LEN = 2            # [tag, design SNR code]
