@@ -99,3 +99,19 @@ def test_feedback_picks_the_base_mcs(codec, drrs, tmp_path):
     assert high.split("+")[0] != low.split("+")[0], (high, low)   # another base MCS
     planned = [hybrid.layout(4080, d, hybrid.split_rule(d, cbr=4080 / images[0].size)).label for d in (design[1], design[-1])]
     assert planned == [high, low]
+
+
+def test_two_layer_base_survives_dac_clipping(drrs):
+    """Told the nominal SNR through DAC clipping at full scale (the channel delivers less than the
+    encoder was given): the one-layer hybrid loses its base (grey plus residual, status failed);
+    hybrid_layered loses only its finer layer and shows the first one (decoded, partial)."""
+    images, masks = drrs
+    cfg = LinkConfig.from_dict({"codec": {"cbr": 1 / 16}})
+    one = run_ofdm_loopback(images[:1], masks[:1], cfg, [15.0], channel="clip_1p0", codec=load_codec("hybrid_softcast"))
+    two = run_ofdm_loopback(images[:1], masks[:1], cfg, [15.0], channel="clip_1p0", codec=load_codec("hybrid_layered"))
+    assert one[0]["shown"] == "analog_over_grey" and not one[0]["decoded"], one[0]
+    r = two[0]
+    assert r["shown"] == "first_layer" and r["decoded"] and r["status"] == "decoded_partial", r
+    assert r["base_layers"] == 1 and r["base_ok"] is True
+    roi = lambda res: image_metrics(images[0], res["received"], masks[0])["roi_psnr"]   # noqa: E731
+    assert roi(r) > 22.0 and roi(r) > roi(one[0]) + 8.0
