@@ -45,7 +45,8 @@ HYBRID_MODELS = {"hybrid_softcast": None, "medjscc_hda": "hda_refiner", "hybrid_
 LAYERED_MODELS = ("hybrid_layered",)   # the base in two layers (hybrid.layered)
 # First side-info byte: codec side info keeps its version in the top 3 bits (``sideinfo``,
 # versions 1-4); 7 marks the hybrid, so a Med-JSCC RX and a hybrid RX each refuse the other's frames.
-# The low bits say which frame layout: a one-layer and a two-layer RX refuse each other's frames.
+# The low bits say the base's layout (one layer, or two: ``hybrid_layered``), so any hybrid RX lays
+# out either frame.
 SIDE_TAG = 0xE1
 SIDE_TAG_LAYERED = 0xE2
 # what ``shown`` may say of an image that counts as decoded (a real image, whole or in part)
@@ -81,20 +82,21 @@ def pack_side_info(snr_db: float, tag: int = SIDE_TAG) -> bytes:
     return bytes([tag, snr_code(snr_db)])
 
 
-def unpack_side_info(side_info, tag: int = SIDE_TAG) -> float:
-    """-> the design SNR (dB) the TX laid the frame out for (``tag``: the layout this RX expects)."""
+def read_side_info(side_info) -> tuple[float, bool]:
+    """-> (the design SNR (dB) the TX laid the frame out for, whether its base is in two layers)."""
     if side_info is None:
         raise HybridSideInfoError("hybrid: no side info (lost or failed its CRC): the frame layout is unknown")
     side = bytes(side_info)
-    if len(side) == SIDE_INFO_LEN and side[0] in (SIDE_TAG, SIDE_TAG_LAYERED) and side[0] != tag:
-        sent, want = ("two-layer", "one-layer") if side[0] == SIDE_TAG_LAYERED else ("one-layer", "two-layer")
-        raise HybridSideInfoError(f"hybrid: the frame has a {sent} base and this receiver expects a {want} one: "
-                                  f"use the transmitter's model ({'hybrid_layered' if sent == 'two-layer' else 'hybrid_softcast or medjscc_hda'})")
-    if len(side) != SIDE_INFO_LEN or side[0] != tag:
+    if len(side) != SIDE_INFO_LEN or side[0] not in (SIDE_TAG, SIDE_TAG_LAYERED):
         raise HybridSideInfoError(
             f"hybrid: the side info ({len(side)} bytes, first 0x{side[0] if side else 0:02x}) is not a hybrid "
             f"frame's: is the transmitter using another model?")
-    return snr_from_code(side[1])
+    return snr_from_code(side[1]), side[0] == SIDE_TAG_LAYERED
+
+
+def unpack_side_info(side_info) -> float:
+    """-> the design SNR (dB) the TX laid the frame out for."""
+    return read_side_info(side_info)[0]
 
 
 def receiver_gains(n: int, snr_db: float, inv_snr=None, erased=None) -> tuple[np.ndarray, float]:
@@ -135,10 +137,11 @@ class HybridCodec:
         self.layered = canon in LAYERED_MODELS
         self.side_tag = SIDE_TAG_LAYERED if self.layered else SIDE_TAG
 
-    def split(self, design_snr: float, n_total: int, shape) -> "hybrid.Split":
-        """The split both ends lay the frame out with (fitted at the CBR nearest the frame's)."""
+    def split(self, design_snr: float, n_total: int, shape, layered: bool | None = None) -> "hybrid.Split":
+        """The split both ends lay the frame out with (fitted at the CBR nearest the frame's);
+        ``layered``: the base in two layers (None: as this model sends it)."""
         split = hybrid.split_rule(float(design_snr), cbr=int(n_total) / (int(shape[0]) * int(shape[1])))
-        return hybrid.layered(split) if self.layered else split
+        return hybrid.layered(split) if (self.layered if layered is None else layered) else split
 
     @classmethod
     def load(cls, name: str = "hybrid_softcast", device: str = "cpu") -> "HybridCodec":
@@ -171,7 +174,7 @@ class HybridCodec:
         if mask is not None and np.asarray(mask).shape != image.shape:
             raise InputError(f"hybrid: mask {np.asarray(mask).shape} does not match the image {image.shape}")
         side = pack_side_info(snr_db, self.side_tag)
-        design_snr = unpack_side_info(side, self.side_tag)   # both ends use the quantised value
+        design_snr = unpack_side_info(side)   # both ends use the quantised value
         n_total = self.payload_symbols(image.shape, cbr, side)
         tx = hybrid.encode(image, mask, design_snr, n_total, self.split(design_snr, n_total, image.shape),
                            base_crc=True)
@@ -186,12 +189,13 @@ class HybridCodec:
     def decode_with_info(self, symbols, side_info, shape, snr_db: float = 10.0, erased=None, inv_snr=None):
         """-> (uint8 image, info). ``snr_db``: the RX's SNR estimate, used only when ``inv_snr``
         (per-symbol 1/SNR) is not given."""
-        design_snr = unpack_side_info(side_info, self.side_tag)
+        # the side info says the layout: any hybrid model receives one- and two-layer frames
+        design_snr, layered = read_side_info(side_info)
         shape = tuple(int(s) for s in shape)
         y = np.asarray(symbols, np.complex128).reshape(-1)
         g, n0 = receiver_gains(y.size, snr_db, inv_snr, erased)
         y = np.where(g > 0, y, 0) * g
-        image, info = hybrid.decode(y, g, n0, shape, design_snr, y.size, self.split(design_snr, y.size, shape),
+        image, info = hybrid.decode(y, g, n0, shape, design_snr, y.size, self.split(design_snr, y.size, shape, layered),
                                     refiner=self.refiner, base_crc=True)
         side_ok, base_ok = bool(info["side_ok"]), info["base_ok"]
         if side_ok and base_ok and info.get("base_layers") == 1:
