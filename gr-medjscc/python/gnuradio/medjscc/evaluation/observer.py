@@ -195,6 +195,28 @@ def evaluate(v1: np.ndarray, v0: np.ndarray, folds: int = FOLDS, n_boot: int = N
                           n_pairs=n, scores1=t1, scores0=t0)
 
 
+def paired_difference(a: tuple, b: tuple, n_boot: int = N_BOOT, ci: float = CI, seed: int = 0) -> dict:
+    """AUC(a) - AUC(b) of two methods scored on the same pairs (``a`` and ``b``: (scores1,
+    scores0), pair i the same view in both) with a paired bootstrap: each replicate resamples the
+    pairs once for both methods, so what the two share (the views, their anatomy) cancels. ->
+    dict(auc_a, auc_b, diff, diff_lo, diff_hi, p_not_above: the share of replicates with diff <= 0)."""
+    (t1a, t0a), (t1b, t0b) = ([np.asarray(x, float) for x in s] for s in (a, b))
+    n = len(t1a)
+    if not (len(t0a) == len(t1b) == len(t0b) == n) or n < 2:
+        raise InputError(f"paired AUC difference: the two methods' scores must cover the same pairs (>= 2), "
+                         f"got {len(t1a)}/{len(t0a)} and {len(t1b)}/{len(t0b)}")
+    if not all(np.isfinite(x).all() for x in (t1a, t0a, t1b, t0b)):
+        raise InputError("paired AUC difference: non-finite scores")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, (int(n_boot), n))
+    diffs = bootstrap_aucs(t1a, t0a, idx) - bootstrap_aucs(t1b, t0b, idx)
+    auc_a, auc_b = auc_empirical(t1a, t0a), auc_empirical(t1b, t0b)
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(diffs, [alpha, 1.0 - alpha])
+    return dict(auc_a=auc_a, auc_b=auc_b, diff=auc_a - auc_b, diff_lo=float(lo), diff_hi=float(hi),
+                p_not_above=float(np.mean(diffs <= 0.0)), n_pairs=n)
+
+
 def evaluate_images(present, absent, nodules, **kw) -> ObserverResult:
     """``evaluate`` from images: ``present[i]``/``absent[i]`` of pair i, ``nodules[i]`` with
     ``centre_px`` and ``radius_px`` (dicts as in nodules.json)."""

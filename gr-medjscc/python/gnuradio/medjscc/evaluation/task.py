@@ -321,6 +321,36 @@ def group_results(rows: list[dict]) -> dict:
     return out
 
 
+def compare(rows: list[dict], method_a: str, method_b: str) -> dict:
+    """Paired AUC differences ``method_a - method_b`` (``observer.paired_difference``) per (SNR,
+    CBR, channel, link) where both have task rows, over the pairs both have whole; each method's
+    scores cross-validated as the sweep's own figures are. {(snr_db, cbr, channel, link): dict}."""
+    from . import methods as meth
+
+    for m in (method_a, method_b):
+        if m in meth.DIGITAL:   # one row set per MCS: no single figure to compare
+            raise InputError(f"compare: {m} reports one AUC per MCS; compare digital-envelope instead")
+    cases: dict = {}
+    for r in rows:
+        if r["method"] in (method_a, method_b):
+            key = (round(r["snr_db"], 6), round(r["cbr"], 9), r["channel"], r["link"])
+            cases.setdefault(key, {}).setdefault(r["method"], {}).setdefault((r["pair"], r["trial"]), {})[r["signal"]] = r["v"]
+    out = {}
+    for key, by in sorted(cases.items()):
+        if method_a not in by or method_b not in by:
+            continue
+        both = sorted(k for k in set(by[method_a]) & set(by[method_b])
+                      if all(s in by[m][k] for m in (method_a, method_b) for s in (0, 1)))
+        if len(both) < 2 * obs.FOLDS:
+            continue
+        groups = [k[0] for k in both]
+        scores = [obs.cross_validated_scores(np.stack([by[m][k][1] for k in both]),
+                                             np.stack([by[m][k][0] for k in both]), groups=groups)
+                  for m in (method_a, method_b)]
+        out[key] = obs.paired_difference(scores[0], scores[1])
+    return out
+
+
 def reference(root: Path, split: str, pairs: int) -> dict:
     """The observer on the original (untransmitted) images of the pair set."""
     from ..data.folder import read_image
