@@ -18,8 +18,8 @@ The template's radial DCT energy profile (``BINS`` bins of normalised radius) is
 at that nodule's scale) by ``bench/fit_nodule_spectrum.py`` into
 ``evaluation/codes/nodule_spectrum.json`` (with the nodule's own energy profile, present minus
 absent, for the record); both ends of a link read the same file, so the weights cost no side info.
-The weight per SNR (``weight_rule``) is the one of highest observer AUC on **validation** pairs
-(``bench/task_weight_pick.py`` -> ``evaluation/codes/task_weights.json``).
+The weight per SNR (``weight_rule``) is the smallest within 0.01 of the highest observer AUC on
+**validation** pairs (``bench/task_weight_pick.py`` -> ``evaluation/codes/task_weights.json``).
 """
 from __future__ import annotations
 
