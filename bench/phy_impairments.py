@@ -37,6 +37,9 @@ first image uses the nominal SNR. Records add ``tx_snr_db`` (mean SNR the images
 ``--feedback-policy olla`` also backs off by what the receiver's verdicts taught (``jscc_rx``
 metrics -> ``jscc_tx`` ``ack``; ``snr_feedback_policy``), and records add ``olla_offset_db``.
 For the hybrid models this is how the base MCS follows the channel.
+``--layered-until-feedback`` (hybrid models): images encoded for the nominal SNR (the loop's
+first image; every image without ``--snr-loop``) send a two-layer base (``jscc_tx``'s option of
+that name); records add ``images_layered``.
 
 ``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
 seeded: one run of a fading profile moves by tenths of a dB), each record stating its ``seed``,
@@ -86,7 +89,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
             feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3, snr_loop: bool = False,
             feedback_estimate: str = "snr", feedback_margin_db: float = 0.0,
-            feedback_policy: str = "margin") -> dict:
+            feedback_policy: str = "margin", layered_until_feedback: bool = False) -> dict:
     """One top block: every image through ``profile`` at ``snr_db``; returns the record (no clean ref)."""
     import numpy as np
 
@@ -97,7 +100,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     t0 = time.perf_counter()
     blocks = build_loopback(codec, cfg, snr_db, channel=profile, seed=seed, params=params,
                             csi_feedback=csi_feedback, snr_loop=snr_loop, feedback_estimate=feedback_estimate,
-                            feedback_margin_db=feedback_margin_db, feedback_policy=feedback_policy)
+                            feedback_margin_db=feedback_margin_db, feedback_policy=feedback_policy,
+                            layered_until_feedback=layered_until_feedback)
     tb, tx, rx, ch = blocks["tb"], blocks["jscc_tx"], blocks["jscc_rx"], blocks["channel"]
     if time_scale != 1.0:
         ch.set_time_scale(time_scale)
@@ -141,6 +145,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
         rec["tx_snr_db"] = _mean([h.get("snr_db") for h in tx.history])
         if feedback_policy == "olla":
             rec["olla_offset_db"] = round(tx.policy.olla_offset_db, 3)
+    if layered_until_feedback:
+        rec["images_layered"] = sum(1 for h in tx.history if h.get("layered"))
     if csi_feedback:
         rec["images_csi"] = sum(1 for h in tx.history if h.get("csi_tag"))
     orx = blocks["ofdm_rx"]
@@ -181,6 +187,9 @@ def main(argv=None) -> int:
     ap.add_argument("--feedback-policy", choices=("margin", "olla"), default="margin",
                     help="--snr-loop: margin = a fixed margin; olla = also a back-off learned from the "
                          "receiver's verdicts (outer-loop link adaptation)")
+    ap.add_argument("--layered-until-feedback", action="store_true",
+                    help="hybrid models: a two-layer base for the images encoded for the nominal SNR "
+                         "(before the first feedback)")
     ap.add_argument("--feedback-timeout", type=float, default=5.0,
                     help="--csi-feedback / --snr-loop: seconds to wait for the first feedback about an image")
     ap.add_argument("--feedback-quiet", type=float, default=0.3,
@@ -248,12 +257,14 @@ def main(argv=None) -> int:
                               time_scale=args.time_scale, csi_feedback=args.csi_feedback,
                               feedback_timeout_s=args.feedback_timeout, feedback_quiet_s=args.feedback_quiet,
                               snr_loop=args.snr_loop, feedback_estimate=args.feedback_estimate,
-                              feedback_margin_db=args.feedback_margin, feedback_policy=args.feedback_policy)
+                              feedback_margin_db=args.feedback_margin, feedback_policy=args.feedback_policy,
+                              layered_until_feedback=args.layered_until_feedback)
                 if name == "clean":
                     clean[k] = rec["roi_psnr"]
                 rec["roi_psnr_clean"] = clean[k]
                 out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
-                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db", "olla_offset_db")
+                out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db", "olla_offset_db",
+                                                  "images_layered")
                         if k in rec}
                 if len(seeds) > 1:
                     out["seed"] = base_seed

@@ -129,3 +129,35 @@ class qa_jscc_tx(gr_unittest.TestCase):
 
 if __name__ == "__main__":
     gr_unittest.run(qa_jscc_tx)
+
+
+def test_layered_until_feedback_protects_only_the_design_snr_images():
+    """A hybrid sends a two-layer base while it encodes for the design SNR, its own layout once a
+    fed-back SNR is used; policy ``fixed`` never uses feedback; other codecs are left alone."""
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.demo import _load_images
+
+    images, masks, _ = _load_images(1, 0)
+    image, mask = images[0], masks[0]
+    hybrid = load_codec("hybrid_softcast")
+    tx = jscc_tx(model=hybrid, snr_db=10.0, layered_until_feedback=True)
+    tx.send_image(image, mask)
+    tx._handle_snr(to_pmt({"snr_db": 12.0}))
+    tx.send_image(image, mask)
+    tx.set_layered_until_feedback(False)
+    tx._handle_snr(to_pmt({"snr_db": 12.0}))
+    tx.send_image(image, mask)
+    assert [(h["snr_db"], h["layered"]) for h in tx.history] == [(10.0, True), (12.0, False), (12.0, False)]
+
+    fixed = jscc_tx(model=hybrid, snr_db=10.0, feedback_policy="fixed", layered_until_feedback=True)
+    fixed._handle_snr(to_pmt({"snr_db": 12.0}))
+    fixed.send_image(image, mask)
+    assert [(h["snr_db"], h["layered"]) for h in fixed.history] == [(10.0, True)]
+
+    plain = jscc_tx(model=hybrid, snr_db=10.0)   # off by default: the model's own layout
+    plain.send_image(image, mask)
+    assert plain.history[0]["layered"] is False
+
+    analog = jscc_tx(model=shared_codec(), snr_db=10.0, layered_until_feedback=True)
+    analog.send_image(image, mask)
+    assert analog.history[0]["layered"] is False and analog._warned_not_hybrid

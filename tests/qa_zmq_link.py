@@ -195,6 +195,35 @@ def test_outer_loop_across_processes(tmp_path):
     assert len(later) >= 2 and all(r["shown"] == "hybrid" for r in later), images
 
 
+def test_first_image_keeps_a_base_with_two_layers_until_feedback(tmp_path):
+    """Static multipath at 15 dB, the TX told the nominal 15 dB: a one-layer base fails there
+    (README "The hybrid codec on the air"). With --layered-until-feedback the first image, encoded
+    for that guess, goes with a two-layer base and keeps its first layer; the second is encoded for
+    the fed-back SNR with the model's one-layer base."""
+    from PIL import Image
+
+    from gnuradio.medjscc.demo import _load_images
+
+    images, masks, _ = _load_images(1, 0)
+    img, msk = tmp_path / "x.png", tmp_path / "m.png"
+    Image.fromarray(images[0]).save(img)
+    Image.fromarray(masks[0].astype(np.uint8) * 255).save(msk)
+    iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast", "--sim-channel",
+             "multipath_3tap", "--channel-snr-db", 15, "--reference", img, "--reference-mask", msk, "--images", 2,
+             "--idle-timeout", 60, "--duration", 300)
+    wait_listening(fb)
+    tx = cli("tx", img, "--mask", msk, "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast",
+             "--codec-snr-db", 15, "--repeat", 2, "--wait-feedback", "--interval", 0.5,
+             "--feedback-policy", "margin", "--feedback-margin-db", 3, "--layered-until-feedback", "--timeout", 300)
+    tx_out, rx_out = finish_pair(tx, rx)
+    res = json_lines(tx_out)[-1]
+    assert res["layered"] == [True, False] and res["cau_snr_db"][0] == 15.0, res
+    first = min((r for r in json_lines(rx_out) if "image_id" in r), key=lambda r: r["image_id"])
+    assert first["image_id"] == 0 and first["decoded"], first
+    assert first["shown"] in ("first_layer", "hybrid") and first["roi_psnr"] > 20.0, first
+
+
 @pytest.mark.slow
 def test_transmitter_that_vanishes_does_not_hang_the_receiver(image_file):
     iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"

@@ -152,3 +152,36 @@ def test_sweep_method_on_both_links(drr):
     assert rows[0]["decode_ok"] and "/" in rows[0]["mcs"]
     rows, _ = methods.run_point("hybrid-layered", image, mask, "t", [10.0], 1 / 16, "awgn", "ofdm", 0, 0)
     assert rows[0]["decode_ok"] and "/" in rows[0]["mcs"] and rows[0]["cbr_air"] > rows[0]["cbr_total"]
+
+
+def test_one_model_sends_either_layout_on_request(drr):
+    """``encode(layered=...)`` overrides the model's layout (jscc_tx's ``layered_until_feedback``):
+    hybrid_softcast asked for two layers sends exactly hybrid_layered's frame, and back."""
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.hybrid_codec import SIDE_TAG, SIDE_TAG_LAYERED
+
+    image, mask = drr
+    one, two = load_codec("hybrid_softcast"), load_codec("hybrid_layered")
+    as_two = one.encode(image, mask, snr_db=10.0, cbr=1 / 16, layered=True)
+    native_two = two.encode(image, mask, snr_db=10.0, cbr=1 / 16)
+    assert as_two.side_info == native_two.side_info and as_two.side_info[0] == SIDE_TAG_LAYERED
+    assert np.array_equal(as_two.symbols, native_two.symbols)
+    as_one = two.encode(image, mask, snr_db=10.0, cbr=1 / 16, layered=False)
+    native_one = one.encode(image, mask, snr_db=10.0, cbr=1 / 16)
+    assert as_one.side_info[0] == SIDE_TAG and np.array_equal(as_one.symbols, native_one.symbols)
+    assert not np.array_equal(as_one.symbols, as_two.symbols)
+    _, info = one.decode_with_info(as_two.symbols, as_two.side_info, image.shape, snr_db=30.0)
+    assert info["shown"] == "hybrid" and info["base_layers"] == 2
+
+
+def test_encode_frames_passes_the_layout_through(drr):
+    from gnuradio.medjscc.blocks._phyadapt import make_params
+    from gnuradio.medjscc.blocks.jscc_tx import encode_frames
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.codec.hybrid_codec import SIDE_TAG, SIDE_TAG_LAYERED
+
+    image, mask = drr
+    codec, params = load_codec("hybrid_softcast"), make_params({})
+    tags = [encode_frames(codec, image, mask, 10.0, 1 / 16, 0, params, layered=lay)[0].side_info[0]
+            for lay in (None, True, False)]
+    assert tags == [SIDE_TAG, SIDE_TAG_LAYERED, SIDE_TAG]

@@ -74,13 +74,17 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            feedback_timeout_s: float = 10.0, timeout_s: float = 120.0,
            codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5,
            feedback_policy: str = "instant", feedback_margin_db: float = 0.0,
-           feedback_delay_ms: float = 0.0, csi_mapping: bool = False) -> dict:
+           feedback_delay_ms: float = 0.0, csi_mapping: bool = False,
+           layered_until_feedback: bool = False) -> dict:
     """Send image files; returns dict(images_sent, frames_sent, completed (all frames left this
     process), feedback_received, receiver_heard (True/False from the SNR feedback; None without
-    ``snr_address``: unknown), cau_snr_db list, csi_tags list, errors). ``feedback_policy`` / ``feedback_margin_db`` /
+    ``snr_address``: unknown), cau_snr_db list, csi_tags list, layered list (two-layer base per
+    image), errors). ``feedback_policy`` / ``feedback_margin_db`` /
     ``feedback_delay_ms``: how the CAU uses late SNR feedback (``jscc_tx``, ``snr_feedback_policy``).
     ``csi_mapping``: map the strong codec symbols onto the carriers the receiver's feedback ranks
-    strongest (``phy.csi``; ``run_rx`` learns the rankings it feeds back)."""
+    strongest (``phy.csi``; ``run_rx`` learns the rankings it feeds back).
+    ``layered_until_feedback``: a hybrid model's images encoded for the design SNR (before the
+    first feedback) send a two-layer base (``jscc_tx``)."""
     from gnuradio import zeromq
 
     cfg = (cfg or LinkConfig()).validate()
@@ -116,7 +120,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
                                      wait_for_feedback=wait_for_feedback,
                                      feedback_timeout_s=feedback_timeout_s, params=params,
                                      feedback_policy=feedback_policy, feedback_margin_db=feedback_margin_db,
-                                     feedback_delay_ms=feedback_delay_ms, csi_mapping=csi_mapping)
+                                     feedback_delay_ms=feedback_delay_ms, csi_mapping=csi_mapping,
+                                     layered_until_feedback=layered_until_feedback)
     amplitude = float(hw.get("tx_amplitude", 0.25)) if hw else 1.0
     guard = int(hw.get("burst_guard_samples", 256)) if hw else 256
     blocks["ofdm_tx"] = otx = ofdm_analog_tx(params=params, amplitude=amplitude, guard=guard,
@@ -158,7 +163,7 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     return {"images_sent": len(tx.history), "frames_sent": otx.frames_sent, "completed": completed,
             "feedback_received": feedback, "receiver_heard": heard,
             "cau_snr_db": [h["snr_db"] for h in tx.history], "csi_tags": [h["csi_tag"] for h in tx.history],
-            "errors": list(tx.errors)}
+            "layered": [h["layered"] for h in tx.history], "errors": list(tx.errors)}
 
 
 def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address: str | None = None,

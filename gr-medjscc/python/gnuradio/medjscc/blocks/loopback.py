@@ -36,7 +36,8 @@ HYBRID_RESULT_KEYS = ("shown", "base_ok", "side_frame_ok", "layout", "refined", 
 def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn", seed: int = 0,
                    params=None, tx_snr_db: float | None = None, cfo: float | None = None,
                    csi_feedback: bool = False, snr_loop: bool = False, feedback_estimate: str = "snr",
-                   feedback_margin_db: float = 0.0, feedback_policy: str = "margin"):
+                   feedback_margin_db: float = 0.0, feedback_policy: str = "margin",
+                   layered_until_feedback: bool = False):
     """Top block + its blocks (the caller must keep the returned dict alive while it runs).
 
     ``csi_feedback``: close the carrier-ranking loop (``phy.csi``): an ``snr_feedback`` block
@@ -48,7 +49,9 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
     ``snr_loop``: close the SNR loop too: the CAU encodes for the fed-back SNR (``snr_feedback``
     smoothing ``feedback_estimate``, ``snr`` or ``effective``) less ``feedback_margin_db`` (policy
     ``margin``; ``olla`` also less the back-off learned from ``jscc_rx``'s verdicts, which then go
-    to ``jscc_tx``'s ``ack``), from the nominal SNR until the first feedback. Same pacing caveat."""
+    to ``jscc_tx``'s ``ack``), from the nominal SNR until the first feedback. Same pacing caveat.
+    ``layered_until_feedback``: ``jscc_tx``'s option (a hybrid sends a two-layer base while it
+    encodes for the nominal SNR: the first image of a loop, every image without the loop)."""
     params = params if params is not None else make_params(cfg.ofdm)
     preset = "awgn" if channel in ("erasure",) else channel
     if preset not in PRESETS:
@@ -61,7 +64,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
                            snr_db=snr_db if tx_snr_db is None else tx_snr_db, params=params,
                            repeat_strong=cfg.codec.repeat_strong, csi_mapping=bool(csi_feedback),
                            feedback_policy=feedback_policy if snr_loop else "fixed",
-                           feedback_margin_db=float(feedback_margin_db)),
+                           feedback_margin_db=float(feedback_margin_db),
+                           layered_until_feedback=bool(layered_until_feedback)),
         "ofdm_tx": ofdm_analog_tx(params=params),
         "channel": channel_preset(preset, snr_db, cfo=cfg.channel.cfo if cfo is None else cfo,
                                   seed=seed, params=params),

@@ -79,6 +79,7 @@ class FeedbackPolicy:
         self._pending: collections.deque = collections.deque()      # (t_avail, t_meas, snr), by t_avail
         self._usable: collections.deque = collections.deque(maxlen=self.history)   # (t_meas, snr)
         self.last_age_s: float | None = None      # age of the newest estimate used by choose()
+        self.last_from_feedback = False           # whether choose() used an estimate (else the design SNR)
 
     def observe(self, snr_db: float, now: float, t_meas: float | None = None, upstream_delay_s: float = 0.0):
         """An estimate arrived at ``now``; measured at ``t_meas`` (default: ``now`` minus the
@@ -119,7 +120,8 @@ class FeedbackPolicy:
     def choose(self, now: float) -> float:
         """The encoding SNR (dB) for an image encoded at ``now``."""
         pts = self.usable(now)
-        if self.policy == "fixed" or not pts:
+        self.last_from_feedback = bool(pts) and self.policy != "fixed"
+        if not self.last_from_feedback:
             self.last_age_s = None if not pts else now - pts[-1][0]
             return self.design_snr_db
         t_last, s_last = pts[-1]

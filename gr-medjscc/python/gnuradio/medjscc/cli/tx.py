@@ -36,6 +36,10 @@ def add_arguments(parser):
     parser.add_argument("--csi-mapping", action="store_true",
                         help="put the strong codec symbols on the subcarriers the receiver's feedback ranks "
                              "strongest (static multipath; needs --snr-address and a 'medjscc rx' feeding back)")
+    parser.add_argument("--layered-until-feedback", action="store_true",
+                        help="hybrid models: send the JPEG2000 base in two layers (the first at a more robust "
+                             "MCS) while encoding for the design SNR --snr-db, i.e. until the receiver's first "
+                             "SNR feedback: a guessed SNR that is too high then costs the finer layer, not the image")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
     LinkConfig.add_arguments(parser, sections=("codec", "ofdm"))
@@ -58,7 +62,8 @@ def run(args):
                  feedback_timeout_s=args.feedback_timeout,
                  timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask,
                  feedback_policy=args.feedback_policy, feedback_margin_db=args.feedback_margin_db,
-                 feedback_delay_ms=args.feedback_delay_ms, csi_mapping=args.csi_mapping)
+                 feedback_delay_ms=args.feedback_delay_ms, csi_mapping=args.csi_mapping,
+                 layered_until_feedback=args.layered_until_feedback)
     print(json.dumps(res))
     if res["errors"]:
         from ..errors import InputError

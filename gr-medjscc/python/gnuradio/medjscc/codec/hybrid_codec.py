@@ -167,16 +167,20 @@ class HybridCodec:
         return n
 
     # -- TX
-    def encode(self, image: np.ndarray, mask=None, snr_db: float = 10.0, cbr: float = 1 / 16) -> EncodedImage:
+    def encode(self, image: np.ndarray, mask=None, snr_db: float = 10.0, cbr: float = 1 / 16,
+               layered: bool | None = None) -> EncodedImage:
+        """``layered``: send the base in two layers (True), in one (False), or as this model does
+        (None). The side info says which, so any hybrid receiver decodes either."""
         image = np.asarray(image)
         if image.ndim != 2 or image.dtype != np.uint8:
             raise InputError(f"hybrid: a 2-D uint8 image is expected, got {image.dtype} {image.shape}")
         if mask is not None and np.asarray(mask).shape != image.shape:
             raise InputError(f"hybrid: mask {np.asarray(mask).shape} does not match the image {image.shape}")
-        side = pack_side_info(snr_db, self.side_tag)
+        layered = self.layered if layered is None else bool(layered)
+        side = pack_side_info(snr_db, SIDE_TAG_LAYERED if layered else SIDE_TAG)
         design_snr = unpack_side_info(side)   # both ends use the quantised value
         n_total = self.payload_symbols(image.shape, cbr, side)
-        tx = hybrid.encode(image, mask, design_snr, n_total, self.split(design_snr, n_total, image.shape),
+        tx = hybrid.encode(image, mask, design_snr, n_total, self.split(design_snr, n_total, image.shape, layered),
                            base_crc=True)
         n_pix = image.size
         side_bits = 8 * len(side)
