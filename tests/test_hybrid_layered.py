@@ -76,6 +76,32 @@ def test_overestimated_snr_loses_the_finer_layer_not_the_image(drr, base_crc):
     assert psnr(image, told_high) > 24.0 and psnr(image, told_high) > psnr(image, cliff) + 10.0
 
 
+def test_low_snr_first_layer_takes_the_share_it_needs():
+    """Near the bottom of the MCS table half of the base cannot carry a first layer at the robust
+    MCS: the first layer takes more of it (up to ROBUST_MAX_SHARE), or the lowest MCS where the
+    rule has none 4 dB lower; where even that is not ROBUST_MIN_GAIN_DB more robust, one layer."""
+    from gnuradio.medjscc.evaluation import envelope, linkadapt
+
+    th = dict(envelope.load_rule().thresholds)
+    for told in (0.0, -2.0):
+        lay = hybrid.layout(N_TOTAL, told, _layered_split(told))
+        share = lay.n_robust / (lay.n_robust + lay.n_base)
+        assert lay.layered and 0.5 < share <= hybrid.ROBUST_MAX_SHARE + 1e-3, (told, share)
+        assert linkadapt.plan(lay.robust_mcs, lay.n_robust).payload_bytes >= hybrid.FIRST_LAYER_MIN_BYTES
+        assert th[lay.mcs.name] - th[lay.robust_mcs.name] >= hybrid.ROBUST_MIN_GAIN_DB
+    bottom = hybrid.layout(N_TOTAL, -5.0, _layered_split(-5.0))
+    assert bottom.mcs is not None and not bottom.layered
+
+
+def test_told_3_db_too_much_near_the_bottom_keeps_the_first_layer(drr):
+    image, mask = drr
+    split = _layered_split(-2.0)
+    _, shown, info = _send(image, mask, -2.0, -5.0, split)
+    assert info["base_ok"] and info["base_layers"] == 1
+    _, cliff, info_flat = _send(image, mask, -2.0, -5.0, replace(split, robust_share=0.0))
+    assert info_flat["base_ok"] is False and psnr(image, shown) > psnr(image, cliff) + 8.0
+
+
 def test_lost_first_layer_frame_is_reported(drr):
     image, mask = drr
 

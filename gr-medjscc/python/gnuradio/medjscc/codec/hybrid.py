@@ -478,16 +478,16 @@ def layout(n_total: int, snr_db: float, split: Split | None = None, rule=None) -
     rx_mask = bool(split.rx_mask) and bg < 1.0 and mcs is not None
     n_robust, robust_mcs = 0, None
     if split.robust_share > 0 and mcs is not None:
-        n_robust, robust_mcs = _robust_section(split, snr_db, rule, lowest, mcs, n_base)
+        n_robust, robust_mcs = _robust_section(split, snr_db, rule, lowest, mcs, n_base, rx_mask)
     return Layout(n_total, n_side, n_base - n_robust, rest - n_base, side_mcs, mcs, split.codec, split.n_bands,
                   float(split.base_share), codes, bg, rx_mask, float(split.task_weight), n_robust, robust_mcs)
 
 
 LAYERED_CODECS = ("j2k",)   # base codecs with two quality layers (source.J2kCodec.encode_layers)
 LAYER1_LEN_BYTES = 2        # the first layer's length, ahead of it in its frame (the RX joins the layers)
-# the hybrid_layered model's two-layer base: half the base's symbols carry the first layer at the
-# MCS for 4 dB less (README "A two-layer base": 0.1-1.5 dB less ROI-PSNR at the right SNR; told
-# 3 dB too high, an image from 0 dB up instead of grey)
+# the hybrid_layered model's two-layer base: half the base's symbols (more at low SNR: see
+# _robust_section) carry the first layer at the MCS for 4 dB less (README "A two-layer base":
+# 0.0-2.8 dB less ROI-PSNR at the right SNR; told 3 dB too high, an image from -5 dB up)
 LAYERED_ROBUST_SHARE = 0.5
 LAYERED_ROBUST_BACKOFF_DB = 4.0
 
@@ -500,9 +500,21 @@ def layered(split: Split) -> Split:
     return replace(split, codec="j2k", robust_share=LAYERED_ROBUST_SHARE, robust_backoff_db=LAYERED_ROBUST_BACKOFF_DB)
 
 
-def _robust_section(split: Split, snr_db: float, rule, lowest: float, mcs, n_base: int):
+# The first layer's frame must hold a useful first layer: its CRC, scale byte and length, and a
+# J2K stream of about 40 bytes (a DRR's smallest is ~30 B); with the ROI grid code, MIN_BASE_BYTES.
+FIRST_LAYER_MIN_BYTES = 48
+# Where half of the base's symbols cannot carry that at the robust MCS (low SNR: slow MCSs), the
+# first layer takes more of them, up to this share; else the base goes in one layer.
+ROBUST_MAX_SHARE = 0.9
+# Below the lowest MCS the rule trusts, the first layer takes the lowest MCS if that is still at
+# least this much more robust than the base's (else two layers protect too little to pay).
+ROBUST_MIN_GAIN_DB = 2.0
+
+
+def _robust_section(split: Split, snr_db: float, rule, lowest: float, mcs, n_base: int, rx_mask: bool = False):
     """-> (symbols, MCS) of a two-layer base's first-layer frame, or (0, None) where the split
-    cannot have one: a codec without layers, no MCS below the base's, or a section too small."""
+    cannot have one: a codec without layers, no MCS at least ``ROBUST_MIN_GAIN_DB`` below the
+    base's, or no share up to ``ROBUST_MAX_SHARE`` that holds a first layer."""
     from ..evaluation import linkadapt
 
     if split.codec not in LAYERED_CODECS:
@@ -510,14 +522,24 @@ def _robust_section(split: Split, snr_db: float, rule, lowest: float, mcs, n_bas
     if not 0.0 < split.robust_share < 1.0:
         raise MedJSCCError(f"hybrid: robust_share must lie in (0, 1), got {split.robust_share}")
     snr = snr_db - split.base_backoff_db - split.robust_backoff_db
-    rmcs = rule.pick(snr) if snr + 1e-9 >= lowest else None
+    if snr + 1e-9 >= lowest:
+        rmcs = rule.pick(snr)
+    else:   # the told SNR is near the bottom of the table: the most robust MCS, if robust enough
+        th = dict(rule.thresholds)
+        name = min(th, key=th.get)
+        rmcs = linkadapt.parse(name) if th[mcs.name] - th[name] >= ROBUST_MIN_GAIN_DB else None
     if rmcs is None or rmcs.efficiency >= mcs.efficiency:
         return 0, None
-    n_robust = int(round(split.robust_share * n_base))
-    p1, p2 = linkadapt.plan(rmcs, n_robust), linkadapt.plan(mcs, n_base - n_robust)
-    if p1 is None or p2 is None or p1.payload_bytes < MIN_BASE_BYTES or p2.payload_bytes < 8:
-        return 0, None
-    return n_robust, rmcs
+    need = MIN_BASE_BYTES if rx_mask else FIRST_LAYER_MIN_BYTES
+    share = float(split.robust_share)
+    while True:
+        n_robust = int(round(share * n_base))
+        p1, p2 = linkadapt.plan(rmcs, n_robust), linkadapt.plan(mcs, n_base - n_robust)
+        if p1 is not None and p2 is not None and p1.payload_bytes >= need and p2.payload_bytes >= 8:
+            return n_robust, rmcs
+        if share >= ROBUST_MAX_SHARE - 1e-9 or (p1 is not None and p2 is not None and p2.payload_bytes < 8):
+            return 0, None
+        share = min(ROBUST_MAX_SHARE, share + 0.05)
 
 
 # ----------------------------------------------------------------------------- encode / decode
