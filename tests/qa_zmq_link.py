@@ -159,6 +159,29 @@ def test_carrier_ranking_fed_back_across_processes(image_file, ranking):
     assert images[-1]["psnr"] > images[0]["psnr"] + 1.0
 
 
+def hybrid_pair_on_multipath(tmp_path, snr_db: float, images: int, *tx_options):
+    """``medjscc rx`` / ``medjscc tx`` with hybrid_softcast over the simulated 3-tap multipath at
+    ``snr_db`` (the TX's initial SNR too), ``images`` sends of a test DRR with its lung mask,
+    stop-and-wait on the SNR feedback. -> (tx stdout, rx stdout)."""
+    from PIL import Image
+
+    from gnuradio.medjscc.demo import _load_images
+
+    drr, masks, _ = _load_images(1, 0)
+    img, msk = tmp_path / "x.png", tmp_path / "m.png"
+    Image.fromarray(drr[0]).save(img)
+    Image.fromarray(masks[0].astype(np.uint8) * 255).save(msk)
+    iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
+    rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast", "--sim-channel",
+             "multipath_3tap", "--channel-snr-db", snr_db, "--reference", img, "--reference-mask", msk,
+             "--images", images, "--idle-timeout", 60, "--duration", 300)
+    wait_listening(fb)
+    tx = cli("tx", img, "--mask", msk, "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast",
+             "--codec-snr-db", snr_db, "--repeat", images, "--wait-feedback", "--interval", 0.5, *tx_options,
+             "--timeout", 300)
+    return finish_pair(tx, rx)
+
+
 def test_outer_loop_across_processes(tmp_path):
     """The hybrid codec between two processes on static multipath at 8 dB, the mean SNR fed back
     (it overstates what the LDPC base sees): with --feedback-policy olla the TX learns a back-off
@@ -166,23 +189,7 @@ def test_outer_loop_across_processes(tmp_path):
     The verdicts do not count as SNR feedback. (Measured: the CAU went 8.0 -> 4.0 dB over 8 images,
     the last two decoded; with the receiver-known ROI mask 8.0 -> 5.1 dB, 4 of the 7 later images
     decoded.)"""
-    from PIL import Image
-
-    from gnuradio.medjscc.demo import _load_images
-
-    images, masks, _ = _load_images(1, 0)
-    img, msk = tmp_path / "x.png", tmp_path / "m.png"
-    Image.fromarray(images[0]).save(img)
-    Image.fromarray(masks[0].astype(np.uint8) * 255).save(msk)
-    iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast", "--sim-channel",
-             "multipath_3tap", "--channel-snr-db", 8, "--reference", img, "--reference-mask", msk, "--images", 8,
-             "--idle-timeout", 60, "--duration", 300)
-    wait_listening(fb)
-    tx = cli("tx", img, "--mask", msk, "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast",
-             "--codec-snr-db", 8, "--repeat", 8, "--wait-feedback", "--interval", 0.5, "--feedback-policy", "olla",
-             "--timeout", 300)
-    tx_out, rx_out = finish_pair(tx, rx)
+    tx_out, rx_out = hybrid_pair_on_multipath(tmp_path, 8, 8, "--feedback-policy", "olla")
     res = json_lines(tx_out)[-1]
     cau = res["cau_snr_db"]
     assert len(cau) == 8 and cau[0] == 8.0 and cau[-1] < cau[0] - 2.0, cau
@@ -200,23 +207,8 @@ def test_first_image_keeps_a_base_with_two_layers_until_feedback(tmp_path):
     (README "The hybrid codec on the air"). With --layered-until-feedback the first image, encoded
     for that guess, goes with a two-layer base and keeps its first layer; the second is encoded for
     the fed-back SNR with the model's one-layer base."""
-    from PIL import Image
-
-    from gnuradio.medjscc.demo import _load_images
-
-    images, masks, _ = _load_images(1, 0)
-    img, msk = tmp_path / "x.png", tmp_path / "m.png"
-    Image.fromarray(images[0]).save(img)
-    Image.fromarray(masks[0].astype(np.uint8) * 255).save(msk)
-    iq, fb = f"tcp://127.0.0.1:{free_port()}", f"tcp://127.0.0.1:{free_port()}"
-    rx = cli("rx", "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast", "--sim-channel",
-             "multipath_3tap", "--channel-snr-db", 15, "--reference", img, "--reference-mask", msk, "--images", 2,
-             "--idle-timeout", 60, "--duration", 300)
-    wait_listening(fb)
-    tx = cli("tx", img, "--mask", msk, "--zmq", iq, "--snr-address", fb, "--codec-model", "hybrid_softcast",
-             "--codec-snr-db", 15, "--repeat", 2, "--wait-feedback", "--interval", 0.5,
-             "--feedback-policy", "margin", "--feedback-margin-db", 3, "--layered-until-feedback", "--timeout", 300)
-    tx_out, rx_out = finish_pair(tx, rx)
+    tx_out, rx_out = hybrid_pair_on_multipath(tmp_path, 15, 2, "--feedback-policy", "margin",
+                                              "--feedback-margin-db", 3, "--layered-until-feedback")
     res = json_lines(tx_out)[-1]
     assert res["layered"] == [True, False] and res["cau_snr_db"][0] == 15.0, res
     first = min((r for r in json_lines(rx_out) if "image_id" in r), key=lambda r: r["image_id"])
