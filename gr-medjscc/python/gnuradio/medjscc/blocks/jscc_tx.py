@@ -35,7 +35,8 @@ the design SNR ``snr_db`` (no usable SNR estimate yet, or policy ``fixed``) send
 base in two layers, the first at a more robust MCS (``hybrid_layered``'s layout); images encoded
 for a fed-back SNR use the model's own layout. The design SNR is a guess, and a hybrid told more
 than the channel delivers loses its whole base; once the receiver has measured the link, the
-one-layer base is worth its 0.2-1.5 dB. ``history`` records ``layered`` per image.
+one-layer base is worth its 0.1-2.8 dB. ``history`` records ``layered`` per image: two layers
+asked for (at the bottom of the MCS table, about -5 dB, no first layer fits and one goes).
 
 Pacing: ``interval_s`` between images; ``wait_for_feedback`` sends the next image only after an
 SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``). A
