@@ -39,7 +39,9 @@ metrics -> ``jscc_tx`` ``ack``; ``snr_feedback_policy``), and records add ``olla
 For the hybrid models this is how the base MCS follows the channel.
 ``--layered-until-feedback`` (hybrid models): images encoded for the nominal SNR (the loop's
 first image; every image without ``--snr-loop``) send a two-layer base (``jscc_tx``'s option of
-that name); records add ``images_layered``.
+that name); records add ``images_layered``. Wherever two-layer frames go (that option, or
+``--model hybrid_layered``), records add ``images_first_layer``: images shown from the first layer
+alone (the finer layer's frame lost), counted among ``images_decoded``.
 
 ``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
 seeded: one run of a fading profile moves by tenths of a dB), each record stating its ``seed``,
@@ -120,7 +122,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
         tx.finish()   # eos: the stream ends and the whole graph drains
     _wait(tb, timeout_s)
     by_id = {r["image_id"]: r for r in rx.results}
-    roi, full, est, frames_ok, decoded = [], [], [], 0, 0
+    roi, full, est, frames_ok, decoded, first_layer = [], [], [], 0, 0, 0
     grey = np.full((cfg.image_size,) * 2, 128, np.uint8)
     for i, (img, m) in enumerate(zip(images, masks)):
         r = by_id.get(i)
@@ -133,6 +135,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
         received = r["image"] if r is not None else grey
         frames_ok += int(r.get("frames_ok", 0)) if r is not None else 0
         decoded += int(ok)
+        first_layer += int(r is not None and r.get("shown") == "first_layer")
         roi.append(metrics.roi_psnr(img, received, m))
         full.append(metrics.psnr(img, received))
         if r is not None:
@@ -145,6 +148,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
         rec["tx_snr_db"] = _mean([h.get("snr_db") for h in tx.history])
         if feedback_policy == "olla":
             rec["olla_offset_db"] = round(tx.policy.olla_offset_db, 3)
+    if getattr(codec, "layered", False) or layered_until_feedback:   # two-layer frames were sent
+        rec["images_first_layer"] = first_layer
     if layered_until_feedback:
         rec["images_layered"] = sum(1 for h in tx.history if h.get("layered"))
     if csi_feedback:
@@ -264,7 +269,7 @@ def main(argv=None) -> int:
                 rec["roi_psnr_clean"] = clean[k]
                 out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
                 out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db", "olla_offset_db",
-                                                  "images_layered")
+                                                  "images_layered", "images_first_layer")
                         if k in rec}
                 if len(seeds) > 1:
                     out["seed"] = base_seed
@@ -295,7 +300,8 @@ def summarise(name: str, snr: float, recs: list[dict]) -> dict:
             "roi_change_db": _mean(change), "roi_change_min_db": min(change, default=float("nan")),
             "roi_change_max_db": max(change, default=float("nan")),
             "roi_psnr": _mean(r["roi_psnr"] for r in recs), "roi_psnr_clean": _mean(r["roi_psnr_clean"] for r in recs),
-            **{k: int(sum(r[k] for r in recs)) for k in ("frames_decoded", "frames_sent", "images_decoded", "images")}}
+            **{k: int(sum(r[k] for r in recs)) for k in ("frames_decoded", "frames_sent", "images_decoded", "images")
+               + tuple(k for k in ("images_first_layer", "images_layered") if k in recs[0])}}
 
 
 if __name__ == "__main__":

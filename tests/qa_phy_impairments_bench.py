@@ -77,6 +77,17 @@ def test_snr_loop_lets_the_hybrid_base_follow_the_effective_snr(capsys):
     assert loop["roi_psnr"] > told["roi_psnr"] + 10.0
 
 
+def test_two_layer_frames_count_the_images_shown_from_the_first_layer(capsys):
+    """Told the nominal 15 dB on the 3-tap multipath, hybrid_layered's finer layer is lost and its
+    first layer shown: counted apart, among the decoded images (README "The hybrid codec on the air")."""
+    bench = _bench()
+    assert bench.main(["--json", "--images", "2", "--snr", "15", "--profiles", "multipath_3tap",
+                       "--model", "hybrid_layered"]) == 0
+    clean, mp = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert mp["images_decoded"] == 2 and mp["images_first_layer"] == 2, mp
+    assert clean["images_first_layer"] == 0 and clean["images_decoded"] == 2, clean
+
+
 def test_outer_loop_learns_the_margin_the_mean_snr_hides(capsys):
     """The same multipath, fed back the mean SNR (which overstates it for the LDPC base): with a
     fixed margin of 0 most images lose their base; the outer loop (jscc_rx verdicts -> jscc_tx ack)
