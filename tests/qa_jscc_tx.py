@@ -12,6 +12,7 @@ from gnuradio import gr, gr_unittest  # noqa: E402
 from gnuradio.medjscc.blocks._msgtools import pdu_collector, post  # noqa: E402
 from gnuradio.medjscc.blocks._pmtutil import make_pdu, to_pmt  # noqa: E402
 from gnuradio.medjscc.blocks.jscc_tx import jscc_tx  # noqa: E402
+from gnuradio.medjscc.errors import InputError  # noqa: E402
 from qa_helpers import HANG_S, shared_codec, synthetic_image  # noqa: E402
 
 
@@ -161,3 +162,34 @@ def test_layered_until_feedback_protects_only_the_design_snr_images():
     analog = jscc_tx(model=shared_codec(), snr_db=10.0, layered_until_feedback=True)
     analog.send_image(image, mask)
     assert analog.history[0]["layered"] is False and analog._warned_not_hybrid
+
+
+def test_stale_feedback_brings_the_two_layer_base_back():
+    """With ``layered_max_age_s`` an estimate older than that is a guess again: two layers until a
+    fresh one arrives; 0 (the default) never goes stale; a bad age is refused."""
+    from gnuradio.medjscc.codec import load_codec
+    from gnuradio.medjscc.demo import _load_images
+
+    images, masks, _ = _load_images(1, 0)
+    image, mask = images[0], masks[0]
+    hybrid = load_codec("hybrid_softcast")
+    now = [100.0]
+    tx = jscc_tx(model=hybrid, snr_db=10.0, layered_until_feedback=True, layered_max_age_s=5.0,
+                 clock=lambda: now[0])
+    tx._handle_snr(to_pmt({"snr_db": 12.0}))
+    tx.send_image(image, mask)        # fresh: the model's own layout
+    now[0] += 6.0
+    tx.send_image(image, mask)        # 6 s without feedback: two layers, still at the last SNR
+    tx._handle_snr(to_pmt({"snr_db": 14.0}))
+    tx.send_image(image, mask)        # fresh again
+    assert [(h["snr_db"], h["layered"]) for h in tx.history] == [(12.0, False), (12.0, True), (14.0, False)]
+    assert tx.history[1]["feedback_age_s"] == pytest.approx(6.0)
+
+    never = jscc_tx(model=hybrid, snr_db=10.0, layered_until_feedback=True, clock=lambda: now[0])
+    never._handle_snr(to_pmt({"snr_db": 12.0}))
+    now[0] += 3600.0
+    never.send_image(image, mask)
+    assert never.history[0]["layered"] is False
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(InputError, match="layered_max_age_s"):
+            tx.set_layered_max_age_s(bad)

@@ -37,6 +37,8 @@ for a fed-back SNR use the model's own layout. The design SNR is a guess, and a 
 than the channel delivers loses its whole base; once the receiver has measured the link, the
 one-layer base is worth its 0.1-2.8 dB. ``history`` records ``layered`` per image: two layers
 asked for (at the bottom of the MCS table, about -5 dB, no first layer fits and one goes).
+``layered_max_age_s`` > 0: an estimate older than that (the receiver went quiet: a long gap, a
+lost feedback path) is a guess again, and the images encoded from it go with two layers too.
 
 Pacing: ``interval_s`` between images; ``wait_for_feedback`` sends the next image only after an
 SNR message arrived for the previous one (stop-and-wait closed loop, ``feedback_timeout_s``). A
@@ -47,6 +49,7 @@ next image with a stale SNR. A message without ``image_id`` releases it as befor
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import threading
 import time
@@ -130,6 +133,8 @@ class jscc_tx(gr.basic_block):
         csi_mapping: use the carrier ranking fed back on ``snr`` (off: the fixed interleaver).
         layered_until_feedback: hybrid models send a two-layer base while they encode for the
             design SNR (before the first usable SNR estimate; always with policy ``fixed``).
+        layered_max_age_s: with ``layered_until_feedback``, also while the newest usable estimate
+            is older than this (seconds on ``clock``; 0: an estimate never goes stale).
     """
 
     def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
@@ -141,7 +146,7 @@ class jscc_tx(gr.basic_block):
                  feedback_policy="instant", feedback_margin_db: float = 0.0,
                  feedback_delay_ms: float = 0.0, clock=None, meas_time=None,
                  repeat_strong: float = DEFAULT_REPEAT_STRONG, csi_mapping: bool = False,
-                 layered_until_feedback: bool = False):
+                 layered_until_feedback: bool = False, layered_max_age_s: float = 0.0):
         gr.basic_block.__init__(self, name="medjscc_jscc_tx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -168,6 +173,7 @@ class jscc_tx(gr.basic_block):
         self.set_repeat_strong(repeat_strong)
         self.csi_mapping = bool(csi_mapping)
         self.layered_until_feedback = bool(layered_until_feedback)
+        self.set_layered_max_age_s(layered_max_age_s)
         self._warned_not_hybrid = False
         self._csi = (0, None)      # the latest (csi_tag, carrier_rank) fed back
         self._feedback = threading.Event()
@@ -245,10 +251,24 @@ class jscc_tx(gr.basic_block):
         """Hybrid models: a two-layer base for images encoded for the design SNR (from the next image on)."""
         self.layered_until_feedback = bool(on)
 
+    def set_layered_max_age_s(self, age_s: float):
+        """An SNR estimate older than this counts as no feedback for ``layered_until_feedback`` (0: never)."""
+        age_s = float(age_s)
+        if not (math.isfinite(age_s) and age_s >= 0):
+            raise InputError(f"layered_max_age_s must be a finite number >= 0, got {age_s!r}")
+        self.layered_max_age_s = age_s
+
+    def _fresh_feedback(self) -> bool:
+        """Whether ``policy.choose`` just used a fed-back estimate young enough to trust."""
+        if not self.policy.last_from_feedback:
+            return False
+        age = self.policy.last_age_s
+        return self.layered_max_age_s <= 0 or age is None or age <= self.layered_max_age_s
+
     def _layered_for_design_snr(self, codec) -> bool | None:
         """True where this image should go with a two-layer base (``layered_until_feedback``),
         else None (the model's own layout). Call after ``policy.choose``."""
-        if not self.layered_until_feedback or self.policy.last_from_feedback:
+        if not self.layered_until_feedback or self._fresh_feedback():
             return None
         from ..codec.hybrid_codec import HybridCodec
 

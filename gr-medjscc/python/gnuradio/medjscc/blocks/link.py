@@ -75,7 +75,7 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5,
            feedback_policy: str = "instant", feedback_margin_db: float = 0.0,
            feedback_delay_ms: float = 0.0, csi_mapping: bool = False,
-           layered_until_feedback: bool = False) -> dict:
+           layered_until_feedback: bool = False, layered_max_age_s: float = 0.0) -> dict:
     """Send image files; returns dict(images_sent, frames_sent, completed (all frames left this
     process), feedback_received, receiver_heard (True/False from the SNR feedback; None without
     ``snr_address``: unknown), cau_snr_db list, csi_tags list, layered list (two-layer base per
@@ -84,7 +84,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     ``csi_mapping``: map the strong codec symbols onto the carriers the receiver's feedback ranks
     strongest (``phy.csi``; ``run_rx`` learns the rankings it feeds back).
     ``layered_until_feedback``: a hybrid model's images encoded for the design SNR (before the
-    first feedback) send a two-layer base (``jscc_tx``)."""
+    first feedback, or from feedback older than ``layered_max_age_s`` > 0) send a two-layer base
+    (``jscc_tx``)."""
     from gnuradio import zeromq
 
     cfg = (cfg or LinkConfig()).validate()
@@ -121,7 +122,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
                                      feedback_timeout_s=feedback_timeout_s, params=params,
                                      feedback_policy=feedback_policy, feedback_margin_db=feedback_margin_db,
                                      feedback_delay_ms=feedback_delay_ms, csi_mapping=csi_mapping,
-                                     layered_until_feedback=layered_until_feedback)
+                                     layered_until_feedback=layered_until_feedback,
+                                     layered_max_age_s=layered_max_age_s)
     amplitude = float(hw.get("tx_amplitude", 0.25)) if hw else 1.0
     guard = int(hw.get("burst_guard_samples", 256)) if hw else 256
     blocks["ofdm_tx"] = otx = ofdm_analog_tx(params=params, amplitude=amplitude, guard=guard,

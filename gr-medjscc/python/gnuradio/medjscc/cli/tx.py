@@ -40,6 +40,10 @@ def add_arguments(parser):
                         help="hybrid models: send the JPEG2000 base in two layers (the first at a more robust "
                              "MCS) while encoding for the design SNR --snr-db, i.e. until the receiver's first "
                              "SNR feedback: a guessed SNR that is too high then costs the finer layer, not the image")
+    parser.add_argument("--layered-max-age", type=float, default=0.0, metavar="S",
+                        help="with --layered-until-feedback: an SNR estimate older than S seconds counts as none "
+                             "(the receiver went quiet), so images go with two layers again until fresh feedback "
+                             "(0: never stale)")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
     LinkConfig.add_arguments(parser, sections=("codec", "ofdm"))
@@ -63,7 +67,8 @@ def run(args):
                  timeout_s=args.timeout, allow_random=args.random_weights, mask_path=args.mask,
                  feedback_policy=args.feedback_policy, feedback_margin_db=args.feedback_margin_db,
                  feedback_delay_ms=args.feedback_delay_ms, csi_mapping=args.csi_mapping,
-                 layered_until_feedback=args.layered_until_feedback)
+                 layered_until_feedback=args.layered_until_feedback,
+                 layered_max_age_s=args.layered_max_age)
     print(json.dumps(res))
     if res["errors"]:
         from ..errors import InputError
