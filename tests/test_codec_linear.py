@@ -1,4 +1,5 @@
-"""Linear-path codec models: patch KLT, SoftCast-style start, power code in the side info."""
+"""Linear-path codec models: patch KLT and full-frame wavelet, SoftCast-style start, power code in
+the side info."""
 from __future__ import annotations
 
 import warnings
@@ -9,9 +10,10 @@ import torch
 
 from gnuradio.medjscc.codec import Codec, ModelConfig, apply_channel, sideinfo
 from gnuradio.medjscc.codec.api import FALLBACK_GREY
-from gnuradio.medjscc.codec.layers import PatchKLT
+from gnuradio.medjscc.codec.layers import (FullFrameWavelet, PatchKLT, coarse_dwt, coarse_unit_labels,
+                                           inverse_coarse_dwt, inverse_wavelet_trees, wavelet_trees)
 from gnuradio.medjscc.codec.models import build_model
-from gnuradio.medjscc.codec.train import training_patches
+from gnuradio.medjscc.codec.train import linear_init_images
 from gnuradio.medjscc.errors import MedJSCCError
 
 torch.set_num_threads(1)
@@ -47,16 +49,17 @@ def psnr(a, b):
     return 10 * np.log10(255.0 ** 2 / np.mean((a.astype(float) - b.astype(float)) ** 2))
 
 
-def linear_codec(kind="medjscc", pairs=None) -> Codec:
+def linear_codec(kind="medjscc", pairs=None, transform="patch_klt") -> Codec:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind]}))
-    model.init_from_patches(training_patches(pairs or smooth_images()))
+    model = build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind]}, linear_transform=transform))
+    model.init_linear_path(linear_init_images(pairs or smooth_images()))
     return Codec(model)
 
 
 def test_patch_klt_is_orthonormal_and_exact_at_full_rank():
     pairs = smooth_images(4, 64)
-    patches = training_patches(pairs)
+    patches = torch.cat([torch.from_numpy(im).reshape(4, 16, 4, 16).permute(0, 2, 1, 3).reshape(-1, 256)
+                         for im in linear_init_images(pairs)])
     assert patches.shape == (4 * 16, 256)
     klt = PatchKLT(256)
     var = klt.init_from_patches(patches)
@@ -90,12 +93,49 @@ def test_power_code_roundtrip_and_precision():
         sideinfo.unpack(data[:2], (4, 4), 16)               # truncated inside the power code
 
 
+def test_wavelet_trees_and_coarse_wavelet_invert_exactly_and_keep_energy():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 128, 96, dtype=torch.float64)
+    t = wavelet_trees(x)
+    assert t.shape == (2, 256, 8, 6)
+    assert torch.allclose(inverse_wavelet_trees(t), x, atol=1e-12)
+    c, level = coarse_dwt(t[:, :1])
+    assert int(level.max()) == 1 and int(level[0, 0]) == 1   # 8 x 6: one level (6 / 2 is odd)
+    assert torch.allclose(inverse_coarse_dwt(c), t[:, :1], atol=1e-12)
+    # CDF 9/7 scaled near-orthonormal: white noise keeps its energy to a few per cent
+    n = torch.randn(1, 1, 256, 256, dtype=torch.float64)
+    assert float((wavelet_trees(n) ** 2).sum() / (n ** 2).sum()) == pytest.approx(1.0, abs=0.06)
+    # a constant image: all energy in the final LL, nothing in any detail
+    const = torch.full((1, 1, 256, 256), 3.0, dtype=torch.float64)
+    c, _ = coarse_dwt(wavelet_trees(const)[:, :1])
+    flat = torch.cat([c.flatten(), wavelet_trees(const)[:, 1:].flatten()])
+    assert float(flat[0]) == pytest.approx(3.0 * 256) and float(flat[1:].abs().max()) < 1e-9
+    labels = coarse_unit_labels(16, 16)
+    assert int(labels[0, 0]) == 24 and int(labels[0, 1]) == 0 and int(labels[8, 8]) == 11
+
+
+def test_full_frame_wavelet_is_exact_at_full_rank_and_decorrelates_cells():
+    pairs = smooth_images(4, 128)
+    ff = FullFrameWavelet(256).double()
+    var = ff.init_from_images(linear_init_images(pairs))
+    assert (var[1:-1] >= var[2:]).all()                      # details sorted by variance
+    x = torch.from_numpy(pairs[0]["image"].astype(np.float64) / 255)[None, None]
+    assert torch.allclose(ff.synthesis(ff.analysis(x)), x, atol=1e-9)
+    # the coarse wavelet moves the cells' shared structure out of most cells' channel 0
+    with torch.no_grad():
+        y = ff.analysis(x)[0, 0] / ff._gain(8, 8, "cpu")
+    trees = wavelet_trees(x)[0, 0] - ff.mean[0, 0]
+    assert float((y ** 2).sum()) == pytest.approx(float((trees ** 2).sum()), rel=0.1)
+    assert float((y ** 2).max() / (y ** 2).sum()) > 2 * float((trees ** 2).max() / (trees ** 2).sum())
+
+
+@pytest.mark.parametrize("transform", ["patch_klt", "full_frame"])
 @pytest.mark.parametrize("kind", list(ABLATIONS))
-def test_initial_linear_model_is_a_working_analog_code(kind):
-    """Straight after the KLT initialisation (no training) the model reconstructs smooth images
-    well at high SNR; a nonlinear-only model at random init does not."""
+def test_initial_linear_model_is_a_working_analog_code(kind, transform):
+    """Straight after the linear path's initialisation (no training) the model reconstructs smooth
+    images well at high SNR; a nonlinear-only model at random init does not."""
     pairs = smooth_images()
-    codec = linear_codec(kind, pairs)
+    codec = linear_codec(kind, pairs, transform)
     test = smooth_images(1, 128, seed=9)[0]
     enc = codec.encode(test["image"], test["mask"], 25.0, 1 / 8)
     assert np.mean(np.abs(enc.symbols) ** 2) == pytest.approx(1.0, rel=2e-3)
@@ -133,11 +173,12 @@ def test_side_info_without_power_code_counts_image_as_lost():
             assert (out == FALLBACK_GREY).all()
 
 
+@pytest.mark.parametrize("transform", ["patch_klt", "full_frame"])
 @pytest.mark.parametrize("kind", list(ABLATIONS))
-def test_linear_training_step_has_finite_gradients(kind):
+def test_linear_training_step_has_finite_gradients(kind, transform):
     torch.manual_seed(0)
-    model = build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind]}))
-    model.init_from_patches(training_patches(smooth_images(2, 64)))
+    model = build_model(ModelConfig(name=kind, **{**SMALL, **ABLATIONS[kind]}, linear_transform=transform))
+    model.init_linear_path(linear_init_images(smooth_images(2, 64)))
     x = torch.rand(2, 1, 64, 64)
     roi = (torch.rand(2, 1, 4, 4) > 0.5).float() if model.cfg.use_roi else None
     x_hat, bpp, _ = model(x, roi, torch.tensor([0.0, 20.0]), torch.tensor([128, 300]),
@@ -154,6 +195,8 @@ def test_bad_linear_config():
         ModelConfig.from_dict({**SMALL, "latent_channels": 300, "channels": [4, 8, 8]})
     with pytest.raises(MedJSCCError, match="rate_scale"):
         ModelConfig.from_dict({**SMALL, "rate_scale": 0.0})
+    with pytest.raises(MedJSCCError, match="linear_transform"):
+        ModelConfig.from_dict({**SMALL, "linear_transform": "dct"})
 
 
 def train_tiny(tmp_path, name, kind, model_extra=None, train_extra=None):
@@ -180,6 +223,32 @@ def test_train_initialises_the_klt(tmp_path):
     codec = train_tiny(tmp_path, "tinylin", "ntscc")
     var = codec.model.klt.variances
     assert (var[:-1] >= var[1:]).all() and float(var[0]) > 10 * float(var[-1])
+
+
+def test_train_initialises_the_full_frame_transform_and_reloads_it(tmp_path):
+    codec = train_tiny(tmp_path, "tinyff", "medjscc", {"linear_transform": "full_frame"})
+    klt = codec.model.klt
+    assert isinstance(klt, FullFrameWavelet) and codec.cfg.linear_transform == "full_frame"
+    var = klt.variances
+    assert (var[1:-1] >= var[2:]).all() and float(var[1]) > 10 * float(var[-1])
+    # the subband variances were measured, not left at their placeholder 1.0
+    assert float(klt.coarse_var[24]) > 10 * float(klt.coarse_var[0])
+    img = smooth_images(1, 64, seed=2)[0]
+    enc = codec.encode(img["image"], img["mask"], 20.0, 1 / 16)
+    assert codec.decode(enc.symbols, enc.side_info, enc.shape, 20.0).shape == (64, 64)
+
+
+def test_frozen_transform_keeps_its_initial_basis(tmp_path):
+    def basis_error(codec):
+        w = codec.model.klt.analysis_conv.weight.detach().flatten(1).double()
+        return float((w @ w.T - torch.eye(w.shape[0], dtype=torch.double)).abs().max())
+
+    fast = {"lr": 0.05, "steps": 3}
+    frozen = train_tiny(tmp_path, "tinyfrozen", "ntscc", {"linear_transform": "full_frame"}, {**fast, "frozen": ["klt"]})
+    free = train_tiny(tmp_path, "tinyfree", "ntscc", {"linear_transform": "full_frame"}, fast)
+    assert basis_error(frozen) < 1e-4 < basis_error(free)    # the PCA basis is orthonormal until trained
+    with pytest.raises(MedJSCCError, match="train.frozen"):
+        train_tiny(tmp_path, "badfrozen", "ntscc", None, {"frozen": ["nothing_called_this"]})
 
 
 def test_training_roi_weight_is_separate_from_the_shipped_one(tmp_path):

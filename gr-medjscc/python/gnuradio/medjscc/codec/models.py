@@ -7,8 +7,10 @@
 ``variable_length`` adds the hyperprior rate estimator (k_i from -log2 p(y)), ``use_roi`` the
 mask-guided processing and ROI-weighted allocation, ``use_cau`` the channel adaptive units.
 
-``linear_path`` adds a linear skip around each stage: a 16x16 patch KLT beside g_a / g_s
-(initialised from the training patches' PCA) and 1x1 linear maps beside f_e / f_d (initialised
+``linear_path`` adds a linear skip around each stage: a linear transform beside g_a / g_s
+(``linear_transform``: ``patch_klt``, a 16x16 patch KLT initialised from the training patches'
+PCA, or ``full_frame``, ``layers.FullFrameWavelet``: a whole-image wavelet that still gives one
+coefficient vector per latent cell, initialised from the training images) and 1x1 linear maps beside f_e / f_d (initialised
 SoftCast-style: gain var^-1/4 per coefficient, SNR-aware scales from CAUs). The nonlinear
 branches start at zero and learn corrections, so a short CPU training starts from a working
 analog linear code instead of from noise. The per-image power-normalisation factor then travels
@@ -28,9 +30,10 @@ from ..config import known_fields
 from ..errors import MedJSCCError
 from . import allocation
 from .entropy import Hyperprior
-from .layers import DownBlock, MaskGuide, PatchKLT, ResBlock, make_cau
+from .layers import DownBlock, FullFrameWavelet, MaskGuide, PatchKLT, ResBlock, make_cau
 
 DOWNSCALE = 16
+LINEAR_TRANSFORMS = ("patch_klt", "full_frame")
 
 
 @dataclass
@@ -49,6 +52,7 @@ class ModelConfig:
     fixed_snr_db: float | None = None   # models trained at one SNR (CAU input pinned)
     score_power: float = 1.0            # allocation score = (bits + 1) ** score_power (x ROI weight)
     linear_path: bool = False           # KLT + linear skip paths (see module docstring)
+    linear_transform: str = "patch_klt"  # the linear path's image transform: patch_klt | full_frame
     rate_scale: float = 1.0             # y x rate_scale enters the hyperprior (quantiser step 1/rate_scale)
     csi_input: bool = False             # decoder also takes each symbol's reliability (see jscc_decode)
 
@@ -76,6 +80,9 @@ class ModelConfig:
         if self.linear_path and self.latent_channels > DOWNSCALE * DOWNSCALE:
             raise MedJSCCError(f"model.latent_channels must be <= {DOWNSCALE * DOWNSCALE} with linear_path "
                                f"(a 16x16 patch has that many KLT coefficients)")
+        if self.linear_transform not in LINEAR_TRANSFORMS:
+            raise MedJSCCError(f"model.linear_transform must be one of {', '.join(LINEAR_TRANSFORMS)}, "
+                               f"got {self.linear_transform!r}")
         if not self.rate_scale > 0:
             raise MedJSCCError("model.rate_scale must be positive")
 
@@ -122,7 +129,7 @@ class JSCCModel(nn.Module):
 
     def _build_linear_path(self, m: int, k2: int):
         cfg = self.cfg
-        self.klt = PatchKLT(m, DOWNSCALE)
+        self.klt = (FullFrameWavelet if cfg.linear_transform == "full_frame" else PatchKLT)(m, DOWNSCALE)
         self.fe_lin = nn.Conv2d(m, k2, 1, bias=False)
         self.fe_lin_cau = make_cau(cfg.use_cau, k2)
         self.fd_lin = nn.Conv2d(k2, m, 1, bias=False)
@@ -190,11 +197,19 @@ class JSCCModel(nn.Module):
         self.fd_lin.weight[idx, idx, 0, 0] = 1.0 / g
 
     @torch.no_grad()
-    def init_from_patches(self, patches: torch.Tensor):
-        """Linear-path models: KLT basis and SoftCast gains from (N, 256) training patches."""
+    def init_linear_path(self, images):
+        """Linear-path models: transform and SoftCast gains from training images ((H, W) floats in
+        [0, 1], sides multiples of 16): the patch KLT from their 16x16 patches, the full-frame
+        transform from the whole images."""
         if not self.cfg.linear_path:
             return
-        self.init_linear_gains(self.klt.init_from_patches(patches))
+        if isinstance(self.klt, PatchKLT):
+            p = DOWNSCALE
+            patches = [torch.as_tensor(im).reshape(im.shape[0] // p, p, im.shape[1] // p, p)
+                       .permute(0, 2, 1, 3).reshape(-1, p * p) for im in images]
+            self.init_linear_gains(self.klt.init_from_patches(torch.cat(patches)))
+        else:
+            self.init_linear_gains(self.klt.init_from_images(images))
 
     # ------------------------------------------------------------------ pieces
     def effective_snr(self, snr_db: torch.Tensor) -> torch.Tensor:

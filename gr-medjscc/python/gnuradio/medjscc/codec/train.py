@@ -67,6 +67,7 @@ class TrainConfig:
     # parameter-name prefixes to train (empty: all). A decoder-only fine-tune keeps the
     # transmitted symbols bit-identical to the warm-start model's.
     train_only: tuple = ()
+    frozen: tuple = ()                  # parameter-name prefixes kept as initialised (e.g. [klt])
     # csi_link only: ((kind, weight), ...) of channel.CSI_MIX kinds; empty = CSI_MIX
     csi_mix: tuple = ()
     # lesion-aware training (codec.lesion): each step also sends lesion_batch present/absent
@@ -84,8 +85,9 @@ class TrainConfig:
         for key in ("snr_db", "payload_cbr", "erasure_share"):
             if key in d:
                 d[key] = tuple(float(v) for v in d[key])
-        if "train_only" in d:
-            d["train_only"] = tuple(str(v) for v in d["train_only"])
+        for key in ("train_only", "frozen"):
+            if key in d:
+                d[key] = tuple(str(v) for v in d[key])
         if "csi_mix" in d:
             try:
                 d["csi_mix"] = tuple((str(k), float(w)) for k, w in d["csi_mix"])
@@ -179,19 +181,18 @@ class _Batches:
         return x, m
 
 
-KLT_INIT_IMAGES = 256   # training images whose patches set the linear path's KLT
+KLT_INIT_IMAGES = 256   # training images that set the linear path's transform
 
 
-def training_patches(pairs, patch: int = DOWNSCALE, max_images: int = KLT_INIT_IMAGES) -> torch.Tensor:
-    """Non-overlapping patch x patch blocks of the first ``max_images`` training images as
-    (N, patch*patch) floats in [0, 1]: the data of the KLT initialisation (deterministic)."""
-    blocks = []
+def linear_init_images(pairs, cell: int = DOWNSCALE, max_images: int = KLT_INIT_IMAGES) -> list:
+    """The first ``max_images`` training images as (H, W) float32 in [0, 1], cut to multiples of
+    ``cell``: the data of the linear path's initialisation (deterministic)."""
+    out = []
     for p in pairs[:max_images]:
         img = p["image"].astype(np.float32) / 255.0
-        h, w = (img.shape[0] // patch) * patch, (img.shape[1] // patch) * patch
-        b = img[:h, :w].reshape(h // patch, patch, w // patch, patch).transpose(0, 2, 1, 3)
-        blocks.append(b.reshape(-1, patch * patch))
-    return torch.from_numpy(np.concatenate(blocks))
+        h, w = (img.shape[0] // cell) * cell, (img.shape[1] // cell) * cell
+        out.append(np.ascontiguousarray(img[:h, :w]))
+    return out
 
 
 # loss name -> exponent a: each sample's gradient is that of MSE_i ** a (a = 0: log MSE_i)
@@ -326,6 +327,13 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
             prm.requires_grad_(pname.startswith(tcfg.train_only))
         if not any(p.requires_grad for p in model.parameters()):
             raise MedJSCCError(f"train.train_only {list(tcfg.train_only)} matches no parameter")
+    if tcfg.frozen:
+        names = [n for n, _ in model.named_parameters() if n.startswith(tcfg.frozen)]
+        if not names:
+            raise MedJSCCError(f"train.frozen {list(tcfg.frozen)} matches no parameter")
+        for pname, prm in model.named_parameters():
+            if pname in names:
+                prm.requires_grad_(False)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=tcfg.lr)
     step0, elapsed0 = 0, 0.0
     ckpt_path = run_dir / "last.pt"
@@ -349,8 +357,9 @@ def train(config_path: str | Path, device: str = "cpu", resume: bool = False, da
         n = warm_start(model, tcfg.init_from)
         log.info("warm start from %s: %d tensors copied", tcfg.init_from, n)
     elif mcfg.linear_path:
-        model.init_from_patches(training_patches(train_pairs))
-        log.info("linear path initialised from the patch PCA of %d training images", min(KLT_INIT_IMAGES, len(train_pairs)))
+        model.init_linear_path(linear_init_images(train_pairs))
+        log.info("linear path (%s) initialised from %d training images", mcfg.linear_transform,
+                 min(KLT_INIT_IMAGES, len(train_pairs)))
 
     def save_ckpt(step, elapsed):
         from ..checksums import file_sha256, sha256_path
