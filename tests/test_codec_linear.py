@@ -121,6 +121,10 @@ def test_full_frame_wavelet_is_exact_at_full_rank_and_decorrelates_cells():
     assert (var[1:-1] >= var[2:]).all()                      # details sorted by variance
     x = torch.from_numpy(pairs[0]["image"].astype(np.float64) / 255)[None, None]
     assert torch.allclose(ff.synthesis(ff.analysis(x)), x, atol=1e-9)
+    for h, w in ((80, 48), (256, 512)):   # an odd cell grid (no cross-cell step), more levels than trained
+        other = torch.rand(1, 1, h, w, dtype=torch.float64)
+        with torch.no_grad():   # the basis is stored in float32: exact to ~1e-7
+            assert torch.allclose(ff.synthesis(ff.analysis(other)), other, atol=1e-6)
     # the coarse wavelet moves the cells' shared structure out of most cells' channel 0
     with torch.no_grad():
         y = ff.analysis(x)[0, 0] / ff._gain(8, 8, "cpu")
