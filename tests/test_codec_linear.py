@@ -112,6 +112,8 @@ def test_wavelet_trees_and_coarse_wavelet_invert_exactly_and_keep_energy():
     assert float(flat[0]) == pytest.approx(3.0 * 256) and float(flat[1:].abs().max()) < 1e-9
     labels = coarse_unit_labels(16, 16)
     assert int(labels[0, 0]) == 24 and int(labels[0, 1]) == 0 and int(labels[8, 8]) == 11
+    deep = coarse_unit_labels(512, 512)                      # 9 levels: the 9th shares the 8th's labels
+    assert int(deep[0, 0]) == 24 and int(deep.max()) == 24 and int(deep[0, 256]) == 21
 
 
 def test_full_frame_wavelet_is_exact_at_full_rank_and_decorrelates_cells():

@@ -271,28 +271,29 @@ def inverse_coarse_dwt(t: torch.Tensor) -> torch.Tensor:
 
 def coarse_units(h: int, w: int) -> torch.Tensor:
     """(h, w) subband label of each ``coarse_dwt`` coefficient: 3 * level + band (LH, HL, HH),
-    the final LL one past the rest; an image-size-independent numbering from the finest level."""
+    counted from the finest level (the same on every grid), and the final LL one past the rest
+    (which depends on the grid: ``coarse_unit_labels`` gives it one label)."""
     level = coarse_dwt(torch.zeros(1, 1, h, w))[1]
-    band = torch.zeros(h, w, dtype=torch.long)
-    band[0::2, 1::2], band[1::2, 0::2], band[1::2, 1::2] = 0, 1, 2
-    lab = torch.zeros(h, w, dtype=torch.long)
+    # on its level's grid (every 2**level-th cell) a detail sits at (even, odd): LH, (odd, even):
+    # HL, (odd, odd): HH
+    a = torch.div(torch.arange(h)[:, None], 2 ** level, rounding_mode="floor") % 2
+    b = torch.div(torch.arange(w)[None, :], 2 ** level, rounding_mode="floor") % 2
+    band = torch.where(a == 0, 0, torch.where(b == 0, 1, 2))
     top = int(level.max())
-    for lev in range(top):
-        stride = 2 ** lev
-        sub = band.repeat_interleave(stride, 0).repeat_interleave(stride, 1)[:h, :w]   # band on the level's grid
-        lab[level == lev] = 3 * lev + sub[level == lev]
-    lab[level == top] = 3 * top
-    return lab
+    return torch.where(level == top, 3 * top, 3 * level + band)
 
 
-COARSE_LL_UNIT = 3 * 8   # coarse_units' label of the final LL, whatever the grid size (<= 8 levels)
+COARSE_LL_UNIT = 3 * 8   # coarse_units' label of the final LL, whatever the grid size
 
 
 def coarse_unit_labels(h: int, w: int) -> torch.Tensor:
     """``coarse_units`` with the final LL at ``COARSE_LL_UNIT``: labels that mean the same subband
-    on every grid size (a 128-pixel training crop and a 512-pixel image)."""
+    on every grid size (a 128-pixel training crop and a 512-pixel image). Details beyond 8 levels
+    (a grid over 256 cells a side) share the 8th level's labels."""
     lab = coarse_units(h, w)
-    return torch.where(lab == lab.max(), torch.full_like(lab, COARSE_LL_UNIT), lab)
+    ll = lab == lab.max()
+    lab = torch.where(lab >= COARSE_LL_UNIT, COARSE_LL_UNIT - 3 + lab % 3, lab)
+    return torch.where(ll, torch.full_like(lab, COARSE_LL_UNIT), lab)
 
 
 class FullFrameWavelet(nn.Module):
