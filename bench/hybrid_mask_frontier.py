@@ -18,8 +18,9 @@ the same base with no weight (``j2k``, weight 1: the reference):
 * ``roi_mse``: the ROI's mean squared error (grey levels^2), and ``roi_mse_unsent`` the part of it
   in the residual's frequencies the analog layer sends nothing for (a floor no weight moves).
 
-It fits nothing and ships nothing, so it may run on the test split to bound a target measured
-there.
+``--feather`` and ``--grid-rule`` try other edges of the weight and other rules for the ROI grid
+the receiver learns, for this run only. The bench fits nothing and ships nothing, so it may run on
+the test split to bound a target measured there.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_mask_frontier.py --split test --images 80 --snr 5,10,15 --json
 """
@@ -85,6 +86,11 @@ def main(argv=None) -> int:
     ap.add_argument("--codecs", default="j2k,j2k-roi", help="base codecs (j2k, j2k-roi)")
     ap.add_argument("--slack", type=float, default=1.0, help="whole-image PSNR loss allowed (dB)")
     ap.add_argument("--mus", default="0.25,0.5,1,2", help="per-image oracle: ROI gain - mu x PSNR loss")
+    ap.add_argument("--feather", type=float, default=None,
+                    help="Gaussian width (px) of the weight's edge (default: hybrid.MASK_FEATHER_PX, as shipped)")
+    ap.add_argument("--grid-rule", default=None,
+                    help="when a 16x16 cell of the ROI grid is ROI: majority, any or a share in (0, 1] "
+                         "(default: hybrid.MASK_GRID_RULE, as shipped)")
     ap.add_argument("--seed", type=int, default=11, help="noise seed")
     ap.add_argument("--json", action="store_true", help="one JSON object per SNR, no progress bar")
     args = ap.parse_args(argv)
@@ -107,6 +113,20 @@ def main(argv=None) -> int:
     if any(c not in ("j2k", "j2k-roi") for c in codecs):
         raise InputError(f"--codecs {args.codecs!r}: j2k and j2k-roi only")
     mus = [float(m) for m in args.mus.split(",") if m.strip()]
+    # what-if knobs of the receiver-known mask: set for this process only, nothing shipped changes
+    if args.feather is not None:
+        if not args.feather >= 0:
+            raise InputError(f"--feather {args.feather}: a width >= 0 px")
+        hybrid.MASK_FEATHER_PX = float(args.feather)
+    if args.grid_rule is not None:
+        rule = args.grid_rule
+        try:
+            rule = float(rule)
+        except ValueError:
+            pass
+        if not (rule in ("majority", "any") or (isinstance(rule, float) and 0.0 < rule <= 1.0)):
+            raise InputError(f"--grid-rule {args.grid_rule!r}: majority, any or a share in (0, 1]")
+        hybrid.MASK_GRID_RULE = rule
     t0 = time.time()
     ds = _dataset(str(resolve_data_root(args.data, args.split)), args.images)
     cbr = parse_spec(args.cbr)[0]
@@ -148,6 +168,7 @@ def main(argv=None) -> int:
             bar.update()
         ref = np.asarray(metrics[REFERENCE])
         rec = dict(bench="hybrid_mask_frontier", snr_db=snr, cbr=cbr, split=args.split, images=len(ds),
+                   feather_px=hybrid.MASK_FEATHER_PX, grid_rule=hybrid.MASK_GRID_RULE,
                    layout=lay.label, analog_coefficient_share=round(2 * lay.n_analog / image.size, 4),
                    reference=f"{REFERENCE[0]}/w1", reference_roi_psnr=round(float(ref[:, 0].mean()), 3),
                    reference_psnr=round(float(ref[:, 1].mean()), 3), slack_db=args.slack,
