@@ -14,7 +14,9 @@ shipped split has a prior (band variances known at both ends, no side frame), ea
 its own, fitted as ``bench/fit_hybrid_split.py`` does on ``--prior-images`` other validation images
 (the next ones after ``--images``); ``shipped`` is the split the rule really sends. Per SNR:
 the mean ROI-PSNR of each share over the images, the best fixed share, the per-image oracle and
-``oracle_minus_best_fixed_db``. Validation images by default.
+``oracle_minus_best_fixed_db``. Validation images by default; ``--refiner`` receives every
+frame with ``medjscc-hda``'s learned refiner (was the split fitted for the LLSE receiver also the
+refiner's best?).
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/hybrid_split_per_image.py --images 16 --snr=-5,0,5,10,15,20 --json
 """
@@ -60,6 +62,8 @@ def main(argv=None) -> int:
     ap.add_argument("--shares", default="0,0.15,0.3,0.45,0.6,0.75,0.9", help="candidate base shares")
     ap.add_argument("--prior-images", type=int, default=8, help="images each candidate's prior is fitted on")
     ap.add_argument("--seed", type=int, default=1234, help="channel seed (the split fit's)")
+    ap.add_argument("--refiner", action="store_true",
+                    help="receive with medjscc-hda's learned refiner (models/hda_refiner.pt) instead of the LLSE alone")
     ap.add_argument("--json", action="store_true", help="one JSON object per SNR, no progress bar")
     args = ap.parse_args(argv)
 
@@ -96,6 +100,11 @@ def main(argv=None) -> int:
         return replace(dummy, prior_codes=tuple(int(c) for c in hybrid.quantise_variances(np.exp(np.mean(logs, 0)))))
     snrs = parse_spec(args.snr)
     link = methods.SymbolLink("awgn")
+    refiner = None
+    if args.refiner:
+        from gnuradio.medjscc.codec.hda import load_refiner
+
+        refiner = load_refiner()
     bar = tqdm(total=len(snrs) * n_eval, desc="hybrid_split_per_image", unit="img", file=sys.stderr,
                disable=True if args.json else None)
     for snr in snrs:
@@ -109,12 +118,13 @@ def main(argv=None) -> int:
             n_total = methods.n_symbols(cbr, image.shape)
             seed = chan.channel_seed(args.seed, it["name"], snr, 0)
             for j, sp in enumerate(cands):
-                recon, _, _, _, _ = hybrid.sweep_point(image, mask, snr, n_total, link, seed, sp)
+                recon, _, _, _, _ = hybrid.sweep_point(image, mask, snr, n_total, link, seed, sp, refiner)
                 roi[i, j] = image_metrics(image, recon, mask)["roi_psnr"]
-            recon, _, _, _, _ = hybrid.sweep_point(image, mask, snr, n_total, link, seed, rule)
+            recon, _, _, _, _ = hybrid.sweep_point(image, mask, snr, n_total, link, seed, rule, refiner)
             shipped.append(image_metrics(image, recon, mask)["roi_psnr"])
             bar.update()
         rec = dict(bench="hybrid_split_per_image", snr_db=snr, cbr=cbr, split=args.split, images=n_eval,
+                   receiver="medjscc-hda" if refiner is not None else "hybrid-softcast",
                    prior_images=len(prior_items),
                    shipped_share=rule.base_share, shipped_roi_psnr=round(float(np.mean(shipped)), 3),
                    **per_image_oracle(roi, shares), seconds=round(time.time() - t0, 1))

@@ -57,6 +57,8 @@ def test_mask_frontier_respects_the_slack_and_the_oracle_trades_per_image():
 @pytest.mark.parametrize("cmd, key", [
     (["hybrid_split_per_image.py", "--images", "1", "--prior-images", "1", "--snr", "10", "--shares", "0.3,0.45"],
      "oracle_minus_best_fixed_db"),
+    (["hybrid_split_per_image.py", "--images", "1", "--prior-images", "1", "--snr", "10", "--shares", "0.3",
+      "--refiner"], "receiver"),
     (["hybrid_mask_frontier.py", "--images", "1", "--snr", "10", "--weights", "1,0.5", "--codecs", "j2k"],
      "best_fixed_within_slack"),
 ])
@@ -72,6 +74,7 @@ def test_bench_prints_a_record_per_snr(cmd, key):
         assert 0.0 < rec["analog_coefficient_share"] < 0.2 and 0.0 < v["roi_mse_unsent"] < v["roi_mse"]
     else:
         assert rec["oracle_minus_best_fixed_db"] >= 0.0 and rec["shipped_roi_psnr"] > 30.0
+        assert rec["receiver"] == ("medjscc-hda" if "--refiner" in cmd else "hybrid-softcast")
 
 
 def test_bad_options_are_one_line_and_exit_2():
