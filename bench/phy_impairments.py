@@ -42,6 +42,11 @@ first image; every image without ``--snr-loop``) send a two-layer base (``jscc_t
 that name); records add ``images_layered``. Wherever two-layer frames go (that option, or
 ``--model hybrid_layered``), records add ``images_first_layer``: images shown from the first layer
 alone (the finer layer's frame lost), counted among ``images_decoded``.
+``--retransmissions N``: the receiver keeps an image whose frames did not all come, its verdict
+names them, and the transmitter sends them again (at most N times per image; ``jscc_tx``
+max_retransmissions, ``jscc_rx`` retransmit_hold_s); the bench waits for the verdicts before the
+next image. ``frames_sent`` counts the frames sent again, and records add
+``images_retransmitted``, ``frames_retransmitted`` and ``images_completed_by_retransmission``.
 
 ``--seeds 0,1,2,3`` runs the whole bench once per channel seed (gr-channels' fading is not
 seeded: one run of a fading profile moves by tenths of a dB), each record stating its ``seed``,
@@ -87,11 +92,21 @@ def _await_acks(tx, images_sent: int, timeout_s: float):
         time.sleep(0.005)
 
 
+def _await_verdicts(tx, images_sent: int, timeout_s: float):
+    """Wait until the receiver's verdict on every image sent so far, and on every retransmission
+    they caused, reached the TX (``--retransmissions``); a retransmission lost again ends it at
+    ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while tx.acks_received < images_sent + tx.retransmissions and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
             feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3, snr_loop: bool = False,
             feedback_estimate: str = "snr", feedback_margin_db: float = 0.0,
-            feedback_policy: str = "margin", layered_until_feedback: bool = False) -> dict:
+            feedback_policy: str = "margin", layered_until_feedback: bool = False,
+            retransmissions: int = 0) -> dict:
     """One top block: every image through ``profile`` at ``snr_db``; returns the record (no clean ref)."""
     import numpy as np
 
@@ -103,7 +118,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
     blocks = build_loopback(codec, cfg, snr_db, channel=profile, seed=seed, params=params,
                             csi_feedback=csi_feedback, snr_loop=snr_loop, feedback_estimate=feedback_estimate,
                             feedback_margin_db=feedback_margin_db, feedback_policy=feedback_policy,
-                            layered_until_feedback=layered_until_feedback)
+                            layered_until_feedback=layered_until_feedback,
+                            max_retransmissions=retransmissions)
     tb, tx, rx, ch = blocks["tb"], blocks["jscc_tx"], blocks["jscc_rx"], blocks["channel"]
     if time_scale != 1.0:
         ch.set_time_scale(time_scale)
@@ -118,6 +134,8 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
                     _settle(tx, sum(sent), feedback_quiet_s)
                 if snr_loop and feedback_policy == "olla":   # and the receiver's verdict on it
                     _await_acks(tx, len(sent), feedback_timeout_s)
+            if retransmissions:   # stop-and-wait on the verdicts: the lost frames go again first
+                _await_verdicts(tx, len(sent), feedback_timeout_s)
     finally:
         tx.finish()   # eos: the stream ends and the whole graph drains
     _wait(tb, timeout_s)
@@ -140,7 +158,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
         full.append(metrics.psnr(img, received))
         if r is not None:
             est.append(float(r.get("snr_est_db", float("nan"))))
-    rec = dict(profile=profile, snr_db=float(snr_db), frames_sent=int(sum(sent)),
+    rec = dict(profile=profile, snr_db=float(snr_db), frames_sent=int(sum(sent) + tx.frames_retransmitted),
                frames_decoded=int(frames_ok), images_decoded=int(decoded), images=len(images),
                roi_psnr=_mean(roi), psnr=_mean(full), snr_est_db=_mean(est),
                papr_db=float(ch.papr_db()), clip_fraction=float(ch.clip_fraction()))
@@ -152,6 +170,10 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
         rec["images_first_layer"] = first_layer
     if layered_until_feedback:
         rec["images_layered"] = sum(1 for h in tx.history if h.get("layered"))
+    if retransmissions:
+        rec.update(images_retransmitted=sum(1 for h in tx.history if h.get("retransmissions")),
+                   frames_retransmitted=int(tx.frames_retransmitted),
+                   images_completed_by_retransmission=int(rx.core.images_completed_by_retransmission))
     if csi_feedback:
         rec["images_csi"] = sum(1 for h in tx.history if h.get("csi_tag"))
     orx = blocks["ofdm_rx"]
@@ -195,6 +217,9 @@ def main(argv=None) -> int:
     ap.add_argument("--layered-until-feedback", action="store_true",
                     help="hybrid models: a two-layer base for the images encoded for the nominal SNR "
                          "(before the first feedback)")
+    ap.add_argument("--retransmissions", type=int, default=0,
+                    help="send the frames the receiver names as lost again, at most this many times per "
+                         "image (jscc_tx max_retransmissions; stop-and-wait on the verdicts)")
     ap.add_argument("--feedback-timeout", type=float, default=5.0,
                     help="--csi-feedback / --snr-loop: seconds to wait for the first feedback about an image")
     ap.add_argument("--feedback-quiet", type=float, default=0.3,
@@ -226,6 +251,8 @@ def main(argv=None) -> int:
             raise MedJSCCError(f"unknown profile {bad[0]!r} (known: {', '.join(known)})")
         if args.images < 1:
             raise MedJSCCError("--images must be at least 1")
+        if args.retransmissions < 0:
+            raise MedJSCCError(f"--retransmissions must be >= 0, got {args.retransmissions}")
         if not (args.time_scale > 0 and math.isfinite(args.time_scale)):
             raise MedJSCCError(f"--time-scale must be > 0, got {args.time_scale}")
         snrs = parse_spec(args.snr)
@@ -263,13 +290,15 @@ def main(argv=None) -> int:
                               feedback_timeout_s=args.feedback_timeout, feedback_quiet_s=args.feedback_quiet,
                               snr_loop=args.snr_loop, feedback_estimate=args.feedback_estimate,
                               feedback_margin_db=args.feedback_margin, feedback_policy=args.feedback_policy,
-                              layered_until_feedback=args.layered_until_feedback)
+                              layered_until_feedback=args.layered_until_feedback,
+                              retransmissions=args.retransmissions)
                 if name == "clean":
                     clean[k] = rec["roi_psnr"]
                 rec["roi_psnr_clean"] = clean[k]
                 out = {c: rec.get(c) for c in COLUMNS} | {"images": rec["images"]}
                 out |= {k: rec[k] for k in ("sat_gain_db", "pass_s", "images_csi", "tx_snr_db", "olla_offset_db",
-                                                  "images_layered", "images_first_layer")
+                                                  "images_layered", "images_first_layer", "images_retransmitted",
+                                                  "frames_retransmitted", "images_completed_by_retransmission")
                         if k in rec}
                 if len(seeds) > 1:
                     out["seed"] = base_seed

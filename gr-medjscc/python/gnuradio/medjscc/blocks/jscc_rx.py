@@ -117,8 +117,13 @@ def needs_side_info(codec) -> bool:
 
 
 def ack_message(result: dict) -> dict:
-    """The verdict on one image for the transmitter's outer loop (``jscc_tx`` port ``ack``)."""
-    msg = {"image_id": int(result["image_id"]), "nonce": int(result["nonce"]), "decoded": bool(result.get("decoded"))}
+    """The verdict on one image for the transmitter (``jscc_tx`` port ``ack``): its outer loop, and
+    its retransmissions: ``attempt`` (1: the first transmission) and, where frames never came,
+    ``frames_missing`` (their sequence numbers)."""
+    msg = {"image_id": int(result["image_id"]), "nonce": int(result["nonce"]), "decoded": bool(result.get("decoded")),
+           "attempt": int(result.get("attempt", 1))}
+    if result.get("frames_missing"):
+        msg["frames_missing"] = [int(s) for s in result["frames_missing"]]
     if isinstance(result.get("base_ok"), bool):
         # a two-layer base that lost its finer layer was sent at too high an MCS: the outer loop
         # must back off as for a lost base, though the first layer is shown
@@ -164,13 +169,23 @@ class JsccReceiverCore:
     """
 
     DONE_MEMORY_S = 5.0   # late duplicates of a finished image are dropped this long
+    MAX_HELD = 16         # images whose frames are kept for a retransmission, at most
 
     def __init__(self, codec, params, shape=(256, 256), cbr: float = 1 / 16,
-                 snr_source: str = "frames", snr_db: float = 10.0, reference=None, reference_mask=None):
+                 snr_source: str = "frames", snr_db: float = 10.0, reference=None, reference_mask=None,
+                 retransmit_hold_s: float = 0.0):
         from ..phy.framing import ImageAssembler
 
         if snr_source not in SNR_SOURCES:
             raise ValueError(f"jscc_rx snr_source must be one of {SNR_SOURCES}, got {snr_source!r}")
+        if not float(retransmit_hold_s) >= 0:
+            raise ValueError(f"jscc_rx retransmit_hold_s must be >= 0, got {retransmit_hold_s!r}")
+        # an image that ended with frames missing keeps its frames this long: frames the TX sends
+        # again (``jscc_tx`` max_retransmissions) fill the gaps and the image is decoded again
+        self.retransmit_hold_s = float(retransmit_hold_s)
+        self._held: collections.OrderedDict = collections.OrderedDict()   # key -> {until, st, attempt}
+        self._attempt: dict[tuple[int, int], int] = {}                  # key -> transmission (1, 2, ...)
+        self.images_completed_by_retransmission = 0
         self.codec = codec
         self.params = params
         self.shape = tuple(int(s) for s in shape)
@@ -219,6 +234,13 @@ class JsccReceiverCore:
         now = time.monotonic()
         for k in [k for k, t in self._done.items() if now - t >= self.DONE_MEMORY_S]:
             del self._done[k]
+        self._release_held(now)
+        if key in self._held and key not in self._pending and header.seq in self._missing(key):
+            # a frame the image lacked, sent again: gather it into the frames kept, decode again
+            held = self._held.pop(key)
+            self._done.pop(key, None)
+            self._pending[key] = held["st"]
+            self._attempt[key] = held["attempt"] + 1
         if key in self._done and key not in self._pending:
             self.frames_dropped += 1  # late duplicate of an image already decoded
             return finished
@@ -254,7 +276,29 @@ class JsccReceiverCore:
     def expire(self, timeout_s: float, now: float | None = None) -> list[dict]:
         """End the images without a new frame for more than ``timeout_s`` before ``now``."""
         now = time.monotonic() if now is None else now
+        self._release_held(now)
         return [self._end(k) for k, st in list(self._pending.items()) if now - st["last"] > timeout_s]
+
+    def _missing(self, key) -> set:
+        return set(self.assembler.missing_frames(key))
+
+    def _release_held(self, now: float) -> None:
+        """Forget the frames of held images whose retransmission did not come in time (and the
+        oldest beyond ``MAX_HELD``)."""
+        for k in [k for k, h in self._held.items() if now >= h["until"]]:
+            self._forget(k)
+        while len(self._held) > self.MAX_HELD:
+            self._forget(next(iter(self._held)))
+
+    def _forget(self, key) -> None:
+        self._held.pop(key, None)
+        self._attempt.pop(key, None)
+        self.assembler.discard(key)
+
+    @property
+    def held_images(self) -> int:
+        """Images whose frames wait for a retransmission."""
+        return len(self._held)
 
     def flush(self) -> list[dict]:
         return [self._end(k) for k in list(self._pending)]
@@ -278,12 +322,20 @@ class JsccReceiverCore:
         if not isinstance(key, tuple):    # an image_id: its newest transmission
             key = next((k for k in reversed(list(self._pending)) if k[1] == int(key)), (0, int(key)))
         st = self._pending.pop(key, {"snrs": [], "eff": []})
-        self._done[key] = time.monotonic()
+        now = time.monotonic()
+        self._done[key] = now
         snr_est = mean_snr_db(st["snrs"])
         decode_snr = self.decode_snr(mean_snr_db(st["eff"]))
+        attempt = self._attempt.get(key, 1)
         result = {"image_id": int(key[1]), "nonce": int(key[0]), "snr_est_db": snr_est,
                   "decode_snr_db": float(decode_snr), "error": "", "status": STATUS_FAILED,
-                  "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False}
+                  "decoded": False, "frames_ok": 0, "frames_total": 0, "side_info_ok": False,
+                  "attempt": attempt}
+        missing = self.assembler.missing_frames(key)
+        if missing:
+            result["frames_missing"] = missing
+        elif attempt > 1:
+            self.images_completed_by_retransmission += 1
         # the model that sizes the image also decodes it, even if set_model swaps it before the
         # decode thread gets to this image
         job = {"result": result, "asm": None, "codec": self.codec, "equalizer": st.get("equalizer")}
@@ -305,7 +357,12 @@ class JsccReceiverCore:
             log.warning("jscc_rx: image %d could not be assembled: %s", key[1], e)
             result["error"] = str(e)
         finally:
-            self.assembler.discard(key)
+            if self.retransmit_hold_s > 0 and missing and key[0] is not None:
+                self._held[key] = {"until": now + self.retransmit_hold_s, "st": st, "attempt": attempt}
+                self._held.move_to_end(key)
+                self._release_held(now)
+            else:
+                self._forget(key)
         return job
 
     def drop_job(self, job, why: str) -> dict:
@@ -404,6 +461,10 @@ class jscc_rx(gr.basic_block):
             stream, and a message sink downstream stops with them).
         stop_timeout_s: at stop, waiting images are decoded for at most this long; those left are
             reported ``dropped``. 0 = decode them all.
+        retransmit_hold_s: > 0: an image that ended with frames missing keeps its frames this
+            long; the ack names the missing frames, and the ones a transmitter sends again
+            (``jscc_tx`` max_retransmissions) complete the image, which is decoded and published
+            again (``attempt`` 2, 3, ...). 0 = off.
 
     Results may leave out of image order when an image is dropped while an older one decodes.
     """
@@ -414,7 +475,8 @@ class jscc_rx(gr.basic_block):
                  fft_len: int = 64, cp_len: int = 16, n_data_carriers: int = 48,
                  n_pilot_carriers: int = 4, symbols_per_frame: int = 32, params=None,
                  allow_random_weights: bool = False, device: str = "cpu", keep_results: int = 1000,
-                 keep_identifiers: bool = False, max_pending_images: int = 0, stop_timeout_s: float = 0.0):
+                 keep_identifiers: bool = False, max_pending_images: int = 0, stop_timeout_s: float = 0.0,
+                 retransmit_hold_s: float = 0.0):
         gr.basic_block.__init__(self, name="medjscc_jscc_rx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -429,7 +491,7 @@ class jscc_rx(gr.basic_block):
         self._device = device
         codec = get_codec(model, device=device, allow_random=allow_random_weights)
         self.core = JsccReceiverCore(codec, self.params, shape, cbr, snr_source, snr_db,
-                                     reference, ref_mask)
+                                     reference, ref_mask, retransmit_hold_s=retransmit_hold_s)
         self.out_dir = str(out_dir or "")
         self.keep_identifiers = bool(keep_identifiers)
         self.timeout_s = float(timeout_s)
@@ -441,7 +503,9 @@ class jscc_rx(gr.basic_block):
                              f"{max_pending_images!r}, {stop_timeout_s!r}")
         self.max_pending_images = int(max_pending_images)
         self.stop_timeout_s = float(stop_timeout_s)
-        self.images_decoded = 0             # results with decoded true
+        self.images_decoded = 0             # images with a decoded result (a retransmission's counted once)
+        self.images_total = 0               # images ended: first results (retransmissions excluded)
+        self._decoded_keys: collections.OrderedDict = collections.OrderedDict()   # recent decoded images
         self.images_dropped = 0             # results with status "dropped"
         self.last_result_time = None        # time.monotonic() of the latest result
         self._lock = threading.Lock()
@@ -466,6 +530,13 @@ class jscc_rx(gr.basic_block):
         if source not in SNR_SOURCES:
             raise ValueError(f"jscc_rx snr_source must be one of {SNR_SOURCES}, got {source!r}")
         self.core.snr_source = source
+
+    def set_retransmit_hold_s(self, hold_s: float):
+        """How long an image with frames missing keeps them for a retransmission (0: off)."""
+        if not float(hold_s) >= 0:
+            raise ValueError(f"jscc_rx retransmit_hold_s must be >= 0, got {hold_s!r}")
+        with self._lock:
+            self.core.retransmit_hold_s = float(hold_s)
 
     def set_snr_db(self, snr_db: float):
         self.core.fixed_snr_db = float(snr_db)
@@ -591,7 +662,13 @@ class jscc_rx(gr.basic_block):
                 {k: v for k, v in r.items() if k != "image"}))
             self.results.append(r)
             self.results_total += 1
-            self.images_decoded += bool(r.get("decoded"))
+            self.images_total += int(r.get("attempt", 1)) == 1
+            key = (r.get("nonce"), r.get("image_id"))
+            if r.get("decoded") and key not in self._decoded_keys:   # an image counts once
+                self.images_decoded += 1
+                self._decoded_keys[key] = True
+                if len(self._decoded_keys) > 4 * JsccReceiverCore.MAX_HELD:
+                    self._decoded_keys.popitem(last=False)
             self.images_dropped += r.get("status") == STATUS_DROPPED
             self.last_result_time = time.monotonic()
             if len(self.results) > self._keep:

@@ -48,6 +48,7 @@ next image with a stale SNR. A message without ``image_id`` releases it as befor
 """
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import secrets
@@ -135,7 +136,14 @@ class jscc_tx(gr.basic_block):
             design SNR (before the first usable SNR estimate; always with policy ``fixed``).
         layered_max_age_s: with ``layered_until_feedback``, also while the newest usable estimate
             is older than this (seconds on ``clock``; 0: an estimate never goes stale).
+        max_retransmissions: > 0: when the receiver's verdict on ``ack`` names frames of an image
+            that never arrived (``jscc_rx`` retransmit_hold_s > 0: it keeps the others), those
+            frames are sent again, at most this many times per image, and the receiver decodes the
+            completed image again (a hybrid whose base a lost frame took gets it back; an analog
+            image loses its erasures). The last ``RESEND_MEMORY`` images are kept for it. 0 = off.
     """
+
+    RESEND_MEMORY = 16   # images whose frames are kept for a retransmission
 
     def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
                  model="medjscc", cbr: float = 1.0 / 16, snr_db: float = 10.0, image_size: int = 256,
@@ -146,7 +154,8 @@ class jscc_tx(gr.basic_block):
                  feedback_policy="instant", feedback_margin_db: float = 0.0,
                  feedback_delay_ms: float = 0.0, clock=None, meas_time=None,
                  repeat_strong: float = DEFAULT_REPEAT_STRONG, csi_mapping: bool = False,
-                 layered_until_feedback: bool = False, layered_max_age_s: float = 0.0):
+                 layered_until_feedback: bool = False, layered_max_age_s: float = 0.0,
+                 max_retransmissions: int = 0):
         gr.basic_block.__init__(self, name="medjscc_jscc_tx", in_sig=None, out_sig=None)
         self.params = params if params is not None else make_params(dict(
             fft_len=fft_len, cp_len=cp_len, n_data_carriers=n_data_carriers,
@@ -174,6 +183,12 @@ class jscc_tx(gr.basic_block):
         self.csi_mapping = bool(csi_mapping)
         self.layered_until_feedback = bool(layered_until_feedback)
         self.set_layered_max_age_s(layered_max_age_s)
+        self._resend: collections.OrderedDict = collections.OrderedDict()   # image_id -> frames, tries
+        self.retransmissions = 0   # images sent again (each time counts)
+        self.frames_retransmitted = 0
+        self.acks_received = 0     # verdicts about this transmission on port ack
+        self._finished = False
+        self.set_max_retransmissions(max_retransmissions)
         self._warned_not_hybrid = False
         self._csi = (0, None)      # the latest (csi_tag, carrier_rank) fed back
         self._feedback = threading.Event()
@@ -247,6 +262,16 @@ class jscc_tx(gr.basic_block):
         """Use the fed-back carrier ranking from the next image on (off: the fixed interleaver)."""
         self.csi_mapping = bool(on)
 
+    def set_max_retransmissions(self, n: int):
+        """Frames the receiver names as missing are sent again at most ``n`` times per image (0: off)."""
+        n = int(n)
+        if n < 0:
+            raise InputError(f"jscc_tx: max_retransmissions must be >= 0, got {n}")
+        with self._lock:
+            self.max_retransmissions = n
+            if n == 0:
+                self._resend.clear()
+
     def set_layered_until_feedback(self, on: bool):
         """Hybrid models: a two-layer base for images encoded for the design SNR (from the next image on)."""
         self.layered_until_feedback = bool(on)
@@ -314,7 +339,44 @@ class jscc_tx(gr.basic_block):
         if info.get("nonce") is not None and int(info["nonce"]) != self.nonce:
             return   # about another transmission (a restarted or second transmitter)
         ok = bool(info["decoded"]) and info.get("base_ok") is not False
-        self.policy.acknowledge(ok)
+        try:
+            attempt = int(info.get("attempt", 1))
+        except (TypeError, ValueError):
+            attempt = 1
+        if attempt <= 1:   # a retransmission's verdict says nothing new about the MCS
+            self.policy.acknowledge(ok)
+        if info.get("frames_missing") and info.get("image_id") is not None:
+            # frames that never arrived, named by a receiver that keeps the rest (also under a
+            # partly decoded analog image: the frames sent again complete it)
+            self._retransmit(info["image_id"], info["frames_missing"])
+        # counted after any retransmission it caused: a pacer that waits for
+        # acks_received >= images + retransmissions never sees a verdict without its retransmission
+        self.acks_received += 1
+
+    def _retransmit(self, image_id, missing) -> int:
+        """Send again the frames of ``image_id`` that the receiver never got; -> frames sent."""
+        try:
+            image_id = int(image_id)
+            seqs = sorted({int(s) for s in (missing or ())})
+        except (TypeError, ValueError):
+            return 0
+        with self._lock:
+            entry = self._resend.get(image_id)
+            if (entry is None or not seqs or self._finished or entry["tries"] >= self.max_retransmissions):
+                return 0
+            entry["tries"] += 1
+            frames = [f for f in entry["frames"] if int(f[0]["seq"]) in seqs]
+            if not frames:
+                return 0
+            self.retransmissions += 1
+            self.frames_retransmitted += len(frames)
+            for h in reversed(self.history):
+                if h["image_id"] == image_id:
+                    h["retransmissions"] = entry["tries"]
+                    break
+        for meta, payload in frames:
+            self.message_port_pub(pmt.intern("frames"), make_pdu(dict(meta, retransmission=entry["tries"]), payload))
+        return len(frames)
 
     def _note_csi(self, info: dict):
         from ..phy.csi import csi_from_message
@@ -415,6 +477,11 @@ class jscc_tx(gr.basic_block):
         for meta, payload in frames:
             meta["source"] = source
             self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))
+        if self.max_retransmissions > 0:
+            with self._lock:
+                self._resend[image_id] = {"frames": frames, "tries": 0}
+                while len(self._resend) > self.RESEND_MEMORY:
+                    self._resend.popitem(last=False)
         return frames
 
     def _run_files(self):
@@ -446,6 +513,8 @@ class jscc_tx(gr.basic_block):
 
     def finish(self):
         """Send ``eos`` downstream and mark this message-only block done (ends headless runs)."""
+        with self._lock:
+            self._finished = True   # no retransmission after the end of the stream
         self.message_port_pub(pmt.intern("frames"), pmt.intern("eos"))
         self.to_basic_block()._post(pmt.intern("system"), pmt.cons(pmt.intern("done"), pmt.from_long(1)))
 

@@ -37,7 +37,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
                    params=None, tx_snr_db: float | None = None, cfo: float | None = None,
                    csi_feedback: bool = False, snr_loop: bool = False, feedback_estimate: str = "snr",
                    feedback_margin_db: float = 0.0, feedback_policy: str = "margin",
-                   layered_until_feedback: bool = False):
+                   layered_until_feedback: bool = False, max_retransmissions: int = 0,
+                   retransmit_hold_s: float = 5.0):
     """Top block + its blocks (the caller must keep the returned dict alive while it runs).
 
     ``csi_feedback``: close the carrier-ranking loop (``phy.csi``): an ``snr_feedback`` block
@@ -51,7 +52,12 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
     ``margin``; ``olla`` also less the back-off learned from ``jscc_rx``'s verdicts, which then go
     to ``jscc_tx``'s ``ack``), from the nominal SNR until the first feedback. Same pacing caveat.
     ``layered_until_feedback``: ``jscc_tx``'s option (a hybrid sends a two-layer base while it
-    encodes for the nominal SNR: the first image of a loop, every image without the loop)."""
+    encodes for the nominal SNR: the first image of a loop, every image without the loop).
+    ``max_retransmissions`` > 0: ``jscc_rx``'s verdicts go to ``jscc_tx``'s ``ack``, the receiver
+    keeps an image with frames missing for ``retransmit_hold_s`` and the transmitter sends those
+    frames again (at most that many times per image); images end 1 s after their last frame
+    (a frame later than that is a retransmission and completes the image again). The caller
+    paces the images (``jscc_tx.acks_received``, ``retransmissions``)."""
     params = params if params is not None else make_params(cfg.ofdm)
     preset = "awgn" if channel in ("erasure",) else channel
     if preset not in PRESETS:
@@ -65,7 +71,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
                            repeat_strong=cfg.codec.repeat_strong, csi_mapping=bool(csi_feedback),
                            feedback_policy=feedback_policy if snr_loop else "fixed",
                            feedback_margin_db=float(feedback_margin_db),
-                           layered_until_feedback=bool(layered_until_feedback)),
+                           layered_until_feedback=bool(layered_until_feedback),
+                           max_retransmissions=int(max_retransmissions)),
         "ofdm_tx": ofdm_analog_tx(params=params),
         "channel": channel_preset(preset, snr_db, cfo=cfg.channel.cfo if cfo is None else cfo,
                                   seed=seed, params=params),
@@ -75,7 +82,8 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         # the timeout is only for a stalled stream, long enough that a loaded machine cannot
         # cut an image in two
         "jscc_rx": jscc_rx(model=codec, image_size=size, cbr=cfg.codec.cbr, params=params,
-                           timeout_s=60.0),
+                           timeout_s=1.0 if max_retransmissions > 0 else 60.0,
+                           retransmit_hold_s=float(retransmit_hold_s) if max_retransmissions > 0 else 0.0),
     }
     tb.msg_connect(blocks["jscc_tx"], "frames", blocks["ofdm_tx"], "pdus")
     tb.connect(blocks["ofdm_tx"], blocks["channel"], blocks["ofdm_rx"])
@@ -87,7 +95,7 @@ def build_loopback(codec, cfg: LinkConfig, snr_db: float, channel: str = "awgn",
         tb.msg_connect(blocks["ofdm_rx"], "pdus", blocks["feedback"], "rx")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_tx"], "snr")
         tb.msg_connect(blocks["feedback"], "snr", blocks["jscc_rx"], "snr")
-    if snr_loop and feedback_policy == "olla":
+    if (snr_loop and feedback_policy == "olla") or max_retransmissions > 0:
         tb.msg_connect(blocks["jscc_rx"], "ack", blocks["jscc_tx"], "ack")
     return blocks
 

@@ -349,6 +349,13 @@ class ImageAssembler:
         img = self._images.get(self._key(key))
         return img is not None and len(img["frames"]) >= img["count"]
 
+    def missing_frames(self, key) -> list[int]:
+        """Sequence numbers of the frames of ``key`` not received (by the largest frame count seen)."""
+        img = self._images.get(self._key(key))
+        if img is None:
+            return []
+        return [s for s in range(int(img["count"])) if s not in img["frames"]]
+
     def discard(self, key) -> None:
         self._images.pop(self._key(key), None)
 
