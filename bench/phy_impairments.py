@@ -92,15 +92,6 @@ def _await_acks(tx, images_sent: int, timeout_s: float):
         time.sleep(0.005)
 
 
-def _await_verdicts(tx, images_sent: int, timeout_s: float):
-    """Wait until the receiver's verdict on every image sent so far, and on every retransmission
-    they caused, reached the TX (``--retransmissions``); a retransmission lost again ends it at
-    ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while tx.acks_received < images_sent + tx.retransmissions and time.monotonic() < deadline:
-        time.sleep(0.005)
-
-
 def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, masks,
             timeout_s: float = 300.0, time_scale: float = 1.0, csi_feedback: bool = False,
             feedback_timeout_s: float = 5.0, feedback_quiet_s: float = 0.3, snr_loop: bool = False,
@@ -135,7 +126,7 @@ def run_one(codec, cfg, params, profile: str, snr_db: float, seed: int, images, 
                 if snr_loop and feedback_policy == "olla":   # and the receiver's verdict on it
                     _await_acks(tx, len(sent), feedback_timeout_s)
             if retransmissions:   # stop-and-wait on the verdicts: the lost frames go again first
-                _await_verdicts(tx, len(sent), feedback_timeout_s)
+                tx.await_verdicts(feedback_timeout_s)
     finally:
         tx.finish()   # eos: the stream ends and the whole graph drains
     _wait(tb, timeout_s)

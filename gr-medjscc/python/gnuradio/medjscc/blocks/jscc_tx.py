@@ -391,6 +391,17 @@ class jscc_tx(gr.basic_block):
             with self._lock:
                 self._csi = csi
 
+    def await_verdicts(self, timeout_s: float) -> bool:
+        """Wait until the receiver's verdict on every image sent, and on every retransmission they
+        caused, came back on ``ack`` (True), or ``timeout_s`` passed (a frame sent again and lost
+        again leaves its verdict out)."""
+        deadline = time.monotonic() + float(timeout_s)
+        while self.acks_received < len(self.history) + self.retransmissions:
+            if time.monotonic() >= deadline or self._stop.is_set():
+                return False
+            time.sleep(0.005)
+        return True
+
     def await_feedback(self, timeout_s: float) -> bool:
         """Wait until feedback about the last image sent (or a newer one) arrived; False on timeout."""
         return self._feedback.wait(timeout_s)
@@ -505,6 +516,8 @@ class jscc_tx(gr.basic_block):
                     if self.interval_s > 0:
                         self._stop.wait(self.interval_s)
                 n += 1
+            if self.max_retransmissions > 0:   # the last images' lost frames go before the end
+                self.await_verdicts(self.feedback_timeout_s)
         except Exception as e:  # report and finish; a bad file must not hang the flowgraph
             self.errors.append(str(e))
             log.error("jscc_tx: %s", e)

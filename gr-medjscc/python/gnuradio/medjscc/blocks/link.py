@@ -75,7 +75,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
            codec=None, allow_random: bool = False, mask_path: str = "", linger_s: float = 0.5,
            feedback_policy: str = "instant", feedback_margin_db: float = 0.0,
            feedback_delay_ms: float = 0.0, csi_mapping: bool = False,
-           layered_until_feedback: bool = False, layered_max_age_s: float = 0.0) -> dict:
+           layered_until_feedback: bool = False, layered_max_age_s: float = 0.0,
+           max_retransmissions: int = 0) -> dict:
     """Send image files; returns dict(images_sent, frames_sent, completed (all frames left this
     process), feedback_received, receiver_heard (True/False from the SNR feedback; None without
     ``snr_address``: unknown), cau_snr_db list, csi_tags list, layered list (two-layer base per
@@ -85,12 +86,17 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     strongest (``phy.csi``; ``run_rx`` learns the rankings it feeds back).
     ``layered_until_feedback``: a hybrid model's images encoded for the design SNR (before the
     first feedback, or from feedback older than ``layered_max_age_s`` > 0) send a two-layer base
-    (``jscc_tx``)."""
+    (``jscc_tx``). ``max_retransmissions`` > 0: frames a ``run_rx(retransmit_hold_s > 0)`` names
+    as lost in its verdicts (on ``snr_address``) are sent again, at most that many times per image;
+    the run waits up to ``feedback_timeout_s`` for the last images' verdicts. The result adds
+    ``retransmissions`` (per image)."""
     from gnuradio import zeromq
 
     cfg = (cfg or LinkConfig()).validate()
     if not images:
         raise MedJSCCError("no image given to send")
+    if int(max_retransmissions) < 0:
+        raise InputError(f"--max-retransmissions must be >= 0, got {max_retransmissions}")
     if hw is None and not iq_address:
         raise MedJSCCError("choose an output: --hw FILE (USRP) or --zmq ADDRESS")
     for path in list(images) + ([mask_path] if mask_path else []):
@@ -123,7 +129,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
                                      feedback_policy=feedback_policy, feedback_margin_db=feedback_margin_db,
                                      feedback_delay_ms=feedback_delay_ms, csi_mapping=csi_mapping,
                                      layered_until_feedback=layered_until_feedback,
-                                     layered_max_age_s=layered_max_age_s)
+                                     layered_max_age_s=layered_max_age_s,
+                                     max_retransmissions=max_retransmissions)
     amplitude = float(hw.get("tx_amplitude", 0.25)) if hw else 1.0
     guard = int(hw.get("burst_guard_samples", 256)) if hw else 256
     blocks["ofdm_tx"] = otx = ofdm_analog_tx(params=params, amplitude=amplitude, guard=guard,
@@ -165,7 +172,8 @@ def run_tx(images, cfg: LinkConfig | None = None, *, hw: dict | None = None,
     return {"images_sent": len(tx.history), "frames_sent": otx.frames_sent, "completed": completed,
             "feedback_received": feedback, "receiver_heard": heard,
             "cau_snr_db": [h["snr_db"] for h in tx.history], "csi_tags": [h["csi_tag"] for h in tx.history],
-            "layered": [h["layered"] for h in tx.history], "errors": list(tx.errors)}
+            "layered": [h["layered"] for h in tx.history],
+            "retransmissions": [int(h.get("retransmissions", 0)) for h in tx.history], "errors": list(tx.errors)}
 
 
 def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address: str | None = None,
@@ -175,7 +183,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
            idle_timeout_s: float = 5.0, channel: str | None = None, snr_db: float | None = None,
            codec=None, allow_random: bool = False, on_result=None, keep_identifiers: bool = False,
            record_hw_identity: bool = False, max_pending_images: int = 32,
-           stop_timeout_s: float = 10.0, feedback_delay_ms: float = 0.0, carrier_ranking: bool = True) -> dict:
+           stop_timeout_s: float = 10.0, feedback_delay_ms: float = 0.0, carrier_ranking: bool = True,
+           retransmit_hold_s: float = 0.0) -> dict:
     """Receive until ``n_images`` results, ``duration_s`` elapsed or ``idle_timeout_s`` without
     frames or results while nothing waits for the decoder (a decoder that falls behind keeps the
     run going; the idle clock starts at the last frame or the last result, whichever is later).
@@ -188,8 +197,13 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     ``keep_identifiers``; a recording leaves the radio's serial/address out unless
     ``record_hw_identity``.
 
+    ``retransmit_hold_s`` > 0: an image whose frames did not all come keeps them this long; the
+    verdicts name the lost ones to a ``run_tx(max_retransmissions > 0)``, and the frames it sends
+    again complete the image, which is decoded and reported again (``attempt`` 2, ...).
+
     Returns dict(results=[...] (the last 1000), frames_ok, frames_bad, recording=meta path or
-    None, reason, images_total (every result), images_decoded, images_dropped, stopped_cleanly).
+    None, reason, images_total (every result), images_decoded (images, each counted once),
+    images_dropped, images_completed_by_retransmission, stopped_cleanly).
     """
     from gnuradio import blocks as gr_blocks
     from gnuradio import zeromq
@@ -201,6 +215,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     if int(max_pending_images) < 0 or not float(stop_timeout_s) >= 0:
         raise InputError(f"--max-pending and --stop-timeout must be >= 0, got {max_pending_images}, "
                          f"{stop_timeout_s}")
+    if not float(retransmit_hold_s) >= 0:
+        raise InputError(f"--retransmit-hold must be >= 0 seconds, got {retransmit_hold_s}")
     if iq_address:   # the PULL source connects, the SNR PUB binds
         check_zmq_address(iq_address, bind=False, what="--zmq")
     if snr_address:
@@ -250,7 +266,8 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
                                  out_dir=str(out_dir or ""), reference_path=reference,
                                  reference_mask_path=reference_mask, params=params, timeout_s=1.0,
                                  keep_identifiers=keep_identifiers,   # DICOM out: de-identified unless asked
-                                 max_pending_images=max_pending_images, stop_timeout_s=stop_timeout_s)
+                                 max_pending_images=max_pending_images, stop_timeout_s=stop_timeout_s,
+                                 retransmit_hold_s=retransmit_hold_s)
     # carrier_ranking: the SNR feedback also carries a carrier ranking on static selective
     # channels (phy.csi), for a transmitter run with csi_mapping
     b["feedback"] = fb = snr_feedback(delay_ms=feedback_delay_ms, csi=carrier_ranking)   # a late feedback path (satellite RTT)
@@ -284,7 +301,9 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
             new, reported = jrx.results_since(reported)
             for r in new:
                 on_result(r)
-        if n_images and jrx.results_total >= n_images:
+        # images counted once (a retransmission's second result is not a new image); an image
+        # that waits for its lost frames keeps the run going until they come or its hold ends
+        if n_images and jrx.images_total >= n_images and jrx.core.held_images == 0:
             reason = "images"
             break
         if finished.is_set():
@@ -319,4 +338,6 @@ def run_rx(cfg: LinkConfig | None = None, *, hw: dict | None = None, iq_address:
     return {"results": list(jrx.results), "frames_ok": orx.frames_ok, "frames_bad": orx.frames_bad,
             "recording": str(meta_path) if meta_path else None, "reason": reason,
             "images_total": jrx.results_total, "images_decoded": jrx.images_decoded,
-            "images_dropped": jrx.images_dropped, "stopped_cleanly": stopped}
+            "images_dropped": jrx.images_dropped,
+            "images_completed_by_retransmission": jrx.core.images_completed_by_retransmission,
+            "stopped_cleanly": stopped}

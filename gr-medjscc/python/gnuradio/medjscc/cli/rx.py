@@ -48,6 +48,10 @@ def add_arguments(parser):
                         help="ZMQ PUB address for SNR feedback to the transmitter ('' = none)")
     parser.add_argument("--feedback-delay-ms", type=float, default=0.0, metavar="MS",
                         help="publish the SNR feedback this late (a satellite round trip: ~30 LEO, ~550 GEO)")
+    parser.add_argument("--retransmit-hold", type=float, default=0.0, metavar="SECONDS",
+                        help="keep an image whose frames did not all come this long, name the lost frames in the "
+                             "verdicts on --snr-address, and decode it again when a 'medjscc tx "
+                             "--max-retransmissions' sends them (0: off)")
     parser.add_argument("--no-carrier-ranking", action="store_true",
                         help="feed back the SNR only, no carrier ranking (a 'medjscc tx --csi-mapping' "
                              "then keeps the fixed interleaver)")
@@ -99,7 +103,8 @@ def run(args):
                  allow_random=args.random_weights, on_result=show,
                  keep_identifiers=args.keep_identifiers, record_hw_identity=args.record_hw_identity,
                  max_pending_images=args.max_pending, stop_timeout_s=args.stop_timeout,
-                 feedback_delay_ms=args.feedback_delay_ms, carrier_ranking=not args.no_carrier_ranking)
+                 feedback_delay_ms=args.feedback_delay_ms, carrier_ranking=not args.no_carrier_ranking,
+                 retransmit_hold_s=args.retransmit_hold)
     print(json.dumps({"summary": {k: v for k, v in res.items() if k != "results"},
                       "images": len(res["results"])}), flush=True)
     return 0

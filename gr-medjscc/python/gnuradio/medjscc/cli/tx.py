@@ -44,6 +44,9 @@ def add_arguments(parser):
                         help="with --layered-until-feedback: an SNR estimate older than S seconds counts as none "
                              "(the receiver went quiet), so images go with two layers again until fresh feedback "
                              "(0: never stale)")
+    parser.add_argument("--max-retransmissions", type=int, default=0, metavar="N",
+                        help="send again the frames a 'medjscc rx --retransmit-hold' names as lost in its verdicts "
+                             "(on --snr-address), at most N times per image (0: off)")
     parser.add_argument("--random-weights", action="store_true",
                         help="use random codec weights when the model is missing (smoke tests only)")
     LinkConfig.add_arguments(parser, sections=("codec", "ofdm"))
@@ -68,7 +71,7 @@ def run(args):
                  feedback_policy=args.feedback_policy, feedback_margin_db=args.feedback_margin_db,
                  feedback_delay_ms=args.feedback_delay_ms, csi_mapping=args.csi_mapping,
                  layered_until_feedback=args.layered_until_feedback,
-                 layered_max_age_s=args.layered_max_age)
+                 layered_max_age_s=args.layered_max_age, max_retransmissions=args.max_retransmissions)
     print(json.dumps(res))
     if res["errors"]:
         from ..errors import InputError
