@@ -321,7 +321,8 @@ def summarise(name: str, snr: float, recs: list[dict]) -> dict:
             "roi_change_max_db": max(change, default=float("nan")),
             "roi_psnr": _mean(r["roi_psnr"] for r in recs), "roi_psnr_clean": _mean(r["roi_psnr_clean"] for r in recs),
             **{k: int(sum(r[k] for r in recs)) for k in ("frames_decoded", "frames_sent", "images_decoded", "images")
-               + tuple(k for k in ("images_first_layer", "images_layered") if k in recs[0])}}
+               + tuple(k for k in ("images_first_layer", "images_layered", "images_retransmitted",
+                                   "frames_retransmitted", "images_completed_by_retransmission") if k in recs[0])}}
 
 
 if __name__ == "__main__":

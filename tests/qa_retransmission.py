@@ -123,6 +123,33 @@ def test_transmitter_sends_only_the_named_frames_at_most_n_times(hybrid):
         tx.set_max_retransmissions(-1)
 
 
+def test_a_retransmission_lost_again_is_sent_again_then_given_up(hybrid):
+    """No verdict on a retransmission: it was lost too. await_verdicts sends it again after
+    RETRANSMIT_TIMEOUT_S, within max_retransmissions, then gives the image up."""
+    tx = jscc_tx(model=hybrid, image_size=256, snr_db=SNR, max_retransmissions=2)
+    tx.RETRANSMIT_TIMEOUT_S = 0.2
+    tb = gr.top_block()
+    col = pdu_collector()
+    tb.msg_connect(tx, "frames", col, "in")
+    tb.start()
+    try:
+        post(tx, "image", make_pdu({"height": 256, "width": 256}, synthetic_image(256, seed=4).reshape(-1)))
+        assert col.wait_for(3, HANG_S)
+        assert not tx.await_verdicts(0.05)      # no verdict at all: given up, not waited for again
+        assert tx.await_verdicts(0.05)
+        post(tx, "ack", to_pmt({"image_id": 0, "nonce": tx.nonce, "decoded": False, "frames_missing": [1]}))
+        _wait(lambda: tx.retransmissions == 1, "no retransmission")
+        assert tx.await_verdicts(HANG_S)         # resent once more after 0.2 s, then out of tries
+        assert col.wait_for(5, HANG_S)
+        time.sleep(0.3)
+    finally:
+        tb.stop()
+        tb.wait()
+    assert [m["seq"] for m, _ in col.items] == [0, 1, 2, 1, 1]
+    assert [m.get("retransmission") for m, _ in col.items][3:] == [1, 2]
+    assert tx.retransmissions == 2 and tx.history[0]["retransmissions"] == 2
+
+
 class _drop_first_copy(gr.basic_block):
     """Passes frame PDUs on, dropping the first copy of frame ``seq`` of each image (a lost frame)."""
 
@@ -157,8 +184,8 @@ def test_a_dropped_frame_comes_back_and_the_image_decodes(hybrid):
     try:
         for k in range(2):
             post(tx, "image", make_pdu({"height": 256, "width": 256}, synthetic_image(256, seed=5 + k).reshape(-1)))
-            _wait(lambda: tx.acks_received >= (k + 1) + tx.retransmissions and rx.images_decoded >= k + 1,
-                  "the lost frame did not come back")
+            assert tx.await_verdicts(HANG_S), "the lost frame's verdict did not come back"
+            _wait(lambda: rx.images_decoded >= k + 1, "the image did not decode")
     finally:
         tb.stop()
         tb.wait()

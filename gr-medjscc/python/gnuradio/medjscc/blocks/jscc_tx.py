@@ -144,6 +144,9 @@ class jscc_tx(gr.basic_block):
     """
 
     RESEND_MEMORY = 16   # images whose frames are kept for a retransmission
+    # a retransmission without a verdict this long was lost too (the receiver, holding the image,
+    # has nothing new to say): ``await_verdicts`` sends it again. Above jscc_rx's 1 s image timeout
+    RETRANSMIT_TIMEOUT_S = 2.0
 
     def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
                  model="medjscc", cbr: float = 1.0 / 16, snr_db: float = 10.0, image_size: int = 256,
@@ -345,12 +348,17 @@ class jscc_tx(gr.basic_block):
             attempt = 1
         if attempt <= 1:   # a retransmission's verdict says nothing new about the MCS
             self.policy.acknowledge(ok)
+        with self._lock:
+            try:
+                entry = self._resend.get(int(info.get("image_id")))
+            except (TypeError, ValueError):
+                entry = None
+            if entry is not None:
+                entry["awaiting"] = False
         if info.get("frames_missing") and info.get("image_id") is not None:
             # frames that never arrived, named by a receiver that keeps the rest (also under a
             # partly decoded analog image: the frames sent again complete it)
             self._retransmit(info["image_id"], info["frames_missing"])
-        # counted after any retransmission it caused: a pacer that waits for
-        # acks_received >= images + retransmissions never sees a verdict without its retransmission
         self.acks_received += 1
 
     def _retransmit(self, image_id, missing) -> int:
@@ -364,10 +372,10 @@ class jscc_tx(gr.basic_block):
             entry = self._resend.get(image_id)
             if (entry is None or not seqs or self._finished or entry["tries"] >= self.max_retransmissions):
                 return 0
-            entry["tries"] += 1
             frames = [f for f in entry["frames"] if int(f[0]["seq"]) in seqs]
             if not frames:
                 return 0
+            entry.update(tries=entry["tries"] + 1, missing=seqs, awaiting=True, sent=time.monotonic())
             self.retransmissions += 1
             self.frames_retransmitted += len(frames)
             for h in reversed(self.history):
@@ -392,15 +400,27 @@ class jscc_tx(gr.basic_block):
                 self._csi = csi
 
     def await_verdicts(self, timeout_s: float) -> bool:
-        """Wait until the receiver's verdict on every image sent, and on every retransmission they
-        caused, came back on ``ack`` (True), or ``timeout_s`` passed (a frame sent again and lost
-        again leaves its verdict out)."""
+        """Wait until the receiver's verdict on every image kept for retransmission (and on every
+        retransmission) came back on ``ack`` (True), or ``timeout_s`` passed (False: those still
+        awaited are given up). A retransmission with no verdict for ``RETRANSMIT_TIMEOUT_S`` was
+        lost again and is sent again, within ``max_retransmissions``."""
         deadline = time.monotonic() + float(timeout_s)
-        while self.acks_received < len(self.history) + self.retransmissions:
-            if time.monotonic() >= deadline or self._stop.is_set():
+        while True:
+            with self._lock:
+                waiting = [(i, e) for i, e in self._resend.items() if e["awaiting"]]
+            if not waiting:
+                return True
+            now = time.monotonic()
+            if now >= deadline or self._stop.is_set():
+                with self._lock:
+                    for _, e in waiting:
+                        e["awaiting"] = False
                 return False
+            for image_id, e in waiting:
+                if e["tries"] > 0 and now - e["sent"] > self.RETRANSMIT_TIMEOUT_S \
+                        and not self._retransmit(image_id, e["missing"]):
+                    e["awaiting"] = False   # no tries left: the image stays as the receiver has it
             time.sleep(0.005)
-        return True
 
     def await_feedback(self, timeout_s: float) -> bool:
         """Wait until feedback about the last image sent (or a newer one) arrived; False on timeout."""
@@ -490,7 +510,8 @@ class jscc_tx(gr.basic_block):
             self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))
         if self.max_retransmissions > 0:
             with self._lock:
-                self._resend[image_id] = {"frames": frames, "tries": 0}
+                self._resend[image_id] = {"frames": frames, "tries": 0, "awaiting": True,
+                                          "sent": time.monotonic(), "missing": []}
                 while len(self._resend) > self.RESEND_MEMORY:
                     self._resend.popitem(last=False)
         return frames
