@@ -93,8 +93,9 @@ def _wait(cond, what):
         time.sleep(0.01)
 
 
-def test_transmitter_sends_only_the_named_frames_at_most_n_times(hybrid):
-    tx = jscc_tx(model=hybrid, image_size=256, snr_db=SNR, max_retransmissions=1, feedback_policy="olla")
+def _running_tx_with_one_image(hybrid, **kw):
+    """A started jscc_tx (its frames collected) that has sent the 3 frames of one image."""
+    tx = jscc_tx(model=hybrid, image_size=256, snr_db=SNR, **kw)
     tb = gr.top_block()
     col = pdu_collector()
     tb.msg_connect(tx, "frames", col, "in")
@@ -102,6 +103,16 @@ def test_transmitter_sends_only_the_named_frames_at_most_n_times(hybrid):
     try:
         post(tx, "image", make_pdu({"height": 256, "width": 256}, synthetic_image(256, seed=4).reshape(-1)))
         assert col.wait_for(3, HANG_S)
+    except BaseException:
+        tb.stop()
+        tb.wait()
+        raise
+    return tx, tb, col
+
+
+def test_transmitter_sends_only_the_named_frames_at_most_n_times(hybrid):
+    tx, tb, col = _running_tx_with_one_image(hybrid, max_retransmissions=1, feedback_policy="olla")
+    try:
         for m in ({"image_id": 0, "nonce": tx.nonce, "decoded": False, "attempt": 1, "frames_missing": [2]},
                   {"image_id": 0, "nonce": tx.nonce, "decoded": False, "attempt": 2, "frames_missing": [2]},
                   {"image_id": 5, "nonce": tx.nonce, "decoded": False, "frames_missing": [0]},
@@ -126,15 +137,9 @@ def test_transmitter_sends_only_the_named_frames_at_most_n_times(hybrid):
 def test_a_retransmission_lost_again_is_sent_again_then_given_up(hybrid):
     """No verdict on a retransmission: it was lost too. await_verdicts sends it again after
     RETRANSMIT_TIMEOUT_S, within max_retransmissions, then gives the image up."""
-    tx = jscc_tx(model=hybrid, image_size=256, snr_db=SNR, max_retransmissions=2)
+    tx, tb, col = _running_tx_with_one_image(hybrid, max_retransmissions=2)
     tx.RETRANSMIT_TIMEOUT_S = 0.2
-    tb = gr.top_block()
-    col = pdu_collector()
-    tb.msg_connect(tx, "frames", col, "in")
-    tb.start()
     try:
-        post(tx, "image", make_pdu({"height": 256, "width": 256}, synthetic_image(256, seed=4).reshape(-1)))
-        assert col.wait_for(3, HANG_S)
         assert not tx.await_verdicts(0.05)      # no verdict at all: given up, not waited for again
         assert tx.await_verdicts(0.05)
         post(tx, "ack", to_pmt({"image_id": 0, "nonce": tx.nonce, "decoded": False, "frames_missing": [1]}))
