@@ -155,6 +155,26 @@ def test_a_retransmission_lost_again_is_sent_again_then_given_up(hybrid):
     assert tx.retransmissions == 2 and tx.history[0]["retransmissions"] == 2
 
 
+def test_without_pacing_the_next_snr_message_retries_a_lost_retransmission(hybrid):
+    tx, tb, col = _running_tx_with_one_image(hybrid, max_retransmissions=3)
+    tx.RETRANSMIT_TIMEOUT_S = 0.05
+    try:
+        post(tx, "ack", to_pmt({"image_id": 0, "nonce": tx.nonce, "decoded": False, "frames_missing": [0, 2]}))
+        _wait(lambda: tx.retransmissions == 1, "no retransmission")
+        time.sleep(0.1)
+        post(tx, "snr", to_pmt({"snr_db": 14.0}))
+        _wait(lambda: tx.retransmissions == 2, "the lost retransmission was not retried")
+        post(tx, "ack", to_pmt({"image_id": 0, "nonce": tx.nonce, "decoded": True, "attempt": 3}))
+        _wait(lambda: tx.acks_received == 2, "verdict not taken")
+        time.sleep(0.1)
+        post(tx, "snr", to_pmt({"snr_db": 14.0}))   # answered: nothing more goes
+        time.sleep(0.2)
+    finally:
+        tb.stop()
+        tb.wait()
+    assert [m["seq"] for m, _ in col.items] == [0, 1, 2, 0, 2, 0, 2] and tx.retransmissions == 2
+
+
 class _drop_first_copy(gr.basic_block):
     """Passes frame PDUs on, dropping the first copy of frame ``seq`` of each image (a lost frame)."""
 

@@ -140,12 +140,15 @@ class jscc_tx(gr.basic_block):
             that never arrived (``jscc_rx`` retransmit_hold_s > 0: it keeps the others), those
             frames are sent again, at most this many times per image, and the receiver decodes the
             completed image again (a hybrid whose base a lost frame took gets it back; an analog
-            image loses its erasures). The last ``RESEND_MEMORY`` images are kept for it. 0 = off.
+            image loses its erasures). The last ``RESEND_MEMORY`` images are kept for it. A
+            retransmission without a verdict for ``RETRANSMIT_TIMEOUT_S`` was lost too and goes
+            again on the next SNR message (or while ``await_verdicts`` waits). 0 = off.
     """
 
     RESEND_MEMORY = 16   # images whose frames are kept for a retransmission
     # a retransmission without a verdict this long was lost too (the receiver, holding the image,
-    # has nothing new to say): ``await_verdicts`` sends it again. Above jscc_rx's 1 s image timeout
+    # has nothing new to say): the next SNR message, or ``await_verdicts``, sends it again. Above
+    # jscc_rx's 1 s image timeout
     RETRANSMIT_TIMEOUT_S = 2.0
 
     def __init__(self, image_path: str = "", mask_path: str = "", roi_backend: str = "none",
@@ -329,6 +332,8 @@ class jscc_tx(gr.basic_block):
             self.policy.observe(value, now, t_meas, upstream)
             if self._is_current(info.get("image_id")):
                 self._feedback.set()
+            if self._resend:   # a live link's feedback is this block's clock when nothing paces it
+                self._retry_lost_retransmissions(time.monotonic())
 
     def _handle_ack(self, msg):
         """A receiver's verdict on an image (``jscc_rx`` metrics): good when it decoded and, for
@@ -416,11 +421,19 @@ class jscc_tx(gr.basic_block):
                     for _, e in waiting:
                         e["awaiting"] = False
                 return False
-            for image_id, e in waiting:
-                if e["tries"] > 0 and now - e["sent"] > self.RETRANSMIT_TIMEOUT_S \
-                        and not self._retransmit(image_id, e["missing"]):
-                    e["awaiting"] = False   # no tries left: the image stays as the receiver has it
+            self._retry_lost_retransmissions(now)
             time.sleep(0.005)
+
+    def _retry_lost_retransmissions(self, now: float) -> None:
+        """Send again each retransmission that got no verdict for ``RETRANSMIT_TIMEOUT_S``, or give
+        its image up when no tries are left (the image stays as the receiver has it)."""
+        with self._lock:
+            late = [(i, e) for i, e in self._resend.items()
+                    if e["awaiting"] and e["tries"] > 0 and now - e["sent"] > self.RETRANSMIT_TIMEOUT_S]
+        for image_id, e in late:
+            if not self._retransmit(image_id, e["missing"]):
+                with self._lock:
+                    e["awaiting"] = False
 
     def await_feedback(self, timeout_s: float) -> bool:
         """Wait until feedback about the last image sent (or a newer one) arrived; False on timeout."""
