@@ -118,11 +118,12 @@ def needs_side_info(codec) -> bool:
 
 def ack_message(result: dict) -> dict:
     """The verdict on one image for the transmitter (``jscc_tx`` port ``ack``): its outer loop, and
-    its retransmissions: ``attempt`` (1: the first transmission) and, where frames never came,
-    ``frames_missing`` (their sequence numbers)."""
-    msg = {"image_id": int(result["image_id"]), "nonce": int(result["nonce"]), "decoded": bool(result.get("decoded")),
-           "attempt": int(result.get("attempt", 1))}
-    if result.get("frames_missing"):
+    its retransmissions: ``attempt`` from the second transmission of an image on (absent: the
+    first) and, where frames never came, ``frames_missing`` (their sequence numbers)."""
+    msg = {"image_id": int(result["image_id"]), "nonce": int(result["nonce"]), "decoded": bool(result.get("decoded"))}
+    if int(result.get("attempt", 1)) > 1:
+        msg["attempt"] = int(result["attempt"])
+    if result.get("frames_missing") and result.get("frames_held"):   # only frames that can still complete it
         msg["frames_missing"] = [int(s) for s in result["frames_missing"]]
     if isinstance(result.get("base_ok"), bool):
         # a two-layer base that lost its finer layer was sent at too high an MCS: the outer loop
@@ -358,6 +359,7 @@ class JsccReceiverCore:
             result["error"] = str(e)
         finally:
             if self.retransmit_hold_s > 0 and missing and key[0] is not None:
+                result["frames_held"] = True   # the missing frames, sent again, complete the image
                 self._held[key] = {"until": now + self.retransmit_hold_s, "st": st, "attempt": attempt}
                 self._held.move_to_end(key)
                 self._release_held(now)
