@@ -518,15 +518,16 @@ class jscc_tx(gr.basic_block):
         if mask is not None:   # the ROI as encoded, fitted with its image (displays draw it)
             sent["mask"] = np.asarray(mask, np.uint8).reshape(-1)
         self.message_port_pub(pmt.intern("sent_image"), make_pdu(sent, image.reshape(-1)))
-        for meta, payload in frames:
+        for meta, _ in frames:
             meta["source"] = source
-            self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))
-        if self.max_retransmissions > 0:
+        if self.max_retransmissions > 0:   # kept before they leave: a verdict may come back at once
             with self._lock:
                 self._resend[image_id] = {"frames": frames, "tries": 0, "awaiting": True,
                                           "sent": time.monotonic(), "missing": []}
                 while len(self._resend) > self.RESEND_MEMORY:
                     self._resend.popitem(last=False)
+        for meta, payload in frames:
+            self.message_port_pub(pmt.intern("frames"), make_pdu(meta, payload))
         return frames
 
     def _run_files(self):
